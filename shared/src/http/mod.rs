@@ -1,0 +1,92 @@
+//! Transport-agnostic HTTP: the raw request every provider verifies (exact body bytes),
+//! the route table, the provider-shaped responses, and the Lambda adapter.
+
+pub mod lambda;
+mod response;
+
+pub use response::{respond, ResponseStyle};
+
+use serde_json::Value;
+
+use crate::model::Source;
+
+/// A request as it reached us; `body` holds the exact bytes the provider signed.
+#[derive(Debug, Clone, Default)]
+pub struct RawRequest {
+    pub method: String,
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// API Gateway / local request id, for logs.
+    pub request_id: Option<String>,
+}
+
+impl RawRequest {
+    pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Self {
+        RawRequest {
+            method: "POST".into(),
+            path: path.into(),
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// First header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response ready for any transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl RawResponse {
+    pub fn body_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body).unwrap_or_default()
+    }
+}
+
+/// The HTTP API routes of DESIGN §2: the one place that maps a path to its source.
+pub const ROUTES: [(&str, Source); 5] = [
+    ("/api/v1/pancake/webhook", Source::Pancake),
+    ("/api/v1/pancake-pos/webhook", Source::PancakePos),
+    ("/api/v1/abaha/webhook", Source::Abaha),
+    ("/api/v1/fulfilment/webhook", Source::Fulfilment),
+    ("/callback/update-invoice", Source::Invoice),
+];
+
+pub fn route_for(source: Source) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(_, s)| *s == source)
+        .map(|(p, _)| *p)
+        .expect("every source has a route")
+}

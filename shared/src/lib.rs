@@ -1,0 +1,25 @@
+//! `webhook-core`: everything except the entry points.
+//!
+//! A request flows `http` → `sources::<provider>` (pure: verify, parse, normalise) →
+//! `pipeline` (persist with dedupe, then publish) → `store` / `queue` traits → backends.
+//! The `notify` module delivers queued transitions downstream.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod lifecycle;
+pub mod metrics;
+pub mod model;
+pub mod notify;
+pub mod pipeline;
+pub mod queue;
+pub mod runtime;
+pub mod sources;
+pub mod store;
+pub mod telemetry;
+pub mod verify;
+pub mod version;
+
+pub use error::{IngestError, StoreError};
+pub use model::{EntityKey, EntityKind, EventKey, Source, Tenant};

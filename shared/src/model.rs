@@ -1,0 +1,289 @@
+//! Domain types shared by providers, pipeline, stores and the notifier.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+use crate::lifecycle::Lifecycle;
+use crate::version::Version;
+
+/// The five webhook sources. `as_str` is the stored/canonical spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Pancake,
+    PancakePos,
+    Abaha,
+    Fulfilment,
+    Invoice,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Pancake,
+        Source::PancakePos,
+        Source::Abaha,
+        Source::Fulfilment,
+        Source::Invoice,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Pancake => "pancake",
+            Source::PancakePos => "pancake_pos",
+            Source::Abaha => "abaha",
+            Source::Fulfilment => "fulfilment",
+            Source::Invoice => "invoice",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|src| src.as_str() == s)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The account an event belongs to: page id, shop id, store id or merchant code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tenant(String);
+
+impl Tenant {
+    pub const DEFAULT: &'static str = "default";
+
+    /// Empty or missing tenants become `default`; `#` is replaced since it separates key parts.
+    pub fn new(raw: impl Into<String>) -> Self {
+        let raw = raw.into();
+        let raw = raw.trim();
+        if raw.is_empty() {
+            Tenant(Self::DEFAULT.to_string())
+        } else {
+            Tenant(raw.replace('#', "_"))
+        }
+    }
+
+    pub fn default_tenant() -> Self {
+        Tenant(Self::DEFAULT.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `{source}#{event_id}`: the dedupe key of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventKey(String);
+
+impl EventKey {
+    pub fn new(source: Source, event_id: &str) -> Self {
+        EventKey(format!("{}#{}", source.as_str(), event_id))
+    }
+    pub fn from_stored(raw: String) -> Self {
+        EventKey(raw)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kinds of entity the providers' events are projected onto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Conversation,
+    Message,
+    Order,
+    Customer,
+    Product,
+    Variation,
+    Stock,
+    Invoice,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Conversation => "conversation",
+            EntityKind::Message => "message",
+            EntityKind::Order => "order",
+            EntityKind::Customer => "customer",
+            EntityKind::Product => "product",
+            EntityKind::Variation => "variation",
+            EntityKind::Stock => "stock",
+            EntityKind::Invoice => "invoice",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntityKind> {
+        use EntityKind::*;
+        [
+            Conversation,
+            Message,
+            Order,
+            Customer,
+            Product,
+            Variation,
+            Stock,
+            Invoice,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entity of one tenant of one source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntityKey {
+    pub source: Source,
+    pub tenant: Tenant,
+    pub kind: EntityKind,
+    pub id: String,
+}
+
+impl EntityKey {
+    pub fn new(source: Source, tenant: Tenant, kind: EntityKind, id: impl Into<String>) -> Self {
+        EntityKey {
+            source,
+            tenant,
+            kind,
+            id: id.into(),
+        }
+    }
+    /// Entities table partition key: `{source}#{tenant}`.
+    pub fn partition(&self) -> String {
+        format!("{}#{}", self.source, self.tenant)
+    }
+    /// Entities table sort key: `{kind}#{id}`.
+    pub fn sort(&self) -> String {
+        format!("{}#{}", self.kind, self.id)
+    }
+    /// `{source}#{tenant}#{kind}#{id}`: transitions partition key and FIFO message group.
+    pub fn stream(&self) -> String {
+        format!("{}#{}#{}#{}", self.source, self.tenant, self.kind, self.id)
+    }
+}
+
+impl fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.stream())
+    }
+}
+
+/// How an event's state change becomes a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionRule {
+    /// The event carries no state change.
+    None,
+    /// The provider states the change itself (fulfilment from/to, invoice previousState/state,
+    /// Abaha before_status/status).
+    Declared { from: String, to: String },
+    /// A change is the new state differing from the stored one (Pancake POS orders).
+    FromStored,
+}
+
+/// What one event says about one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityUpdate {
+    pub key: EntityKey,
+    pub version: Version,
+    pub state: Option<String>,
+    pub data: serde_json::Value,
+    pub transition: TransitionRule,
+    pub lifecycle: Lifecycle,
+}
+
+/// A provider event after verification and normalisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormalisedEvent {
+    pub source: Source,
+    pub event_id: String,
+    /// Canonical dotted form (`order.status_changed`), or the provider's own name when unknown.
+    pub event_type: String,
+    /// The provider's own event name as sent (echoed in Pancake-style responses).
+    pub provider_event: String,
+    pub tenant: Tenant,
+    /// Empty when the event is kept but not projected (unknown type, no entity id).
+    pub entities: Vec<EntityUpdate>,
+}
+
+impl NormalisedEvent {
+    pub fn key(&self) -> EventKey {
+        EventKey::new(self.source, &self.event_id)
+    }
+}
+
+/// Lowercase hex sha256 of the raw body: the event id of providers without a delivery id,
+/// so a byte-identical redelivery is the same event.
+pub fn body_event_id(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// Deterministic id of the transition one event causes on one entity, so a redelivery
+/// produces the same id (SQS MessageDeduplicationId, Standard Webhooks `webhook-id`).
+pub fn transition_id(event: &EventKey, entity: &EntityKey) -> String {
+    let mut h = Sha256::new();
+    h.update(event.as_str().as_bytes());
+    h.update(b"|");
+    h.update(entity.stream().as_bytes());
+    format!("tr_{}", &hex::encode(h.finalize())[..40])
+}
+
+/// The queued message: the contract of DESIGN §6.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionMessage {
+    pub transition_id: String,
+    pub source: Source,
+    pub tenant: String,
+    pub entity: EntityRef,
+    pub from: Option<String>,
+    pub to: String,
+    /// RFC 3339 time of the change (the entity version).
+    pub occurred_at: String,
+    pub event_key: String,
+    /// True when the event arrived after a newer one for the same entity.
+    #[serde(default)]
+    pub late: bool,
+    pub data: serde_json::Value,
+}
+
+impl TransitionMessage {
+    /// FIFO message group: one entity's transitions stay in order.
+    pub fn group_id(&self) -> String {
+        format!(
+            "{}#{}#{}#{}",
+            self.source, self.tenant, self.entity.kind, self.entity.id
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRef {
+    pub kind: EntityKind,
+    pub id: String,
+}

@@ -1,0 +1,132 @@
+//! The local notifier worker: drains the embedded outbox through the [`Notifier`] with the
+//! same outcomes as the Lambda (retry with backoff, dead-letter permanent failures and
+//! messages received `max_receives` times). Order per entity holds because the outbox only
+//! hands out a group's oldest message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, warn};
+
+use super::{Notifier, Outcome};
+use crate::queue::outbox::{Outbox, OutboxMessage};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    pub poll_interval: Duration,
+    pub batch: usize,
+    /// How long a handed-out message stays invisible (covers the HTTP timeout).
+    pub visibility: Duration,
+    /// Delay before the first retry; doubles per receive, capped at `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Like the SQS redrive policy's maxReceiveCount.
+    pub max_receives: u32,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            poll_interval: Duration::from_millis(200),
+            batch: 10,
+            visibility: Duration::from_secs(30),
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            max_receives: 10,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Processes what is visible now; returns how many messages were handled.
+pub async fn drain_once(outbox: &Outbox, notifier: &Notifier, settings: &WorkerSettings) -> usize {
+    let batch = match outbox
+        .receive(
+            now_ms(),
+            settings.batch,
+            settings.visibility.as_millis() as i64,
+        )
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            error!(error = %e, "outbox receive failed");
+            return 0;
+        }
+    };
+    let handled = batch.len();
+    // One message per group per batch, so the groups can be delivered concurrently.
+    let results = futures::future::join_all(
+        batch
+            .iter()
+            .map(|m| notifier.deliver(&m.body, m.receive_count)),
+    )
+    .await;
+    for (message, outcome) in batch.iter().zip(results) {
+        settle(outbox, message, outcome, settings).await;
+    }
+    handled
+}
+
+async fn settle(
+    outbox: &Outbox,
+    message: &OutboxMessage,
+    outcome: Outcome,
+    settings: &WorkerSettings,
+) {
+    let result = match outcome {
+        Outcome::Delivered { .. } | Outcome::AlreadyDelivered => outbox.ack(message.seq).await,
+        Outcome::Retry { reason } => {
+            let exp = settings.base_backoff.as_millis() as i64
+                * (1_i64 << message.receive_count.min(16).saturating_sub(1));
+            let delay = exp.min(settings.max_backoff.as_millis() as i64);
+            warn!(group = %message.group_id, attempt = message.receive_count, reason = %reason, retry_in_ms = delay, "notification failed, will retry");
+            if message.receive_count >= settings.max_receives {
+                error!(group = %message.group_id, attempts = message.receive_count, "notification dead-lettered after max receives");
+            }
+            outbox
+                .nack(
+                    message,
+                    now_ms() + delay,
+                    settings.max_receives,
+                    false,
+                    &reason,
+                )
+                .await
+        }
+        Outcome::Permanent { reason, .. } => {
+            error!(group = %message.group_id, reason = %reason, "notification failed permanently: dead-lettered");
+            outbox
+                .nack(message, now_ms(), settings.max_receives, true, &reason)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        error!(error = %e, "outbox update failed; the message will be handed out again");
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    outbox: Outbox,
+    notifier: Arc<Notifier>,
+    settings: WorkerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let handled = drain_once(&outbox, &notifier, &settings).await;
+        if handled == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}

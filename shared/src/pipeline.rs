@@ -1,0 +1,199 @@
+//! Ingest: verify → normalise → persist (atomic dedupe) → publish transitions. The same
+//! code serves every source in Lambda and in the local gateway.
+//!
+//! Outbox semantics: transitions are recorded in the store first and marked published only
+//! after the queue accepted them. If the send fails the request answers 5xx; the
+//! provider's retry is a duplicate, and a duplicate republishes whatever was never marked
+//! published, so nothing is lost, and the queue's dedupe id keeps it from being doubled.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use time::Duration;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::PipelineSettings;
+use crate::error::IngestError;
+use crate::http::{respond, RawRequest, RawResponse};
+use crate::metrics::{names, MetricLine, MetricsSink};
+use crate::queue::TransitionQueue;
+use crate::sources::Provider;
+use crate::store::{EventStatus, IncomingEvent, Store, KEPT_HEADERS};
+
+/// What a successful ingest reports back (for the response and the log line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub event_key: String,
+    pub event_type: String,
+    pub provider_event: String,
+    pub tenant: String,
+    pub duplicate: bool,
+    pub status: EventStatus,
+    pub published: usize,
+}
+
+/// The ingest pipeline over a store and a queue.
+pub struct Pipeline {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn TransitionQueue>,
+    clock: Arc<dyn Clock>,
+    settings: PipelineSettings,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn TransitionQueue>,
+        clock: Arc<dyn Clock>,
+        settings: PipelineSettings,
+    ) -> Self {
+        Pipeline {
+            store,
+            queue,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub async fn ingest(
+        &self,
+        provider: &dyn Provider,
+        req: &RawRequest,
+    ) -> Result<Accepted, IngestError> {
+        if !req.method.eq_ignore_ascii_case("POST") {
+            return Err(IngestError::MethodNotAllowed(req.method.clone()));
+        }
+        if req.body.len() > self.settings.max_body_bytes {
+            return Err(IngestError::TooLarge {
+                size: req.body.len(),
+                limit: self.settings.max_body_bytes,
+            });
+        }
+        provider.verify(req)?;
+        let now = self.clock.now();
+        let event = provider.normalise(req, now)?;
+        let incoming = IncomingEvent {
+            raw_body: req.body.clone(),
+            headers: kept_headers(req),
+            received_at: now,
+            expires_at: (now + Duration::days(self.settings.retention_days as i64))
+                .unix_timestamp(),
+            event,
+        };
+        let outcome = self.store.persist(&incoming).await?;
+        let mut published = 0;
+        for pending in &outcome.to_publish {
+            self.queue.publish(&pending.message).await?;
+            self.store
+                .mark_published(&pending.stream, &pending.sort)
+                .await?;
+            published += 1;
+        }
+        let event = incoming.event;
+        Ok(Accepted {
+            event_key: event.key().to_string(),
+            event_type: event.event_type,
+            provider_event: event.provider_event,
+            tenant: event.tenant.to_string(),
+            duplicate: outcome.duplicate,
+            status: outcome.status,
+            published,
+        })
+    }
+}
+
+fn kept_headers(req: &RawRequest) -> Vec<(String, String)> {
+    req.headers
+        .iter()
+        .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// One source's request handler: pipeline + provider + response shape + log line + metrics.
+pub struct Handler {
+    pipeline: Arc<Pipeline>,
+    provider: Arc<dyn Provider>,
+    metrics: MetricsSink,
+}
+
+impl Handler {
+    pub fn new(pipeline: Arc<Pipeline>, provider: Arc<dyn Provider>, metrics: MetricsSink) -> Self {
+        Handler {
+            pipeline,
+            provider,
+            metrics,
+        }
+    }
+
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+
+    pub async fn handle(&self, req: &RawRequest) -> RawResponse {
+        let started = Instant::now();
+        let outcome = self.pipeline.ingest(self.provider.as_ref(), req).await;
+        let response = respond(self.provider.response_style(), &outcome);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        let source = self.provider.source().as_str();
+        let request_id = req.request_id.as_deref().unwrap_or("-");
+        let mut line = MetricLine::new(source)
+            .count(names::RECEIVED, 1)
+            .millis(names::LATENCY, elapsed_ms);
+        match &outcome {
+            Ok(a) => {
+                info!(
+                    source,
+                    request_id,
+                    event_type = %a.event_type,
+                    event_key = %a.event_key,
+                    tenant = %a.tenant,
+                    outcome = if a.duplicate { "duplicate" } else { a.status.as_str() },
+                    transitions_published = a.published,
+                    status = response.status,
+                    duration_ms = elapsed_ms,
+                    "webhook accepted"
+                );
+                line = line
+                    .count(names::ACCEPTED, 1)
+                    .count(names::DUPLICATES, a.duplicate as u64)
+                    .count(
+                        names::STALE,
+                        (!a.duplicate && a.status == EventStatus::Stale) as u64,
+                    )
+                    .count(
+                        names::FLAGGED,
+                        (!a.duplicate && a.status == EventStatus::Flagged) as u64,
+                    )
+                    .count(names::TRANSITIONS_PUBLISHED, a.published as u64);
+            }
+            Err(err) => {
+                warn!(
+                    source,
+                    request_id,
+                    outcome = "rejected",
+                    reason = err.reason(),
+                    error = %err,
+                    status = response.status,
+                    duration_ms = elapsed_ms,
+                    "webhook rejected"
+                );
+                line = line
+                    .count(names::REJECTED, 1)
+                    .count(
+                        names::VERIFICATION_FAILED,
+                        err.is_verification_failure() as u64,
+                    )
+                    .count(names::TRANSIENT_FAILURES, (err.status() >= 500) as u64)
+                    .reason(err.reason());
+            }
+        }
+        line.emit(self.metrics);
+        response
+    }
+}

@@ -1,0 +1,168 @@
+//! The embedded queue: an `outbox` table in the SQLite file with SQS FIFO semantics —
+//! deduplication by transition id, strict order within a message group (only a group's
+//! oldest live message is ever handed out), visibility timeout on failure, and a dead-letter
+//! state after `max_receives` or a permanent failure.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection};
+use std::sync::{Arc, Mutex};
+
+use super::TransitionQueue;
+use crate::error::QueueError;
+use crate::model::TransitionMessage;
+
+/// One message handed to the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub seq: i64,
+    pub group_id: String,
+    pub body: String,
+    /// 1 on the first delivery attempt.
+    pub receive_count: u32,
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(format!("outbox: {e}"))
+}
+
+impl Outbox {
+    /// Uses the store's connection (`SqliteStore::connection`): same file, same schema.
+    pub fn new(conn: Arc<Mutex<Connection>>) -> Self {
+        Outbox { conn }
+    }
+
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| unavailable("lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Hands out up to `max` messages whose group head is visible at `now_ms`, oldest first,
+    /// at most one per group (the next one of a group follows once this one is acked),
+    /// and makes them invisible for `visibility_ms`.
+    pub async fn receive(
+        &self,
+        now_ms: i64,
+        max: usize,
+        visibility_ms: i64,
+    ) -> Result<Vec<OutboxMessage>, QueueError> {
+        self.with_conn(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let msgs = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT o.seq, o.group_id, o.body, o.receive_count FROM outbox o
+                         WHERE o.dead = 0 AND o.visible_at <= ?1
+                           AND o.seq = (SELECT MIN(seq) FROM outbox h WHERE h.group_id = o.group_id AND h.dead = 0)
+                         ORDER BY o.seq LIMIT ?2",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![now_ms, max as i64], |r| {
+                        Ok(OutboxMessage {
+                            seq: r.get(0)?,
+                            group_id: r.get(1)?,
+                            body: r.get(2)?,
+                            receive_count: r.get::<_, u32>(3)? + 1,
+                        })
+                    })
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
+            };
+            for m in &msgs {
+                tx.execute(
+                    "UPDATE outbox SET receive_count = receive_count + 1, visible_at = ?1 WHERE seq = ?2",
+                    params![now_ms + visibility_ms, m.seq],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(msgs)
+        })
+        .await
+    }
+
+    /// Done: removes the message.
+    pub async fn ack(&self, seq: i64) -> Result<(), QueueError> {
+        self.with_conn(move |c| {
+            c.execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Failed: retry after `retry_at_ms`, or dead-letter it once it has been received
+    /// `max_receives` times (or at once when `permanent`).
+    pub async fn nack(
+        &self,
+        message: &OutboxMessage,
+        retry_at_ms: i64,
+        max_receives: u32,
+        permanent: bool,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let (seq, count, error) = (message.seq, message.receive_count, error.to_string());
+        self.with_conn(move |c| {
+            let dead = permanent || count >= max_receives;
+            c.execute(
+                "UPDATE outbox SET visible_at = ?1, dead = ?2, last_error = ?3 WHERE seq = ?4",
+                params![retry_at_ms, dead, error, seq],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Live (not dead-lettered) messages.
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        self.count("SELECT COUNT(*) FROM outbox WHERE dead = 0")
+            .await
+    }
+
+    /// Dead-lettered messages (the local DLQ).
+    pub async fn dead_letters(&self) -> Result<u64, QueueError> {
+        self.count("SELECT COUNT(*) FROM outbox WHERE dead = 1")
+            .await
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<u64, QueueError> {
+        self.with_conn(move |c| {
+            c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TransitionQueue for Outbox {
+    async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError> {
+        let group = message.group_id();
+        let id = message.transition_id.clone();
+        let body = serde_json::to_string(message).map_err(unavailable)?;
+        self.with_conn(move |c| {
+            c.execute(
+                "INSERT INTO outbox (group_id, dedup_id, body) VALUES (?1, ?2, ?3) ON CONFLICT(dedup_id) DO NOTHING",
+                params![group, id, body],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+}

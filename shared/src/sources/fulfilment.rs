@@ -1,0 +1,387 @@
+//! Fulfilment platform (seed 003): `X-Event-Signature` = lowercase hex
+//! sha256(raw body ++ secret) — a plain hash, not an HMAC, as the provider defines it —
+//! and `X-Event-Delivery` as the delivery id.
+//!
+//! Events: `ORDER.CHANGE_STATUS` → the order (tenant = merchant_code) with a transition
+//! from_status → to_status; `SKU.CHANGE_STOCK` → one stock entity per `stocks[]` entry.
+//! Other events are stored and acknowledged, not projected.
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::{id_of, opt_string, parse_object, required_object, required_str, Provider};
+use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
+use crate::error::IngestError;
+use crate::http::{RawRequest, ResponseStyle};
+use crate::lifecycle::Lifecycle;
+use crate::model::{
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    TransitionRule,
+};
+use crate::verify::{check_hex_digest, sha256_body_then_secret_hex};
+use crate::version::Version;
+
+pub const SECRETS_VAR: &str = "FULFILMENT_SECRETS";
+/// Local-mode secret the events/ samples are signed with (README).
+pub const DEV_SECRET: &str = "dev-fulfilment-secret";
+pub const SIGNATURE_HEADER: &str = "x-event-signature";
+pub const DELIVERY_HEADER: &str = "x-event-delivery";
+/// Longest delivery id accepted (it becomes part of a key).
+const MAX_DELIVERY_ID: usize = 128;
+
+#[derive(Debug, Clone)]
+pub struct Fulfilment {
+    credentials: Credentials,
+}
+
+impl Fulfilment {
+    pub fn new(credentials: Credentials) -> Self {
+        Fulfilment { credentials }
+    }
+
+    pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
+        Ok(Self::new(resolve_credentials(
+            env,
+            mode,
+            "fulfilment",
+            SECRETS_VAR,
+            DEV_SECRET,
+        )?))
+    }
+
+    /// The signature header value for `body` under `secret` (tests and samples).
+    pub fn sign(body: &[u8], secret: &str) -> String {
+        sha256_body_then_secret_hex(body, secret.as_bytes())
+    }
+}
+
+impl Provider for Fulfilment {
+    fn source(&self) -> Source {
+        Source::Fulfilment
+    }
+
+    fn response_style(&self) -> ResponseStyle {
+        ResponseStyle::Plain
+    }
+
+    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
+        let Credentials::Verified(secrets) = &self.credentials else {
+            return Ok(());
+        };
+        check_hex_digest(
+            req.header(SIGNATURE_HEADER),
+            "X-Event-Signature",
+            secrets,
+            |s| hex::decode(Self::sign(&req.body, s.expose())).expect("own hex"),
+        )
+    }
+
+    fn normalise(
+        &self,
+        req: &RawRequest,
+        now: OffsetDateTime,
+    ) -> Result<NormalisedEvent, IngestError> {
+        let body = parse_object(&req.body)?;
+        let event = required_str(&body, "event", "event")?.trim().to_string();
+        let event_id = delivery_id(req)?;
+        let (event_type, tenant, entities) = match event.as_str() {
+            "ORDER.CHANGE_STATUS" => {
+                let payload = required_object(&body, "payload", "payload")?;
+                let tenant = tenant_of(payload);
+                let entities = order_update(payload, &tenant, now).into_iter().collect();
+                ("order.status_changed".to_string(), tenant, entities)
+            }
+            "SKU.CHANGE_STOCK" => {
+                let payload = required_object(&body, "payload", "payload")?;
+                let tenant = tenant_of(payload);
+                let entities = stock_updates(payload, &tenant, now);
+                ("inventory.updated".to_string(), tenant, entities)
+            }
+            other => {
+                let tenant = body
+                    .get("payload")
+                    .and_then(Value::as_object)
+                    .map(tenant_of)
+                    .unwrap_or_else(Tenant::default_tenant);
+                (super::dotted(other), tenant, Vec::new())
+            }
+        };
+        Ok(NormalisedEvent {
+            source: Source::Fulfilment,
+            event_id,
+            event_type,
+            provider_event: event,
+            tenant,
+            entities,
+        })
+    }
+}
+
+/// `X-Event-Delivery` when present, else the body hash (a byte-identical redelivery
+/// is then still the same event).
+fn delivery_id(req: &RawRequest) -> Result<String, IngestError> {
+    match req.header(DELIVERY_HEADER).map(str::trim) {
+        Some(id) if !id.is_empty() => {
+            if id.len() > MAX_DELIVERY_ID || id.chars().any(|c| c.is_control()) {
+                Err(IngestError::invalid_field("X-Event-Delivery"))
+            } else {
+                Ok(id.to_string())
+            }
+        }
+        _ => Ok(body_event_id(&req.body)),
+    }
+}
+
+fn tenant_of(payload: &Map<String, Value>) -> Tenant {
+    opt_string(payload, "merchant_code")
+        .map(Tenant::new)
+        .unwrap_or_else(Tenant::default_tenant)
+}
+
+/// The order of an ORDER.CHANGE_STATUS, or `None` when it carries no order id.
+fn order_update(
+    payload: &Map<String, Value>,
+    tenant: &Tenant,
+    now: OffsetDateTime,
+) -> Option<EntityUpdate> {
+    let order = payload.get("order").and_then(Value::as_object);
+    let id = order.and_then(|o| id_of(o.get("id")).or_else(|| id_of(o.get("code"))))?;
+    let to =
+        opt_string(payload, "to_status").or_else(|| order.and_then(|o| opt_string(o, "status")))?;
+    let transition = match opt_string(payload, "from_status") {
+        Some(from) if from != to => TransitionRule::Declared {
+            from,
+            to: to.clone(),
+        },
+        Some(_) => TransitionRule::None,
+        None => TransitionRule::FromStored,
+    };
+    Some(EntityUpdate {
+        key: EntityKey::new(Source::Fulfilment, tenant.clone(), EntityKind::Order, id),
+        version: version_of(order, now),
+        state: Some(to),
+        data: Value::Object(payload.clone()),
+        transition,
+        lifecycle: Lifecycle::Free,
+    })
+}
+
+/// One stock entity per `stocks[]` entry with an identifiable stock.
+fn stock_updates(
+    payload: &Map<String, Value>,
+    tenant: &Tenant,
+    now: OffsetDateTime,
+) -> Vec<EntityUpdate> {
+    let product_code = opt_string(payload, "product_code");
+    let Some(stocks) = payload.get("stocks").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    stocks
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|entry| {
+            let stock = entry.get("stock").and_then(Value::as_object);
+            let warehouse = opt_string(entry, "warehouse_code");
+            let id = stock.and_then(|s| id_of(s.get("id"))).or_else(|| {
+                Some(format!(
+                    "{}@{}",
+                    product_code.as_deref()?,
+                    warehouse.as_deref()?
+                ))
+            })?;
+            let mut data = entry.clone();
+            if let Some(code) = &product_code {
+                data.insert("product_code".into(), Value::String(code.clone()));
+            }
+            Some(EntityUpdate {
+                key: EntityKey::new(Source::Fulfilment, tenant.clone(), EntityKind::Stock, id),
+                version: version_of(stock, now),
+                state: None,
+                data: Value::Object(data),
+                transition: TransitionRule::None,
+                lifecycle: Lifecycle::Free,
+            })
+        })
+        .collect()
+}
+
+/// `updated_at` of the object; the receive time when the provider sent none.
+fn version_of(obj: Option<&Map<String, Value>>, now: OffsetDateTime) -> Version {
+    obj.and_then(|o| o.get("updated_at"))
+        .and_then(Version::from_json)
+        .unwrap_or_else(|| Version::from_datetime(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::SecretSet;
+    use serde_json::json;
+
+    const ORDER: &str = include_str!("../../fixtures/fulfilment/order_change_status.json");
+    const STOCK: &str = include_str!("../../fixtures/fulfilment/sku_change_stock.json");
+
+    fn provider() -> Fulfilment {
+        Fulfilment::new(Credentials::Verified(SecretSet::parse("old-secret,s3cret")))
+    }
+
+    fn signed(body: &str, secret: &str) -> RawRequest {
+        RawRequest::post("/api/v1/fulfilment/webhook", body)
+            .with_header(
+                "X-Event-Signature",
+                &Fulfilment::sign(body.as_bytes(), secret),
+            )
+            .with_header("X-Event-Delivery", "1001")
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+    }
+
+    #[test]
+    fn seed_signature_scheme_is_sha256_of_body_then_secret() {
+        // Independent vector: sha256("{}" + "abc") computed outside this crate.
+        assert_eq!(
+            Fulfilment::sign(b"{}", "abc"),
+            "b1131bb4f70138692414186f8d716784611369e6c41b08d2652d8897b6356618"
+        );
+    }
+
+    #[test]
+    fn accepts_any_configured_secret() {
+        assert!(provider().verify(&signed(ORDER, "s3cret")).is_ok());
+        assert!(provider().verify(&signed(ORDER, "old-secret")).is_ok());
+    }
+
+    #[test]
+    fn rejects_wrong_secret_tampered_body_and_missing_header() {
+        let p = provider();
+        assert!(matches!(
+            p.verify(&signed(ORDER, "wrong")),
+            Err(IngestError::BadCredential(_))
+        ));
+        let mut tampered = signed(ORDER, "s3cret");
+        tampered.body = ORDER
+            .replace("WAITING_CONFIRM\"\n", "FINISH\"\n")
+            .into_bytes();
+        tampered.body.push(b' ');
+        assert!(matches!(
+            p.verify(&tampered),
+            Err(IngestError::BadCredential(_))
+        ));
+        let unsigned = RawRequest::post("/", ORDER);
+        let err = p.verify(&unsigned).unwrap_err();
+        assert!(matches!(err, IngestError::MissingCredential(_)));
+        assert_eq!(err.status(), 401);
+    }
+
+    #[test]
+    fn order_change_status_seed() {
+        let e = provider()
+            .normalise(&signed(ORDER, "s3cret"), now())
+            .unwrap();
+        assert_eq!(e.event_id, "1001");
+        assert_eq!(e.event_type, "order.status_changed");
+        assert_eq!(e.tenant.as_str(), "XYZ");
+        assert_eq!(e.entities.len(), 1);
+        let o = &e.entities[0];
+        assert_eq!(o.key.stream(), "fulfilment#XYZ#order#5342");
+        assert_eq!(o.state.as_deref(), Some("WAITING_CONFIRM"));
+        assert_eq!(
+            o.version,
+            Version::parse("2022-06-07T09:55:58.000000Z").unwrap()
+        );
+        assert_eq!(
+            o.transition,
+            TransitionRule::Declared {
+                from: "WAITING_INSPECTION".into(),
+                to: "WAITING_CONFIRM".into()
+            }
+        );
+    }
+
+    #[test]
+    fn sku_change_stock_seed_gives_one_stock_per_entry() {
+        let e = provider()
+            .normalise(&signed(STOCK, "s3cret"), now())
+            .unwrap();
+        assert_eq!(e.event_type, "inventory.updated");
+        let ids: Vec<_> = e.entities.iter().map(|u| u.key.id.as_str()).collect();
+        assert_eq!(ids, ["543", "544"]);
+        assert!(e
+            .entities
+            .iter()
+            .all(|u| u.key.kind == EntityKind::Stock && u.state.is_none()));
+        assert_eq!(
+            e.entities[1].version,
+            Version::parse("2022-06-07T10:50:23.000000Z").unwrap()
+        );
+        assert_eq!(e.entities[0].data["product_code"], "ABC");
+    }
+
+    #[test]
+    fn without_delivery_header_the_body_hash_is_the_id() {
+        let req = RawRequest::post("/", ORDER);
+        let e = provider().normalise(&req, now()).unwrap();
+        assert_eq!(e.event_id, body_event_id(ORDER.as_bytes()));
+    }
+
+    #[test]
+    fn unknown_event_is_kept_but_not_projected() {
+        let body =
+            json!({"event": "WAREHOUSE.CREATED", "payload": {"merchant_code": "M1"}}).to_string();
+        let e = provider()
+            .normalise(&signed(&body, "s3cret"), now())
+            .unwrap();
+        assert_eq!(e.event_type, "warehouse.created");
+        assert_eq!(e.tenant.as_str(), "M1");
+        assert!(e.entities.is_empty());
+    }
+
+    #[test]
+    fn nasty_inputs_are_400_naming_the_field() {
+        let p = provider();
+        let cases = [
+            ("{}", "event"),
+            (r#"{"event": 5}"#, "event"),
+            (r#"{"event": "ORDER.CHANGE_STATUS"}"#, "payload"),
+            (
+                r#"{"event": "ORDER.CHANGE_STATUS", "payload": []}"#,
+                "payload",
+            ),
+            ("[]", "JSON object"),
+            ("{\"event\":", "JSON"),
+        ];
+        for (body, needle) in cases {
+            let err = p.normalise(&signed(body, "s3cret"), now()).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert!(
+                err.to_string().contains(needle),
+                "{err} should name {needle}"
+            );
+        }
+        let long = RawRequest::post("/", ORDER).with_header("X-Event-Delivery", &"9".repeat(500));
+        assert_eq!(p.normalise(&long, now()).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn order_without_id_or_stocks_without_ids_project_nothing() {
+        let body = json!({"event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "M", "order": {}, "to_status": "X"}});
+        let e = provider()
+            .normalise(&signed(&body.to_string(), "s3cret"), now())
+            .unwrap();
+        assert!(e.entities.is_empty());
+        let body = json!({"event": "SKU.CHANGE_STOCK", "payload": {"stocks": [1, {"stock": {}}]}});
+        let e = provider()
+            .normalise(&signed(&body.to_string(), "s3cret"), now())
+            .unwrap();
+        assert!(e.entities.is_empty());
+        assert_eq!(e.tenant.as_str(), "default");
+    }
+
+    #[test]
+    fn unverified_mode_accepts_unsigned() {
+        let p = Fulfilment::new(Credentials::Unverified);
+        assert!(p.verify(&RawRequest::post("/", ORDER)).is_ok());
+    }
+}

@@ -1,0 +1,214 @@
+//! The store: atomic dedupe, version-guarded entity upsert and transition record, per
+//! DESIGN §5. Backends: [`sqlite`] (local mode, tests) and `dynamodb` (AWS). Both apply the
+//! rules through the pure [`decide`] function, so their semantics cannot drift apart.
+
+pub mod decide;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use async_trait::async_trait;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use time::OffsetDateTime;
+
+pub use decide::{decide, Decision, Flag, Snapshot, TransitionRecord};
+
+use crate::error::StoreError;
+use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
+
+/// Headers worth keeping with an event. Credentials (API keys, tokens) are never stored.
+pub const KEPT_HEADERS: [&str; 5] = [
+    "content-type",
+    "user-agent",
+    "x-event-delivery",
+    "x-forwarded-for",
+    "x-amzn-trace-id",
+];
+
+/// A verified, normalised event with what the events table keeps of its request.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event: NormalisedEvent,
+    pub raw_body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    pub received_at: OffsetDateTime,
+    /// TTL: unix seconds after which the event record may be deleted.
+    pub expires_at: i64,
+}
+
+impl IncomingEvent {
+    pub fn key(&self) -> EventKey {
+        self.event.key()
+    }
+}
+
+/// What became of an event in the events table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Every entity it names was written.
+    Applied,
+    /// At least one entity was newer already; the event and transitions are still recorded.
+    Stale,
+    /// A transition was flagged (not allowed by the lifecycle, or leaving a terminal state).
+    Flagged,
+    /// Kept but not projected (unknown event type, no entity id).
+    Ignored,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Applied => "applied",
+            EventStatus::Stale => "stale",
+            EventStatus::Flagged => "flagged",
+            EventStatus::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Applied, Self::Stale, Self::Flagged, Self::Ignored]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// The event's status from its entities' decisions.
+    pub fn summarise(decisions: &[Decision]) -> Self {
+        if decisions.is_empty() {
+            EventStatus::Ignored
+        } else if decisions
+            .iter()
+            .any(|d| d.transition.as_ref().is_some_and(|t| t.flag.is_some()))
+        {
+            EventStatus::Flagged
+        } else if decisions.iter().any(|d| !d.write_entity) {
+            EventStatus::Stale
+        } else {
+            EventStatus::Applied
+        }
+    }
+}
+
+/// A queued transition not yet confirmed as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingPublish {
+    pub stream: String,
+    pub sort: String,
+    pub message: TransitionMessage,
+}
+
+/// The result of [`Store::persist`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistOutcome {
+    /// The event key was already stored: nothing changed.
+    pub duplicate: bool,
+    pub status: EventStatus,
+    /// Transitions to send: the new ones, or on a duplicate those never confirmed sent.
+    pub to_publish: Vec<PendingPublish>,
+}
+
+/// A stored event (read side, for tests and operators).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub event_key: String,
+    pub event_type: String,
+    pub status: EventStatus,
+    pub raw_body: Vec<u8>,
+    pub entity_keys: Vec<String>,
+    pub received_at: i64,
+    pub expires_at: i64,
+}
+
+/// A stored entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntity {
+    pub version: i64,
+    pub state: Option<String>,
+    pub data: serde_json::Value,
+    pub last_event_key: String,
+}
+
+/// One row of an entity's state history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTransition {
+    pub sort: String,
+    pub transition_id: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub event_key: String,
+    pub flag: Option<String>,
+    pub queued: bool,
+    pub published: bool,
+    pub notification: Option<DeliveryRecord>,
+}
+
+/// The outcome of delivering a transition downstream, recorded on the transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// `delivered` or `failed_permanently`.
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub attempt: u32,
+    /// RFC 3339.
+    pub at: String,
+}
+
+impl DeliveryRecord {
+    pub fn is_delivered(&self) -> bool {
+        self.outcome == "delivered"
+    }
+}
+
+/// The storage port. Every method is atomic: on error nothing was written.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records the event, upserts its entities (never to an older version) and records
+    /// its transitions, all or nothing. A duplicate event key changes nothing.
+    async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError>;
+
+    /// Marks a transition as sent to the queue.
+    async fn mark_published(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
+
+    /// Records a delivery outcome on the transition with this id (`stream` is its entity).
+    async fn record_delivery(
+        &self,
+        message: &TransitionMessage,
+        record: &DeliveryRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The recorded delivery outcome, so a redelivered queue message is not notified twice.
+    async fn delivery(
+        &self,
+        message: &TransitionMessage,
+    ) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError>;
+    async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError>;
+    /// An entity's transitions in version order.
+    async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError>;
+}
+
+/// Gzip for raw bodies (JSON compresses 5-10x, keeping items far under DynamoDB's 400 KB).
+pub fn compress(body: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4 + 16), Compression::fast());
+    enc.write_all(body).expect("writing to a Vec cannot fail");
+    enc.finish().expect("writing to a Vec cannot fail")
+}
+
+pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Corrupt(format!("raw body: {e}")))?;
+    Ok(out)
+}
+
+/// The transitions-table sort key of a message (its entity's version and event id).
+pub fn transition_sort(message: &TransitionMessage) -> Option<String> {
+    let version = crate::version::Version::parse(&message.occurred_at)?;
+    let event_id = message.event_key.split_once('#')?.1;
+    Some(format!("{}#{}", version.sort_key(), event_id))
+}

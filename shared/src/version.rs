@@ -1,0 +1,131 @@
+//! Entity versions: the ordering key of an entity's events, normalised to microseconds
+//! since the Unix epoch so that every provider's timestamps compare the same way.
+//!
+//! Accepted forms: RFC 3339 (`2025-09-05T10:45:00.000Z`), ISO without a zone
+//! (`2024-05-01T10:00:00`, Pancake POS) and `2022-06-10 10:53:56` (Abaha) read as UTC,
+//! and unix time as a number or numeric string in seconds, milliseconds or microseconds.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Version(i64);
+
+impl Version {
+    pub fn from_micros(micros: i64) -> Self {
+        Version(micros)
+    }
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+    pub fn from_datetime(t: OffsetDateTime) -> Self {
+        Version((t.unix_timestamp_nanos() / 1_000) as i64)
+    }
+
+    /// Parses a provider timestamp (string or number); `None` when it is not one.
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        match v {
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .and_then(Self::from_unix_number),
+            serde_json::Value::String(s) => Self::parse(s),
+            _ => None,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        if let Ok(n) = s.parse::<i64>() {
+            return Self::from_unix_number(n);
+        }
+        if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+            return Some(Self::from_datetime(t));
+        }
+        let naive_t = format_description!(
+            version = 2,
+            "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+        );
+        let naive_space = format_description!(
+            version = 2,
+            "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+        );
+        PrimitiveDateTime::parse(s, &naive_t)
+            .or_else(|_| PrimitiveDateTime::parse(s, &naive_space))
+            .ok()
+            .map(|p| Self::from_datetime(p.assume_utc()))
+    }
+
+    /// Unix time in seconds, milliseconds or microseconds, told apart by magnitude.
+    fn from_unix_number(n: i64) -> Option<Self> {
+        if n < 0 {
+            return None;
+        }
+        let micros = if n < 100_000_000_000 {
+            n.checked_mul(1_000_000)?
+        } else if n < 100_000_000_000_000 {
+            n.checked_mul(1_000)?
+        } else {
+            n
+        };
+        Some(Version(micros))
+    }
+
+    /// RFC 3339 rendering, for `occurredAt`.
+    pub fn to_rfc3339(self) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| self.0.to_string())
+    }
+
+    /// Zero-padded so that string order is version order (transitions sort key).
+    pub fn sort_key(self) -> String {
+        format!("{:020}", self.0)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn all_provider_forms_order_consistently() {
+        let a = Version::parse("2022-06-07T09:55:58.000000Z").unwrap();
+        let b = Version::parse("2022-06-07 09:55:59").unwrap();
+        let c = Version::parse("2022-06-07T09:56:00").unwrap();
+        let d = Version::from_json(&json!(1654595761)).unwrap();
+        let e = Version::from_json(&json!("1654595762000")).unwrap();
+        assert!(a < b && b < c && c < d && d < e, "{a} {b} {c} {d} {e}");
+    }
+
+    #[test]
+    fn rejects_non_timestamps() {
+        assert_eq!(Version::parse("yesterday"), None);
+        assert_eq!(Version::parse(""), None);
+        assert_eq!(Version::from_json(&json!(true)), None);
+        assert_eq!(Version::from_json(&json!(-5)), None);
+    }
+
+    #[test]
+    fn rfc3339_round_trip_and_sort_key() {
+        let v = Version::parse("2025-09-05T10:45:00Z").unwrap();
+        assert_eq!(v.to_rfc3339(), "2025-09-05T10:45:00Z");
+        assert_eq!(v.sort_key().len(), 20);
+        assert!(Version::from_micros(9).sort_key() < Version::from_micros(10).sort_key());
+    }
+}

@@ -1,0 +1,1 @@
+//! Workspace test crate: end-to-end and backend conformance tests live in tests/.
