@@ -40,9 +40,17 @@ pub fn sqlite_backends(
     ))
 }
 
-/// Where a Lambda keeps its embedded store until it is pointed at DynamoDB.
-pub fn lambda_sqlite_path(env: &Env) -> PathBuf {
-    PathBuf::from(env.get_or("SQLITE_PATH", "/tmp/webhooks.db"))
+/// The backends a Lambda binary uses. Until the DynamoDB/SQS backends land this is the
+/// embedded store in `/tmp` (ephemeral; `SQLITE_PATH` overrides).
+pub async fn lambda_backends(env: &Env) -> Result<Backends, crate::error::StoreError> {
+    let path = PathBuf::from(env.get_or("SQLITE_PATH", "/tmp/webhooks.db"));
+    Ok(sqlite_backends(&path, env)?.0)
+}
+
+/// Logs a start-up failure as one clear line, then hands it back for the binary to exit on.
+pub fn refuse_to_start<E: std::fmt::Display>(err: E) -> E {
+    tracing::error!(error = %err, "refusing to start: configuration error");
+    err
 }
 
 /// The handler of one source over `backends`.

@@ -1,4 +1,5 @@
-//! `fulfilment`: POST /api/v1/fulfilment/webhook (DESIGN §2).
+//! `fulfilment`: POST /api/v1/fulfilment/webhook (DESIGN §2). Config from the environment, the backends'
+//! clients created once per cold start, then the shared handler on the Lambda runtime.
 
 use webhook_core::config::{Env, Mode};
 use webhook_core::{http::lambda, runtime, telemetry, Source};
@@ -7,10 +8,10 @@ use webhook_core::{http::lambda, runtime, telemetry, Source};
 async fn main() -> anyhow::Result<()> {
     telemetry::init_json_logs();
     let env = Env::from_process();
-    let (backends, _outbox) = runtime::sqlite_backends(&runtime::lambda_sqlite_path(&env), &env)?;
-    let handler =
-        runtime::handler(Source::Fulfilment, &env, Mode::Lambda, &backends).inspect_err(|e| {
-            tracing::error!(error = %e, "refusing to start: configuration error");
-        })?;
+    let backends = runtime::lambda_backends(&env)
+        .await
+        .map_err(runtime::refuse_to_start)?;
+    let handler = runtime::handler(Source::Fulfilment, &env, Mode::Lambda, &backends)
+        .map_err(runtime::refuse_to_start)?;
     lambda::serve(handler).await.map_err(|e| anyhow::anyhow!(e))
 }
