@@ -17,7 +17,6 @@ use webhook_core::error::IngestError;
 use webhook_core::http::{respond, RawRequest, RawResponse, ROUTES};
 use webhook_core::pipeline::Handler;
 use webhook_core::runtime::{self, Backends};
-use webhook_core::sources::provider_from_env;
 
 /// The handlers of every implemented source, keyed by route.
 pub fn handlers(
@@ -26,9 +25,9 @@ pub fn handlers(
 ) -> Result<HashMap<&'static str, Arc<Handler>>, ConfigError> {
     let mut map = HashMap::new();
     for (path, source) in ROUTES {
-        match provider_from_env(source, env, Mode::Local) {
-            Ok(_) => {
-                map.insert(path, runtime::handler(source, env, Mode::Local, backends)?);
+        match runtime::handler(source, env, Mode::Local, backends) {
+            Ok(handler) => {
+                map.insert(path, handler);
             }
             Err(ConfigError::Invalid { var: "SOURCE", .. }) => continue,
             Err(e) => return Err(e),
