@@ -1,10 +1,13 @@
 //! Ingest: verify → normalise → persist (atomic dedupe) → publish transitions. The same
 //! code serves every source in Lambda and in the local gateway.
 //!
-//! Outbox semantics: transitions are recorded in the store first and marked published only
-//! after the queue accepted them. If the send fails the request answers 5xx; the
-//! provider's retry is a duplicate, and a duplicate republishes whatever was never marked
-//! published, so nothing is lost, and the queue's dedupe id keeps it from being doubled.
+//! Outbox semantics: transitions are recorded in the store (one atomic write) before they are
+//! sent. If the send fails the request answers 5xx; the provider's retry is a duplicate, and
+//! a duplicate republishes every queued transition the notifier has not yet marked
+//! `published`, so nothing is lost. Nothing is doubled either: the queue deduplicates by
+//! transition id, and the notifier skips a transition whose delivery is already recorded.
+//! The ingest path itself never writes the `published` flag, so an accepted event costs
+//! exactly one store write.
 
 use std::sync::Arc;
 use std::time::Instant;

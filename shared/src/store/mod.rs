@@ -92,7 +92,7 @@ impl EventStatus {
     }
 }
 
-/// A queued transition not yet confirmed as sent.
+/// A queued transition to send (again, on a duplicate, until the notifier marks it published).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingPublish {
     pub stream: String,
@@ -106,7 +106,7 @@ pub struct PersistOutcome {
     /// The event key was already stored: nothing changed.
     pub duplicate: bool,
     pub status: EventStatus,
-    /// Transitions to send: the new ones, or on a duplicate those never confirmed sent.
+    /// Transitions to send: the new ones, or on a duplicate those not yet marked published.
     pub to_publish: Vec<PendingPublish>,
 }
 
@@ -169,10 +169,8 @@ pub trait Store: Send + Sync {
     /// its transitions, all or nothing. A duplicate event key changes nothing.
     async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError>;
 
-    /// Marks a transition as sent to the queue.
-    async fn mark_published(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
-
-    /// Records a delivery outcome on the transition with this id (`stream` is its entity).
+    /// Records a delivery outcome on the transition and marks it `published` (taken by the
+    /// notifier), so a redelivered event no longer republishes it.
     async fn record_delivery(
         &self,
         message: &TransitionMessage,

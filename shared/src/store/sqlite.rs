@@ -306,19 +306,6 @@ impl Store for SqliteStore {
         self.with_conn(move |c| persist_tx(c, &incoming)).await
     }
 
-    async fn mark_published(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
-        let (stream, sort) = (stream.to_string(), sort.to_string());
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE transitions SET published = 1 WHERE pk = ?1 AND sk = ?2",
-                params![stream, sort],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
-        })
-        .await
-    }
-
     async fn record_delivery(
         &self,
         message: &TransitionMessage,
@@ -328,7 +315,7 @@ impl Store for SqliteStore {
         let json = serde_json::to_string(record).unwrap_or_default();
         self.with_conn(move |c| {
             c.execute(
-                "UPDATE transitions SET notification = ?1 WHERE transition_id = ?2",
+                "UPDATE transitions SET notification = ?1, published = 1 WHERE transition_id = ?2",
                 params![json, id],
             )
             .map(|_| ())
