@@ -92,9 +92,6 @@ impl Pipeline {
         let mut published = 0;
         for pending in &outcome.to_publish {
             self.queue.publish(&pending.message).await?;
-            self.store
-                .mark_published(&pending.stream, &pending.sort)
-                .await?;
             published += 1;
         }
         let event = incoming.event;
