@@ -23,17 +23,10 @@ pub fn handlers(
     env: &Env,
     backends: &Backends,
 ) -> Result<HashMap<&'static str, Arc<Handler>>, ConfigError> {
-    let mut map = HashMap::new();
-    for (path, source) in ROUTES {
-        match runtime::handler(source, env, Mode::Local, backends) {
-            Ok(handler) => {
-                map.insert(path, handler);
-            }
-            Err(ConfigError::Invalid { var: "SOURCE", .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(map)
+    ROUTES
+        .into_iter()
+        .map(|(path, source)| Ok((path, runtime::handler(source, env, Mode::Local, backends)?)))
+        .collect()
 }
 
 #[derive(Clone)]

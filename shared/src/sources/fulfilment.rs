@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{id_of, opt_string, parse_object, required_object, required_str, Provider};
+use super::{id_of, opt_string, parse_object, required_str, take_object, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
@@ -81,19 +81,19 @@ impl Provider for Fulfilment {
         req: &RawRequest,
         now: OffsetDateTime,
     ) -> Result<NormalisedEvent, IngestError> {
-        let body = parse_object(&req.body)?;
+        let mut body = parse_object(&req.body)?;
         let event = required_str(&body, "event", "event")?.trim().to_string();
         let event_id = delivery_id(req)?;
         let (event_type, tenant, entities) = match event.as_str() {
             "ORDER.CHANGE_STATUS" => {
-                let payload = required_object(&body, "payload", "payload")?;
-                let tenant = tenant_of(payload);
+                let payload = take_object(&mut body, "payload", "payload")?;
+                let tenant = tenant_of(&payload);
                 let entities = order_update(payload, &tenant, now).into_iter().collect();
                 ("order.status_changed".to_string(), tenant, entities)
             }
             "SKU.CHANGE_STOCK" => {
-                let payload = required_object(&body, "payload", "payload")?;
-                let tenant = tenant_of(payload);
+                let payload = take_object(&mut body, "payload", "payload")?;
+                let tenant = tenant_of(&payload);
                 let entities = stock_updates(payload, &tenant, now);
                 ("inventory.updated".to_string(), tenant, entities)
             }
@@ -140,15 +140,16 @@ fn tenant_of(payload: &Map<String, Value>) -> Tenant {
 
 /// The order of an ORDER.CHANGE_STATUS, or `None` when it carries no order id.
 fn order_update(
-    payload: &Map<String, Value>,
+    payload: Map<String, Value>,
     tenant: &Tenant,
     now: OffsetDateTime,
 ) -> Option<EntityUpdate> {
     let order = payload.get("order").and_then(Value::as_object);
     let id = order.and_then(|o| id_of(o.get("id")).or_else(|| id_of(o.get("code"))))?;
-    let to =
-        opt_string(payload, "to_status").or_else(|| order.and_then(|o| opt_string(o, "status")))?;
-    let transition = match opt_string(payload, "from_status") {
+    let to = opt_string(&payload, "to_status")
+        .or_else(|| order.and_then(|o| opt_string(o, "status")))?;
+    let version = version_of(order, now);
+    let transition = match opt_string(&payload, "from_status") {
         Some(from) if from != to => TransitionRule::Declared {
             from,
             to: to.clone(),
@@ -158,9 +159,9 @@ fn order_update(
     };
     Some(EntityUpdate {
         key: EntityKey::new(Source::Fulfilment, tenant.clone(), EntityKind::Order, id),
-        version: version_of(order, now),
+        version,
         state: Some(to),
-        data: Value::Object(payload.clone()),
+        data: Value::Object(payload),
         transition,
         lifecycle: Lifecycle::Free,
     })
@@ -168,20 +169,23 @@ fn order_update(
 
 /// One stock entity per `stocks[]` entry with an identifiable stock.
 fn stock_updates(
-    payload: &Map<String, Value>,
+    mut payload: Map<String, Value>,
     tenant: &Tenant,
     now: OffsetDateTime,
 ) -> Vec<EntityUpdate> {
-    let product_code = opt_string(payload, "product_code");
-    let Some(stocks) = payload.get("stocks").and_then(Value::as_array) else {
+    let product_code = opt_string(&payload, "product_code");
+    let Some(Value::Array(stocks)) = payload.remove("stocks") else {
         return Vec::new();
     };
     stocks
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|entry| {
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Value::Object(entry) => Some(entry),
+            _ => None,
+        })
+        .filter_map(|mut entry| {
             let stock = entry.get("stock").and_then(Value::as_object);
-            let warehouse = opt_string(entry, "warehouse_code");
+            let warehouse = opt_string(&entry, "warehouse_code");
             let id = stock.and_then(|s| id_of(s.get("id"))).or_else(|| {
                 Some(format!(
                     "{}@{}",
@@ -189,15 +193,15 @@ fn stock_updates(
                     warehouse.as_deref()?
                 ))
             })?;
-            let mut data = entry.clone();
+            let version = version_of(stock, now);
             if let Some(code) = &product_code {
-                data.insert("product_code".into(), Value::String(code.clone()));
+                entry.insert("product_code".into(), Value::String(code.clone()));
             }
             Some(EntityUpdate {
                 key: EntityKey::new(Source::Fulfilment, tenant.clone(), EntityKind::Stock, id),
-                version: version_of(stock, now),
+                version,
                 state: None,
-                data: Value::Object(data),
+                data: Value::Object(entry),
                 transition: TransitionRule::None,
                 lifecycle: Lifecycle::Free,
             })

@@ -2,7 +2,12 @@
 //! type implementing [`Provider`] whose `verify` and `normalise` are pure (no I/O), so they
 //! are unit-tested on the seed payloads. Adding a provider is copying `fulfilment.rs`.
 
+pub mod abaha;
 pub mod fulfilment;
+pub mod invoice;
+pub mod pancake;
+pub mod pancake_common;
+pub mod pancake_pos;
 
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -34,13 +39,11 @@ pub fn provider_from_env(
     mode: Mode,
 ) -> Result<Arc<dyn Provider>, ConfigError> {
     Ok(match source {
+        Source::Abaha => Arc::new(abaha::Abaha::from_env(env, mode)?),
         Source::Fulfilment => Arc::new(fulfilment::Fulfilment::from_env(env, mode)?),
-        other => {
-            return Err(ConfigError::Invalid {
-                var: "SOURCE",
-                reason: format!("source {other} is not implemented yet"),
-            })
-        }
+        Source::Invoice => Arc::new(invoice::Invoice::from_env(env, mode)?),
+        Source::Pancake => Arc::new(pancake::Pancake::from_env(env, mode)?),
+        Source::PancakePos => Arc::new(pancake_pos::PancakePos::from_env(env, mode)?),
     })
 }
 
@@ -104,6 +107,19 @@ pub fn required_object<'a>(
     name: &str,
 ) -> Result<&'a Map<String, Value>, IngestError> {
     match obj.get(field) {
+        Some(Value::Object(m)) => Ok(m),
+        _ => Err(IngestError::invalid_field(name)),
+    }
+}
+
+/// Removes and returns a required object field, so its content moves into the normalised
+/// event instead of being cloned (large bodies are parsed once and never copied).
+pub fn take_object(
+    obj: &mut Map<String, Value>,
+    field: &str,
+    name: &str,
+) -> Result<Map<String, Value>, IngestError> {
+    match obj.remove(field) {
         Some(Value::Object(m)) => Ok(m),
         _ => Err(IngestError::invalid_field(name)),
     }

@@ -67,8 +67,6 @@ pub fn decide(
     let leaves_terminal = !stale
         && stored_state
             .is_some_and(|s| update.lifecycle.is_terminal(s) && update.state.as_deref() != Some(s));
-    let write_entity = !stale && !leaves_terminal;
-
     let change = match &update.transition {
         TransitionRule::None => None,
         TransitionRule::Declared { from, to } if from != to => {
@@ -82,12 +80,19 @@ pub fn decide(
             _ => None,
         },
     };
+    let not_allowed = change.as_ref().is_some_and(|(from, to)| match from {
+        Some(f) => !update.lifecycle.allows(f, to),
+        None => update.lifecycle != Lifecycle::Free,
+    });
+    // A transition the lifecycle forbids is recorded and flagged, never applied.
+    let write_entity = !stale && !leaves_terminal && !not_allowed;
     let transition = change.map(|(from, to)| {
-        let flag = match (&from, update.lifecycle) {
-            (Some(f), l) if !l.allows(f, &to) => Some(Flag::NotAllowed),
-            (None, _) if update.lifecycle != Lifecycle::Free => Some(Flag::NotAllowed),
-            _ if leaves_terminal => Some(Flag::Terminal),
-            _ => None,
+        let flag = if not_allowed {
+            Some(Flag::NotAllowed)
+        } else if leaves_terminal {
+            Some(Flag::Terminal)
+        } else {
+            None
         };
         record(event, event_id, update, from, to, flag, stale)
     });
@@ -195,6 +200,21 @@ mod tests {
         let t = d.transition.unwrap();
         assert_eq!(t.flag, Some(Flag::NotAllowed));
         assert!(!t.queued);
+    }
+
+    #[test]
+    fn disallowed_transition_from_a_live_state_is_not_applied() {
+        let d = decide(
+            &key(),
+            "e1",
+            &invoice("Pending", "Ready", 5),
+            Some(&snap(4, "Pending")),
+        );
+        assert!(
+            !d.write_entity,
+            "Pending -> Ready must not move the invoice"
+        );
+        assert_eq!(d.transition.unwrap().flag, Some(Flag::NotAllowed));
     }
 
     #[test]

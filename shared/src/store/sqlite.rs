@@ -213,7 +213,7 @@ fn persist_tx(
         if decision.write_entity {
             tx.execute(
                 "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version, state = excluded.state,
+                 ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version, state = COALESCE(excluded.state, entities.state),
                    data = excluded.data, last_event_key = excluded.last_event_key",
                 params![
                     pk,

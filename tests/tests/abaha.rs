@@ -1,0 +1,395 @@
+//! Handler-level tests of the Abaha source (`POST /api/v1/abaha/webhook`) over the embedded
+//! SQLite store and outbox queue: the events/ samples, duplicates, unknown shapes kept but
+//! not projected, the token check (custom header, rotation) leaving nothing behind on
+//! failure, and cart status transitions (declared and inferred, late ones too).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{json, Value};
+use webhook_core::clock::FixedClock;
+use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::http::{RawRequest, RawResponse};
+use webhook_core::metrics::MetricsSink;
+use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::queue::outbox::Outbox;
+use webhook_core::sources::provider_from_env;
+use webhook_core::store::sqlite::SqliteStore;
+use webhook_core::store::{EventStatus, Store};
+use webhook_core::version::Version;
+
+const ROUTE: &str = "/api/v1/abaha/webhook";
+const TOKEN: &str = "test-abaha-token";
+
+/// Abaha's expected success body (seed 002).
+fn ok() -> Value {
+    json!({"status": 200, "message": "OK"})
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Harness {
+    handler: Handler,
+    store: SqliteStore,
+}
+
+impl Harness {
+    fn new(env: &Env, mode: Mode) -> Self {
+        let store = SqliteStore::in_memory().unwrap();
+        let outbox = Outbox::new(store.connection());
+        let pipeline = Pipeline::new(
+            Arc::new(store.clone()),
+            Arc::new(outbox),
+            Arc::new(FixedClock::at_unix(1_760_000_000)),
+            PipelineSettings::default(),
+        );
+        let provider = provider_from_env(Source::Abaha, env, mode).unwrap();
+        Harness {
+            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
+            store,
+        }
+    }
+
+    /// A Lambda-mode harness accepting `TOKEN` (and a second one, as during rotation).
+    fn lambda() -> Self {
+        Self::new(
+            &Env::from_pairs([("ABAHA_TOKENS", format!("{TOKEN},next-token"))]),
+            Mode::Lambda,
+        )
+    }
+
+    async fn post(&self, body: &str) -> RawResponse {
+        let req = RawRequest::post(ROUTE, body).with_header("X-Abaha-Token", TOKEN);
+        self.handler.handle(&req).await
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Every row of every table, to prove a request changed nothing.
+    fn fingerprint(&self) -> Vec<String> {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT event_key || '|' || status || '|' || event_type || '|' || headers FROM events ORDER BY event_key",
+            "SELECT pk || '|' || sk || '|' || version || '|' || IFNULL(state, '') || '|' || last_event_key || '|' || data FROM entities ORDER BY pk, sk",
+            "SELECT transition_id || '|' || IFNULL(flag, '') || '|' || queued || '|' || published FROM transitions ORDER BY pk, sk",
+            "SELECT dedup_id || '|' || receive_count || '|' || dead FROM outbox ORDER BY seq",
+        ] {
+            let mut stmt = c.prepare(sql).unwrap();
+            let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+            rows.extend(found.map(Result::unwrap));
+        }
+        rows
+    }
+
+    /// Transition ids in the outbox, in queue order.
+    fn outbox_ids(&self) -> Vec<String> {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        let mut stmt = c
+            .prepare("SELECT dedup_id FROM outbox ORDER BY seq")
+            .unwrap();
+        let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        ids.map(Result::unwrap).collect()
+    }
+}
+
+fn key(tenant: &str, kind: EntityKind, id: &str) -> EntityKey {
+    EntityKey::new(Source::Abaha, Tenant::new(tenant), kind, id)
+}
+
+fn fixture(name: &str) -> Value {
+    let path = repo_root().join("shared/fixtures/abaha").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The seed cart with some fields replaced.
+fn cart(patch: Value) -> String {
+    let mut cart = fixture("order.json");
+    for (k, v) in patch.as_object().unwrap() {
+        cart[k] = v.clone();
+    }
+    cart.to_string()
+}
+
+/// The events/abaha samples: (file name, request exactly as webhooks-local receives it).
+fn samples() -> Vec<(String, RawRequest)> {
+    let dir = repo_root().join("events/abaha");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let event: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let raw = event["body"].as_str().unwrap();
+            let body = if event["isBase64Encoded"] == json!(true) {
+                base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .unwrap()
+            } else {
+                raw.as_bytes().to_vec()
+            };
+            let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
+            for (k, v) in event["headers"].as_object().unwrap() {
+                req = req.with_header(k, v.as_str().unwrap());
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, req)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_sample_is_accepted_projected_and_redelivery_changes_nothing() {
+    // No configuration at all, as webhooks-local starts: the development token.
+    let h = Harness::new(&Env::default(), Mode::Local);
+    let samples = samples();
+    let expected = [
+        (
+            "customer",
+            key("default", EntityKind::Customer, "1347849"),
+            "2022-06-09 13:16:01",
+            None,
+        ),
+        (
+            "order",
+            key("552", EntityKind::Order, "208610"),
+            "2022-06-10 10:53:56",
+            Some("5"),
+        ),
+        (
+            "product",
+            key("default", EntityKind::Product, "873167"),
+            "2022-06-09 13:10:30",
+            None,
+        ),
+    ];
+    let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, expected.iter().map(|e| e.0).collect::<Vec<_>>());
+    for ((name, req), (_, entity, modified, state)) in samples.iter().zip(&expected) {
+        assert_eq!(req.path, ROUTE, "{name}");
+        let resp = h.handler.handle(req).await;
+        assert_eq!((resp.status, &resp.body), (200, &ok()), "{name}");
+        let event_key = EventKey::new(Source::Abaha, &body_event_id(&req.body));
+        let stored = h
+            .store
+            .event(&event_key)
+            .await
+            .unwrap()
+            .expect("event stored");
+        assert_eq!(stored.status, EventStatus::Applied, "{name}");
+        assert_eq!(stored.entity_keys, [entity.stream()]);
+        assert_eq!(stored.raw_body, req.body, "{name}: raw bytes kept");
+        let e = h
+            .store
+            .entity(entity)
+            .await
+            .unwrap()
+            .expect("entity stored");
+        assert_eq!(
+            e.version,
+            Version::parse(modified).unwrap().micros(),
+            "{name}"
+        );
+        assert_eq!(e.state.as_deref(), *state, "{name}");
+        assert_eq!(e.last_event_key, event_key.as_str());
+        assert_eq!(e.data, serde_json::from_slice::<Value>(&req.body).unwrap());
+    }
+    // The token is a credential: never stored with the event.
+    let conn = h.store.connection();
+    let headers: String = conn
+        .lock()
+        .unwrap()
+        .query_row("SELECT group_concat(headers) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert!(!headers.contains("dev-abaha-token") && headers.contains("user-agent"));
+    // The seed cart's status equals its before_status and nothing was stored: no change.
+    assert_eq!(h.count("transitions"), 0);
+
+    let before = h.fingerprint();
+    for (name, req) in &samples {
+        let resp = h.handler.handle(req).await;
+        assert_eq!((resp.status, &resp.body), (200, &ok()), "{name}");
+    }
+    assert_eq!(h.fingerprint(), before);
+}
+
+#[tokio::test]
+async fn unknown_shapes_are_kept_and_answered_ok_but_not_projected() {
+    let h = Harness::lambda();
+    for body in [
+        json!({"voucher_code": "V1", "store_id": "552", "modified": "2022-06-10 10:00:00"}),
+        json!({}),
+        json!({"user_id": "56913"}),
+    ] {
+        let body = body.to_string();
+        let resp = h.post(&body).await;
+        assert_eq!((resp.status, &resp.body), (200, &ok()), "{body}");
+        let stored = h
+            .store
+            .event(&EventKey::new(
+                Source::Abaha,
+                &body_event_id(body.as_bytes()),
+            ))
+            .await
+            .unwrap()
+            .expect("kept in the event log");
+        assert_eq!(stored.status, EventStatus::Ignored);
+        assert_eq!(stored.event_type, "unknown");
+        assert!(stored.entity_keys.is_empty());
+    }
+    // A cart without a usable id is kept the same way.
+    let resp = h.post(&cart(json!({"id": null}))).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(h.count("events"), 4);
+    assert_eq!(h.count("entities"), 0);
+}
+
+#[tokio::test]
+async fn bad_or_missing_token_is_401_and_stores_nothing() {
+    let h = Harness::lambda();
+    let body = cart(json!({}));
+    let cases = [
+        RawRequest::post(ROUTE, body.as_str()),
+        RawRequest::post(ROUTE, body.as_str()).with_header("X-Abaha-Token", "wrong"),
+        RawRequest::post(ROUTE, body.as_str()).with_header("X-Abaha-Token", &TOKEN[1..]),
+        RawRequest::post(ROUTE, body.as_str()).with_header("X-Other-Token", TOKEN),
+        RawRequest::post(ROUTE, body.as_str()).with_query("token", TOKEN),
+    ];
+    for req in cases {
+        let resp = h.handler.handle(&req).await;
+        assert_eq!(resp.status, 401, "{:?}", req.headers);
+        assert_eq!(resp.body["status"], 401);
+        let text = resp.body.to_string();
+        assert!(
+            !text.contains(TOKEN) && !text.contains("next-token"),
+            "{text}"
+        );
+    }
+    // malformed bodies are 400 and stored nowhere either
+    for bad in ["", "[]", "{\"id\":", "\"cart\""] {
+        let resp = h.post(bad).await;
+        assert_eq!(resp.status, 400, "{bad:?}");
+        assert_eq!(resp.body["code"], "VAL_002");
+    }
+    assert_eq!(h.fingerprint(), Vec::<String>::new());
+    // the second configured token (rotation) is accepted
+    let next = RawRequest::post(ROUTE, body.as_str()).with_header("x-abaha-token", "next-token");
+    assert_eq!(h.handler.handle(&next).await.status, 200);
+}
+
+#[tokio::test]
+async fn token_header_name_comes_from_the_environment() {
+    let env = Env::from_pairs([
+        ("ABAHA_TOKENS", TOKEN),
+        ("ABAHA_TOKEN_HEADER", "X-Merchant-Key"),
+    ]);
+    let h = Harness::new(&env, Mode::Lambda);
+    let body = cart(json!({}));
+    let default_name = RawRequest::post(ROUTE, body.as_str()).with_header("X-Abaha-Token", TOKEN);
+    assert_eq!(h.handler.handle(&default_name).await.status, 401);
+    let custom = RawRequest::post(ROUTE, body.as_str()).with_header("x-merchant-key", TOKEN);
+    let resp = h.handler.handle(&custom).await;
+    assert_eq!((resp.status, &resp.body), (200, &ok()));
+}
+
+#[tokio::test]
+async fn cart_status_changes_are_queued_once_and_late_carts_never_regress() {
+    let h = Harness::lambda();
+    let order = key("552", EntityKind::Order, "208610");
+    // 1. the seed cart (status 5, before_status 5): nothing stored yet, so no change
+    assert_eq!(h.post(&cart(json!({}))).await.status, 200);
+    // 2. newer, status 6 but before_status also 6: a change against the stored 5
+    let inferred =
+        cart(json!({"status": "6", "before_status": "6", "modified": "2022-06-10 11:00:00"}));
+    assert_eq!(h.post(&inferred).await.status, 200);
+    // 3. newer, declares 6 → 7 itself (numbers as numbers this time)
+    let declared =
+        cart(json!({"status": 7, "before_status": 6, "modified": "2022-06-10 12:00:00"}));
+    assert_eq!(h.post(&declared).await.status, 200);
+    // 4. older than what is stored, declares 5 → 4: recorded and queued as late, not applied
+    let late =
+        cart(json!({"status": "4", "before_status": "5", "modified": "2022-06-10 10:55:00"}));
+    assert_eq!(h.post(&late).await.status, 200);
+    // 5. redelivery of 3: nothing new
+    assert_eq!(h.post(&declared).await.status, 200);
+
+    let e = h.store.entity(&order).await.unwrap().unwrap();
+    assert_eq!(e.state.as_deref(), Some("7"));
+    assert_eq!(
+        e.version,
+        Version::parse("2022-06-10 12:00:00").unwrap().micros()
+    );
+
+    let ts = h.store.transitions(&order).await.unwrap();
+    let edges: Vec<_> = ts
+        .iter()
+        .map(|t| {
+            (
+                t.from.as_deref().unwrap(),
+                t.to.as_str(),
+                t.flag.is_none() && t.queued,
+            )
+        })
+        .collect();
+    // in version order: the late 5 → 4 (10:55) first
+    assert_eq!(
+        edges,
+        [("5", "4", true), ("5", "6", true), ("6", "7", true)]
+    );
+    let mut queued = h.outbox_ids();
+    queued.sort();
+    let mut ids: Vec<_> = ts.iter().map(|t| t.transition_id.clone()).collect();
+    ids.sort();
+    assert_eq!(queued, ids, "one message per transition");
+
+    let late_event = EventKey::new(Source::Abaha, &body_event_id(late.as_bytes()));
+    assert_eq!(
+        h.store.event(&late_event).await.unwrap().unwrap().status,
+        EventStatus::Stale
+    );
+}
+
+#[tokio::test]
+async fn products_and_customers_follow_their_modified_version() {
+    let h = Harness::lambda();
+    let product = key("default", EntityKind::Product, "873167");
+    let mut newer = fixture("product.json");
+    newer["inventory"] = json!("997");
+    newer["modified"] = json!("2022-06-09 14:00:00");
+    assert_eq!(h.post(&newer.to_string()).await.status, 200);
+    // the seed product is older: stored as an event, the entity keeps the newer inventory
+    assert_eq!(
+        h.post(&fixture("product.json").to_string()).await.status,
+        200
+    );
+    let e = h.store.entity(&product).await.unwrap().unwrap();
+    assert_eq!(e.data["inventory"], "997");
+    assert_eq!(h.count("events"), 2);
+    assert_eq!(h.count("transitions"), 0, "products carry no state");
+
+    // a customer without a phone number still carries `tel` (null): still a customer
+    let mut customer = fixture("customer.json");
+    customer["tel"] = Value::Null;
+    assert_eq!(h.post(&customer.to_string()).await.status, 200);
+    let c = key("default", EntityKind::Customer, "1347849");
+    assert!(h.store.entity(&c).await.unwrap().is_some());
+}

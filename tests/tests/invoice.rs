@@ -1,0 +1,556 @@
+//! Handler-level tests of the invoice source (`POST /callback/update-invoice`) over the
+//! embedded SQLite store and outbox queue: the events/ samples, duplicates, the replay
+//! window on an injected clock, rejected requests leaving nothing behind, the state machine's
+//! flags, and a property test that any arrival order of a valid invoice history (with
+//! byte-identical redeliveries) converges on the true final state with every transition
+//! queued exactly once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use webhook_core::clock::FixedClock;
+use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::http::{RawRequest, RawResponse};
+use webhook_core::metrics::MetricsSink;
+use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::queue::outbox::Outbox;
+use webhook_core::sources::provider_from_env;
+use webhook_core::store::sqlite::SqliteStore;
+use webhook_core::store::{EventStatus, Store, StoredTransition};
+use webhook_core::version::Version;
+
+const ROUTE: &str = "/callback/update-invoice";
+const SECRET: &str = "test-invoice-secret";
+/// 2025-09-05T10:30:00Z, the morning of the seed's samples.
+const T0: i64 = 1_757_068_200;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Harness {
+    handler: Handler,
+    store: SqliteStore,
+    clock: Arc<FixedClock>,
+}
+
+impl Harness {
+    fn new(env: &Env, mode: Mode, now_unix: i64) -> Self {
+        let store = SqliteStore::in_memory().unwrap();
+        let outbox = Outbox::new(store.connection());
+        let clock = Arc::new(FixedClock::at_unix(now_unix));
+        let pipeline = Pipeline::new(
+            Arc::new(store.clone()),
+            Arc::new(outbox),
+            clock.clone(),
+            PipelineSettings::default(),
+        );
+        let provider = provider_from_env(Source::Invoice, env, mode).unwrap();
+        Harness {
+            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
+            store,
+            clock,
+        }
+    }
+
+    /// A Lambda-mode harness (default 300 s replay window) with the clock at `now_unix`.
+    fn lambda(now_unix: i64) -> Self {
+        Self::new(
+            &Env::from_pairs([("INVOICE_SECRETS", format!("rotated-out,{SECRET}"))]),
+            Mode::Lambda,
+            now_unix,
+        )
+    }
+
+    async fn post(&self, body: &str) -> RawResponse {
+        self.handler.handle(&signed(body, SECRET)).await
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Every row of every table, to prove a request changed nothing.
+    fn fingerprint(&self) -> Vec<String> {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT event_key || '|' || status || '|' || event_type FROM events ORDER BY event_key",
+            "SELECT pk || '|' || sk || '|' || version || '|' || IFNULL(state, '') || '|' || last_event_key FROM entities ORDER BY pk, sk",
+            "SELECT transition_id || '|' || IFNULL(flag, '') || '|' || queued || '|' || published FROM transitions ORDER BY pk, sk",
+            "SELECT dedup_id || '|' || receive_count || '|' || dead FROM outbox ORDER BY seq",
+        ] {
+            let mut stmt = c.prepare(sql).unwrap();
+            let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+            rows.extend(found.map(Result::unwrap));
+        }
+        rows
+    }
+
+    /// The outbox's messages (dedup id → parsed body).
+    fn outbox(&self) -> Vec<(String, Value)> {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        let mut stmt = c
+            .prepare("SELECT dedup_id, body FROM outbox ORDER BY seq")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap();
+        rows.map(|row| {
+            let (id, body) = row.unwrap();
+            (id, serde_json::from_str(&body).unwrap())
+        })
+        .collect()
+    }
+
+    async fn state(&self, invoice: &str) -> Option<String> {
+        self.store
+            .entity(&invoice_key(invoice))
+            .await
+            .unwrap()
+            .and_then(|e| e.state)
+    }
+
+    async fn transitions(&self, invoice: &str) -> Vec<StoredTransition> {
+        self.store.transitions(&invoice_key(invoice)).await.unwrap()
+    }
+}
+
+/// hex HMAC-SHA256(secret, body), computed here with the `hmac` crate rather than the code
+/// under test.
+fn signature(body: &str, secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn signed(body: &str, secret: &str) -> RawRequest {
+    RawRequest::post(ROUTE, body).with_header("X-Signature", &signature(body, secret))
+}
+
+fn invoice_key(id: &str) -> EntityKey {
+    EntityKey::new(
+        Source::Invoice,
+        Tenant::default_tenant(),
+        EntityKind::Invoice,
+        id,
+    )
+}
+
+fn rfc3339(unix_ms: i64) -> String {
+    Version::from_micros(unix_ms * 1_000).to_rfc3339()
+}
+
+/// An `invoice.updated` body as the gateway sends it; `previous: None` omits previousState.
+fn update(id: &str, previous: Option<&str>, state: &str, unix_ms: i64) -> String {
+    let mut data = json!({
+        "invoiceId": id,
+        "customerId": "customer-cuid-123",
+        "state": state,
+        "title": "USDT 10만원 구매",
+        "cashAmount": "100000.000000",
+    });
+    if let Some(previous) = previous {
+        data["previousState"] = json!(previous);
+    }
+    json!({"event": "invoice.updated", "timestamp": rfc3339(unix_ms), "data": data}).to_string()
+}
+
+/// The events/invoice samples: (file name, request exactly as webhooks-local receives it).
+fn samples() -> Vec<(String, RawRequest)> {
+    let dir = repo_root().join("events/invoice");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 7, "events/invoice holds one sample per edge");
+    paths
+        .into_iter()
+        .map(|path| {
+            let event: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let raw = event["body"].as_str().unwrap();
+            let body = if event["isBase64Encoded"] == json!(true) {
+                base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .unwrap()
+            } else {
+                raw.as_bytes().to_vec()
+            };
+            let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
+            for (k, v) in event["headers"].as_object().unwrap() {
+                req = req.with_header(k, v.as_str().unwrap());
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, req)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_sample_is_accepted_by_the_local_defaults_and_redelivery_changes_nothing() {
+    // No configuration at all, as webhooks-local starts: dev secret, replay window off
+    // (the samples carry 2025 timestamps). The clock is years later on purpose.
+    let h = Harness::new(&Env::default(), Mode::Local, T0 + 3 * 365 * 86_400);
+    let samples = samples();
+    for (name, req) in &samples {
+        assert_eq!(req.path, ROUTE, "{name}");
+        let resp = h.handler.handle(req).await;
+        assert_eq!(resp.status, 200, "{name}: {:?}", resp.body);
+        assert_eq!(
+            resp.body,
+            json!({"status": "ok", "duplicate": false}),
+            "{name}"
+        );
+        let stored = h
+            .store
+            .event(&EventKey::new(Source::Invoice, &body_event_id(&req.body)))
+            .await
+            .unwrap()
+            .expect("event stored");
+        assert_eq!(stored.event_type, "invoice.updated");
+        assert_eq!(stored.raw_body, req.body, "{name}: raw bytes kept");
+    }
+    assert_eq!(h.count("SELECT COUNT(*) FROM events"), samples.len() as i64);
+    // The seed's four samples are alternative endings of one invoice: Complete came first
+    // (in file order) and is terminal, so the later Fail and Cancel are flagged.
+    assert_eq!(
+        h.state("550e8400-e29b-41d4-a716-446655440000")
+            .await
+            .as_deref(),
+        Some("Complete")
+    );
+    assert_eq!(
+        h.state("550e8400-e29b-41d4-a716-446655440001")
+            .await
+            .as_deref(),
+        Some("Reject")
+    );
+    assert_eq!(
+        h.state("550e8400-e29b-41d4-a716-446655440002")
+            .await
+            .as_deref(),
+        Some("Pending")
+    );
+    let flagged: Vec<_> = h
+        .transitions("550e8400-e29b-41d4-a716-446655440000")
+        .await
+        .into_iter()
+        .filter(|t| t.flag.is_some())
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(flagged, ["Fail", "Cancel"]);
+
+    let before = h.fingerprint();
+    for (name, req) in &samples {
+        let resp = h.handler.handle(req).await;
+        assert_eq!(resp.status, 200, "{name}");
+        assert_eq!(
+            resp.body,
+            json!({"status": "ok", "duplicate": true}),
+            "{name}"
+        );
+    }
+    assert_eq!(h.fingerprint(), before);
+}
+
+#[tokio::test]
+async fn replay_window_follows_the_injected_clock() {
+    let sent_ms = (T0 + 600) * 1_000;
+    let body = update("inv-w", Some("Ready"), "Pending", sent_ms);
+    let h = Harness::lambda(T0 + 600 + 301);
+    let resp = h.post(&body).await;
+    assert_eq!(resp.status, 401, "{:?}", resp.body);
+    assert_eq!(resp.body["error"], "AUTH_003");
+    h.clock.set_unix(T0 + 600 - 301);
+    assert_eq!(h.post(&body).await.status, 401, "too far in the future");
+    assert_eq!(h.count("SELECT COUNT(*) FROM events"), 0);
+
+    h.clock.set_unix(T0 + 600 + 300);
+    let resp = h.post(&body).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    assert_eq!(h.state("inv-w").await.as_deref(), Some("Pending"));
+
+    // explicitly turned off, even a Lambda accepts an old timestamp
+    let env = Env::from_pairs([("INVOICE_SECRETS", SECRET), ("INVOICE_TOLERANCE_SECS", "0")]);
+    let off = Harness::new(&env, Mode::Lambda, T0 + 86_400 * 30);
+    assert_eq!(off.post(&body).await.status, 200);
+}
+
+#[tokio::test]
+async fn rejected_requests_store_nothing_and_leak_no_secret() {
+    let h = Harness::lambda(T0);
+    let body = update("inv-r", Some("Ready"), "Pending", T0 * 1_000);
+    let mut tampered = signed(&body, SECRET);
+    tampered.body = body.replace("Pending", "Complete").into_bytes();
+    let cases = [
+        (signed(&body, "wrong-secret"), 401, "AUTH_002"),
+        (RawRequest::post(ROUTE, body.as_str()), 401, "AUTH_001"),
+        (tampered, 401, "AUTH_002"),
+        (
+            signed(&body.replace("invoice.updated", "invoice.deleted"), SECRET),
+            400,
+            "VAL_003",
+        ),
+        (
+            signed(&body.replace("\"state\"", "\"status\""), SECRET),
+            400,
+            "VAL_001",
+        ),
+        (signed("[1,2]", SECRET), 400, "VAL_002"),
+    ];
+    for (req, status, code) in cases {
+        let resp = h.handler.handle(&req).await;
+        assert_eq!(resp.status, status, "{:?}", resp.body);
+        assert_eq!(resp.body["error"], code);
+        let text = resp.body.to_string();
+        assert!(!text.contains(SECRET) && !text.contains("rotated-out"));
+    }
+    let resp = h
+        .handler
+        .handle(&signed(&body.replace("\"state\"", "\"status\""), SECRET))
+        .await;
+    assert!(resp.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("data.state"));
+    assert_eq!(h.fingerprint(), Vec::<String>::new());
+
+    // the rotated-out secret still works while it is listed
+    assert_eq!(
+        h.handler.handle(&signed(&body, "rotated-out")).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn signature_header_name_comes_from_the_environment() {
+    let env = Env::from_pairs([
+        ("INVOICE_SECRETS", SECRET),
+        ("INVOICE_SIGNATURE_HEADER", "X-Gateway-Signature"),
+    ]);
+    let h = Harness::new(&env, Mode::Lambda, T0);
+    let body = update("inv-h", Some("Ready"), "Pending", T0 * 1_000);
+    let sig = signature(&body, SECRET);
+    let default_name = RawRequest::post(ROUTE, body.as_str()).with_header("X-Signature", &sig);
+    assert_eq!(h.handler.handle(&default_name).await.status, 401);
+    let custom = RawRequest::post(ROUTE, body.as_str()).with_header("x-gateway-signature", &sig);
+    assert_eq!(h.handler.handle(&custom).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_disallowed_or_terminal_leaving_transition_is_flagged_not_queued() {
+    let h = Harness::lambda(T0 + 60);
+    let id = "inv-flag";
+    let ms = |s: i64| (T0 + s) * 1_000;
+    for body in [
+        update(id, Some("Ready"), "Pending", ms(0)),
+        update(id, Some("Pending"), "Complete", ms(10)),
+        // newer, but Complete → Pending is no edge of the machine
+        update(id, Some("Complete"), "Pending", ms(20)),
+        // an allowed edge, but the invoice already reached a terminal state
+        update(id, Some("Pending"), "Fail", ms(30)),
+    ] {
+        let resp = h.post(&body).await;
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+        assert_eq!(resp.body["duplicate"], false);
+    }
+    assert_eq!(h.state(id).await.as_deref(), Some("Complete"));
+
+    let ts = h.transitions(id).await;
+    // `queued`: handed to the transition queue. (`published` is the notifier's mark after
+    // delivery; no notifier runs here.)
+    let summary: Vec<_> = ts
+        .iter()
+        .map(|t| {
+            (
+                t.from.as_deref().unwrap(),
+                t.to.as_str(),
+                t.flag.as_deref(),
+                t.queued,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Ready", "Pending", None, true),
+            ("Pending", "Complete", None, true),
+            ("Complete", "Pending", Some("not_allowed"), false),
+            ("Pending", "Fail", Some("terminal"), false),
+        ]
+    );
+    let queued: Vec<_> = h.outbox().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        queued,
+        [ts[0].transition_id.clone(), ts[1].transition_id.clone()]
+    );
+    let flagged_event = EventKey::new(
+        Source::Invoice,
+        &body_event_id(update(id, Some("Complete"), "Pending", ms(20)).as_bytes()),
+    );
+    let stored = h.store.event(&flagged_event).await.unwrap().unwrap();
+    assert_eq!(stored.status, EventStatus::Flagged);
+}
+
+// ---- property: any arrival order converges -----------------------------------------------
+
+/// Valid invoice histories, state by state (DESIGN §6).
+const HISTORIES: [&[&str]; 4] = [
+    &["Ready", "Pending", "Complete"],
+    &["Ready", "Wait", "Pending", "Fail"],
+    &["Ready", "Wait", "Reject"],
+    &["Ready", "Cancel"],
+];
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    history: usize,
+    /// Whether the history starts with a creation event (state Ready, no previousState).
+    created: bool,
+    /// Milliseconds between consecutive events (strictly increasing timestamps).
+    gaps_ms: Vec<i64>,
+    /// Arrival order: indices into the history's events; every event at least once, some
+    /// again (a byte-identical redelivery).
+    arrivals: Vec<usize>,
+}
+
+impl Scenario {
+    fn states(&self) -> &'static [&'static str] {
+        HISTORIES[self.history]
+    }
+
+    /// The history's event bodies with their timestamps (unix ms), oldest first, all within
+    /// the replay window of a clock at `T0 + 200`.
+    fn events(&self) -> Vec<(String, i64)> {
+        let states = self.states();
+        let mut at_ms = T0 * 1_000;
+        let mut events = Vec::new();
+        if self.created {
+            events.push((update("inv-p", None, states[0], at_ms), at_ms));
+        }
+        for (i, pair) in states.windows(2).enumerate() {
+            at_ms += self.gaps_ms[i];
+            events.push((update("inv-p", Some(pair[0]), pair[1], at_ms), at_ms));
+        }
+        events
+    }
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        0..HISTORIES.len(),
+        any::<bool>(),
+        prop::collection::vec(1i64..100_000, 3),
+        prop::collection::vec(any::<Index>(), 0..6),
+    )
+        .prop_flat_map(|(history, created, gaps_ms, redeliveries)| {
+            let n = HISTORIES[history].len() - 1 + usize::from(created);
+            let mut arrivals: Vec<usize> = (0..n).collect();
+            arrivals.extend(redeliveries.iter().map(|i| i.index(n)));
+            Just(arrivals)
+                .prop_shuffle()
+                .prop_map(move |arrivals| Scenario {
+                    history,
+                    created,
+                    gaps_ms: gaps_ms.clone(),
+                    arrivals,
+                })
+        })
+}
+
+async fn converges(s: Scenario) -> Result<(), TestCaseError> {
+    let h = Harness::lambda(T0 + 200);
+    let events = s.events();
+    let first = usize::from(s.created); // index of the first transition event
+    let mut first_arrival: BTreeMap<usize, usize> = BTreeMap::new();
+    for (position, &i) in s.arrivals.iter().enumerate() {
+        let resp = h.post(&events[i].0).await;
+        prop_assert_eq!(resp.status, 200, "{:?}", resp.body);
+        let redelivery = first_arrival.contains_key(&i);
+        prop_assert_eq!(&resp.body["duplicate"], &json!(redelivery));
+        first_arrival.entry(i).or_insert(position);
+    }
+
+    // the entity ends in the history's true final state, at its newest version
+    let states = s.states();
+    let entity = h
+        .store
+        .entity(&invoice_key("inv-p"))
+        .await
+        .unwrap()
+        .unwrap();
+    prop_assert_eq!(entity.state.as_deref(), states.last().copied());
+    let newest_ms = events.last().unwrap().1;
+    prop_assert_eq!(entity.version, newest_ms * 1_000);
+
+    // every edge recorded once, allowed and queued
+    let ts = h.transitions("inv-p").await;
+    let edges: Vec<(&str, &str)> = ts
+        .iter()
+        .map(|t| (t.from.as_deref().unwrap_or("-"), t.to.as_str()))
+        .collect();
+    let expected: Vec<(&str, &str)> = states.windows(2).map(|p| (p[0], p[1])).collect();
+    prop_assert_eq!(&edges, &expected);
+    for t in &ts {
+        prop_assert!(t.flag.is_none() && t.queued, "{:?}", t);
+    }
+
+    // the outbox holds exactly one message per transition, and only those
+    let outbox = h.outbox();
+    prop_assert_eq!(outbox.len(), ts.len());
+    let mut queued_ids: Vec<&str> = outbox.iter().map(|(id, _)| id.as_str()).collect();
+    queued_ids.sort_unstable();
+    let mut transition_ids: Vec<&str> = ts.iter().map(|t| t.transition_id.as_str()).collect();
+    transition_ids.sort_unstable();
+    prop_assert_eq!(queued_ids, transition_ids);
+
+    // a transition is `late` exactly when a newer event of the invoice arrived before it
+    for (id, message) in &outbox {
+        let k = first
+            + expected
+                .iter()
+                .position(|(f, t)| message["from"] == *f && message["to"] == *t)
+                .unwrap();
+        let late = first_arrival
+            .iter()
+            .any(|(&j, &pos)| j > k && pos < first_arrival[&k]);
+        prop_assert_eq!(&message["late"], &json!(late), "{}", id);
+        prop_assert_eq!(&message["transitionId"], &json!(id));
+    }
+    prop_assert_eq!(
+        h.count("SELECT COUNT(*) FROM events"),
+        first_arrival.len() as i64
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_arrival_order_with_redeliveries_converges(s in scenario()) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(converges(s))?;
+    }
+}

@@ -1,0 +1,505 @@
+//! Handler-level tests of the Pancake POS endpoint: the events/pancake-pos samples (API
+//! Gateway v2 events) through the real pipeline over the embedded SQLite store and outbox
+//! queue, and the order status-change rules on the real flat delivery form.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{json, Value};
+use webhook_core::clock::FixedClock;
+use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::http::{RawRequest, RawResponse};
+use webhook_core::metrics::MetricsSink;
+use webhook_core::model::{body_event_id, TransitionMessage};
+use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::queue::outbox::Outbox;
+use webhook_core::sources::provider_from_env;
+use webhook_core::store::sqlite::SqliteStore;
+use webhook_core::store::{EventStatus, Store, StoredEntity, StoredEvent};
+use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
+
+const SHOP: &str = "20462817";
+const ROUTE: &str = "/api/v1/pancake-pos/webhook";
+
+struct Harness {
+    handler: Handler,
+    store: Arc<SqliteStore>,
+    outbox: Outbox,
+}
+
+impl Harness {
+    /// The Pancake POS handler as a Lambda builds it from `env`, over a fresh in-memory store.
+    fn new(env: &[(&str, &str)]) -> Self {
+        let store = SqliteStore::in_memory().expect("in-memory store");
+        let outbox = Outbox::new(store.connection());
+        let store = Arc::new(store);
+        let pipeline = Pipeline::new(
+            store.clone(),
+            Arc::new(outbox.clone()),
+            Arc::new(FixedClock::at_unix(1_757_069_100)),
+            PipelineSettings::default(),
+        );
+        let provider = provider_from_env(
+            Source::PancakePos,
+            &Env::from_pairs(env.iter().copied()),
+            Mode::Lambda,
+        )
+        .expect("pancake-pos provider");
+        Harness {
+            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
+            store,
+            outbox,
+        }
+    }
+
+    /// Configured with the development key the samples carry (in `X-Webhook-Secret`).
+    fn dev() -> Self {
+        Self::new(&[("PANCAKE_POS_API_KEYS", "dev-pancake-pos-key")])
+    }
+
+    async fn post(&self, req: &RawRequest) -> RawResponse {
+        self.handler.handle(req).await
+    }
+
+    async fn entity(&self, kind: EntityKind, id: &str) -> Option<StoredEntity> {
+        self.store.entity(&key(kind, id)).await.unwrap()
+    }
+
+    async fn event_stored(&self, resp: &RawResponse) -> Option<StoredEvent> {
+        let key = resp.body["data"]["eventKey"].as_str()?;
+        self.store
+            .event(&EventKey::from_stored(key.to_string()))
+            .await
+            .unwrap()
+    }
+
+    /// (from, to) of an order's recorded transitions, in version order.
+    async fn order_transitions(&self, id: &str) -> Vec<(Option<String>, String)> {
+        self.store
+            .transitions(&key(EntityKind::Order, id))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.from, t.to))
+            .collect()
+    }
+}
+
+fn key(kind: EntityKind, id: &str) -> EntityKey {
+    EntityKey::new(Source::PancakePos, Tenant::new(SHOP), kind, id)
+}
+
+fn samples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/pancake-pos");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 18,
+        "expected the generated samples, got {files:?}"
+    );
+    files
+}
+
+/// An API Gateway v2 sample event as the transport hands it over: exact body bytes.
+fn request_from_event(path: &Path) -> RawRequest {
+    let event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let body = event["body"].as_str().unwrap_or_default();
+    let body = if event["isBase64Encoded"] == true {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
+    req.method = event["requestContext"]["http"]["method"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (name, value) in event["headers"].as_object().unwrap() {
+        req = req.with_header(name, value.as_str().unwrap());
+    }
+    req
+}
+
+fn sample(name: &str) -> RawRequest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/pancake-pos")
+        .join(format!("{name}.json"));
+    request_from_event(&path)
+}
+
+fn keyed(body: &Value) -> RawRequest {
+    RawRequest::post(ROUTE, body.to_string()).with_header("x-webhook-secret", "dev-pancake-pos-key")
+}
+
+/// A real flat order delivery of order 7001 in `status` at `updated_at`.
+fn flat_order(status: u8, status_name: &str, updated_at: &str) -> RawRequest {
+    keyed(&json!({
+        "id": 7001,
+        "shop_id": 20462817,
+        "status": status,
+        "status_name": status_name,
+        "updated_at": updated_at,
+        "status_history": [{"old_status": null, "status": 1, "updated_at": "2025-09-05T10:00:00"}],
+        "items": [{"variation_id": "v-1", "quantity": 1}],
+        "type": "orders",
+        "event_type": "update"
+    }))
+}
+
+#[tokio::test]
+async fn every_sample_is_accepted_in_the_pancake_shape() {
+    let h = Harness::dev();
+    for path in samples() {
+        let req = request_from_event(&path);
+        let resp = h.post(&req).await;
+        let name = path.display().to_string();
+        assert_eq!(resp.status, 200, "{name}: {}", resp.body);
+        assert_eq!(resp.body["code"], 200, "{name}");
+        assert_eq!(resp.body["status"], "success", "{name}");
+        let shop = if name.contains("connectivity") {
+            "123"
+        } else {
+            SHOP
+        };
+        assert_eq!(resp.body["data"]["shopId"], shop, "{name}");
+        assert_eq!(resp.body["data"]["duplicate"], false, "{name}");
+        let sent: Value = serde_json::from_slice(&req.body).unwrap();
+        let provider_event = match sent["payload"]["eventType"].as_str() {
+            Some(e) => e.to_string(),
+            None => format!(
+                "{}.{}",
+                sent["type"].as_str().unwrap(),
+                sent["event_type"].as_str().unwrap()
+            ),
+        };
+        assert_eq!(
+            resp.body["data"]["eventType"],
+            provider_event.as_str(),
+            "{name}"
+        );
+        let stored = h.event_stored(&resp).await.expect("event stored");
+        assert_eq!(
+            stored.raw_body, req.body,
+            "{name}: the exact bytes are kept"
+        );
+        let projected = !["connectivity", "transaction", "loyalty"]
+            .iter()
+            .any(|n| name.contains(n));
+        assert_eq!(
+            stored.status != EventStatus::Ignored,
+            projected,
+            "{name}: {:?}",
+            stored.status
+        );
+    }
+    // order 1532: created (0), cancelled-order 1533 aside, status_changed declares 1 → 2,
+    // and the older order_updated (1, sorted after it) is stale: the entity stays at 2.
+    let order = h.entity(EntityKind::Order, "1532").await.unwrap();
+    assert_eq!(order.state.as_deref(), Some("2"));
+    assert_eq!(order.data["status_name"], "shipped");
+    assert_eq!(
+        h.order_transitions("1532").await,
+        [(Some("1".to_string()), "2".to_string())]
+    );
+    let flat = h.entity(EntityKind::Order, "1534").await.unwrap();
+    assert_eq!(flat.state.as_deref(), Some("1"));
+    let product = h
+        .entity(EntityKind::Product, "e7c14b52-9d3a-4f6e-b8a1-3c5d7e9f1a2b")
+        .await
+        .unwrap();
+    assert_eq!(product.state, None);
+    assert_eq!(product.data["updated_at"], "2025-09-05T10:30:00");
+    let stock = h
+        .entity(
+            EntityKind::Variation,
+            "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d@5b8e2f14-6c3a-4d9b-a7e1-8f2c4d6b9e03",
+        )
+        .await
+        .unwrap();
+    assert_eq!(stock.data["remain_quantity"], 40, "the newer row wins");
+    assert!(h
+        .entity(EntityKind::Customer, "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6")
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_status_change_is_one_transition_queued_once() {
+    let h = Harness::dev();
+    let first = h
+        .post(&flat_order(1, "submitted", "2025-09-05T10:00:00"))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        h.outbox.depth().await.unwrap(),
+        0,
+        "a first sight is no change"
+    );
+
+    let second = h
+        .post(&flat_order(2, "shipped", "2025-09-05T10:40:00"))
+        .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(
+        h.order_transitions("7001").await,
+        [(Some("1".to_string()), "2".to_string())]
+    );
+    assert_eq!(h.outbox.depth().await.unwrap(), 1);
+    let transitions = h
+        .store
+        .transitions(&key(EntityKind::Order, "7001"))
+        .await
+        .unwrap();
+    assert!(transitions[0].queued);
+    assert_eq!(transitions[0].flag, None);
+
+    // the queued message is the DESIGN §6 contract
+    let queued = h.outbox.receive(i64::MAX / 2, 10, 1_000).await.unwrap();
+    let [msg] = queued.as_slice() else {
+        panic!("{queued:?}")
+    };
+    let message: TransitionMessage = serde_json::from_str(&msg.body).unwrap();
+    assert_eq!(message.source, Source::PancakePos);
+    assert_eq!(message.tenant, SHOP);
+    assert_eq!(
+        (message.entity.kind, message.entity.id.as_str()),
+        (EntityKind::Order, "7001")
+    );
+    assert_eq!(
+        (message.from.as_deref(), message.to.as_str()),
+        (Some("1"), "2")
+    );
+    assert_eq!(message.occurred_at, "2025-09-05T10:40:00Z");
+    assert!(!message.late);
+    assert_eq!(msg.group_id, key(EntityKind::Order, "7001").stream());
+
+    // redelivering the change: 200, nothing new
+    let again = h
+        .post(&flat_order(2, "shipped", "2025-09-05T10:40:00"))
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["data"]["duplicate"], true);
+    assert_eq!(h.order_transitions("7001").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_older_delivery_after_a_newer_one_leaves_the_newer_state() {
+    let h = Harness::dev();
+    for req in [
+        flat_order(1, "submitted", "2025-09-05T10:00:00"),
+        flat_order(2, "shipped", "2025-09-05T10:40:00"),
+    ] {
+        assert_eq!(h.post(&req).await.status, 200);
+    }
+    let newer = h.entity(EntityKind::Order, "7001").await.unwrap();
+
+    // delivered late: it was sent between the two
+    let late = h
+        .post(&flat_order(8, "packing", "2025-09-05T10:20:00"))
+        .await;
+    assert_eq!(late.status, 200, "{}", late.body);
+    assert_eq!(late.body["data"]["duplicate"], false);
+    assert_eq!(
+        h.event_stored(&late).await.unwrap().status,
+        EventStatus::Stale
+    );
+    let after = h.entity(EntityKind::Order, "7001").await.unwrap();
+    assert_eq!(after, newer);
+    assert_eq!(after.state.as_deref(), Some("2"));
+    assert_eq!(
+        h.order_transitions("7001").await,
+        [(Some("1".to_string()), "2".to_string())],
+        "no change can be inferred against a newer stored state"
+    );
+    assert_eq!(h.outbox.depth().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_late_declared_status_change_is_recorded_but_never_moves_the_order_back() {
+    let h = Harness::dev();
+    let changed = |from: u8, to: u8, at: &str| {
+        keyed(
+            &json!({"payload": {"eventType": "order_status_changed", "shopId": 20462817,
+            "data": {"id": 7002, "old_status": from, "status": to, "updated_at": at}}}),
+        )
+    };
+    assert_eq!(
+        h.post(&changed(2, 3, "2025-09-05T12:00:00")).await.status,
+        200
+    );
+    assert_eq!(
+        h.post(&changed(1, 2, "2025-09-05T11:00:00")).await.status,
+        200
+    );
+    let order = h.entity(EntityKind::Order, "7002").await.unwrap();
+    assert_eq!(order.state.as_deref(), Some("3"));
+    let transitions = h
+        .store
+        .transitions(&key(EntityKind::Order, "7002"))
+        .await
+        .unwrap();
+    let pairs: Vec<_> = transitions
+        .iter()
+        .map(|t| (t.from.as_deref(), t.to.as_str()))
+        .collect();
+    assert_eq!(pairs, [(Some("1"), "2"), (Some("2"), "3")]);
+    assert_eq!(h.outbox.depth().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_duplicate_sample_is_200_and_changes_nothing() {
+    let h = Harness::dev();
+    for name in ["order_created", "order_updated"] {
+        assert_eq!(h.post(&sample(name)).await.status, 200);
+    }
+    let before = h.entity(EntityKind::Order, "1532").await.unwrap();
+    assert_eq!(before.state.as_deref(), Some("1"));
+    let transitions = h.order_transitions("1532").await;
+    assert_eq!(transitions, [(Some("0".to_string()), "1".to_string())]);
+    assert_eq!(h.outbox.depth().await.unwrap(), 1);
+
+    for name in ["order_updated", "order_created"] {
+        let resp = h.post(&sample(name)).await;
+        assert_eq!(resp.status, 200, "{name}");
+        assert_eq!(resp.body["status"], "success");
+        assert_eq!(resp.body["data"]["duplicate"], true, "{name}");
+    }
+    assert_eq!(h.entity(EntityKind::Order, "1532").await.unwrap(), before);
+    assert_eq!(h.order_transitions("1532").await, transitions);
+    assert_eq!(h.outbox.depth().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn credentials_in_every_accepted_place_and_401_otherwise() {
+    let h = Harness::new(&[
+        ("PANCAKE_POS_API_KEYS", "shop-key-old,shop-key-new"),
+        ("PANCAKE_POS_KEY_HEADER", "X-Shop-Token"),
+    ]);
+    let body = json!({"payload": {"eventType": "customer_updated", "shopId": 20462817,
+        "data": {"id": "c-9", "updated_at": "2025-09-05T10:00:00"}}})
+    .to_string();
+    let rejected = [
+        (RawRequest::post(ROUTE, body.clone()), "AUTH_001"),
+        (
+            // the default header name is not accepted once another is configured
+            RawRequest::post(ROUTE, body.clone()).with_header("X-Webhook-Secret", "shop-key-new"),
+            "AUTH_001",
+        ),
+        (
+            RawRequest::post(ROUTE, body.clone()).with_header("X-Shop-Token", "shop-key"),
+            "AUTH_002",
+        ),
+        (
+            RawRequest::post(ROUTE, body.clone()).with_query("api_key", "dev-pancake-pos-key"),
+            "AUTH_002",
+        ),
+    ];
+    for (req, code) in rejected {
+        let resp = h.post(&req).await;
+        assert_eq!(resp.status, 401, "{}", resp.body);
+        assert_eq!(resp.body["code"], code);
+        assert_eq!(resp.body["status"], "error");
+        assert!(!resp.body.to_string().contains("shop-key-"));
+    }
+    let stored = h
+        .store
+        .event(&EventKey::new(
+            Source::PancakePos,
+            &body_event_id(body.as_bytes()),
+        ))
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "a rejected request is not stored");
+
+    let accepted = [
+        RawRequest::post(ROUTE, body.clone()).with_header("x-shop-token", "shop-key-old"),
+        RawRequest::post(ROUTE, body.clone()).with_header("X-API-Key", "shop-key-new"),
+        RawRequest::post(ROUTE, body.clone()).with_query("api_key", "shop-key-old"),
+    ];
+    for (i, req) in accepted.into_iter().enumerate() {
+        let resp = h.post(&req).await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.body["data"]["duplicate"], i > 0);
+    }
+    assert!(h.entity(EntityKind::Customer, "c-9").await.is_some());
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_naming_the_field_and_store_nothing() {
+    let h = Harness::dev();
+    let cases = [
+        ("not json", "VAL_002", "JSON"),
+        ("\"orders\"", "VAL_002", "JSON object"),
+        ("{}", "VAL_001", "payload"),
+        (
+            r#"{"payload": {"shopId": 123, "data": {}}}"#,
+            "VAL_001",
+            "payload.eventType",
+        ),
+        (
+            r#"{"payload": {"eventType": "order_created", "data": {}}}"#,
+            "VAL_001",
+            "payload.shopId",
+        ),
+        (
+            r#"{"type": "orders", "id": 1, "shop_id": 1}"#,
+            "VAL_001",
+            "event_type",
+        ),
+        (
+            r#"{"type": "orders", "event_type": "update", "id": 1}"#,
+            "VAL_001",
+            "shop_id",
+        ),
+    ];
+    for (body, code, field) in cases {
+        let resp = h
+            .post(
+                &RawRequest::post(ROUTE, body)
+                    .with_header("x-webhook-secret", "dev-pancake-pos-key"),
+            )
+            .await;
+        assert_eq!(resp.status, 400, "{body}");
+        assert_eq!(resp.body["code"], code, "{body}");
+        let message = resp.body["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message} should name {field}");
+        let stored = h
+            .store
+            .event(&EventKey::new(
+                Source::PancakePos,
+                &body_event_id(body.as_bytes()),
+            ))
+            .await
+            .unwrap();
+        assert!(stored.is_none(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_types_and_empty_data_are_kept_not_projected() {
+    let h = Harness::dev();
+    let unknown_flat = json!({"type": "auto_call", "event_type": "update", "shop_id": 20462817,
+        "id": 55, "phone_number": "0987654321"});
+    let unknown_envelope = json!({"payload": {"eventType": "warehouse_created", "shopId": 20462817,
+        "data": {"id": "wh-2"}}});
+    for req in [
+        keyed(&unknown_flat),
+        keyed(&unknown_envelope),
+        sample("connectivity_test"),
+        sample("loyalty_points_earned"),
+    ] {
+        let resp = h.post(&req).await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let stored = h.event_stored(&resp).await.unwrap();
+        assert_eq!(stored.status, EventStatus::Ignored);
+        assert!(stored.entity_keys.is_empty());
+    }
+    assert_eq!(h.outbox.depth().await.unwrap(), 0);
+}
