@@ -112,6 +112,32 @@ pub fn check_hex_digest(
     }
 }
 
+/// Checks a static credential (API key, token) presented in one or more places: every
+/// presented value is compared with every key in constant time. `expected` names where it
+/// was looked for, for the 401 message (never the value).
+pub fn check_static_key<'a>(
+    presented: impl IntoIterator<Item = &'a str>,
+    expected: &str,
+    keys: &SecretSet,
+    mismatch: &'static str,
+) -> Result<(), IngestError> {
+    let mut any = false;
+    let mut matched = false;
+    for value in presented
+        .into_iter()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        any = true;
+        matched |= keys.contains(value.as_bytes());
+    }
+    match (any, matched) {
+        (false, _) => Err(IngestError::MissingCredential(expected.to_string())),
+        (true, true) => Ok(()),
+        (true, false) => Err(IngestError::BadCredential(mismatch)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +157,21 @@ mod tests {
         assert!(!s.contains(b"ne"));
         assert!(!s.contains(b""));
         assert!(!SecretSet::default().contains(b""));
+    }
+
+    #[test]
+    fn static_key_checks_every_presented_value() {
+        let keys = SecretSet::parse("k1,k2");
+        assert!(check_static_key(["", "k2"], "header X", &keys, "no").is_ok());
+        assert!(check_static_key(["bad", "k1"], "header X", &keys, "no").is_ok());
+        assert!(matches!(
+            check_static_key([" "], "header X", &keys, "no"),
+            Err(IngestError::MissingCredential(m)) if m == "header X"
+        ));
+        assert!(matches!(
+            check_static_key(["k3"], "header X", &keys, "no"),
+            Err(IngestError::BadCredential("no"))
+        ));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::model::{
     TransitionRule,
 };
 use crate::store::KEPT_HEADERS;
+use crate::verify::check_static_key;
 use crate::version::Version;
 
 pub const TOKENS_VAR: &str = "ABAHA_TOKENS";
@@ -157,16 +158,12 @@ impl Provider for Abaha {
         let Credentials::Verified(tokens) = &self.credentials else {
             return Ok(());
         };
-        let presented = req
-            .header(&self.header)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| IngestError::MissingCredential(format!("header {}", self.header)))?;
-        if tokens.contains(presented.as_bytes()) {
-            Ok(())
-        } else {
-            Err(IngestError::BadCredential("token does not match"))
-        }
+        check_static_key(
+            req.header(&self.header),
+            &format!("header {}", self.header),
+            tokens,
+            "token does not match",
+        )
     }
 
     fn normalise(

@@ -22,7 +22,7 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::pancake_common::{check_api_key, parse_envelope, resource, Projector, API_KEY_HEADER};
+use super::pancake_common::{check_api_key, envelope_event, resource, Projector, API_KEY_HEADER};
 use super::{dotted, id_of, opt_string, parse_object, required_str, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
@@ -101,26 +101,15 @@ impl Provider for Pancake {
     ) -> Result<NormalisedEvent, IngestError> {
         let body = parse_object(&req.body)?;
         let event_id = body_event_id(&req.body);
-        if let Some(envelope) = parse_envelope(&body, TENANT_FIELD)? {
-            let event_type = dotted(envelope.event_type);
-            let projector = Projector::new(
-                Source::Pancake,
-                envelope.tenant.clone(),
-                envelope.timestamp,
-                now,
-            );
-            let entities = envelope
-                .data
-                .map(|data| envelope_entities(&event_type, data, &projector))
-                .unwrap_or_default();
-            return Ok(NormalisedEvent {
-                source: Source::Pancake,
-                event_id,
-                event_type,
-                provider_event: envelope.event_type.to_string(),
-                tenant: envelope.tenant,
-                entities,
-            });
+        if let Some(event) = envelope_event(
+            Source::Pancake,
+            TENANT_FIELD,
+            &body,
+            &event_id,
+            now,
+            envelope_entities,
+        )? {
+            return Ok(event);
         }
         if !body.contains_key("event_type") {
             // Neither form: name the seed's field, the documented one.

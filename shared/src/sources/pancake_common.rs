@@ -9,12 +9,14 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{id_of, opt_string, required_str};
+use super::{dotted, id_of, opt_string, required_str};
 use crate::error::IngestError;
 use crate::http::RawRequest;
 use crate::lifecycle::Lifecycle;
-use crate::model::{EntityKey, EntityKind, EntityUpdate, Source, Tenant, TransitionRule};
-use crate::verify::SecretSet;
+use crate::model::{
+    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule,
+};
+use crate::verify::{check_static_key, SecretSet};
 use crate::version::Version;
 
 /// Header both providers may carry the key in (as the seed's setup guide configures it).
@@ -37,24 +39,16 @@ pub fn check_api_key(
     headers: &[&str],
     keys: &SecretSet,
 ) -> Result<(), IngestError> {
-    let presented: Vec<&str> = headers
+    let presented = headers
         .iter()
         .filter_map(|h| req.header(h))
-        .chain(req.query_param(API_KEY_QUERY))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if presented.is_empty() {
-        return Err(IngestError::MissingCredential(expected_places(headers)));
-    }
-    let matched = presented.iter().fold(false, |matched, value| {
-        keys.contains(value.as_bytes()) | matched
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(IngestError::BadCredential("API key does not match"))
-    }
+        .chain(req.query_param(API_KEY_QUERY));
+    check_static_key(
+        presented,
+        &expected_places(headers),
+        keys,
+        "API key does not match",
+    )
 }
 
 /// "header X-API-Key, header X-Webhook-Secret or query parameter api_key".
@@ -112,6 +106,35 @@ pub fn parse_envelope<'a>(
         tenant,
         data: payload.get("data").and_then(Value::as_object),
         timestamp: payload.get("timestamp").and_then(Version::from_json),
+    }))
+}
+
+/// Normalises a seed-envelope delivery, or `Ok(None)` when the body is not one. `project`
+/// maps the canonical event type and `data` to the provider's entities.
+pub fn envelope_event(
+    source: Source,
+    tenant_field: &str,
+    body: &Map<String, Value>,
+    event_id: &str,
+    now: OffsetDateTime,
+    project: impl Fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
+) -> Result<Option<NormalisedEvent>, IngestError> {
+    let Some(envelope) = parse_envelope(body, tenant_field)? else {
+        return Ok(None);
+    };
+    let event_type = dotted(envelope.event_type);
+    let projector = Projector::new(source, envelope.tenant.clone(), envelope.timestamp, now);
+    let entities = envelope
+        .data
+        .map(|data| project(&event_type, data, &projector))
+        .unwrap_or_default();
+    Ok(Some(NormalisedEvent {
+        source,
+        event_id: event_id.to_string(),
+        event_type,
+        provider_event: envelope.event_type.to_string(),
+        tenant: envelope.tenant,
+        entities,
     }))
 }
 
