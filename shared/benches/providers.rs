@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::RawRequest;
-use webhook_core::sources::fulfilment::Fulfilment;
-use webhook_core::sources::{provider_from_env, Provider};
+use webhook_core::sources::fulfilment::{self, Fulfilment};
+use webhook_core::sources::{abaha, invoice, pancake, pancake_pos, provider_from_env, Provider};
+use webhook_core::verify::hmac_sha256;
 use webhook_core::Source;
 
 /// Adds an `items` array at `items_at` so the object's JSON is about `target` bytes.
@@ -32,32 +33,74 @@ struct Case {
     request: RawRequest,
 }
 
-fn fulfilment_cases() -> Vec<Case> {
-    let seed: Value = serde_json::from_str(include_str!(
-        "../fixtures/fulfilment/order_change_status.json"
-    ))
-    .unwrap();
-    [("2KB", 2 * 1024), ("256KB", 250 * 1024)]
-        .into_iter()
-        .map(|(name, size)| {
-            let body = padded(seed.clone(), &["payload", "order"], size);
-            let sig = Fulfilment::sign(body.as_bytes(), "dev-fulfilment-secret");
-            Case {
-                source: Source::Fulfilment,
-                name,
-                request: RawRequest::post("/api/v1/fulfilment/webhook", body)
-                    .with_header("x-event-signature", &sig)
+/// A fixture padded to ~2 KB and ~256 KB, with the local-mode credential each source expects.
+fn cases() -> Vec<Case> {
+    let fixtures: [(Source, &str, &[&str]); 5] = [
+        (
+            Source::Fulfilment,
+            include_str!("../fixtures/fulfilment/order_change_status.json"),
+            &["payload", "order"],
+        ),
+        (
+            Source::Pancake,
+            include_str!("../fixtures/pancake/order_updated.json"),
+            &["payload", "data"],
+        ),
+        (
+            Source::PancakePos,
+            include_str!("../fixtures/pancake_pos/flat_order.json"),
+            &[],
+        ),
+        (
+            Source::Abaha,
+            include_str!("../fixtures/abaha/order.json"),
+            &[],
+        ),
+        (
+            Source::Invoice,
+            include_str!("../fixtures/invoice/pending_complete.json"),
+            &["data"],
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (source, fixture, items_at) in fixtures {
+        let seed: Value = serde_json::from_str(fixture).unwrap();
+        for (name, size) in [("2KB", 2 * 1024), ("256KB", 250 * 1024)] {
+            let body = padded(seed.clone(), items_at, size);
+            let route = webhook_core::http::route_for(source);
+            let request = RawRequest::post(route, body.clone());
+            let request = match source {
+                Source::Fulfilment => request
+                    .with_header(
+                        "x-event-signature",
+                        &Fulfilment::sign(body.as_bytes(), fulfilment::DEV_SECRET),
+                    )
                     .with_header("x-event-delivery", "42"),
-            }
-        })
-        .collect()
+                Source::Pancake => request.with_header("x-api-key", pancake::DEV_API_KEY),
+                Source::PancakePos => {
+                    request.with_header("x-webhook-secret", pancake_pos::DEV_API_KEY)
+                }
+                Source::Abaha => request.with_header("x-abaha-token", abaha::DEV_TOKEN),
+                Source::Invoice => request.with_header(
+                    "x-signature",
+                    &hex::encode(hmac_sha256(invoice::DEV_SECRET.as_bytes(), body.as_bytes())),
+                ),
+            };
+            cases.push(Case {
+                source,
+                name,
+                request,
+            });
+        }
+    }
+    cases
 }
 
 fn bench_providers(c: &mut Criterion) {
     let env = Env::default();
     let now = OffsetDateTime::from_unix_timestamp(1_757_069_100).unwrap();
     let mut group = c.benchmark_group("verify_parse_normalise");
-    for case in fulfilment_cases() {
+    for case in cases() {
         let provider = provider_from_env(case.source, &env, Mode::Local).unwrap();
         provider.verify(&case.request).expect("sample verifies");
         provider
