@@ -3,6 +3,7 @@
 # runs the whole workspace test suite.
 #   - a Python venv (.venv) with the pinned tools of .ci/requirements.txt (moto, cfn-lint)
 #   - moto_server on a loopback port for the DynamoDB/SQS tests (stopped on exit)
+#   - the template linters (cfn-lint, sam validate --lint) via .ci/lint-template.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -15,6 +16,8 @@ if ! .venv/bin/python -c 'import moto, cfnlint' 2>/dev/null \
   .venv/bin/pip install --quiet --disable-pip-version-check -r .ci/requirements.txt
   cp .ci/requirements.txt .venv/.requirements
 fi
+
+bash .ci/lint-template.sh
 
 port=${MOTO_PORT:-$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" > "${TMPDIR:-/tmp}/moto-$port.log" 2>&1 &

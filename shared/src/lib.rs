@@ -4,6 +4,8 @@
 //! `pipeline` (persist with dedupe, then publish) → `store` / `queue` traits → backends.
 //! The `notify` module delivers queued transitions downstream.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod error;

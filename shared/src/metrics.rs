@@ -21,6 +21,8 @@ pub mod names {
     pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
     pub const NOTIFICATIONS_FAILED: &str = "NotificationsFailed";
     pub const NOTIFICATIONS_PERMANENT_FAILURES: &str = "NotificationsPermanentFailures";
+    /// Not attempted in an SQS batch because an earlier message of its FIFO group failed.
+    pub const NOTIFICATIONS_DEFERRED: &str = "NotificationsDeferred";
     pub const LATENCY: &str = "Latency";
 }
 

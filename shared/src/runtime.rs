@@ -1,7 +1,6 @@
 //! Wiring shared by the binaries: builds a source's handler over the configured backends,
 //! so each `functions/<name>/src/main.rs` stays a few lines.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
@@ -30,7 +29,7 @@ pub fn sqlite_backends(
         .get("SQLITE_SYNC")
         .is_some_and(|v| v.eq_ignore_ascii_case("full"));
     let store = crate::store::sqlite::SqliteStore::open(path, full_sync)?;
-    let outbox = crate::queue::outbox::Outbox::new(store.connection());
+    let outbox = store.outbox();
     Ok((
         Backends {
             store: Arc::new(store),
@@ -40,11 +39,57 @@ pub fn sqlite_backends(
     ))
 }
 
-/// The backends a Lambda binary uses. Until the DynamoDB/SQS backends land this is the
-/// embedded store in `/tmp` (ephemeral; `SQLITE_PATH` overrides).
-pub async fn lambda_backends(env: &Env) -> Result<Backends, crate::error::StoreError> {
-    let path = PathBuf::from(env.get_or("SQLITE_PATH", "/tmp/webhooks.db"));
-    Ok(sqlite_backends(&path, env)?.0)
+/// The backends every Lambda binary uses: the DynamoDB store and the SQS FIFO queue, their
+/// SDK clients created here, once per cold start. Reads `EVENTS_TABLE`, `ENTITIES_TABLE`,
+/// `TRANSITIONS_TABLE` and `TRANSITIONS_QUEUE_URL` (a missing one is named in the error and
+/// the Lambda refuses to start), `DYNAMODB_TRANSACTION_LIMIT` (items per transaction,
+/// default 100; moto_server needs 25), and the SDK's own settings (`AWS_ENDPOINT_URL`,
+/// `AWS_REGION`, credentials: see [`crate::aws`]).
+#[cfg(feature = "aws")]
+pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
+    let tables = crate::store::dynamodb::Tables::from_env(env)?;
+    let queue_url = env.require(crate::queue::sqs::SqsQueue::QUEUE_URL_VAR)?;
+    let limit = transaction_limit(env)?;
+    let settings = crate::aws::AwsSettings::from_env(env)?;
+    let config = crate::aws::sdk_config(&settings).await;
+    let store =
+        crate::store::dynamodb::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), tables)
+            .with_transaction_limit(limit);
+    let queue = crate::queue::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url);
+    Ok(Backends {
+        store: Arc::new(store),
+        queue: Arc::new(queue),
+    })
+}
+
+/// The DynamoDB store alone, from the same variables as [`lambda_backends`] minus the queue
+/// (the notifier records delivery outcomes and sends nothing).
+#[cfg(feature = "aws")]
+pub async fn dynamodb_store(
+    env: &Env,
+) -> Result<crate::store::dynamodb::DynamoDbStore, ConfigError> {
+    let tables = crate::store::dynamodb::Tables::from_env(env)?;
+    let limit = transaction_limit(env)?;
+    let config = crate::aws::sdk_config(&crate::aws::AwsSettings::from_env(env)?).await;
+    Ok(
+        crate::store::dynamodb::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), tables)
+            .with_transaction_limit(limit),
+    )
+}
+
+/// `DYNAMODB_TRANSACTION_LIMIT`: 2 to 100 (DynamoDB's limit, the default).
+#[cfg(feature = "aws")]
+fn transaction_limit(env: &Env) -> Result<usize, ConfigError> {
+    const VAR: &str = "DYNAMODB_TRANSACTION_LIMIT";
+    let max = crate::store::dynamodb::MAX_TRANSACTION_ITEMS;
+    let limit = env.u64_or(VAR, max as u64)?;
+    if !(2..=max as u64).contains(&limit) {
+        return Err(ConfigError::Invalid {
+            var: VAR,
+            reason: format!("expected 2 to {max}, got {limit}"),
+        });
+    }
+    Ok(limit as usize)
 }
 
 /// Logs a start-up failure as one clear line, then hands it back for the binary to exit on.

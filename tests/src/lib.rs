@@ -1,1 +1,15 @@
-//! Workspace test crate: end-to-end and backend conformance tests live in tests/.
+//! Test support for the workspace's end-to-end and backend tests (package `webhook-tests`):
+//!
+//! - [`moto`]: the moto_server the tests run against (`MOTO_ENDPOINT`, or started here);
+//! - [`proxy`]: serialises requests to moto (DynamoDB's per-request isolation);
+//! - [`aws`]: per-test tables and FIFO queue on moto, SDK request counting;
+//! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
+//! - [`samples`]: events for the store tests;
+//! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
+
+pub mod aws;
+pub mod kit;
+pub mod lambda;
+pub mod moto;
+pub mod proxy;
+pub mod samples;

@@ -1,5 +1,10 @@
 //! `webhooks-local`: serves every route of DESIGN §2 on 127.0.0.1:3000 over an embedded
-//! SQLite store, with the notifier worker draining the embedded queue.
+//! SQLite store, with the notifier worker draining the embedded queue. With
+//! `--store dynamodb` (`STORE=dynamodb`) it runs on the Lambdas' backends instead: the
+//! DynamoDB tables and the SQS FIFO queue of `EVENTS_TABLE`, `ENTITIES_TABLE`,
+//! `TRANSITIONS_TABLE` and `TRANSITIONS_QUEUE_URL` (`AWS_ENDPOINT_URL` points them at
+//! moto_server); transitions then wait on the queue for the notifier Lambda, and no local
+//! worker runs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +31,16 @@ struct Args {
     /// SQLite database file.
     #[arg(long, env = "SQLITE_PATH", default_value = ".data/webhooks.db")]
     db: PathBuf,
+    /// Store backend: `sqlite` (embedded file + local notifier worker) or `dynamodb`
+    /// (DynamoDB + SQS, configured like the Lambdas).
+    #[arg(long, env = "STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    store: StoreKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    Sqlite,
+    Dynamodb,
 }
 
 #[tokio::main]
@@ -34,34 +49,52 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = Env::from_process();
     let settings = PipelineSettings::from_env(&env)?;
-    let (backends, outbox) = runtime::sqlite_backends(&args.db, &env)
-        .with_context(|| format!("opening {}", args.db.display()))?;
+    let (backends, outbox) = match args.store {
+        StoreKind::Sqlite => {
+            let (backends, outbox) = runtime::sqlite_backends(&args.db, &env)
+                .with_context(|| format!("opening {}", args.db.display()))?;
+            (backends, Some(outbox))
+        }
+        StoreKind::Dynamodb => (
+            runtime::lambda_backends(&env)
+                .await
+                .context("--store dynamodb")?,
+            None,
+        ),
+    };
     let handlers = webhooks_local::handlers(&env, &backends)?;
     let routes: Vec<_> = handlers.keys().copied().collect();
     let app = webhooks_local::app(handlers, settings.max_body_bytes);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Same NOTIFY_URL / NOTIFY_SECRET / NOTIFY_TIMEOUT_MS as the notifier Lambda.
+    let notify_target = Target::from_env(&env)?;
     let notifier = Arc::new(Notifier::new(
-        Target::Log,
+        notify_target,
         backends.store.clone(),
         Arc::new(SystemClock),
     ));
-    let worker = tokio::spawn(worker::run(
-        outbox,
-        notifier,
-        worker::WorkerSettings::default(),
-        stop_rx,
-    ));
+    // The embedded queue's worker; on DynamoDB the transitions wait on SQS for the notifier.
+    let worker = outbox.map(|outbox| {
+        tokio::spawn(worker::run(
+            outbox,
+            notifier,
+            worker::WorkerSettings::default(),
+            stop_rx,
+        ))
+    });
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    info!(listen = %args.listen, db = %args.db.display(), ?routes, "webhooks-local serving");
+    info!(listen = %args.listen, store = ?args.store, db = %args.db.display(), ?routes, "webhooks-local serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop_tx.send(true);
-    let _ = worker.await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     info!("webhooks-local stopped");
     Ok(())
 }

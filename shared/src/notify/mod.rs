@@ -1,21 +1,59 @@
 //! Notifier core (DESIGN §6), transport-agnostic: turns one queued transition into one
-//! delivery attempt and classifies the result. Used by the `notifier` Lambda (SQS batch)
-//! and by the local worker over the embedded outbox.
+//! delivery attempt and classifies the result. Used by the `notifier` Lambda through
+//! [`batch`] (an SQS batch in, `batchItemFailures` out) and by the local [`worker`] over the
+//! embedded outbox.
 //!
-//! With no `NOTIFY_URL` configured, each transition is written to the log as a
-//! notification and counts as delivered.
+//! - `NOTIFY_URL` unset: each transition is written to the log as a notification and counts
+//!   as delivered ([`Target::Log`]).
+//! - `NOTIFY_URL` set: the transition JSON (the queued body, byte for byte) is POSTed there,
+//!   signed per Standard Webhooks ([`signing`]) with `NOTIFY_SECRET`, within
+//!   `NOTIFY_TIMEOUT_MS` (default 5000) ([`Target::Http`]).
+//!
+//! Outcomes ([`classify`]): 2xx is delivered; a timeout, a connection error, 408, 429 and
+//! 5xx are retried (the queue redelivers, backing off); any other status (4xx, and 3xx since
+//! redirects are not followed) is permanent: recorded on the transition as
+//! `failed_permanently`, logged as an error, counted, and handed back as a failure so the
+//! queue dead-letters it after its bounded receives. A body that is not a transition
+//! (poison message) takes the permanent path too. A permanent failure is still attempted
+//! on each receive: a receiver fixing its side in between (or an operator redriving the
+//! DLQ) then gets the message.
+//!
+//! Idempotency: before sending, the transition's recorded outcome is read; one already
+//! `delivered` is acknowledged without a second request (`webhook-id` is the transition
+//! id, so a receiver can also deduplicate on it). The outcome is recorded after a 2xx; if
+//! that write fails the message is still acknowledged (sending it again would notify
+//! twice), and a warning is logged.
 
+pub mod batch;
+pub mod signing;
 #[cfg(feature = "sqlite")]
 pub mod worker;
 
+use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use reqwest::header::CONTENT_TYPE;
+use reqwest::Url;
 use time::format_description::well_known::Rfc3339;
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::config::{ConfigError, Env};
+use crate::metrics::{names, MetricLine, MetricsSink};
 use crate::model::TransitionMessage;
 use crate::store::{DeliveryRecord, Store};
+
+pub use signing::{SecretFormatError, SigningKey, SigningKeys};
+
+pub const URL_VAR: &str = "NOTIFY_URL";
+pub const SECRET_VAR: &str = "NOTIFY_SECRET";
+pub const TIMEOUT_VAR: &str = "NOTIFY_TIMEOUT_MS";
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// The `Service` dimension of the notifier's metrics.
+pub const METRICS_SERVICE: &str = "notifier";
+/// Longest transition id accepted as a `webhook-id` header.
+const MAX_ID_LEN: usize = 256;
 
 /// The result of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,22 +62,189 @@ pub enum Outcome {
     Delivered { status: Option<u16> },
     /// Already delivered earlier (queue redelivery): not sent again.
     AlreadyDelivered,
-    /// Worth retrying: timeout, connection error, 5xx, 429, store hiccup.
+    /// Worth retrying: timeout, connection error, 5xx, 408, 429, store hiccup.
     Retry { reason: String },
-    /// Will never succeed as is (4xx other than 429, unparseable message): dead-letter it.
+    /// Will never succeed as is (other 4xx, 3xx, unparseable message): dead-letter it.
     Permanent { reason: String, status: Option<u16> },
+}
+
+impl Outcome {
+    /// Done with the message: the queue may delete it.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. } | Outcome::AlreadyDelivered)
+    }
+
+    /// Short label for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::AlreadyDelivered => "already_delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Permanent { .. } => "failed_permanently",
+        }
+    }
+}
+
+/// What an HTTP status means for a notification.
+pub fn classify(status: u16) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered {
+            status: Some(status),
+        },
+        408 | 429 | 500..=599 => Outcome::Retry {
+            reason: format!("receiver answered {status}"),
+        },
+        300..=399 => Outcome::Permanent {
+            reason: format!(
+                "receiver answered {status}: redirects are not followed, configure the final URL"
+            ),
+            status: Some(status),
+        },
+        400..=499 => Outcome::Permanent {
+            reason: format!("receiver answered {status}"),
+            status: Some(status),
+        },
+        // 1xx as a final answer or a non-standard code: nothing says it is permanent.
+        _ => Outcome::Retry {
+            reason: format!("receiver answered an unexpected status {status}"),
+        },
+    }
 }
 
 /// Where notifications go.
 pub enum Target {
     /// No `NOTIFY_URL`: log each transition.
     Log,
+    /// POST each transition to `url`, signed with `secret`.
+    Http {
+        url: Url,
+        secret: SigningKeys,
+        /// rustls, no redirects, `timeout` for the whole request.
+        client: reqwest::Client,
+        timeout: Duration,
+    },
+}
+
+impl Target {
+    /// An HTTP target (`url` must be absolute http or https).
+    pub fn http(url: &str, secret: SigningKeys, timeout: Duration) -> Result<Target, ConfigError> {
+        let url = parse_url(url)?;
+        if timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                var: TIMEOUT_VAR,
+                reason: "must be at least 1 ms".into(),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("webhook-notifier/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                var: URL_VAR,
+                reason: format!("could not build the HTTP client: {}", e.without_url()),
+            })?;
+        Ok(Target::Http {
+            url,
+            secret,
+            client,
+            timeout,
+        })
+    }
+
+    /// `NOTIFY_URL` unset: [`Target::Log`]. Set: [`Target::Http`], which requires
+    /// `NOTIFY_SECRET` in `whsec_<base64>` form (comma-separated for rotation) and takes
+    /// `NOTIFY_TIMEOUT_MS` (default 5000). Errors name the variable, never its value.
+    pub fn from_env(env: &Env) -> Result<Target, ConfigError> {
+        let Some(url) = env.get(URL_VAR) else {
+            info!("NOTIFY_URL is not set: notifications are written to the log");
+            return Ok(Target::Log);
+        };
+        let raw_secret = env
+            .get(SECRET_VAR)
+            .ok_or(ConfigError::Missing(SECRET_VAR))?;
+        let secret = SigningKeys::parse(raw_secret).map_err(|e| ConfigError::Invalid {
+            var: SECRET_VAR,
+            reason: e.to_string(),
+        })?;
+        let timeout = Duration::from_millis(env.u64_or(TIMEOUT_VAR, DEFAULT_TIMEOUT_MS)?);
+        let target = Target::http(url, secret, timeout)?;
+        info!(notify_target = ?target, "notifications are POSTed to NOTIFY_URL, signed (Standard Webhooks)");
+        Ok(target)
+    }
+
+    /// The request timeout, for an HTTP target.
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            Target::Log => None,
+            Target::Http { timeout, .. } => Some(*timeout),
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Log => f.write_str("Log"),
+            Target::Http {
+                url,
+                secret,
+                timeout,
+                ..
+            } => f
+                .debug_struct("Http")
+                .field("url", &display_url(url))
+                .field("secret", secret)
+                .field("timeout_ms", &timeout.as_millis())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+fn parse_url(raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        var: URL_VAR,
+        reason: reason.to_string(),
+    };
+    let url = Url::parse(raw).map_err(|_| invalid("not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    Ok(url)
+}
+
+/// The URL without credentials or query (either may carry a token), for logs.
+fn display_url(url: &Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    shown
+}
+
+/// Parses a queued body into a transition whose id can be a `webhook-id` header.
+pub fn parse_message(body: &str) -> Result<TransitionMessage, String> {
+    let message: TransitionMessage =
+        serde_json::from_str(body).map_err(|e| format!("not a transition message: {e}"))?;
+    let id = &message.transition_id;
+    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "transitionId must be 1-{MAX_ID_LEN} visible ASCII characters"
+        ));
+    }
+    Ok(message)
 }
 
 pub struct Notifier {
     target: Target,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    metrics: MetricsSink,
 }
 
 impl Notifier {
@@ -48,27 +253,61 @@ impl Notifier {
             target,
             store,
             clock,
+            metrics: MetricsSink::Off,
         }
     }
 
-    /// Delivers one queued message body (`receive_count` is 1 on the first attempt).
-    pub async fn deliver(&self, body: &str, receive_count: u32) -> Outcome {
-        let message: TransitionMessage = match serde_json::from_str(body) {
+    /// Where the batch and worker counters go (EMF in Lambda; off by default).
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    pub fn metrics(&self) -> MetricsSink {
+        self.metrics
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Delivers one queued message body (`attempt` is the receive count, 1 on the first).
+    pub async fn deliver(&self, body: &str, attempt: u32) -> Outcome {
+        let message = match parse_message(body) {
             Ok(m) => m,
-            Err(e) => {
+            Err(reason) => {
+                error!(
+                    attempt,
+                    body_bytes = body.len(),
+                    reason = %reason,
+                    outcome = "failed_permanently",
+                    "poison message: the queued body is not a transition; it will be dead-lettered"
+                );
                 return Outcome::Permanent {
-                    reason: format!("poison message: not a transition ({e})"),
+                    reason: format!("poison message: {reason}"),
                     status: None,
-                }
+                };
             }
         };
         match self.store.delivery(&message).await {
-            Ok(Some(record)) if record.is_delivered() => return Outcome::AlreadyDelivered,
+            Ok(Some(record)) if record.is_delivered() => {
+                info!(
+                    transition_id = %message.transition_id,
+                    entity = %message.group_id(),
+                    attempt,
+                    delivered_at = %record.at,
+                    outcome = "already_delivered",
+                    "notification already delivered: not sent again"
+                );
+                return Outcome::AlreadyDelivered;
+            }
             Ok(_) => {}
             Err(e) => {
-                return Outcome::Retry {
-                    reason: e.to_string(),
-                }
+                let outcome = Outcome::Retry {
+                    reason: format!("could not read the delivery record: {e}"),
+                };
+                log_outcome(&message, attempt, &outcome, 0.0);
+                return outcome;
             }
         }
         let outcome = match &self.target {
@@ -81,32 +320,318 @@ impl Notifier {
                 );
                 Outcome::Delivered { status: None }
             }
+            Target::Http {
+                url,
+                secret,
+                client,
+                timeout,
+            } => {
+                let started = Instant::now();
+                let outcome = self
+                    .post(client, url, secret, *timeout, &message, body)
+                    .await;
+                log_outcome(
+                    &message,
+                    attempt,
+                    &outcome,
+                    started.elapsed().as_secs_f64() * 1_000.0,
+                );
+                outcome
+            }
         };
-        self.record(&message, &outcome, receive_count).await
+        self.record(&message, &outcome, attempt).await;
+        outcome
     }
 
-    /// Records the final outcomes on the transition; a failure to record turns a delivery
-    /// into a retry only when nothing was sent (a sent notification is never re-sent for it).
-    async fn record(
+    async fn post(
         &self,
+        client: &reqwest::Client,
+        url: &Url,
+        secret: &SigningKeys,
+        timeout: Duration,
         message: &TransitionMessage,
-        outcome: &Outcome,
-        attempt: u32,
+        body: &str,
     ) -> Outcome {
-        let (label, status) = match outcome {
-            Outcome::Delivered { status } => ("delivered", *status),
-            Outcome::Permanent { status, .. } => ("failed_permanently", *status),
-            _ => return outcome.clone(),
+        let timestamp = self.clock.now().unix_timestamp();
+        let id = message.transition_id.as_str();
+        let signature = secret.signature_header(id, timestamp, body.as_bytes());
+        let sent = client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(signing::HEADER_ID, id)
+            .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
+            .header(signing::HEADER_SIGNATURE, signature)
+            .body(body.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => classify(response.status().as_u16()),
+            Err(e) if e.is_timeout() => Outcome::Retry {
+                reason: format!("no answer within {} ms", timeout.as_millis()),
+            },
+            Err(e) if e.is_connect() => Outcome::Retry {
+                reason: format!("could not connect: {}", e.without_url()),
+            },
+            Err(e) => Outcome::Retry {
+                reason: format!("request failed: {}", e.without_url()),
+            },
+        }
+    }
+
+    /// Records final outcomes on the transition (and marks it published). A failure to
+    /// record is logged; it does not turn a sent notification into a retry.
+    async fn record(&self, message: &TransitionMessage, outcome: &Outcome, attempt: u32) {
+        let status = match outcome {
+            Outcome::Delivered { status } | Outcome::Permanent { status, .. } => *status,
+            Outcome::AlreadyDelivered | Outcome::Retry { .. } => return,
         };
         let record = DeliveryRecord {
-            outcome: label.to_string(),
+            outcome: outcome.label().to_string(),
             status,
             attempt,
             at: self.clock.now().format(&Rfc3339).unwrap_or_default(),
         };
         if let Err(e) = self.store.record_delivery(message, &record).await {
-            tracing::warn!(transition_id = %message.transition_id, error = %e, "could not record the delivery outcome");
+            warn!(
+                transition_id = %message.transition_id,
+                outcome = outcome.label(),
+                error = %e,
+                "could not record the delivery outcome"
+            );
         }
-        outcome.clone()
+    }
+}
+
+fn log_outcome(message: &TransitionMessage, attempt: u32, outcome: &Outcome, duration_ms: f64) {
+    let id = message.transition_id.as_str();
+    let entity = message.group_id();
+    match outcome {
+        Outcome::Delivered { status } => info!(
+            transition_id = %id, entity = %entity, attempt, status = ?status, duration_ms,
+            outcome = "delivered", "notification delivered"
+        ),
+        Outcome::AlreadyDelivered => {}
+        Outcome::Retry { reason } => warn!(
+            transition_id = %id, entity = %entity, attempt, reason = %reason, duration_ms,
+            outcome = "retry", "notification not delivered: the queue will retry it"
+        ),
+        Outcome::Permanent { reason, status } => error!(
+            transition_id = %id, entity = %entity, attempt, status = ?status, reason = %reason,
+            duration_ms, outcome = "failed_permanently",
+            "notification failed permanently: recorded, and dead-lettered after the queue's bounded receives"
+        ),
+    }
+}
+
+/// Counters of one batch (Lambda) or one drain (worker), written as one EMF line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub delivered: u64,
+    pub already_delivered: u64,
+    pub retried: u64,
+    pub permanent: u64,
+    /// Not attempted: an earlier message of the same FIFO group failed in this batch.
+    pub deferred: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Delivered { .. } => self.delivered += 1,
+            Outcome::AlreadyDelivered => self.already_delivered += 1,
+            Outcome::Retry { .. } => self.retried += 1,
+            Outcome::Permanent { .. } => self.permanent += 1,
+        }
+    }
+
+    pub fn metric_line(&self, elapsed_ms: f64) -> MetricLine {
+        MetricLine::new(METRICS_SERVICE)
+            .count(names::NOTIFICATIONS_DELIVERED, self.delivered)
+            .count(names::NOTIFICATIONS_FAILED, self.retried + self.permanent)
+            .count(names::NOTIFICATIONS_PERMANENT_FAILURES, self.permanent)
+            .count(names::NOTIFICATIONS_DEFERRED, self.deferred)
+            .millis(names::LATENCY, elapsed_ms)
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::store::sqlite::SqliteStore;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn statuses_are_classified() {
+        for s in [200, 201, 204, 299] {
+            assert_eq!(classify(s), Outcome::Delivered { status: Some(s) });
+        }
+        for s in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(matches!(classify(s), Outcome::Retry { .. }), "{s}");
+        }
+        for s in [301, 302, 400, 401, 403, 404, 409, 410, 413, 422] {
+            assert_eq!(
+                match classify(s) {
+                    Outcome::Permanent { status, .. } => status,
+                    other => panic!("{s}: {other:?}"),
+                },
+                Some(s)
+            );
+        }
+    }
+
+    #[test]
+    fn no_url_means_log() {
+        assert!(matches!(
+            Target::from_env(&Env::default()).unwrap(),
+            Target::Log
+        ));
+        // A secret alone does not turn HTTP delivery on.
+        let env = Env::from_pairs([(SECRET_VAR, SECRET)]);
+        assert!(matches!(Target::from_env(&env).unwrap(), Target::Log));
+    }
+
+    #[test]
+    fn url_requires_a_well_formed_secret_never_echoed() {
+        let url = "https://hooks.example.com/in?token=abc";
+        let err = Target::from_env(&Env::from_pairs([(URL_VAR, url)])).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing(SECRET_VAR)), "{err}");
+        assert!(err.to_string().contains(SECRET_VAR));
+
+        for bad in ["s3cr3t-plain-value", "whsec_%%%not-base64%%%", "whsec_"] {
+            let env = Env::from_pairs([(URL_VAR, url), (SECRET_VAR, bad)]);
+            let err = Target::from_env(&env).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains(SECRET_VAR), "{shown}");
+            let key_part = bad.trim_start_matches("whsec_");
+            if !key_part.is_empty() {
+                assert!(!shown.contains(key_part), "the secret leaked: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn url_and_timeout_are_validated() {
+        for bad in [
+            "hooks.example.com/in",
+            "ftp://hooks.example.com/",
+            "not a url",
+        ] {
+            let env = Env::from_pairs([(URL_VAR, bad), (SECRET_VAR, SECRET)]);
+            let err = Target::from_env(&env).unwrap_err();
+            assert!(err.to_string().contains(URL_VAR), "{bad}: {err}");
+        }
+        for bad in ["0", "soon"] {
+            let env = Env::from_pairs([
+                (URL_VAR, "http://127.0.0.1:9/x"),
+                (SECRET_VAR, SECRET),
+                (TIMEOUT_VAR, bad),
+            ]);
+            let err = Target::from_env(&env).unwrap_err();
+            assert!(err.to_string().contains(TIMEOUT_VAR), "{bad}: {err}");
+        }
+        let env = Env::from_pairs([
+            (
+                URL_VAR,
+                "https://user:pw@hooks.example.com:8443/in?token=abc",
+            ),
+            (SECRET_VAR, SECRET),
+            (TIMEOUT_VAR, "250"),
+        ]);
+        let target = Target::from_env(&env).unwrap();
+        assert_eq!(target.timeout(), Some(Duration::from_millis(250)));
+        let shown = format!("{target:?}");
+        assert!(
+            shown.contains("https://hooks.example.com:8443/in"),
+            "{shown}"
+        );
+        for hidden in ["pw", "token", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            assert!(!shown.contains(hidden), "{hidden} shown in {shown}");
+        }
+        let default = Target::from_env(&Env::from_pairs([
+            (URL_VAR, "http://127.0.0.1:9/x"),
+            (SECRET_VAR, SECRET),
+        ]))
+        .unwrap();
+        assert_eq!(
+            default.timeout(),
+            Some(Duration::from_millis(DEFAULT_TIMEOUT_MS))
+        );
+    }
+
+    #[test]
+    fn poison_bodies_are_rejected() {
+        assert!(parse_message("not json").is_err());
+        assert!(parse_message(r#"{"hello":"world"}"#).is_err());
+        let valid = sample("tr_1");
+        assert!(parse_message(&valid).is_ok());
+        let bad_id = sample("tr 1\n");
+        assert!(parse_message(&bad_id).is_err());
+        assert!(parse_message(&sample("")).is_err());
+    }
+
+    fn sample(id: &str) -> String {
+        serde_json::json!({
+            "transitionId": id, "source": "invoice", "tenant": "default",
+            "entity": {"kind": "invoice", "id": "inv_1"}, "from": "Ready", "to": "Pending",
+            "occurredAt": "2025-09-05T10:45:00Z", "eventKey": "invoice#abc", "data": {}
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn log_target_delivers_and_a_bad_body_is_permanent() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let notifier = Notifier::new(Target::Log, store, Arc::new(FixedClock::at_unix(1)));
+        assert_eq!(
+            notifier.deliver(&sample("tr_1"), 1).await,
+            Outcome::Delivered { status: None }
+        );
+        assert!(matches!(
+            notifier.deliver("{", 1).await,
+            Outcome::Permanent { status: None, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn unreachable_receiver_is_retried() {
+        // Bind then drop a listener: the port is closed, so the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let target = Target::http(
+            &format!("http://127.0.0.1:{port}/hook?token=t0ps3cret"),
+            SigningKeys::parse(SECRET).unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let notifier = Notifier::new(target, store, Arc::new(FixedClock::at_unix(1)));
+        match notifier.deliver(&sample("tr_1"), 1).await {
+            Outcome::Retry { reason } => assert!(!reason.contains("t0ps3cret"), "{reason}"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tally_counts_failures_and_deferrals() {
+        let mut t = Tally::default();
+        t.add(&Outcome::Delivered { status: Some(200) });
+        t.add(&Outcome::AlreadyDelivered);
+        t.add(&Outcome::Retry { reason: "x".into() });
+        t.add(&Outcome::Permanent {
+            reason: "y".into(),
+            status: Some(410),
+        });
+        t.deferred += 2;
+        let v = t.metric_line(1.0).to_json(0);
+        assert_eq!(v[names::NOTIFICATIONS_DELIVERED], 1.0);
+        assert_eq!(v[names::NOTIFICATIONS_FAILED], 2.0);
+        assert_eq!(v[names::NOTIFICATIONS_PERMANENT_FAILURES], 1.0);
+        assert_eq!(v[names::NOTIFICATIONS_DEFERRED], 2.0);
+        assert_eq!(v["Service"], METRICS_SERVICE);
     }
 }

@@ -4,6 +4,8 @@
 
 #[cfg(feature = "sqlite")]
 pub mod outbox;
+#[cfg(feature = "aws")]
+pub mod sqs;
 
 use async_trait::async_trait;
 

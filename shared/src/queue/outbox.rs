@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::TransitionQueue;
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
+use crate::store::group_commit::GroupCommit;
 
 /// One message handed to the worker.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +24,7 @@ pub struct OutboxMessage {
 
 #[derive(Clone)]
 pub struct Outbox {
-    conn: Arc<Mutex<Connection>>,
+    writer: GroupCommit,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
@@ -31,22 +32,28 @@ fn unavailable(e: impl std::fmt::Display) -> QueueError {
 }
 
 impl Outbox {
-    /// Uses the store's connection (`SqliteStore::connection`): same file, same schema.
+    /// Uses the store's connection (`SqliteStore::connection`): same file, same schema,
+    /// writes group-committed like the store's.
     pub fn new(conn: Arc<Mutex<Connection>>) -> Self {
-        Outbox { conn }
+        Outbox {
+            writer: GroupCommit::start(conn),
+        }
+    }
+
+    /// Shares an existing writer (`SqliteStore::outbox`), so store and queue writes are
+    /// group-committed together instead of contending for the connection.
+    pub fn with_writer(writer: GroupCommit) -> Self {
+        Outbox { writer }
     }
 
     async fn with_conn<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, QueueError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, QueueError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| unavailable("lock poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(unavailable)?
+        self.writer
+            .run(move |c| f(c).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("outbox: {e}")))
     }
 
     /// Hands out up to `max` messages whose group head is visible at `now_ms`, oldest first,
@@ -59,9 +66,8 @@ impl Outbox {
         visibility_ms: i64,
     ) -> Result<Vec<OutboxMessage>, QueueError> {
         self.with_conn(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
             let msgs = {
-                let mut stmt = tx
+                let mut stmt = c
                     .prepare_cached(
                         "SELECT o.seq, o.group_id, o.body, o.receive_count FROM outbox o
                          WHERE o.dead = 0 AND o.visible_at <= ?1
@@ -82,13 +88,12 @@ impl Outbox {
                 rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
             };
             for m in &msgs {
-                tx.execute(
+                c.execute(
                     "UPDATE outbox SET receive_count = receive_count + 1, visible_at = ?1 WHERE seq = ?2",
                     params![now_ms + visibility_ms, m.seq],
                 )
                 .map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)?;
             Ok(msgs)
         })
         .await

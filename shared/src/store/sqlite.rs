@@ -1,6 +1,7 @@
-//! The embedded store: one SQLite file in WAL mode, one `BEGIN IMMEDIATE` transaction per
-//! event, so dedupe, entity upsert and transition record are atomic and concurrent
-//! duplicates serialise on the write lock (one winner).
+//! The embedded store: one SQLite file in WAL mode. Each event is persisted atomically under
+//! its own savepoint inside a group-committed transaction ([`super::group_commit`]): dedupe,
+//! entity upsert and transition record stand or fall together, and concurrent duplicates
+//! serialise on the single writer (one winner).
 //!
 //! Durability: `synchronous=NORMAL` in WAL mode survives a process crash (every committed
 //! event is in the WAL); an OS crash or power loss can lose the last commits. Set
@@ -9,13 +10,14 @@
 //! The same file holds the embedded transition queue (the `outbox` table, see
 //! `queue::outbox`).
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::group_commit::GroupCommit;
 use super::{
     compress, decide, decompress, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
     PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition,
@@ -78,6 +80,7 @@ CREATE INDEX IF NOT EXISTS outbox_group ON outbox(group_id, dead, seq);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    writer: GroupCommit,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -111,9 +114,16 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: GroupCommit::start(conn.clone()),
+            conn,
         })
+    }
+
+    /// The embedded queue over the same file, sharing this store's writer thread.
+    pub fn outbox(&self) -> crate::queue::outbox::Outbox {
+        crate::queue::outbox::Outbox::with_writer(self.writer.clone())
     }
 
     /// The shared connection (the embedded queue lives in the same file).
@@ -121,20 +131,15 @@ impl SqliteStore {
         self.conn.clone()
     }
 
-    /// Runs `f` on the connection off the async executor.
+    /// Runs `f` in the next group-committed transaction, off the async executor.
     async fn with_conn<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| unavailable("connection lock poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(unavailable)?
+        self.writer
+            .run(move |c| f(c).map_err(|e| e.to_string()))
+            .await
+            .map_err(StoreError::Unavailable)
     }
 
     /// Deletes events whose TTL has passed (DynamoDB does this itself).
@@ -148,13 +153,8 @@ impl SqliteStore {
     }
 }
 
-fn persist_tx(
-    conn: &mut Connection,
-    incoming: &IncomingEvent,
-) -> Result<PersistOutcome, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
+/// Persists one event; runs inside the writer's transaction, under the job's savepoint.
+fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError> {
     let event = &incoming.event;
     let event_key = event.key();
     let entity_keys: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
@@ -184,8 +184,7 @@ fn persist_tx(
                 |r| r.get(0),
             )
             .map_err(unavailable)?;
-        let to_publish = unpublished(&tx, event_key.as_str())?;
-        tx.commit().map_err(unavailable)?;
+        let to_publish = unpublished(tx, event_key.as_str())?;
         return Ok(PersistOutcome {
             duplicate: true,
             status: EventStatus::parse(&status).unwrap_or(EventStatus::Applied),
@@ -252,7 +251,6 @@ fn persist_tx(
         params![status.as_str(), event_key.as_str()],
     )
     .map_err(unavailable)?;
-    tx.commit().map_err(unavailable)?;
 
     let to_publish = decisions
         .into_iter()

@@ -1,0 +1,167 @@
+//! Group commit for the embedded SQLite file: one writer thread runs every job that arrives
+//! while the previous transaction is committing inside ONE transaction, each job under its
+//! own savepoint. A job that fails is rolled back alone; a commit that fails fails every job
+//! of the batch (nothing of it was written). Results are released only after the commit, so
+//! a caller never sees a write that is not durable.
+//!
+//! Why: in WAL mode every commit appends each page it touched to the log, and one webhook
+//! touches about a dozen pages (tables and their indexes). Batching lets concurrent
+//! requests share those pages and the commit, which is what makes the local gateway's
+//! throughput independent of the number of concurrent providers.
+
+use std::any::Any;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+/// Most jobs per transaction (bounds one batch's latency).
+const MAX_BATCH: usize = 256;
+
+type Output = Box<dyn Any + Send>;
+type Run = Box<dyn FnOnce(&Connection) -> Result<Output, String> + Send>;
+
+struct Job {
+    run: Run,
+    reply: oneshot::Sender<Result<Output, String>>,
+}
+
+/// A handle to the writer thread of one connection. Cloning shares the thread; the thread
+/// ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    pub fn start(conn: Arc<Mutex<Connection>>) -> Self {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer(conn, rx))
+            .expect("spawning the SQLite writer thread");
+        GroupCommit { jobs }
+    }
+
+    /// Runs `f` inside the next transaction; `Err` carries the SQLite error text.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let (reply, done) = oneshot::channel();
+        let run: Run = Box::new(move |c| f(c).map(|v| Box::new(v) as Output));
+        self.jobs
+            .send(Job { run, reply })
+            .map_err(|_| "SQLite writer thread has stopped".to_string())?;
+        let out = done
+            .await
+            .map_err(|_| "SQLite writer thread has stopped".to_string())??;
+        Ok(*out
+            .downcast::<T>()
+            .expect("a job's output has the job's type"))
+    }
+}
+
+fn writer(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let Ok(conn) = conn.lock() else {
+            for job in batch {
+                let _ = job.reply.send(Err("connection lock poisoned".into()));
+            }
+            continue;
+        };
+        run_batch(&conn, batch);
+    }
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in batch {
+            let _ = job.reply.send(Err(format!("begin: {e}")));
+        }
+        return;
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let outcome = match conn.execute_batch("SAVEPOINT job") {
+            Err(e) => Err(format!("savepoint: {e}")),
+            Ok(()) => {
+                let r = (job.run)(conn);
+                let end = if r.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                match conn.execute_batch(end) {
+                    Ok(()) => r,
+                    Err(e) => Err(format!("savepoint end: {e}")),
+                }
+            }
+        };
+        results.push((job.reply, outcome));
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for (reply, outcome) in results {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            for (reply, _) in results {
+                let _ = reply.send(Err(format!("commit: {e}")));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (GroupCommit, Arc<Mutex<Connection>>) {
+        let conn = Arc::new(Mutex::new(Connection::open_in_memory().unwrap()));
+        conn.lock()
+            .unwrap()
+            .execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        (GroupCommit::start(conn.clone()), conn)
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_alone() {
+        let (w, conn) = writer();
+        let jobs = (0..50).map(|i| {
+            let w = w.clone();
+            async move {
+                w.run(move |c| {
+                    c.execute("INSERT INTO t (v) VALUES (?1)", [i])
+                        .map_err(|e| e.to_string())?;
+                    if i % 10 == 3 {
+                        // writes, then fails: its insert must not survive
+                        return Err("refused".into());
+                    }
+                    Ok(i)
+                })
+                .await
+            }
+        });
+        let results = futures::future::join_all(jobs).await;
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 5);
+        let n: i64 = conn
+            .lock()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 45);
+        assert_eq!(w.run(|_| Ok("typed")).await.unwrap(), "typed");
+    }
+}

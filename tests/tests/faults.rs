@@ -1,0 +1,202 @@
+//! Faults: moto_server stopped mid-run answers 503 with nothing half written; restarted, the
+//! provider's retry completes the work exactly once (one entity write, one transition, one
+//! queue message).
+//!
+//! Each test runs a private moto_server with moto's request recorder on
+//! (`MOTO_ENABLE_RECORDING`, a file per test): moto keeps its state in memory, so after a
+//! restart the recording is replayed (`POST /moto-api/recorder/replay-recording`) to bring
+//! back every table, item and queue as they were when the server stopped. What the tests
+//! then see is exactly what a real outage would leave behind.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use webhook_core::clock::FixedClock;
+use webhook_core::config::PipelineSettings;
+use webhook_core::http::RawRequest;
+use webhook_core::metrics::MetricsSink;
+use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::store::{DeliveryRecord, EventStatus, Store};
+use webhook_tests::aws::{AwsFixture, RequestCounter};
+use webhook_tests::moto::MotoServer;
+use webhook_tests::samples::{order_key, order_status_body, provider, signed, RECEIVED_AT};
+
+/// A moto_server that records every request to a file in `dir`.
+fn recording_moto(dir: &Path) -> MotoServer {
+    let file = dir.join("moto-recording.jsonl");
+    MotoServer::start(&[
+        ("MOTO_ENABLE_RECORDING", "True"),
+        ("MOTO_RECORDER_FILEPATH", file.to_str().expect("utf-8 path")),
+    ])
+}
+
+/// Restarts `server` and replays its recording, restoring its state.
+async fn restart_with_state(server: &mut MotoServer) {
+    server.restart();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/moto-api/recorder/replay-recording",
+            server.endpoint()
+        ))
+        .send()
+        .await
+        .expect("replaying the recording");
+    assert!(response.status().is_success(), "replay: {response:?}");
+}
+
+struct Rig {
+    handler: Handler,
+    store: Arc<dyn Store>,
+    dynamodb: RequestCounter,
+    sqs: RequestCounter,
+}
+
+/// The fulfilment handler over the store of `tables` and the queue of `queue`.
+fn rig(tables: &AwsFixture, queue: &AwsFixture) -> Rig {
+    let (dynamodb, sqs) = (RequestCounter::default(), RequestCounter::default());
+    let store: Arc<dyn Store> = Arc::new(tables.counted_store(&dynamodb));
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        Arc::new(queue.counted_queue(&sqs)),
+        Arc::new(FixedClock::at_unix(RECEIVED_AT)),
+        PipelineSettings::default(),
+    ));
+    Rig {
+        handler: Handler::new(pipeline, Arc::new(provider()), MetricsSink::Off),
+        store,
+        dynamodb,
+        sqs,
+    }
+}
+
+fn request(order: u64, delivery: &str) -> RawRequest {
+    signed(
+        &order_status_body(order, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z"),
+        delivery,
+    )
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut moto = recording_moto(dir.path());
+    let fixture = AwsFixture::on(&moto.endpoint(), "faults-dynamodb").await;
+    let rig = rig(&fixture, &fixture);
+    let req = request(11, "f-1");
+    let key = webhook_core::model::EventKey::new(webhook_core::model::Source::Fulfilment, "f-1");
+
+    moto.stop();
+    let down = rig.handler.handle(&req).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(error_code(&down.body), "SYS_001", "{}", down.body);
+    assert!(
+        rig.dynamodb.count_of("TransactWriteItems") >= 1,
+        "the write was attempted"
+    );
+    assert_eq!(rig.sqs.count(), 0, "nothing to send without a stored event");
+
+    restart_with_state(&mut moto).await;
+    // nothing half written
+    assert_eq!(rig.store.event(&key).await.unwrap(), None);
+    assert_eq!(rig.store.entity(&order_key(11)).await.unwrap(), None);
+    assert!(rig
+        .store
+        .transitions(&order_key(11))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(fixture.queue_depth().await, 0);
+
+    // the provider retries: done, exactly once
+    let retry = rig.handler.handle(&req).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.body["duplicate"], false);
+    let again = rig.handler.handle(&req).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["duplicate"], true);
+
+    assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1, "one write");
+    let entity = rig.store.entity(&order_key(11)).await.unwrap().unwrap();
+    assert_eq!(entity.state.as_deref(), Some("PACKED"));
+    assert_eq!(entity.last_event_key, "fulfilment#f-1");
+    assert_eq!(
+        rig.store.transitions(&order_key(11)).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        rig.store.event(&key).await.unwrap().unwrap().status,
+        EventStatus::Applied
+    );
+    assert_eq!(fixture.queue_depth().await, 1, "one message");
+    let queued = fixture.drain_queue().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].group_id, order_key(11).stream());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_once() {
+    // DynamoDB stays up (the shared moto); SQS is a private moto that goes down
+    let tables = AwsFixture::new("faults-sqs-tables").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqs_moto = recording_moto(dir.path());
+    let queue = AwsFixture::on(&sqs_moto.endpoint(), "faults-sqs-queue").await;
+    let rig = rig(&tables, &queue);
+    let req = request(12, "f-2");
+    let key = webhook_core::model::EventKey::new(webhook_core::model::Source::Fulfilment, "f-2");
+
+    sqs_moto.stop();
+    let down = rig.handler.handle(&req).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(error_code(&down.body), "SYS_002", "{}", down.body);
+    // the event and its transition are stored (the outbox), not yet published
+    assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1);
+    assert!(rig.store.event(&key).await.unwrap().is_some());
+    let transitions = rig.store.transitions(&order_key(12)).await.unwrap();
+    assert_eq!(transitions.len(), 1);
+    assert!(transitions[0].queued && !transitions[0].published);
+
+    restart_with_state(&mut sqs_moto).await;
+    assert_eq!(queue.queue_depth().await, 0, "nothing was sent");
+
+    // the provider retries: a duplicate, and its transition is published now
+    let retry = rig.handler.handle(&req).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.body["duplicate"], true);
+    assert_eq!(queue.queue_depth().await, 1);
+    // a second retry sends it again; the FIFO queue deduplicates by transition id
+    let again = rig.handler.handle(&req).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(queue.queue_depth().await, 1, "one message");
+    assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1, "one write");
+    assert_eq!(
+        rig.store.transitions(&order_key(12)).await.unwrap().len(),
+        1
+    );
+    let entity = rig.store.entity(&order_key(12)).await.unwrap().unwrap();
+    assert_eq!(entity.last_event_key, "fulfilment#f-2");
+
+    // once the notifier has recorded the delivery, a redelivery sends nothing
+    let queued = queue.drain_queue().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].dedup_id, transitions[0].transition_id);
+    let record = DeliveryRecord {
+        outcome: "delivered".into(),
+        status: Some(200),
+        attempt: 1,
+        at: "2025-09-05T10:00:01Z".into(),
+    };
+    rig.store
+        .record_delivery(&queued[0].message(), &record)
+        .await
+        .unwrap();
+    let sends = rig.sqs.count_of("SendMessage");
+    let late = rig.handler.handle(&req).await;
+    assert_eq!(late.status, 200);
+    assert_eq!(rig.sqs.count_of("SendMessage"), sends, "nothing sent again");
+    assert_eq!(queue.queue_depth().await, 0);
+}

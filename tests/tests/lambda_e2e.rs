@@ -1,0 +1,213 @@
+//! The real `fulfilment` Lambda binary, end to end: run as a process against a test Lambda
+//! Runtime API (webhook_tests::lambda), fed the API Gateway v2 sample event from events/,
+//! on DynamoDB + SQS served by moto_server (`AWS_ENDPOINT_URL`). Checks the response, the
+//! items in all three tables and the message on the FIFO queue.
+
+use std::path::PathBuf;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+use webhook_core::config::Env;
+use webhook_core::model::TransitionMessage;
+use webhook_core::runtime;
+use webhook_core::store::decompress;
+use webhook_core::version::Version;
+use webhook_tests::aws::AwsFixture;
+use webhook_tests::lambda::{build_function, Function, Outcome, RuntimeApi};
+use webhook_tests::moto;
+
+const DEV_SECRET: &str = "dev-fulfilment-secret";
+
+fn sample_event() -> Value {
+    let path = moto::workspace_root().join("events/fulfilment/order_change_status.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample event")).expect("json")
+}
+
+async fn fulfilment_binary() -> PathBuf {
+    tokio::task::spawn_blocking(|| build_function("fulfilment"))
+        .await
+        .expect("build task")
+}
+
+fn env(api: &RuntimeApi, fixture: &AwsFixture) -> Vec<(String, String)> {
+    let mut env = api.lambda_env("fulfilment");
+    env.extend(fixture.lambda_env());
+    env.push(("FULFILMENT_SECRETS".into(), DEV_SECRET.into()));
+    env.push(("RUST_LOG".into(), "info".into()));
+    env
+}
+
+fn response_of(outcome: Outcome) -> (u16, Value) {
+    let Outcome::Response(response) = outcome else {
+        panic!("the function reported an error: {outcome:?}")
+    };
+    let status = response["statusCode"].as_u64().expect("statusCode") as u16;
+    let body = serde_json::from_str(response["body"].as_str().expect("body")).expect("json body");
+    (status, body)
+}
+
+fn s(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> String {
+    match &item[name] {
+        AttributeValue::S(v) => v.clone(),
+        other => panic!("{name} is not a string: {other:?}"),
+    }
+}
+
+fn n(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
+    match &item[name] {
+        AttributeValue::N(v) => v.parse().expect("number"),
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
+    let bin = fulfilment_binary().await;
+    let fixture = AwsFixture::on(&moto::endpoint(), "lambda-e2e").await;
+    let api = RuntimeApi::start().await;
+    let mut function = Function::spawn(&bin, &env(&api, &fixture));
+
+    let event = sample_event();
+    let body = event["body"].as_str().expect("body").to_string();
+    let (status, response) = response_of(function.invoke(&api, event.clone()).await);
+    assert_eq!(status, 200, "{response}\n{}", function.output());
+    assert_eq!(response["status"], "ok");
+    assert_eq!(response["duplicate"], false);
+
+    // events table
+    let db = &fixture.dynamodb;
+    let item = db
+        .get_item()
+        .table_name(&fixture.tables.events)
+        .key(
+            "event_key",
+            AttributeValue::S("fulfilment#3252898194".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("event item");
+    assert_eq!(s(&item, "status"), "applied");
+    assert_eq!(s(&item, "event_type"), "order.status_changed");
+    let AttributeValue::B(gz) = &item["body_gz"] else {
+        panic!("body_gz is not binary")
+    };
+    assert_eq!(decompress(gz.as_ref()).unwrap(), body.as_bytes());
+    assert_eq!(
+        n(&item, "expires_at") - n(&item, "received_at"),
+        90 * 86_400,
+        "TTL: RETENTION_DAYS default"
+    );
+    let headers = format!("{:?}", item["headers"]);
+    assert!(headers.contains("sample-provider/1.0") && headers.contains("3252898194"));
+    assert!(
+        !headers.contains("x-event-signature"),
+        "credentials are not kept"
+    );
+
+    // entities table
+    let version = Version::parse("2022-06-07T09:55:58.000000Z").unwrap();
+    let entity = db
+        .get_item()
+        .table_name(&fixture.tables.entities)
+        .key("pk", AttributeValue::S("fulfilment#XYZ".into()))
+        .key("sk", AttributeValue::S("order#5342".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("entity item");
+    assert_eq!(s(&entity, "state"), "WAITING_CONFIRM");
+    assert_eq!(n(&entity, "version"), version.micros());
+    assert_eq!(s(&entity, "last_event_key"), "fulfilment#3252898194");
+    let data: Value = serde_json::from_str(&s(&entity, "data")).unwrap();
+    assert_eq!(data["order"]["code"], "dh07060099");
+
+    // transitions table
+    let transition = db
+        .get_item()
+        .table_name(&fixture.tables.transitions)
+        .key("pk", AttributeValue::S("fulfilment#XYZ#order#5342".into()))
+        .key(
+            "sk",
+            AttributeValue::S(format!("{}#3252898194", version.sort_key())),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("transition item");
+    assert_eq!(s(&transition, "from"), "WAITING_INSPECTION");
+    assert_eq!(s(&transition, "to"), "WAITING_CONFIRM");
+    assert_eq!(transition["queued"], AttributeValue::Bool(true));
+    assert_eq!(transition["published"], AttributeValue::Bool(false));
+    let transition_id = s(&transition, "transition_id");
+
+    // the provider redelivers: 200, a duplicate, and SQS deduplicates the republished message
+    let (status, again) = response_of(function.invoke(&api, event).await);
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(fixture.queue_depth().await, 1);
+
+    // the FIFO queue
+    let queued = fixture.drain_queue().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].group_id, "fulfilment#XYZ#order#5342");
+    assert_eq!(queued[0].dedup_id, transition_id);
+    let message: TransitionMessage = serde_json::from_str(&queued[0].body).unwrap();
+    assert_eq!(message.transition_id, transition_id);
+    assert_eq!(message.from.as_deref(), Some("WAITING_INSPECTION"));
+    assert_eq!(message.to, "WAITING_CONFIRM");
+    assert_eq!(message.event_key, "fulfilment#3252898194");
+    assert_eq!(message.occurred_at, "2022-06-07T09:55:58Z");
+    assert_eq!(message.data["merchant_code"], "XYZ");
+
+    let logs = function.output();
+    assert!(logs.contains("webhook accepted"), "{logs}");
+    assert!(!logs.contains(DEV_SECRET), "a secret reached the log");
+    assert!(api.init_errors().is_empty());
+    function.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_without_its_tables_refuses_to_start() {
+    // the wiring itself names what is missing
+    let err = match runtime::lambda_backends(&Env::default()).await {
+        Ok(_) => panic!("backends built without configuration"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("EVENTS_TABLE"), "{err}");
+    let mut partial = Env::default();
+    for (k, v) in [
+        ("EVENTS_TABLE", "e"),
+        ("ENTITIES_TABLE", "n"),
+        ("TRANSITIONS_TABLE", "t"),
+    ] {
+        partial.set(k, v);
+    }
+    let err = match runtime::lambda_backends(&partial).await {
+        Ok(_) => panic!("backends built without a queue"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("TRANSITIONS_QUEUE_URL"), "{err}");
+
+    // and the binary exits with that error instead of serving
+    let bin = fulfilment_binary().await;
+    let fixture = AwsFixture::on(&moto::endpoint(), "lambda-refuses").await;
+    let api = RuntimeApi::start().await;
+    let env: Vec<_> = env(&api, &fixture)
+        .into_iter()
+        .filter(|(k, _)| k != "ENTITIES_TABLE")
+        .collect();
+    let mut function = Function::spawn(&bin, &env);
+    let status = function.wait().await;
+    assert!(!status.success());
+    let output = function.output();
+    assert!(output.contains("ENTITIES_TABLE"), "{output}");
+    assert!(output.contains("refusing to start"), "{output}");
+}
