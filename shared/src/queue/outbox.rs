@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::TransitionQueue;
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
-use crate::store::group_commit::GroupCommit;
+use crate::store::group_commit::{exec, GroupCommit};
 
 /// One message handed to the worker.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +88,7 @@ impl Outbox {
                 rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
             };
             for m in &msgs {
-                c.execute(
+                exec(c,
                     "UPDATE outbox SET receive_count = receive_count + 1, visible_at = ?1 WHERE seq = ?2",
                     params![now_ms + visibility_ms, m.seq],
                 )
@@ -102,7 +102,7 @@ impl Outbox {
     /// Done: removes the message.
     pub async fn ack(&self, seq: i64) -> Result<(), QueueError> {
         self.with_conn(move |c| {
-            c.execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+            exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq])
                 .map(|_| ())
                 .map_err(unavailable)
         })
@@ -122,7 +122,8 @@ impl Outbox {
         let (seq, count, error) = (message.seq, message.receive_count, error.to_string());
         self.with_conn(move |c| {
             let dead = permanent || count >= max_receives;
-            c.execute(
+            exec(
+                c,
                 "UPDATE outbox SET visible_at = ?1, dead = ?2, last_error = ?3 WHERE seq = ?4",
                 params![retry_at_ms, dead, error, seq],
             )
@@ -161,7 +162,7 @@ impl TransitionQueue for Outbox {
         let id = message.transition_id.clone();
         let body = serde_json::to_string(message).map_err(unavailable)?;
         self.with_conn(move |c| {
-            c.execute(
+            exec(c,
                 "INSERT INTO outbox (group_id, dedup_id, body) VALUES (?1, ?2, ?3) ON CONFLICT(dedup_id) DO NOTHING",
                 params![group, id, body],
             )

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::group_commit::GroupCommit;
+use super::group_commit::{exec, GroupCommit};
 use super::{
     compress, decide, decompress, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
     PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition,
@@ -114,6 +114,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        conn.set_prepared_statement_cache_capacity(64);
         let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
             writer: GroupCommit::start(conn.clone()),
@@ -146,8 +147,7 @@ impl SqliteStore {
     pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let now = now.unix_timestamp();
         self.with_conn(move |c| {
-            c.execute("DELETE FROM events WHERE expires_at < ?1", [now])
-                .map_err(unavailable)
+            exec(c, "DELETE FROM events WHERE expires_at < ?1", [now]).map_err(unavailable)
         })
         .await
     }
@@ -158,8 +158,7 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
     let event = &incoming.event;
     let event_key = event.key();
     let entity_keys: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
-    let inserted = tx
-        .execute(
+    let inserted = exec(tx,
             "INSERT INTO events (event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, received_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9) ON CONFLICT(event_key) DO NOTHING",
             params![
@@ -210,7 +209,7 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
             .map_err(unavailable)?;
         let decision = decide(&event_key, &event.event_id, update, current.as_ref());
         if decision.write_entity {
-            tx.execute(
+            exec(tx,
                 "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version, state = COALESCE(excluded.state, entities.state),
                    data = excluded.data, last_event_key = excluded.last_event_key",
@@ -226,7 +225,7 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
             .map_err(unavailable)?;
         }
         if let Some(t) = &decision.transition {
-            tx.execute(
+            exec(tx,
                 "INSERT INTO transitions (pk, sk, transition_id, event_key, from_state, to_state, flag, queued, message)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
                 params![
@@ -246,7 +245,8 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
         decisions.push(decision);
     }
     let status = EventStatus::summarise(&decisions);
-    tx.execute(
+    exec(
+        tx,
         "UPDATE events SET status = ?1 WHERE event_key = ?2",
         params![status.as_str(), event_key.as_str()],
     )
@@ -312,7 +312,8 @@ impl Store for SqliteStore {
         let id = message.transition_id.clone();
         let json = serde_json::to_string(record).unwrap_or_default();
         self.with_conn(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE transitions SET notification = ?1, published = 1 WHERE transition_id = ?2",
                 params![json, id],
             )
