@@ -96,7 +96,16 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
-        Self::init(conn, full_sync)
+        // Checkpoints (copying the WAL into the database, with an fsync) mostly run on their
+        // own thread and connection. The writer still checkpoints past 4000 pages: a passive
+        // checkpoint cannot rewind the WAL while writes keep coming, the writer's own can, and
+        // by then the background thread has already copied nearly every frame.
+        conn.pragma_update(None, "wal_autocheckpoint", 4000)
+            .map_err(unavailable)?;
+        let checkpointer = Connection::open(path).map_err(unavailable)?;
+        let store = Self::init(conn, full_sync)?;
+        spawn_checkpointer(checkpointer, Arc::downgrade(&store.conn));
+        Ok(store)
     }
 
     /// A private in-memory database (tests).
@@ -112,6 +121,11 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        // Savepoint journals and sorts in memory, and a 64 MB page cache.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "cache_size", -65_536)
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -150,6 +164,26 @@ impl SqliteStore {
             exec(c, "DELETE FROM events WHERE expires_at < ?1", [now]).map_err(unavailable)
         })
         .await
+    }
+}
+
+/// Checkpoints the WAL every 200 ms (PASSIVE: never blocks the writer) until the store is
+/// dropped; a final TRUNCATE checkpoint on the way out keeps the file compact.
+fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>>) {
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while store.strong_count() > 0 {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the WAL checkpoint thread");
     }
 }
 
