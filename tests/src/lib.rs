@@ -5,9 +5,11 @@
 //! - [`aws`]: per-test tables and FIFO queue on moto, SDK request counting;
 //! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
 //! - [`samples`]: events for the store tests;
+//! - [`events`]: the events/ samples as requests, and a source's handler over SQLite;
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
 
 pub mod aws;
+pub mod events;
 pub mod kit;
 pub mod lambda;
 pub mod moto;

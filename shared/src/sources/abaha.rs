@@ -32,9 +32,6 @@ pub const HEADER_VAR: &str = "ABAHA_TOKEN_HEADER";
 pub const DEFAULT_HEADER: &str = "X-Abaha-Token";
 /// Local-mode token the events/ samples carry (README).
 pub const DEV_TOKEN: &str = "dev-abaha-token";
-/// Longest entity id projected: ids become part of store keys (DynamoDB caps key size), so
-/// a longer one would fail every write and make Abaha retry forever.
-const MAX_ID_LEN: usize = 256;
 
 /// What an Abaha object is, told from its shape since the payload names no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +196,7 @@ fn entity_update(
     now: OffsetDateTime,
 ) -> Option<EntityUpdate> {
     let kind = shape.kind()?;
-    let id = id_of(body.get(shape.id_field())).filter(|id| id.len() <= MAX_ID_LEN)?;
+    let id = id_of(body.get(shape.id_field()))?;
     let (state, transition) = match shape {
         Shape::Cart => cart_status(body),
         _ => (None, TransitionRule::None),

@@ -79,13 +79,20 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// An identifier that providers send either as a string or as a number ("208610" or 208610).
+/// Longest identifier (tenant or entity id) accepted, in bytes. Ids become parts of store
+/// keys, and DynamoDB refuses keys over 2048/1024 bytes: a longer id would fail every write
+/// and make the provider retry forever, so it is treated as no id at all.
+pub const MAX_ID_LEN: usize = 256;
+
+/// An identifier that providers send either as a string or as a number ("208610" or 208610);
+/// `None` when blank, of another type, or longer than [`MAX_ID_LEN`].
 pub fn id_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    let id = match v? {
+        Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (id.len() <= MAX_ID_LEN).then_some(id)
 }
 
 /// A required string field: `InvalidField(name)` when absent, blank or not a string.
@@ -171,6 +178,12 @@ mod tests {
         assert_eq!(id_of(Some(&json!(" "))), None);
         assert_eq!(id_of(Some(&json!(null))), None);
         assert_eq!(id_of(Some(&json!({"a":1}))), None);
+        // Over-long ids cannot be store keys: treated as no id (kept, not projected).
+        assert_eq!(
+            id_of(Some(&json!("x".repeat(MAX_ID_LEN)))).map(|s| s.len()),
+            Some(MAX_ID_LEN)
+        );
+        assert_eq!(id_of(Some(&json!("x".repeat(MAX_ID_LEN + 1)))), None);
     }
 
     #[test]

@@ -1,0 +1,842 @@
+//! Reliability runs (issue 7), over the embedded SQLite store through the real `Handler` of
+//! every source: 100× redelivery of every events/ sample, 16 concurrent identical
+//! deliveries, every order of an invoice's history, the notifier worker over the outbox (one
+//! notification per transition, counted by a loopback receiver), and no configured secret
+//! in any log line or response body.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+use webhook_core::clock::FixedClock;
+use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::http::{route_for, RawRequest, RawResponse};
+use webhook_core::metrics::MetricsSink;
+use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
+use webhook_core::notify::worker::{drain_once, WorkerSettings};
+use webhook_core::notify::{Notifier, Target};
+use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::queue::outbox::Outbox;
+use webhook_core::sources::fulfilment::Fulfilment;
+use webhook_core::sources::invoice::Invoice;
+use webhook_core::sources::pancake::Pancake;
+use webhook_core::sources::provider_from_env;
+use webhook_core::store::sqlite::SqliteStore;
+use webhook_core::store::Store;
+
+/// The samples' own time (2025-09-05T10:45:00Z).
+const NOW: i64 = 1_757_069_100;
+const REDELIVERIES: usize = 100;
+const CONCURRENT: usize = 16;
+const NOTIFY_SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
+
+const SOURCES: [(Source, &str); 5] = [
+    (Source::Pancake, "pancake"),
+    (Source::PancakePos, "pancake-pos"),
+    (Source::Abaha, "abaha"),
+    (Source::Fulfilment, "fulfilment"),
+    (Source::Invoice, "invoice"),
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+// ---- captured logs: one global subscriber for this test binary ------------------------
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this binary, at TRACE, in the production JSON format.
+fn logs() -> &'static Buffer {
+    static LOGS: OnceLock<Buffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        buffer
+    })
+}
+
+// ---- the rig: every source's handler over one in-memory store ------------------------
+
+struct Rig {
+    store: SqliteStore,
+    outbox: Outbox,
+    pipeline: Arc<Pipeline>,
+    handlers: HashMap<Source, Handler>,
+}
+
+impl Rig {
+    fn new(env: &Env, mode: Mode) -> Rig {
+        logs();
+        let store = SqliteStore::in_memory().unwrap();
+        let outbox = store.outbox();
+        let pipeline = Arc::new(Pipeline::new(
+            Arc::new(store.clone()),
+            Arc::new(outbox.clone()),
+            Arc::new(FixedClock::at_unix(NOW)),
+            PipelineSettings::from_env(env).unwrap(),
+        ));
+        let handlers = SOURCES
+            .iter()
+            .map(|(s, _)| {
+                let provider = provider_from_env(*s, env, mode).unwrap();
+                (
+                    *s,
+                    Handler::new(pipeline.clone(), provider, MetricsSink::Off),
+                )
+            })
+            .collect();
+        Rig {
+            store,
+            outbox,
+            pipeline,
+            handlers,
+        }
+    }
+
+    /// Local mode with no settings: the development credentials the samples are signed with.
+    fn local() -> Rig {
+        Rig::new(&Env::default(), Mode::Local)
+    }
+
+    async fn post(&self, source: Source, req: &RawRequest) -> RawResponse {
+        self.handlers[&source].handle(req).await
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// One TEXT column per row.
+    fn rows(&self, sql: &str) -> Vec<String> {
+        let conn = self.store.connection();
+        let c = conn.lock().unwrap();
+        let mut stmt = c.prepare(sql).unwrap();
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows
+    }
+
+    fn entities(&self) -> Vec<String> {
+        self.rows(
+            "SELECT pk || '|' || sk || '|' || version || '|' || ifnull(state, '-') || '|' || data \
+             || '|' || last_event_key FROM entities ORDER BY pk, sk",
+        )
+    }
+
+    /// Transition ids, all of them or only the queued ones.
+    fn transition_ids(&self, queued_only: bool) -> Vec<String> {
+        self.rows(if queued_only {
+            "SELECT transition_id FROM transitions WHERE queued = 1 ORDER BY transition_id"
+        } else {
+            "SELECT transition_id FROM transitions ORDER BY transition_id"
+        })
+    }
+
+    fn outbox_ids(&self) -> Vec<String> {
+        self.rows("SELECT dedup_id FROM outbox ORDER BY dedup_id")
+    }
+}
+
+// ---- samples and requests ------------------------------------------------------------
+
+struct Sample {
+    source: Source,
+    name: String,
+    req: RawRequest,
+}
+
+/// Every API Gateway v2 event under events/<source>/, as the handler receives it.
+fn samples() -> Vec<Sample> {
+    let mut out = Vec::new();
+    for (source, dir) in SOURCES {
+        let mut paths: Vec<_> = std::fs::read_dir(repo_root().join("events").join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let event: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(
+                event["isBase64Encoded"], false,
+                "{path:?}: plain-text samples"
+            );
+            let mut req = RawRequest::post(
+                event["rawPath"].as_str().unwrap(),
+                event["body"].as_str().unwrap(),
+            );
+            for (k, v) in event["headers"].as_object().unwrap() {
+                req = req.with_header(k, v.as_str().unwrap());
+            }
+            let query = event["rawQueryString"].as_str().unwrap_or("");
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                req = req.with_query(k, v);
+            }
+            out.push(Sample {
+                source,
+                name: format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()),
+                req,
+            });
+        }
+    }
+    assert!(out.len() >= 30, "events/ samples found: {}", out.len());
+    out
+}
+
+/// The `duplicate` flag of a success response, where its shape carries one (Abaha's
+/// `{"status":200,"message":"OK"}` does not).
+fn duplicate_flag(resp: &RawResponse) -> Option<bool> {
+    resp.body
+        .get("duplicate")
+        .or_else(|| resp.body.get("data").and_then(|d| d.get("duplicate")))
+        .and_then(Value::as_bool)
+}
+
+const INVOICE_ID: &str = "inv-permutations-1";
+
+fn invoice_req(id: &str, from: &str, to: &str, timestamp: &str, secret: &str) -> RawRequest {
+    let body = json!({
+        "event": "invoice.updated",
+        "timestamp": timestamp,
+        "data": {"invoiceId": id, "state": to, "previousState": from, "title": "USDT"},
+    })
+    .to_string();
+    RawRequest::post(route_for(Source::Invoice), body.clone())
+        .with_header("Content-Type", "application/json")
+        .with_header("X-Signature", &Invoice::sign(body.as_bytes(), secret))
+}
+
+fn invoice_key(id: &str) -> EntityKey {
+    EntityKey::new(
+        Source::Invoice,
+        Tenant::default_tenant(),
+        EntityKind::Invoice,
+        id,
+    )
+}
+
+fn fixture(source_dir: &str, name: &str) -> String {
+    std::fs::read_to_string(
+        repo_root()
+            .join("shared/fixtures")
+            .join(source_dir)
+            .join(name),
+    )
+    .unwrap()
+}
+
+// ---- the loopback notification receiver ----------------------------------------------
+
+#[derive(Default)]
+struct Receiver {
+    /// Notifications received, per `webhook-id` (the transition id).
+    by_id: Mutex<BTreeMap<String, usize>>,
+}
+
+impl Receiver {
+    async fn start() -> (Arc<Receiver>, String) {
+        let receiver = Arc::new(Receiver::default());
+        let app = Router::new()
+            .route("/notify", post(receive))
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, url)
+    }
+
+    fn counts(&self) -> BTreeMap<String, usize> {
+        self.by_id.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap) -> StatusCode {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    *receiver.by_id.lock().unwrap().entry(id).or_default() += 1;
+    StatusCode::OK
+}
+
+fn notifier(rig: &Rig, env: &Env) -> Notifier {
+    Notifier::new(
+        Target::from_env(env).unwrap(),
+        Arc::new(rig.store.clone()),
+        Arc::new(FixedClock::at_unix(NOW)),
+    )
+}
+
+fn notify_env(url: &str) -> Env {
+    Env::from_pairs([("NOTIFY_URL", url), ("NOTIFY_SECRET", NOTIFY_SECRET)])
+}
+
+/// Runs the worker until nothing is visible; returns how many messages it handled.
+async fn drain(rig: &Rig, notifier: &Notifier) -> usize {
+    let settings = WorkerSettings {
+        visibility: Duration::from_secs(60),
+        ..WorkerSettings::default()
+    };
+    let mut total = 0;
+    for _ in 0..10_000 {
+        let n = drain_once(&rig.outbox, notifier, &settings).await;
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+    panic!("the outbox never drained");
+}
+
+fn exactly_once(ids: &[String]) -> BTreeMap<String, usize> {
+    ids.iter().map(|id| (id.clone(), 1)).collect()
+}
+
+// ---- 100× redelivery -----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_redelivered_100_times_is_stored_and_notified_once() {
+    let rig = Rig::local();
+    let (receiver, url) = Receiver::start().await;
+    let notifier = notifier(&rig, &notify_env(&url));
+    let samples = samples();
+
+    for s in &samples {
+        let resp = rig.post(s.source, &s.req).await;
+        assert_eq!(resp.status, 200, "{}: {:?}", s.name, resp.body);
+        assert_ne!(duplicate_flag(&resp), Some(true), "{}", s.name);
+    }
+    let events = rig.count("SELECT COUNT(*) FROM events");
+    assert_eq!(events, samples.len() as i64, "one event per sample");
+    let entities = rig.entities();
+    let transitions = rig.transition_ids(false);
+    let queued = rig.transition_ids(true);
+    assert!(
+        queued.len() >= 5,
+        "the samples carry transitions: {queued:?}"
+    );
+    assert_eq!(
+        rig.outbox_ids(),
+        queued,
+        "one outbox message per transition"
+    );
+
+    for round in 0..REDELIVERIES {
+        if round == REDELIVERIES / 2 {
+            // Half the redeliveries arrive before the notifier ran, half after.
+            assert_eq!(rig.outbox_ids(), queued, "redeliveries queue nothing new");
+            assert_eq!(drain(&rig, &notifier).await, queued.len());
+        }
+        for s in &samples {
+            let resp = rig.post(s.source, &s.req).await;
+            assert_eq!(
+                resp.status, 200,
+                "{} round {round}: {:?}",
+                s.name, resp.body
+            );
+            if s.source != Source::Abaha {
+                assert_eq!(
+                    duplicate_flag(&resp),
+                    Some(true),
+                    "{}: {:?}",
+                    s.name,
+                    resp.body
+                );
+            }
+        }
+    }
+    // Abaha's response has no duplicate flag: ask the pipeline itself, for every source.
+    let mut keys = std::collections::BTreeSet::new();
+    for s in &samples {
+        let provider = rig.handlers[&s.source].provider().clone();
+        let accepted = rig
+            .pipeline
+            .ingest(provider.as_ref(), &s.req)
+            .await
+            .unwrap();
+        assert!(accepted.duplicate, "{}", s.name);
+        assert!(keys.insert(accepted.event_key), "{}: its own event", s.name);
+    }
+
+    assert_eq!(rig.count("SELECT COUNT(*) FROM events"), events);
+    assert_eq!(
+        rig.entities(),
+        entities,
+        "entities unchanged after the first delivery"
+    );
+    assert_eq!(
+        rig.transition_ids(false),
+        transitions,
+        "no new transition rows"
+    );
+    assert!(
+        rig.outbox_ids().is_empty(),
+        "published transitions are not re-queued"
+    );
+    assert_eq!(drain(&rig, &notifier).await, 0);
+    assert_eq!(
+        receiver.counts(),
+        exactly_once(&queued),
+        "one notification per transition"
+    );
+    println!(
+        "redelivery: {} samples x {} deliveries, {} transitions, {} notifications",
+        samples.len(),
+        REDELIVERIES + 2,
+        queued.len(),
+        receiver.counts().len()
+    );
+}
+
+// ---- concurrent identical deliveries ------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_identical_deliveries_have_one_winner() {
+    let mut with_transition = 0;
+    for s in samples() {
+        // What one delivery records, on a fresh store.
+        let reference = Rig::local();
+        assert_eq!(reference.post(s.source, &s.req).await.status, 200);
+        let expected_transitions = reference.transition_ids(false).len();
+
+        let rig = Rig::local();
+        let provider = rig.handlers[&s.source].provider().clone();
+        let req = Arc::new(s.req.clone());
+        let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT));
+        let tasks: Vec<_> = (0..CONCURRENT)
+            .map(|_| {
+                let (pipeline, provider, req, barrier) = (
+                    rig.pipeline.clone(),
+                    provider.clone(),
+                    req.clone(),
+                    barrier.clone(),
+                );
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    pipeline.ingest(provider.as_ref(), &req).await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            let accepted = t
+                .await
+                .expect("no panic")
+                .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            winners += usize::from(!accepted.duplicate);
+        }
+        assert_eq!(winners, 1, "{}: exactly one non-duplicate", s.name);
+        assert_eq!(rig.count("SELECT COUNT(*) FROM events"), 1, "{}", s.name);
+        let transitions = rig.transition_ids(false);
+        assert_eq!(transitions.len(), expected_transitions, "{}", s.name);
+        assert_eq!(rig.outbox_ids(), rig.transition_ids(true), "{}", s.name);
+        if s.source == Source::Fulfilment && s.name.contains("order") || s.source == Source::Invoice
+        {
+            assert_eq!(transitions.len(), 1, "{}: one transition", s.name);
+        }
+        with_transition += usize::from(!transitions.is_empty());
+    }
+    assert!(
+        with_transition >= 8,
+        "{with_transition} samples carried a transition"
+    );
+}
+
+// ---- every order of an invoice's history ---------------------------------------------
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for i in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(i, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// Ready→Wait→Pending→Complete, delivered in `order` (indices into the history, a repeated
+/// index being a byte-identical redelivery), then notified.
+async fn deliver_history(history: &[RawRequest], order: &[usize]) {
+    let rig = Rig::local();
+    let (receiver, url) = Receiver::start().await;
+    let notifier = notifier(&rig, &notify_env(&url));
+    let mut duplicates = 0;
+    for &i in order {
+        let resp = rig.post(Source::Invoice, &history[i]).await;
+        assert_eq!(resp.status, 200, "order {order:?}: {:?}", resp.body);
+        duplicates += usize::from(duplicate_flag(&resp) == Some(true));
+    }
+    assert_eq!(duplicates, order.len() - history.len(), "order {order:?}");
+    let entity = rig
+        .store
+        .entity(&invoice_key(INVOICE_ID))
+        .await
+        .unwrap()
+        .expect("invoice stored");
+    assert_eq!(entity.state.as_deref(), Some("Complete"), "order {order:?}");
+    let transitions = rig
+        .store
+        .transitions(&invoice_key(INVOICE_ID))
+        .await
+        .unwrap();
+    let steps: Vec<_> = transitions
+        .iter()
+        .map(|t| (t.from.clone().unwrap_or_default(), t.to.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("Ready", "Wait"),
+        ("Wait", "Pending"),
+        ("Pending", "Complete"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(
+        steps, expected,
+        "order {order:?}: the history, in version order"
+    );
+    assert!(
+        transitions.iter().all(|t| t.queued && t.flag.is_none()),
+        "order {order:?}: {transitions:?}"
+    );
+    let queued = rig.transition_ids(true);
+    assert_eq!(
+        rig.outbox_ids(),
+        queued,
+        "order {order:?}: each queued once"
+    );
+    assert_eq!(drain(&rig, &notifier).await, 3, "order {order:?}");
+    assert_eq!(receiver.counts(), exactly_once(&queued), "order {order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_order_of_an_invoice_history_ends_complete_with_each_transition_queued_once() {
+    let secret = webhook_core::sources::invoice::DEV_SECRET;
+    let history = [
+        invoice_req(
+            INVOICE_ID,
+            "Ready",
+            "Wait",
+            "2025-09-05T10:00:00.000Z",
+            secret,
+        ),
+        invoice_req(
+            INVOICE_ID,
+            "Wait",
+            "Pending",
+            "2025-09-05T10:05:00.000Z",
+            secret,
+        ),
+        invoice_req(
+            INVOICE_ID,
+            "Pending",
+            "Complete",
+            "2025-09-05T10:10:00.000Z",
+            secret,
+        ),
+    ];
+    let orders = permutations(3);
+    assert_eq!(orders.len(), 6);
+    for order in &orders {
+        deliver_history(&history, order).await;
+    }
+    // Plus a redelivery of each event in turn: 4 deliveries, every order (3 × 24).
+    let mut runs = 0;
+    for dup in 0..3 {
+        for p in permutations(4) {
+            let order: Vec<usize> = p
+                .into_iter()
+                .map(|i| if i == 3 { dup } else { i })
+                .collect();
+            deliver_history(&history, &order).await;
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 72);
+}
+
+// ---- no secret in any log line or response -------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_configured_secret_appears_in_logs_or_responses() {
+    let logs = logs();
+    let (receiver, url) = Receiver::start().await;
+    let secrets = [
+        ("PANCAKE_API_KEYS", "pk-old-Q7e1x9", "pk-live-Zx81m2"),
+        (
+            "PANCAKE_SIGNING_SECRETS",
+            "psig-old-Kd02a",
+            "psig-live-Kd02b",
+        ),
+        ("PANCAKE_POS_API_KEYS", "pos-old-Mn55c", "pos-live-Mn55d"),
+        ("ABAHA_TOKENS", "abaha-old-Rt31e", "abaha-live-Rt31f"),
+        ("FULFILMENT_SECRETS", "ful-old-Wq09g", "ful-live-Wq09h"),
+        ("INVOICE_SECRETS", "inv-old-Lp77i", "inv-live-Lp77j"),
+    ];
+    let mut env = Env::from_pairs(
+        secrets
+            .iter()
+            .map(|(var, old, live)| (var.to_string(), format!("{old},{live}"))),
+    );
+    env.set("INVOICE_TOLERANCE_SECS", "300");
+    // The URL's own credentials are secrets too (a receiver may authenticate by them).
+    let (scheme_host, path) = url.split_once("/notify").unwrap();
+    let notify_url = format!(
+        "{}://url-user:url-pass-Hh4k@{}/notify{path}?token=url-token-Jj6m",
+        "http",
+        scheme_host.trim_start_matches("http://")
+    );
+    env.set("NOTIFY_URL", notify_url.as_str());
+    env.set("NOTIFY_SECRET", NOTIFY_SECRET);
+    let mut forbidden: Vec<String> = secrets
+        .iter()
+        .flat_map(|(_, old, live)| [old.to_string(), live.to_string()])
+        .collect();
+    forbidden.extend([
+        NOTIFY_SECRET.to_string(),
+        NOTIFY_SECRET.trim_start_matches("whsec_").to_string(),
+        "url-pass-Hh4k".to_string(),
+        "url-token-Jj6m".to_string(),
+    ]);
+
+    let rig = Rig::new(&env, Mode::Lambda);
+    let live = |var: &str| secrets.iter().find(|s| s.0 == var).unwrap().2;
+    // A wrong credential that is another source's secret: it must not be echoed either.
+    let foreign = live("INVOICE_SECRETS");
+    let mut responses: Vec<(String, RawResponse)> = Vec::new();
+    let mut check = |label: &str, resp: RawResponse, expected: u16| {
+        assert_eq!(resp.status, expected, "{label}: {:?}", resp.body);
+        responses.push((label.to_string(), resp));
+    };
+
+    // Pancake: API key (header or query) + signature.
+    let body = fixture("pancake", "order_created.json");
+    let signed = |b: &str, key: &str, sig_secret: &str| {
+        RawRequest::post(route_for(Source::Pancake), b)
+            .with_header("X-API-Key", key)
+            .with_header(
+                "X-Pancake-Signature",
+                &Pancake::sign(b.as_bytes(), sig_secret),
+            )
+    };
+    let k = live("PANCAKE_API_KEYS");
+    let s = live("PANCAKE_SIGNING_SECRETS");
+    check(
+        "pancake valid",
+        rig.post(Source::Pancake, &signed(&body, k, s)).await,
+        200,
+    );
+    check(
+        "pancake bad key",
+        rig.post(Source::Pancake, &signed(&body, foreign, s)).await,
+        401,
+    );
+    check(
+        "pancake bad sig",
+        rig.post(Source::Pancake, &signed(&body, k, foreign)).await,
+        401,
+    );
+    let query = RawRequest::post(route_for(Source::Pancake), "{\"payload\":")
+        .with_query("api_key", k)
+        .with_header("X-Pancake-Signature", &Pancake::sign(b"{\"payload\":", s));
+    check(
+        "pancake malformed",
+        rig.post(Source::Pancake, &query).await,
+        400,
+    );
+
+    // Pancake POS: the configured key header, X-API-Key or ?api_key=.
+    let body = fixture("pancake_pos", "order_created.json");
+    let k = live("PANCAKE_POS_API_KEYS");
+    let pos = |b: &str, h: &str, v: &str| {
+        RawRequest::post(route_for(Source::PancakePos), b).with_header(h, v)
+    };
+    check(
+        "pos valid",
+        rig.post(Source::PancakePos, &pos(&body, "X-Webhook-Secret", k))
+            .await,
+        200,
+    );
+    check(
+        "pos bad key",
+        rig.post(Source::PancakePos, &pos(&body, "X-API-Key", foreign))
+            .await,
+        401,
+    );
+    check(
+        "pos malformed",
+        rig.post(Source::PancakePos, &pos("[1,", "X-Webhook-Secret", k))
+            .await,
+        400,
+    );
+    let q = RawRequest::post(route_for(Source::PancakePos), "null").with_query("api_key", k);
+    check("pos null body", rig.post(Source::PancakePos, &q).await, 400);
+
+    // Abaha: a token header.
+    let body = fixture("abaha", "order.json");
+    let k = live("ABAHA_TOKENS");
+    let ab = |b: &str, v: &str| {
+        RawRequest::post(route_for(Source::Abaha), b).with_header("X-Abaha-Token", v)
+    };
+    check(
+        "abaha valid",
+        rig.post(Source::Abaha, &ab(&body, k)).await,
+        200,
+    );
+    check(
+        "abaha bad token",
+        rig.post(Source::Abaha, &ab(&body, foreign)).await,
+        401,
+    );
+    check(
+        "abaha malformed",
+        rig.post(Source::Abaha, &ab("{\"cart_code\":", k)).await,
+        400,
+    );
+
+    // Fulfilment: sha256(body ++ secret).
+    let body = fixture("fulfilment", "order_change_status.json");
+    let k = live("FULFILMENT_SECRETS");
+    let ful = |b: &str, sig: &str| {
+        RawRequest::post(route_for(Source::Fulfilment), b)
+            .with_header("X-Event-Signature", sig)
+            .with_header("X-Event-Delivery", "secret-test-1")
+    };
+    let good = Fulfilment::sign(body.as_bytes(), k);
+    check(
+        "fulfilment valid",
+        rig.post(Source::Fulfilment, &ful(&body, &good)).await,
+        200,
+    );
+    check(
+        "fulfilment bad sig",
+        rig.post(Source::Fulfilment, &ful(&body, foreign)).await,
+        401,
+    );
+    let bad_body = "{\"event\":";
+    let sig = Fulfilment::sign(bad_body.as_bytes(), k);
+    check(
+        "fulfilment malformed",
+        rig.post(Source::Fulfilment, &ful(bad_body, &sig)).await,
+        400,
+    );
+
+    // Invoice: HMAC, inside the replay window, and a replay.
+    let k = live("INVOICE_SECRETS");
+    let valid = invoice_req(
+        "inv-secret-test",
+        "Ready",
+        "Pending",
+        "2025-09-05T10:44:00.000Z",
+        k,
+    );
+    check(
+        "invoice valid",
+        rig.post(Source::Invoice, &valid).await,
+        200,
+    );
+    let replay = invoice_req(
+        "inv-secret-test",
+        "Pending",
+        "Complete",
+        "2025-09-01T10:44:00.000Z",
+        k,
+    );
+    check(
+        "invoice replay",
+        rig.post(Source::Invoice, &replay).await,
+        401,
+    );
+    let wrong = invoice_req(
+        "inv-secret-test",
+        "Ready",
+        "Pending",
+        "2025-09-05T10:44:00.000Z",
+        live("FULFILMENT_SECRETS"),
+    );
+    check(
+        "invoice bad sig",
+        rig.post(Source::Invoice, &wrong).await,
+        401,
+    );
+    let mut presented = RawRequest::post(route_for(Source::Invoice), "{\"event\":");
+    presented = presented.with_header("X-Signature", live("ABAHA_TOKENS"));
+    check(
+        "invoice secret as signature",
+        rig.post(Source::Invoice, &presented).await,
+        401,
+    );
+
+    // The notifier, configured from the environment (its construction logs the target).
+    let notifier = notifier(&rig, &env);
+    let queued = rig.transition_ids(true);
+    assert!(queued.len() >= 2, "{queued:?}");
+    assert_eq!(drain(&rig, &notifier).await, queued.len());
+    assert_eq!(receiver.counts(), exactly_once(&queued));
+
+    let captured = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(captured.contains("webhook accepted") && captured.contains("webhook rejected"));
+    assert!(captured.contains("Http"), "the notifier target was logged");
+    for secret in &forbidden {
+        assert!(
+            !captured.contains(secret.as_str()),
+            "a log line contains {secret:?}"
+        );
+        for (label, resp) in &responses {
+            let body = String::from_utf8_lossy(&resp.body_bytes()).to_string();
+            assert!(
+                !body.contains(secret.as_str()),
+                "{label} response contains {secret:?}"
+            );
+        }
+    }
+    println!(
+        "secrets: {} requests, {} bytes of logs, {} secrets checked",
+        responses.len(),
+        captured.len(),
+        forbidden.len()
+    );
+}
