@@ -104,7 +104,15 @@ impl SqliteStore {
             .map_err(unavailable)?;
         let checkpointer = Connection::open(path).map_err(unavailable)?;
         let store = Self::init(conn, full_sync)?;
-        spawn_checkpointer(checkpointer, Arc::downgrade(&store.conn));
+        if !spawn_checkpointer(checkpointer, Arc::downgrade(&store.conn)) {
+            // No background thread: the writer checkpoints at SQLite's usual threshold.
+            let conn = store
+                .conn
+                .lock()
+                .map_err(|_| unavailable("connection lock poisoned"))?;
+            conn.pragma_update(None, "wal_autocheckpoint", 1000)
+                .map_err(unavailable)?;
+        }
         Ok(store)
     }
 
@@ -168,8 +176,9 @@ impl SqliteStore {
 }
 
 /// Checkpoints the WAL every 200 ms (PASSIVE: never blocks the writer) until the store is
-/// dropped; a final TRUNCATE checkpoint on the way out keeps the file compact.
-fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>>) {
+/// dropped; a final TRUNCATE checkpoint on the way out keeps the file compact. `false` when
+/// the thread could not be started.
+fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>>) -> bool {
     let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -182,9 +191,10 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>
             }
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         });
-    if let Err(e) = spawned {
+    if let Err(e) = &spawned {
         tracing::error!(error = %e, "could not start the WAL checkpoint thread");
     }
+    spawned.is_ok()
 }
 
 /// Persists one event; runs inside the writer's transaction, under the job's savepoint.
