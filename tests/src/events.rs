@@ -1,6 +1,7 @@
 //! The events/ samples as the transport hands them over, and a source's handler over a
 //! fresh in-memory store: the harness every handler-level test file shares.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,13 +9,16 @@ use base64::Engine;
 use serde_json::Value;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
-use webhook_core::http::RawRequest;
+use webhook_core::http::{route_for, RawRequest, RawResponse};
 use webhook_core::metrics::MetricsSink;
 use webhook_core::pipeline::{Handler, Pipeline};
 use webhook_core::queue::outbox::Outbox;
-use webhook_core::sources::provider_from_env;
+use webhook_core::sources::fulfilment::Fulfilment;
+use webhook_core::sources::invoice::Invoice;
+use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
 use webhook_core::store::sqlite::SqliteStore;
-use webhook_core::Source;
+use webhook_core::store::{Store, StoredEvent};
+use webhook_core::{EventKey, Source};
 
 /// The repository root (the workspace).
 pub fn repo_root() -> PathBuf {
@@ -57,17 +61,21 @@ pub fn request_from_event(path: &Path) -> RawRequest {
     req
 }
 
-/// Every sample of one events/ folder (e.g. `"abaha"`, `"pancake-pos"`): (file stem, request),
-/// sorted by name.
-pub fn samples(folder: &str) -> Vec<(String, RawRequest)> {
-    let dir = repo_root().join("events").join(folder);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+/// The `.json` files directly in `dir`, sorted by path.
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
     paths
+}
+
+/// Every sample of one events/ folder (e.g. `"abaha"`, `"pancake-pos"`): (file stem, request),
+/// sorted by name.
+pub fn samples(folder: &str) -> Vec<(String, RawRequest)> {
+    json_files(&repo_root().join("events").join(folder))
         .into_iter()
         .map(|p| {
             let name = p
@@ -90,6 +98,48 @@ pub fn sample(folder: &str, name: &str) -> RawRequest {
     )
 }
 
+/// Serves `app` on a free localhost port in the background; returns its base URL
+/// (`http://127.0.0.1:<port>`).
+pub async fn serve_in_background(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free localhost port");
+    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    base
+}
+
+/// The name of the header carrying a source's credential.
+pub fn credential_header(source: Source) -> &'static str {
+    match source {
+        Source::Pancake => "X-API-Key",
+        Source::PancakePos => "X-Webhook-Secret",
+        Source::Abaha => "X-Abaha-Token",
+        Source::Fulfilment => "X-Event-Signature",
+        Source::Invoice => "X-Signature",
+    }
+}
+
+/// `body` posted to the source's route with its development credential over the exact
+/// bytes (and, for fulfilment, `delivery` as `X-Event-Delivery` when given).
+pub fn dev_credentialed(source: Source, body: &[u8], delivery: Option<&str>) -> RawRequest {
+    let req = RawRequest::post(route_for(source), body.to_vec());
+    let header = credential_header(source);
+    match source {
+        Source::Pancake => req.with_header(header, pancake::DEV_API_KEY),
+        Source::PancakePos => req.with_header(header, pancake_pos::DEV_API_KEY),
+        Source::Abaha => req.with_header(header, abaha::DEV_TOKEN),
+        Source::Fulfilment => {
+            let req = req.with_header(header, &Fulfilment::sign(body, fulfilment::DEV_SECRET));
+            match delivery {
+                Some(d) => req.with_header("X-Event-Delivery", d),
+                None => req,
+            }
+        }
+        Source::Invoice => req.with_header(header, &Invoice::sign(body, invoice::DEV_SECRET)),
+    }
+}
+
 /// A source's handler as a binary builds it from `env`, over a fresh in-memory store and
 /// its outbox, with a fixed clock.
 pub struct SourceHarness {
@@ -101,18 +151,15 @@ pub struct SourceHarness {
 
 impl SourceHarness {
     pub fn new(source: Source, env: &Env, mode: Mode, now_unix: i64) -> Self {
-        let store = SqliteStore::in_memory().expect("in-memory store");
-        let outbox = store.outbox();
-        let clock = Arc::new(FixedClock::at_unix(now_unix));
-        let pipeline = Pipeline::new(
-            Arc::new(store.clone()),
-            Arc::new(outbox.clone()),
-            clock.clone(),
-            PipelineSettings::from_env(env).expect("pipeline settings"),
-        );
-        let provider = provider_from_env(source, env, mode).expect("provider config");
+        let SourcesHarness {
+            mut handlers,
+            store,
+            outbox,
+            clock,
+            ..
+        } = SourcesHarness::new(&[source], env, mode, now_unix);
         SourceHarness {
-            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
+            handler: handlers.remove(&source).expect("the source's handler"),
             store,
             outbox,
             clock,
@@ -121,8 +168,86 @@ impl SourceHarness {
 
     /// One integer from a SQL query over the store's file (`SELECT COUNT(*) ...`).
     pub fn count(&self, sql: &str) -> i64 {
-        let conn = self.store.connection();
-        let c = conn.lock().expect("connection");
-        c.query_row(sql, [], |r| r.get(0)).expect("count query")
+        count(&self.store, sql)
     }
+
+    /// One TEXT column per row of a SQL query over the store's file.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        rows(&self.store, sql)
+    }
+
+    /// The handler's answer to `req`.
+    pub async fn post(&self, req: &RawRequest) -> RawResponse {
+        self.handler.handle(req).await
+    }
+
+    /// The stored event a success answer names in `data.eventKey` (the Pancake shapes).
+    pub async fn event_stored(&self, resp: &RawResponse) -> Option<StoredEvent> {
+        let key = resp.body["data"]["eventKey"].as_str()?;
+        self.store
+            .event(&EventKey::from_stored(key.to_string()))
+            .await
+            .expect("event lookup")
+    }
+}
+
+/// Several sources' handlers as the binaries build them from `env`, sharing one pipeline
+/// over a fresh in-memory store and its outbox, with a fixed clock.
+pub struct SourcesHarness {
+    pub handlers: HashMap<Source, Handler>,
+    pub pipeline: Arc<Pipeline>,
+    pub store: SqliteStore,
+    pub outbox: Outbox,
+    pub clock: Arc<FixedClock>,
+}
+
+impl SourcesHarness {
+    pub fn new(sources: &[Source], env: &Env, mode: Mode, now_unix: i64) -> Self {
+        let store = SqliteStore::in_memory().expect("in-memory store");
+        let outbox = store.outbox();
+        let clock = Arc::new(FixedClock::at_unix(now_unix));
+        let pipeline = Arc::new(Pipeline::new(
+            Arc::new(store.clone()),
+            Arc::new(outbox.clone()),
+            clock.clone(),
+            PipelineSettings::from_env(env).expect("pipeline settings"),
+        ));
+        let handlers = sources
+            .iter()
+            .map(|&source| {
+                let provider = provider_from_env(source, env, mode).expect("provider config");
+                (
+                    source,
+                    Handler::new(pipeline.clone(), provider, MetricsSink::Off),
+                )
+            })
+            .collect();
+        SourcesHarness {
+            handlers,
+            pipeline,
+            store,
+            outbox,
+            clock,
+        }
+    }
+}
+
+/// One TEXT column per row of a SQL query over the store's file.
+pub fn rows(store: &SqliteStore, sql: &str) -> Vec<String> {
+    let conn = store.connection();
+    let c = conn.lock().expect("connection");
+    let mut stmt = c.prepare(sql).expect("rows query");
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("rows query")
+        .collect::<Result<_, _>>()
+        .expect("TEXT rows");
+    rows
+}
+
+/// One integer from a SQL query over the store's file (`SELECT COUNT(*) ...`).
+pub fn count(store: &SqliteStore, sql: &str) -> i64 {
+    let conn = store.connection();
+    let c = conn.lock().expect("connection");
+    c.query_row(sql, [], |r| r.get(0)).expect("count query")
 }

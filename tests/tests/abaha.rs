@@ -3,22 +3,13 @@
 //! not projected, the token check (custom header, rotation) leaving nothing behind on
 //! failure, and cart status transitions (declared and inferred, late ones too).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use base64::Engine;
 use serde_json::{json, Value};
-use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::config::{Env, Mode};
 use webhook_core::http::{RawRequest, RawResponse};
-use webhook_core::metrics::MetricsSink;
 use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
-use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::{EventStatus, Store};
 use webhook_core::version::Version;
+use webhook_tests::events::{self, repo_root, SourceHarness};
 
 const ROUTE: &str = "/api/v1/abaha/webhook";
 const TOKEN: &str = "test-abaha-token";
@@ -28,83 +19,39 @@ fn ok() -> Value {
     json!({"status": 200, "message": "OK"})
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+fn harness(env: &Env, mode: Mode) -> SourceHarness {
+    SourceHarness::new(Source::Abaha, env, mode, 1_760_000_000)
 }
 
-struct Harness {
-    handler: Handler,
-    store: SqliteStore,
+/// A Lambda-mode harness accepting `TOKEN` (and a second one, as during rotation).
+fn lambda() -> SourceHarness {
+    harness(
+        &Env::from_pairs([("ABAHA_TOKENS", format!("{TOKEN},next-token"))]),
+        Mode::Lambda,
+    )
 }
 
-impl Harness {
-    fn new(env: &Env, mode: Mode) -> Self {
-        let store = SqliteStore::in_memory().unwrap();
-        let outbox = Outbox::new(store.connection());
-        let pipeline = Pipeline::new(
-            Arc::new(store.clone()),
-            Arc::new(outbox),
-            Arc::new(FixedClock::at_unix(1_760_000_000)),
-            PipelineSettings::default(),
-        );
-        let provider = provider_from_env(Source::Abaha, env, mode).unwrap();
-        Harness {
-            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
-            store,
-        }
-    }
+async fn post(h: &SourceHarness, body: &str) -> RawResponse {
+    let req = RawRequest::post(ROUTE, body).with_header("X-Abaha-Token", TOKEN);
+    h.handler.handle(&req).await
+}
 
-    /// A Lambda-mode harness accepting `TOKEN` (and a second one, as during rotation).
-    fn lambda() -> Self {
-        Self::new(
-            &Env::from_pairs([("ABAHA_TOKENS", format!("{TOKEN},next-token"))]),
-            Mode::Lambda,
-        )
-    }
+/// Every row of every table, to prove a request changed nothing.
+fn fingerprint(h: &SourceHarness) -> Vec<String> {
+    [
+        "SELECT event_key || '|' || status || '|' || event_type || '|' || headers FROM events ORDER BY event_key",
+        "SELECT pk || '|' || sk || '|' || version || '|' || IFNULL(state, '') || '|' || last_event_key || '|' || data FROM entities ORDER BY pk, sk",
+        "SELECT transition_id || '|' || IFNULL(flag, '') || '|' || queued || '|' || published FROM transitions ORDER BY pk, sk",
+        "SELECT dedup_id || '|' || receive_count || '|' || dead FROM outbox ORDER BY seq",
+    ]
+    .iter()
+    .flat_map(|sql| h.rows(sql))
+    .collect()
+}
 
-    async fn post(&self, body: &str) -> RawResponse {
-        let req = RawRequest::post(ROUTE, body).with_header("X-Abaha-Token", TOKEN);
-        self.handler.handle(&req).await
-    }
-
-    fn count(&self, table: &str) -> i64 {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
-    }
-
-    /// Every row of every table, to prove a request changed nothing.
-    fn fingerprint(&self) -> Vec<String> {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        let mut rows = Vec::new();
-        for sql in [
-            "SELECT event_key || '|' || status || '|' || event_type || '|' || headers FROM events ORDER BY event_key",
-            "SELECT pk || '|' || sk || '|' || version || '|' || IFNULL(state, '') || '|' || last_event_key || '|' || data FROM entities ORDER BY pk, sk",
-            "SELECT transition_id || '|' || IFNULL(flag, '') || '|' || queued || '|' || published FROM transitions ORDER BY pk, sk",
-            "SELECT dedup_id || '|' || receive_count || '|' || dead FROM outbox ORDER BY seq",
-        ] {
-            let mut stmt = c.prepare(sql).unwrap();
-            let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-            rows.extend(found.map(Result::unwrap));
-        }
-        rows
-    }
-
-    /// Transition ids in the outbox, in queue order.
-    fn outbox_ids(&self) -> Vec<String> {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        let mut stmt = c
-            .prepare("SELECT dedup_id FROM outbox ORDER BY seq")
-            .unwrap();
-        let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-        ids.map(Result::unwrap).collect()
-    }
+/// Transition ids in the outbox, in queue order.
+fn outbox_ids(h: &SourceHarness) -> Vec<String> {
+    h.rows("SELECT dedup_id FROM outbox ORDER BY seq")
 }
 
 fn key(tenant: &str, kind: EntityKind, id: &str) -> EntityKey {
@@ -125,43 +72,11 @@ fn cart(patch: Value) -> String {
     cart.to_string()
 }
 
-/// The events/abaha samples: (file name, request exactly as webhooks-local receives it).
-fn samples() -> Vec<(String, RawRequest)> {
-    let dir = repo_root().join("events/abaha");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let event: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let raw = event["body"].as_str().unwrap();
-            let body = if event["isBase64Encoded"] == json!(true) {
-                base64::engine::general_purpose::STANDARD
-                    .decode(raw)
-                    .unwrap()
-            } else {
-                raw.as_bytes().to_vec()
-            };
-            let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
-            for (k, v) in event["headers"].as_object().unwrap() {
-                req = req.with_header(k, v.as_str().unwrap());
-            }
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, req)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn every_sample_is_accepted_projected_and_redelivery_changes_nothing() {
     // No configuration at all, as webhooks-local starts: the development token.
-    let h = Harness::new(&Env::default(), Mode::Local);
-    let samples = samples();
+    let h = harness(&Env::default(), Mode::Local);
+    let samples = events::samples("abaha");
     let expected = [
         (
             "customer",
@@ -222,26 +137,26 @@ async fn every_sample_is_accepted_projected_and_redelivery_changes_nothing() {
         .unwrap();
     assert!(!headers.contains("dev-abaha-token") && headers.contains("user-agent"));
     // The seed cart's status equals its before_status and nothing was stored: no change.
-    assert_eq!(h.count("transitions"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM transitions"), 0);
 
-    let before = h.fingerprint();
+    let before = fingerprint(&h);
     for (name, req) in &samples {
         let resp = h.handler.handle(req).await;
         assert_eq!((resp.status, &resp.body), (200, &ok()), "{name}");
     }
-    assert_eq!(h.fingerprint(), before);
+    assert_eq!(fingerprint(&h), before);
 }
 
 #[tokio::test]
 async fn unknown_shapes_are_kept_and_answered_ok_but_not_projected() {
-    let h = Harness::lambda();
+    let h = lambda();
     for body in [
         json!({"voucher_code": "V1", "store_id": "552", "modified": "2022-06-10 10:00:00"}),
         json!({}),
         json!({"user_id": "56913"}),
     ] {
         let body = body.to_string();
-        let resp = h.post(&body).await;
+        let resp = post(&h, &body).await;
         assert_eq!((resp.status, &resp.body), (200, &ok()), "{body}");
         let stored = h
             .store
@@ -257,15 +172,15 @@ async fn unknown_shapes_are_kept_and_answered_ok_but_not_projected() {
         assert!(stored.entity_keys.is_empty());
     }
     // A cart without a usable id is kept the same way.
-    let resp = h.post(&cart(json!({"id": null}))).await;
+    let resp = post(&h, &cart(json!({"id": null}))).await;
     assert_eq!(resp.status, 200);
-    assert_eq!(h.count("events"), 4);
-    assert_eq!(h.count("entities"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM events"), 4);
+    assert_eq!(h.count("SELECT COUNT(*) FROM entities"), 0);
 }
 
 #[tokio::test]
 async fn bad_or_missing_token_is_401_and_stores_nothing() {
-    let h = Harness::lambda();
+    let h = lambda();
     let body = cart(json!({}));
     let cases = [
         RawRequest::post(ROUTE, body.as_str()),
@@ -286,11 +201,11 @@ async fn bad_or_missing_token_is_401_and_stores_nothing() {
     }
     // malformed bodies are 400 and stored nowhere either
     for bad in ["", "[]", "{\"id\":", "\"cart\""] {
-        let resp = h.post(bad).await;
+        let resp = post(&h, bad).await;
         assert_eq!(resp.status, 400, "{bad:?}");
         assert_eq!(resp.body["code"], "VAL_002");
     }
-    assert_eq!(h.fingerprint(), Vec::<String>::new());
+    assert_eq!(fingerprint(&h), Vec::<String>::new());
     // the second configured token (rotation) is accepted
     let next = RawRequest::post(ROUTE, body.as_str()).with_header("x-abaha-token", "next-token");
     assert_eq!(h.handler.handle(&next).await.status, 200);
@@ -302,7 +217,7 @@ async fn token_header_name_comes_from_the_environment() {
         ("ABAHA_TOKENS", TOKEN),
         ("ABAHA_TOKEN_HEADER", "X-Merchant-Key"),
     ]);
-    let h = Harness::new(&env, Mode::Lambda);
+    let h = harness(&env, Mode::Lambda);
     let body = cart(json!({}));
     let default_name = RawRequest::post(ROUTE, body.as_str()).with_header("X-Abaha-Token", TOKEN);
     assert_eq!(h.handler.handle(&default_name).await.status, 401);
@@ -313,24 +228,24 @@ async fn token_header_name_comes_from_the_environment() {
 
 #[tokio::test]
 async fn cart_status_changes_are_queued_once_and_late_carts_never_regress() {
-    let h = Harness::lambda();
+    let h = lambda();
     let order = key("552", EntityKind::Order, "208610");
     // 1. the seed cart (status 5, before_status 5): nothing stored yet, so no change
-    assert_eq!(h.post(&cart(json!({}))).await.status, 200);
+    assert_eq!(post(&h, &cart(json!({}))).await.status, 200);
     // 2. newer, status 6 but before_status also 6: a change against the stored 5
     let inferred =
         cart(json!({"status": "6", "before_status": "6", "modified": "2022-06-10 11:00:00"}));
-    assert_eq!(h.post(&inferred).await.status, 200);
+    assert_eq!(post(&h, &inferred).await.status, 200);
     // 3. newer, declares 6 → 7 itself (numbers as numbers this time)
     let declared =
         cart(json!({"status": 7, "before_status": 6, "modified": "2022-06-10 12:00:00"}));
-    assert_eq!(h.post(&declared).await.status, 200);
+    assert_eq!(post(&h, &declared).await.status, 200);
     // 4. older than what is stored, declares 5 → 4: recorded and queued as late, not applied
     let late =
         cart(json!({"status": "4", "before_status": "5", "modified": "2022-06-10 10:55:00"}));
-    assert_eq!(h.post(&late).await.status, 200);
+    assert_eq!(post(&h, &late).await.status, 200);
     // 5. redelivery of 3: nothing new
-    assert_eq!(h.post(&declared).await.status, 200);
+    assert_eq!(post(&h, &declared).await.status, 200);
 
     let e = h.store.entity(&order).await.unwrap().unwrap();
     assert_eq!(e.state.as_deref(), Some("7"));
@@ -355,7 +270,7 @@ async fn cart_status_changes_are_queued_once_and_late_carts_never_regress() {
         edges,
         [("5", "4", true), ("5", "6", true), ("6", "7", true)]
     );
-    let mut queued = h.outbox_ids();
+    let mut queued = outbox_ids(&h);
     queued.sort();
     let mut ids: Vec<_> = ts.iter().map(|t| t.transition_id.clone()).collect();
     ids.sort();
@@ -370,26 +285,30 @@ async fn cart_status_changes_are_queued_once_and_late_carts_never_regress() {
 
 #[tokio::test]
 async fn products_and_customers_follow_their_modified_version() {
-    let h = Harness::lambda();
+    let h = lambda();
     let product = key("default", EntityKind::Product, "873167");
     let mut newer = fixture("product.json");
     newer["inventory"] = json!("997");
     newer["modified"] = json!("2022-06-09 14:00:00");
-    assert_eq!(h.post(&newer.to_string()).await.status, 200);
+    assert_eq!(post(&h, &newer.to_string()).await.status, 200);
     // the seed product is older: stored as an event, the entity keeps the newer inventory
     assert_eq!(
-        h.post(&fixture("product.json").to_string()).await.status,
+        post(&h, &fixture("product.json").to_string()).await.status,
         200
     );
     let e = h.store.entity(&product).await.unwrap().unwrap();
     assert_eq!(e.data["inventory"], "997");
-    assert_eq!(h.count("events"), 2);
-    assert_eq!(h.count("transitions"), 0, "products carry no state");
+    assert_eq!(h.count("SELECT COUNT(*) FROM events"), 2);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM transitions"),
+        0,
+        "products carry no state"
+    );
 
     // a customer without a phone number still carries `tel` (null): still a customer
     let mut customer = fixture("customer.json");
     customer["tel"] = Value::Null;
-    assert_eq!(h.post(&customer.to_string()).await.status, 200);
+    assert_eq!(post(&h, &customer.to_string()).await.status, 200);
     let c = key("default", EntityKind::Customer, "1347849");
     assert!(h.store.entity(&c).await.unwrap().is_some());
 }

@@ -6,26 +6,21 @@
 //! 2xx with the event stored; never 5xx, never a panic. Plus the Lambda adapter on
 //! `isBase64Encoded` API Gateway v2 events: the exact signed bytes reach verification.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::config::{Env, Mode};
 use webhook_core::http::lambda::raw_request;
 use webhook_core::http::{route_for, RawRequest, RawResponse};
-use webhook_core::metrics::MetricsSink;
 use webhook_core::model::Source;
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::sources::fulfilment::Fulfilment;
-use webhook_core::sources::invoice::Invoice;
-use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
-use webhook_core::store::sqlite::SqliteStore;
+use webhook_tests::events::{
+    count, credential_header, dev_credentialed, json_files, repo_root, SourcesHarness,
+};
 
 const NOW: i64 = 1_757_069_100;
 const MAX_BODY: usize = 256 * 1024;
@@ -37,23 +32,6 @@ const SOURCES: [(Source, &str, &str); 5] = [
     (Source::Fulfilment, "fulfilment", "fulfilment"),
     (Source::Invoice, "invoice", "invoice"),
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    paths
-}
 
 /// The seed payloads of a source (shared/fixtures/<dir>/), as sent.
 fn fixtures(fixture_dir: &str) -> Vec<(String, Vec<u8>)> {
@@ -72,70 +50,42 @@ static DELIVERY: AtomicU64 = AtomicU64::new(1);
 
 /// `body` with the source's development credential, computed over the exact bytes.
 fn credentialed(source: Source, body: &[u8]) -> RawRequest {
+    let delivery = (source == Source::Fulfilment)
+        .then(|| format!("adv-{}", DELIVERY.fetch_add(1, Ordering::Relaxed)));
     let req = RawRequest::post(route_for(source), body.to_vec())
         .with_header("Content-Type", "application/json");
-    match source {
-        Source::Pancake => req.with_header("X-API-Key", pancake::DEV_API_KEY),
-        Source::PancakePos => req.with_header("X-Webhook-Secret", pancake_pos::DEV_API_KEY),
-        Source::Abaha => req.with_header("X-Abaha-Token", abaha::DEV_TOKEN),
-        Source::Fulfilment => req
-            .with_header(
-                "X-Event-Signature",
-                &Fulfilment::sign(body, fulfilment::DEV_SECRET),
-            )
-            .with_header(
-                "X-Event-Delivery",
-                &format!("adv-{}", DELIVERY.fetch_add(1, Ordering::Relaxed)),
-            ),
-        Source::Invoice => {
-            req.with_header("X-Signature", &Invoice::sign(body, invoice::DEV_SECRET))
-        }
-    }
-}
-
-/// The name of the header carrying a source's credential.
-fn credential_header(source: Source) -> &'static str {
-    match source {
-        Source::Pancake => "X-API-Key",
-        Source::PancakePos => "X-Webhook-Secret",
-        Source::Abaha => "X-Abaha-Token",
-        Source::Fulfilment => "X-Event-Signature",
-        Source::Invoice => "X-Signature",
+    let signed = dev_credentialed(source, body, delivery.as_deref());
+    RawRequest {
+        headers: [req.headers, signed.headers].concat(),
+        ..signed
     }
 }
 
 struct Rig {
-    store: SqliteStore,
-    handlers: HashMap<Source, Handler>,
+    harness: SourcesHarness,
     /// Bodies already sent per source (a byte-identical body would be a duplicate).
     sent: HashSet<(Source, Vec<u8>)>,
     requests: usize,
     accepted: usize,
 }
 
+impl Deref for Rig {
+    type Target = SourcesHarness;
+
+    fn deref(&self) -> &SourcesHarness {
+        &self.harness
+    }
+}
+
 impl Rig {
     fn new() -> Rig {
-        let env = Env::default();
-        let store = SqliteStore::in_memory().unwrap();
-        let pipeline = Arc::new(Pipeline::new(
-            Arc::new(store.clone()),
-            Arc::new(store.outbox()),
-            Arc::new(FixedClock::at_unix(NOW)),
-            PipelineSettings::from_env(&env).unwrap(),
-        ));
-        let handlers = SOURCES
-            .iter()
-            .map(|(s, _, _)| {
-                let provider = provider_from_env(*s, &env, Mode::Local).unwrap();
-                (
-                    *s,
-                    Handler::new(pipeline.clone(), provider, MetricsSink::Off),
-                )
-            })
-            .collect();
         Rig {
-            store,
-            handlers,
+            harness: SourcesHarness::new(
+                &SOURCES.map(|(s, _, _)| s),
+                &Env::default(),
+                Mode::Local,
+                NOW,
+            ),
             sent: HashSet::new(),
             requests: 0,
             accepted: 0,
@@ -144,12 +94,8 @@ impl Rig {
 
     /// Row counts of every table: what "nothing stored" is checked against.
     fn counts(&self) -> [i64; 4] {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        ["events", "entities", "transitions", "outbox"].map(|t| {
-            c.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
-                .unwrap()
-        })
+        ["events", "entities", "transitions", "outbox"]
+            .map(|t| count(&self.store, &format!("SELECT COUNT(*) FROM {t}")))
     }
 
     /// Sends `req`; the answer must be `expected` (or, with `None`, 2xx-and-stored or

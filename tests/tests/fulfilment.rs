@@ -1,60 +1,29 @@
 //! Handler-level tests of the fulfilment source over the embedded SQLite store, and the
 //! local gateway over HTTP (issue 2's "must show").
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use serde_json::{json, Value};
-use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
-use webhook_core::metrics::MetricsSink;
 use webhook_core::model::{EntityKey, EntityKind, EventKey, Source, Tenant};
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
-use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::{EventStatus, Store};
+use webhook_tests::events::{repo_root, sample, SourceHarness};
 
 const ROUTE: &str = "/api/v1/fulfilment/webhook";
 const SECRET: &str = "test-fulfilment-secret";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+fn harness_with(env: &Env) -> SourceHarness {
+    SourceHarness::new(Source::Fulfilment, env, Mode::Lambda, 1_760_000_000)
 }
 
-struct Harness {
-    handler: Handler,
-    store: SqliteStore,
-    outbox: Outbox,
-}
-
-fn harness_with(store: SqliteStore, env: &Env) -> Harness {
-    let outbox = Outbox::new(store.connection());
-    let pipeline = Pipeline::new(
-        Arc::new(store.clone()),
-        Arc::new(outbox.clone()),
-        Arc::new(FixedClock::at_unix(1_760_000_000)),
-        PipelineSettings::from_env(env).unwrap(),
-    );
-    let provider = provider_from_env(Source::Fulfilment, env, Mode::Lambda).unwrap();
-    Harness {
-        handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
-        store,
-        outbox,
-    }
-}
-
-fn harness() -> Harness {
-    harness_with(
-        SqliteStore::in_memory().unwrap(),
-        &Env::from_pairs([("FULFILMENT_SECRETS", format!("rotated-out,{SECRET}"))]),
-    )
+fn harness() -> SourceHarness {
+    harness_with(&Env::from_pairs([(
+        "FULFILMENT_SECRETS",
+        format!("rotated-out,{SECRET}"),
+    )]))
 }
 
 fn signed(body: &str, delivery: &str) -> RawRequest {
@@ -89,24 +58,8 @@ fn order_key(id: &str) -> EntityKey {
     )
 }
 
-async fn event_count(store: &SqliteStore) -> i64 {
-    let conn = store.connection();
-    let c = conn.lock().unwrap();
-    c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
-        .unwrap()
-}
-
-/// The body and headers of an events/ sample, as webhooks-local would receive them.
-fn sample(name: &str) -> (String, Vec<(String, String)>) {
-    let path = repo_root().join("events/fulfilment").join(name);
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let headers = event["headers"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
-    (event["body"].as_str().unwrap().to_string(), headers)
+fn event_count(h: &SourceHarness) -> i64 {
+    h.count("SELECT COUNT(*) FROM events")
 }
 
 #[tokio::test]
@@ -167,7 +120,7 @@ async fn redelivery_is_acknowledged_and_changes_nothing() {
     assert_eq!(h.store.entity(&order_key("1")).await.unwrap(), before);
     assert_eq!(h.store.transitions(&order_key("1")).await.unwrap().len(), 1);
     assert_eq!(h.outbox.depth().await.unwrap(), 1, "queued once");
-    assert_eq!(event_count(&h.store).await, 1);
+    assert_eq!(event_count(&h), 1);
 }
 
 #[tokio::test]
@@ -192,7 +145,7 @@ async fn bad_credentials_are_401_and_store_nothing() {
         let text = resp.body.to_string();
         assert!(!text.contains(SECRET), "{name}: secret leaked");
     }
-    assert_eq!(event_count(&h.store).await, 0);
+    assert_eq!(event_count(&h), 0);
     assert!(h.store.entity(&order_key("2")).await.unwrap().is_none());
     assert_eq!(h.outbox.depth().await.unwrap(), 0);
 }
@@ -220,19 +173,19 @@ async fn malformed_json_is_400_naming_the_problem() {
     let resp = h.handler.handle(&req).await;
     assert_eq!(resp.status, 400);
     assert!(resp.body["message"].as_str().unwrap().contains("UTF-8"));
-    assert_eq!(event_count(&h.store).await, 0);
+    assert_eq!(event_count(&h), 0);
 }
 
 #[tokio::test]
 async fn oversized_body_is_413_and_not_stored() {
     let env = Env::from_pairs([("FULFILMENT_SECRETS", SECRET), ("MAX_BODY_BYTES", "1024")]);
-    let h = harness_with(SqliteStore::in_memory().unwrap(), &env);
+    let h = harness_with(&env);
     let padding = "x".repeat(2_000);
     let body = json!({"event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "XYZ", "note": padding}}).to_string();
     let resp = h.handler.handle(&signed(&body, "d4")).await;
     assert_eq!(resp.status, 413);
     assert!(resp.body["message"].as_str().unwrap().contains("1024"));
-    assert_eq!(event_count(&h.store).await, 0);
+    assert_eq!(event_count(&h), 0);
 }
 
 #[tokio::test]
@@ -303,7 +256,7 @@ async fn unknown_event_is_kept_and_acknowledged() {
 #[tokio::test]
 async fn stock_event_writes_one_entity_per_warehouse_entry() {
     let h = harness();
-    let (body, _) = sample("sku_change_stock.json");
+    let body = String::from_utf8(sample("fulfilment", "sku_change_stock").body).unwrap();
     assert_eq!(h.handler.handle(&signed(&body, "s1")).await.status, 200);
     for id in ["543", "544"] {
         let key = EntityKey::new(
@@ -353,9 +306,9 @@ async fn serve_local(db: &Path) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn post_sample(client: &reqwest::Client, url: &str, name: &str) -> (u16, Value) {
-    let (body, headers) = sample(name);
-    let mut req = client.post(format!("{url}{ROUTE}")).body(body);
-    for (k, v) in headers {
+    let event = sample("fulfilment", name.trim_end_matches(".json"));
+    let mut req = client.post(format!("{url}{ROUTE}")).body(event.body);
+    for (k, v) in event.headers {
         if k != "host" && k != "content-length" {
             req = req.header(k, v);
         }

@@ -13,7 +13,6 @@
 //! default); a failure prints the minimal input, which then becomes a named regression
 //! test at the bottom of this file.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -26,11 +25,8 @@ use time::OffsetDateTime;
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::{route_for, RawRequest};
 use webhook_core::model::Source;
-use webhook_core::sources::fulfilment::Fulfilment;
-use webhook_core::sources::invoice::Invoice;
-use webhook_core::sources::{
-    abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env, Provider,
-};
+use webhook_core::sources::{invoice, provider_from_env, Provider};
+use webhook_tests::events::{credential_header, dev_credentialed, json_files, repo_root};
 
 const JSON_CASES: u32 = 2_000;
 const BYTE_CASES: u32 = 1_000;
@@ -38,13 +34,6 @@ const MUTATION_CASES: u32 = 2_000;
 const VERIFY_CASES: u32 = 500;
 /// The samples' own time (2025-09-05T10:45:00Z): fixtures fall inside a 300 s window.
 const NOW: i64 = 1_757_069_100;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// A provider under test: how it is built, where its fixtures are, how a body is signed.
 struct Target {
@@ -82,39 +71,6 @@ fn targets() -> Vec<Target> {
         provider: provider_from_env(Source::Invoice, &windowed, Mode::Lambda).unwrap(),
     });
     out
-}
-
-/// `body` with the source's development credential over its exact bytes.
-fn credentialed(source: Source, body: &[u8], delivery: Option<&str>) -> RawRequest {
-    let req = RawRequest::post(route_for(source), body.to_vec());
-    match source {
-        Source::Pancake => req.with_header("X-API-Key", pancake::DEV_API_KEY),
-        Source::PancakePos => req.with_header("X-Webhook-Secret", pancake_pos::DEV_API_KEY),
-        Source::Abaha => req.with_header("X-Abaha-Token", abaha::DEV_TOKEN),
-        Source::Fulfilment => {
-            let req = req.with_header(
-                "X-Event-Signature",
-                &Fulfilment::sign(body, fulfilment::DEV_SECRET),
-            );
-            match delivery {
-                Some(d) => req.with_header("X-Event-Delivery", d),
-                None => req,
-            }
-        }
-        Source::Invoice => {
-            req.with_header("X-Signature", &Invoice::sign(body, invoice::DEV_SECRET))
-        }
-    }
-}
-
-fn credential_header(source: Source) -> &'static str {
-    match source {
-        Source::Pancake => "X-API-Key",
-        Source::PancakePos => "X-Webhook-Secret",
-        Source::Abaha => "X-Abaha-Token",
-        Source::Fulfilment => "X-Event-Signature",
-        Source::Invoice => "X-Signature",
-    }
 }
 
 fn now() -> OffsetDateTime {
@@ -400,13 +356,7 @@ fn mutate(fixture: &Value, mutations: &[Mutation]) -> Vec<u8> {
 }
 
 fn fixtures(dir: &str) -> Vec<Value> {
-    let mut paths: Vec<_> = std::fs::read_dir(repo_root().join("shared/fixtures").join(dir))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    paths
+    json_files(&repo_root().join("shared/fixtures").join(dir))
         .iter()
         .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
         .collect()
@@ -483,7 +433,7 @@ fn signed(
     bodies: impl Strategy<Value = Vec<u8>> + 'static,
 ) -> BoxedStrategy<RawRequest> {
     (bodies, delivery())
-        .prop_map(move |(body, d)| credentialed(source, &body, d.as_deref()))
+        .prop_map(move |(body, d)| dev_credentialed(source, &body, d.as_deref()))
         .boxed()
 }
 
@@ -606,7 +556,7 @@ fn regression_inputs_normalise_or_answer_400_401() {
     for target in targets() {
         for body in &bodies {
             for delivery in [None, Some("1"), Some("\u{0}")] {
-                let req = credentialed(target.source, body.as_bytes(), delivery);
+                let req = dev_credentialed(target.source, body.as_bytes(), delivery);
                 check(&target, &req)
                     .unwrap_or_else(|e| panic!("{}: {body:.200}: {e}", target.label));
                 runs += 1;

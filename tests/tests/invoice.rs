@@ -5,130 +5,81 @@
 //! byte-identical redeliveries) converges on the true final state with every transition
 //! queued exactly once.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Value};
 use sha2::Sha256;
-use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
+use std::collections::BTreeMap;
+use webhook_core::config::{Env, Mode};
 use webhook_core::http::{RawRequest, RawResponse};
-use webhook_core::metrics::MetricsSink;
 use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
-use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::{EventStatus, Store, StoredTransition};
 use webhook_core::version::Version;
+use webhook_tests::events::{self, SourceHarness};
 
 const ROUTE: &str = "/callback/update-invoice";
 const SECRET: &str = "test-invoice-secret";
 /// 2025-09-05T10:30:00Z, the morning of the seed's samples.
 const T0: i64 = 1_757_068_200;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+fn harness(env: &Env, mode: Mode, now_unix: i64) -> SourceHarness {
+    SourceHarness::new(Source::Invoice, env, mode, now_unix)
+}
+
+/// A Lambda-mode harness (default 300 s replay window) with the clock at `now_unix`.
+fn lambda(now_unix: i64) -> SourceHarness {
+    harness(
+        &Env::from_pairs([("INVOICE_SECRETS", format!("rotated-out,{SECRET}"))]),
+        Mode::Lambda,
+        now_unix,
+    )
+}
+
+async fn post(h: &SourceHarness, body: &str) -> RawResponse {
+    h.handler.handle(&signed(body, SECRET)).await
+}
+
+/// Every row of every table, to prove a request changed nothing.
+fn fingerprint(h: &SourceHarness) -> Vec<String> {
+    [
+        "SELECT event_key || '|' || status || '|' || event_type FROM events ORDER BY event_key",
+        "SELECT pk || '|' || sk || '|' || version || '|' || IFNULL(state, '') || '|' || last_event_key FROM entities ORDER BY pk, sk",
+        "SELECT transition_id || '|' || IFNULL(flag, '') || '|' || queued || '|' || published FROM transitions ORDER BY pk, sk",
+        "SELECT dedup_id || '|' || receive_count || '|' || dead FROM outbox ORDER BY seq",
+    ]
+    .iter()
+    .flat_map(|sql| h.rows(sql))
+    .collect()
+}
+
+/// The outbox's messages (dedup id → parsed body).
+fn outbox_messages(h: &SourceHarness) -> Vec<(String, Value)> {
+    let conn = h.store.connection();
+    let c = conn.lock().unwrap();
+    let mut stmt = c
+        .prepare("SELECT dedup_id, body FROM outbox ORDER BY seq")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap();
+    rows.map(|row| {
+        let (id, body) = row.unwrap();
+        (id, serde_json::from_str(&body).unwrap())
+    })
+    .collect()
+}
+
+async fn state(h: &SourceHarness, invoice: &str) -> Option<String> {
+    h.store
+        .entity(&invoice_key(invoice))
+        .await
         .unwrap()
-        .to_path_buf()
+        .and_then(|e| e.state)
 }
 
-struct Harness {
-    handler: Handler,
-    store: SqliteStore,
-    clock: Arc<FixedClock>,
-}
-
-impl Harness {
-    fn new(env: &Env, mode: Mode, now_unix: i64) -> Self {
-        let store = SqliteStore::in_memory().unwrap();
-        let outbox = Outbox::new(store.connection());
-        let clock = Arc::new(FixedClock::at_unix(now_unix));
-        let pipeline = Pipeline::new(
-            Arc::new(store.clone()),
-            Arc::new(outbox),
-            clock.clone(),
-            PipelineSettings::default(),
-        );
-        let provider = provider_from_env(Source::Invoice, env, mode).unwrap();
-        Harness {
-            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
-            store,
-            clock,
-        }
-    }
-
-    /// A Lambda-mode harness (default 300 s replay window) with the clock at `now_unix`.
-    fn lambda(now_unix: i64) -> Self {
-        Self::new(
-            &Env::from_pairs([("INVOICE_SECRETS", format!("rotated-out,{SECRET}"))]),
-            Mode::Lambda,
-            now_unix,
-        )
-    }
-
-    async fn post(&self, body: &str) -> RawResponse {
-        self.handler.handle(&signed(body, SECRET)).await
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        c.query_row(sql, [], |r| r.get(0)).unwrap()
-    }
-
-    /// Every row of every table, to prove a request changed nothing.
-    fn fingerprint(&self) -> Vec<String> {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        let mut rows = Vec::new();
-        for sql in [
-            "SELECT event_key || '|' || status || '|' || event_type FROM events ORDER BY event_key",
-            "SELECT pk || '|' || sk || '|' || version || '|' || IFNULL(state, '') || '|' || last_event_key FROM entities ORDER BY pk, sk",
-            "SELECT transition_id || '|' || IFNULL(flag, '') || '|' || queued || '|' || published FROM transitions ORDER BY pk, sk",
-            "SELECT dedup_id || '|' || receive_count || '|' || dead FROM outbox ORDER BY seq",
-        ] {
-            let mut stmt = c.prepare(sql).unwrap();
-            let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-            rows.extend(found.map(Result::unwrap));
-        }
-        rows
-    }
-
-    /// The outbox's messages (dedup id → parsed body).
-    fn outbox(&self) -> Vec<(String, Value)> {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        let mut stmt = c
-            .prepare("SELECT dedup_id, body FROM outbox ORDER BY seq")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap();
-        rows.map(|row| {
-            let (id, body) = row.unwrap();
-            (id, serde_json::from_str(&body).unwrap())
-        })
-        .collect()
-    }
-
-    async fn state(&self, invoice: &str) -> Option<String> {
-        self.store
-            .entity(&invoice_key(invoice))
-            .await
-            .unwrap()
-            .and_then(|e| e.state)
-    }
-
-    async fn transitions(&self, invoice: &str) -> Vec<StoredTransition> {
-        self.store.transitions(&invoice_key(invoice)).await.unwrap()
-    }
+async fn transitions(h: &SourceHarness, invoice: &str) -> Vec<StoredTransition> {
+    h.store.transitions(&invoice_key(invoice)).await.unwrap()
 }
 
 /// hex HMAC-SHA256(secret, body), computed here with the `hmac` crate rather than the code
@@ -173,42 +124,19 @@ fn update(id: &str, previous: Option<&str>, state: &str, unix_ms: i64) -> String
 
 /// The events/invoice samples: (file name, request exactly as webhooks-local receives it).
 fn samples() -> Vec<(String, RawRequest)> {
-    let dir = repo_root().join("events/invoice");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 7, "events/invoice holds one sample per edge");
-    paths
-        .into_iter()
-        .map(|path| {
-            let event: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let raw = event["body"].as_str().unwrap();
-            let body = if event["isBase64Encoded"] == json!(true) {
-                base64::engine::general_purpose::STANDARD
-                    .decode(raw)
-                    .unwrap()
-            } else {
-                raw.as_bytes().to_vec()
-            };
-            let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
-            for (k, v) in event["headers"].as_object().unwrap() {
-                req = req.with_header(k, v.as_str().unwrap());
-            }
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, req)
-        })
-        .collect()
+    let samples = events::samples("invoice");
+    assert!(
+        samples.len() >= 7,
+        "events/invoice holds one sample per edge"
+    );
+    samples
 }
 
 #[tokio::test]
 async fn every_sample_is_accepted_by_the_local_defaults_and_redelivery_changes_nothing() {
     // No configuration at all, as webhooks-local starts: dev secret, replay window off
     // (the samples carry 2025 timestamps). The clock is years later on purpose.
-    let h = Harness::new(&Env::default(), Mode::Local, T0 + 3 * 365 * 86_400);
+    let h = harness(&Env::default(), Mode::Local, T0 + 3 * 365 * 86_400);
     let samples = samples();
     for (name, req) in &samples {
         assert_eq!(req.path, ROUTE, "{name}");
@@ -232,25 +160,24 @@ async fn every_sample_is_accepted_by_the_local_defaults_and_redelivery_changes_n
     // The seed's four samples are alternative endings of one invoice: Complete came first
     // (in file order) and is terminal, so the later Fail and Cancel are flagged.
     assert_eq!(
-        h.state("550e8400-e29b-41d4-a716-446655440000")
+        state(&h, "550e8400-e29b-41d4-a716-446655440000")
             .await
             .as_deref(),
         Some("Complete")
     );
     assert_eq!(
-        h.state("550e8400-e29b-41d4-a716-446655440001")
+        state(&h, "550e8400-e29b-41d4-a716-446655440001")
             .await
             .as_deref(),
         Some("Reject")
     );
     assert_eq!(
-        h.state("550e8400-e29b-41d4-a716-446655440002")
+        state(&h, "550e8400-e29b-41d4-a716-446655440002")
             .await
             .as_deref(),
         Some("Pending")
     );
-    let flagged: Vec<_> = h
-        .transitions("550e8400-e29b-41d4-a716-446655440000")
+    let flagged: Vec<_> = transitions(&h, "550e8400-e29b-41d4-a716-446655440000")
         .await
         .into_iter()
         .filter(|t| t.flag.is_some())
@@ -258,7 +185,7 @@ async fn every_sample_is_accepted_by_the_local_defaults_and_redelivery_changes_n
         .collect();
     assert_eq!(flagged, ["Fail", "Cancel"]);
 
-    let before = h.fingerprint();
+    let before = fingerprint(&h);
     for (name, req) in &samples {
         let resp = h.handler.handle(req).await;
         assert_eq!(resp.status, 200, "{name}");
@@ -268,35 +195,35 @@ async fn every_sample_is_accepted_by_the_local_defaults_and_redelivery_changes_n
             "{name}"
         );
     }
-    assert_eq!(h.fingerprint(), before);
+    assert_eq!(fingerprint(&h), before);
 }
 
 #[tokio::test]
 async fn replay_window_follows_the_injected_clock() {
     let sent_ms = (T0 + 600) * 1_000;
     let body = update("inv-w", Some("Ready"), "Pending", sent_ms);
-    let h = Harness::lambda(T0 + 600 + 301);
-    let resp = h.post(&body).await;
+    let h = lambda(T0 + 600 + 301);
+    let resp = post(&h, &body).await;
     assert_eq!(resp.status, 401, "{:?}", resp.body);
     assert_eq!(resp.body["error"], "AUTH_003");
     h.clock.set_unix(T0 + 600 - 301);
-    assert_eq!(h.post(&body).await.status, 401, "too far in the future");
+    assert_eq!(post(&h, &body).await.status, 401, "too far in the future");
     assert_eq!(h.count("SELECT COUNT(*) FROM events"), 0);
 
     h.clock.set_unix(T0 + 600 + 300);
-    let resp = h.post(&body).await;
+    let resp = post(&h, &body).await;
     assert_eq!(resp.status, 200, "{:?}", resp.body);
-    assert_eq!(h.state("inv-w").await.as_deref(), Some("Pending"));
+    assert_eq!(state(&h, "inv-w").await.as_deref(), Some("Pending"));
 
     // explicitly turned off, even a Lambda accepts an old timestamp
     let env = Env::from_pairs([("INVOICE_SECRETS", SECRET), ("INVOICE_TOLERANCE_SECS", "0")]);
-    let off = Harness::new(&env, Mode::Lambda, T0 + 86_400 * 30);
-    assert_eq!(off.post(&body).await.status, 200);
+    let off = harness(&env, Mode::Lambda, T0 + 86_400 * 30);
+    assert_eq!(post(&off, &body).await.status, 200);
 }
 
 #[tokio::test]
 async fn rejected_requests_store_nothing_and_leak_no_secret() {
-    let h = Harness::lambda(T0);
+    let h = lambda(T0);
     let body = update("inv-r", Some("Ready"), "Pending", T0 * 1_000);
     let mut tampered = signed(&body, SECRET);
     tampered.body = body.replace("Pending", "Complete").into_bytes();
@@ -331,7 +258,7 @@ async fn rejected_requests_store_nothing_and_leak_no_secret() {
         .as_str()
         .unwrap()
         .contains("data.state"));
-    assert_eq!(h.fingerprint(), Vec::<String>::new());
+    assert_eq!(fingerprint(&h), Vec::<String>::new());
 
     // the rotated-out secret still works while it is listed
     assert_eq!(
@@ -346,7 +273,7 @@ async fn signature_header_name_comes_from_the_environment() {
         ("INVOICE_SECRETS", SECRET),
         ("INVOICE_SIGNATURE_HEADER", "X-Gateway-Signature"),
     ]);
-    let h = Harness::new(&env, Mode::Lambda, T0);
+    let h = harness(&env, Mode::Lambda, T0);
     let body = update("inv-h", Some("Ready"), "Pending", T0 * 1_000);
     let sig = signature(&body, SECRET);
     let default_name = RawRequest::post(ROUTE, body.as_str()).with_header("X-Signature", &sig);
@@ -357,7 +284,7 @@ async fn signature_header_name_comes_from_the_environment() {
 
 #[tokio::test]
 async fn a_disallowed_or_terminal_leaving_transition_is_flagged_not_queued() {
-    let h = Harness::lambda(T0 + 60);
+    let h = lambda(T0 + 60);
     let id = "inv-flag";
     let ms = |s: i64| (T0 + s) * 1_000;
     for body in [
@@ -368,13 +295,13 @@ async fn a_disallowed_or_terminal_leaving_transition_is_flagged_not_queued() {
         // an allowed edge, but the invoice already reached a terminal state
         update(id, Some("Pending"), "Fail", ms(30)),
     ] {
-        let resp = h.post(&body).await;
+        let resp = post(&h, &body).await;
         assert_eq!(resp.status, 200, "{:?}", resp.body);
         assert_eq!(resp.body["duplicate"], false);
     }
-    assert_eq!(h.state(id).await.as_deref(), Some("Complete"));
+    assert_eq!(state(&h, id).await.as_deref(), Some("Complete"));
 
-    let ts = h.transitions(id).await;
+    let ts = transitions(&h, id).await;
     // `queued`: handed to the transition queue. (`published` is the notifier's mark after
     // delivery; no notifier runs here.)
     let summary: Vec<_> = ts
@@ -397,7 +324,7 @@ async fn a_disallowed_or_terminal_leaving_transition_is_flagged_not_queued() {
             ("Pending", "Fail", Some("terminal"), false),
         ]
     );
-    let queued: Vec<_> = h.outbox().into_iter().map(|(id, _)| id).collect();
+    let queued: Vec<_> = outbox_messages(&h).into_iter().map(|(id, _)| id).collect();
     assert_eq!(
         queued,
         [ts[0].transition_id.clone(), ts[1].transition_id.clone()]
@@ -477,12 +404,12 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 async fn converges(s: Scenario) -> Result<(), TestCaseError> {
-    let h = Harness::lambda(T0 + 200);
+    let h = lambda(T0 + 200);
     let events = s.events();
     let first = usize::from(s.created); // index of the first transition event
     let mut first_arrival: BTreeMap<usize, usize> = BTreeMap::new();
     for (position, &i) in s.arrivals.iter().enumerate() {
-        let resp = h.post(&events[i].0).await;
+        let resp = post(&h, &events[i].0).await;
         prop_assert_eq!(resp.status, 200, "{:?}", resp.body);
         let redelivery = first_arrival.contains_key(&i);
         prop_assert_eq!(&resp.body["duplicate"], &json!(redelivery));
@@ -502,7 +429,7 @@ async fn converges(s: Scenario) -> Result<(), TestCaseError> {
     prop_assert_eq!(entity.version, newest_ms * 1_000);
 
     // every edge recorded once, allowed and queued
-    let ts = h.transitions("inv-p").await;
+    let ts = transitions(&h, "inv-p").await;
     let edges: Vec<(&str, &str)> = ts
         .iter()
         .map(|t| (t.from.as_deref().unwrap_or("-"), t.to.as_str()))
@@ -514,7 +441,7 @@ async fn converges(s: Scenario) -> Result<(), TestCaseError> {
     }
 
     // the outbox holds exactly one message per transition, and only those
-    let outbox = h.outbox();
+    let outbox = outbox_messages(&h);
     prop_assert_eq!(outbox.len(), ts.len());
     let mut queued_ids: Vec<&str> = outbox.iter().map(|(id, _)| id.as_str()).collect();
     queued_ids.sort_unstable();

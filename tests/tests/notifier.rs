@@ -6,7 +6,6 @@
 //! the transitions, and a redelivered SQS message is not notified twice.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
 use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::Store;
+use webhook_tests::events::{repo_root, serve_in_background};
 
 /// `whsec_` + base64(sha256("webhook-tests notifier vector key")).
 const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
@@ -81,12 +81,7 @@ impl Receiver {
         let app = Router::new()
             .route("/hooks/transitions", post(receive))
             .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/hooks/transitions",
-            listener.local_addr().unwrap()
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let url = format!("{}/hooks/transitions", serve_in_background(app).await);
         (receiver, url)
     }
 
@@ -305,13 +300,6 @@ fn order_key(id: u64) -> EntityKey {
         EntityKind::Order,
         id.to_string(),
     )
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 // ---- tests ---------------------------------------------------------------------------

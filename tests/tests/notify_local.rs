@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +34,7 @@ use webhook_core::queue::outbox::Outbox;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::store::Store;
+use webhook_tests::events::{repo_root, request_from_event, serve_in_background};
 
 const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
 
@@ -68,9 +68,7 @@ impl Receiver {
         let app = Router::new()
             .route("/notify", post(receive))
             .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/notify", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let url = format!("{}/notify", serve_in_background(app).await);
         (receiver, url)
     }
 
@@ -168,9 +166,7 @@ impl Local {
         let handlers = webhooks_local::handlers(&env, &backends).unwrap();
         let max_body = PipelineSettings::from_env(&env).unwrap().max_body_bytes;
         let app = webhooks_local::app(handlers, max_body);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let base = serve_in_background(app).await;
 
         let notifier = Arc::new(Notifier::new(
             Target::from_env(&env).unwrap(),
@@ -211,17 +207,14 @@ impl Local {
     async fn post_sample(&self, name: &str) -> u16 {
         let path = repo_root().join("events").join(name);
         let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let body = event["body"].as_str().unwrap().as_bytes().to_vec();
         assert_ne!(event["isBase64Encoded"], json!(true));
-        let headers: Vec<(String, String)> = event["headers"]
-            .as_object()
-            .unwrap()
-            .iter()
+        let req = request_from_event(&path);
+        let headers: Vec<(String, String)> = req
+            .headers
+            .into_iter()
             .filter(|(k, _)| !matches!(k.as_str(), "host" | "content-length"))
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        self.post(event["rawPath"].as_str().unwrap(), &headers, body)
-            .await
+        self.post(&req.path, &headers, req.body).await
     }
 
     /// A fulfilment ORDER.CHANGE_STATUS signed with the development secret.
@@ -258,13 +251,6 @@ impl Local {
             .expect("the worker stops (upper bound only)")
             .unwrap();
     }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 /// Polls `check` until it holds; the 60 s bound only keeps a broken build from hanging.

@@ -2,129 +2,52 @@
 //! events, as `webhooks-local` and the Lambda receive them) through the real pipeline over
 //! the embedded SQLite store and outbox queue.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use base64::Engine;
 use serde_json::{json, Value};
-use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
-use webhook_core::http::{RawRequest, RawResponse};
-use webhook_core::metrics::MetricsSink;
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
+use webhook_core::config::{Env, Mode};
+use webhook_core::http::RawRequest;
 use webhook_core::sources::pancake::Pancake;
-use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
-use webhook_core::store::{EventStatus, Store};
+use webhook_core::store::{EventStatus, Store, StoredEntity};
 use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_tests::events::{self, sample as event_sample, SourceHarness};
 
 const PAGE: &str = "104582318532114";
 const CONVERSATION: &str = "104582318532114_6512987345120987";
 
-struct Harness {
-    handler: Handler,
-    store: Arc<SqliteStore>,
-    outbox: Outbox,
+/// The Pancake handler as a Lambda builds it from `env`, over a fresh in-memory store.
+fn harness(env: &[(&str, &str)]) -> SourceHarness {
+    SourceHarness::new(
+        Source::Pancake,
+        &Env::from_pairs(env.iter().copied()),
+        Mode::Lambda,
+        1_757_069_100,
+    )
 }
 
-impl Harness {
-    /// The Pancake handler as a Lambda builds it from `env`, over a fresh in-memory store.
-    fn new(env: &[(&str, &str)]) -> Self {
-        let store = SqliteStore::in_memory().expect("in-memory store");
-        let outbox = Outbox::new(store.connection());
-        let store = Arc::new(store);
-        let pipeline = Pipeline::new(
-            store.clone(),
-            Arc::new(outbox.clone()),
-            Arc::new(FixedClock::at_unix(1_757_069_100)),
-            PipelineSettings::default(),
-        );
-        let provider = provider_from_env(
-            Source::Pancake,
-            &Env::from_pairs(env.iter().copied()),
-            Mode::Lambda,
-        )
-        .expect("pancake provider");
-        Harness {
-            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
-            store,
-            outbox,
-        }
-    }
+/// Configured with the development key the samples carry.
+fn dev() -> SourceHarness {
+    harness(&[("PANCAKE_API_KEYS", "dev-pancake-key")])
+}
 
-    /// Configured with the development key the samples carry.
-    fn dev() -> Self {
-        Self::new(&[("PANCAKE_API_KEYS", "dev-pancake-key")])
-    }
-
-    async fn post(&self, req: &RawRequest) -> RawResponse {
-        self.handler.handle(req).await
-    }
-
-    async fn entity(
-        &self,
-        kind: EntityKind,
-        id: &str,
-    ) -> Option<webhook_core::store::StoredEntity> {
-        self.store.entity(&key(kind, id)).await.unwrap()
-    }
-
-    async fn event_stored(&self, resp: &RawResponse) -> Option<webhook_core::store::StoredEvent> {
-        let key = resp.body["data"]["eventKey"].as_str()?;
-        self.store
-            .event(&EventKey::from_stored(key.to_string()))
-            .await
-            .unwrap()
-    }
+async fn entity(h: &SourceHarness, kind: EntityKind, id: &str) -> Option<StoredEntity> {
+    h.store.entity(&key(kind, id)).await.unwrap()
 }
 
 fn key(kind: EntityKind, id: &str) -> EntityKey {
     EntityKey::new(Source::Pancake, Tenant::new(PAGE), kind, id)
 }
 
-fn samples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/pancake");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+fn samples() -> Vec<(String, RawRequest)> {
+    let files = events::samples("pancake");
     assert!(
         files.len() >= 8,
-        "expected the generated samples, got {files:?}"
+        "expected the generated samples, got {:?}",
+        files.iter().map(|(name, _)| name).collect::<Vec<_>>()
     );
     files
 }
 
-/// An API Gateway v2 sample event as the transport hands it over: exact body bytes.
-fn request_from_event(path: &Path) -> RawRequest {
-    let event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let body = event["body"].as_str().unwrap_or_default();
-    let body = if event["isBase64Encoded"] == true {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap()
-    } else {
-        body.as_bytes().to_vec()
-    };
-    let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
-    req.method = event["requestContext"]["http"]["method"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (name, value) in event["headers"].as_object().unwrap() {
-        req = req.with_header(name, value.as_str().unwrap());
-    }
-    req
-}
-
 fn sample(name: &str) -> RawRequest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events/pancake")
-        .join(format!("{name}.json"));
-    request_from_event(&path)
+    event_sample("pancake", name)
 }
 
 fn keyed(body: &Value) -> RawRequest {
@@ -134,16 +57,14 @@ fn keyed(body: &Value) -> RawRequest {
 
 #[tokio::test]
 async fn every_sample_is_accepted_in_the_pancake_shape() {
-    let h = Harness::dev();
-    for path in samples() {
-        let req = request_from_event(&path);
+    let h = dev();
+    for (name, req) in samples() {
         let sent: Value = serde_json::from_slice(&req.body).unwrap();
         let provider_event = sent["payload"]["eventType"]
             .as_str()
             .or(sent["event_type"].as_str())
             .unwrap();
         let resp = h.post(&req).await;
-        let name = path.display();
         assert_eq!(resp.status, 200, "{name}: {}", resp.body);
         assert_eq!(resp.body["code"], 200, "{name}");
         assert_eq!(resp.body["status"], "success", "{name}");
@@ -162,21 +83,23 @@ async fn every_sample_is_accepted_in_the_pancake_shape() {
         );
     }
     // what the samples project
-    let conversation = h
-        .entity(EntityKind::Conversation, CONVERSATION)
+    let conversation = entity(&h, EntityKind::Conversation, CONVERSATION)
         .await
         .unwrap();
     assert_eq!(conversation.state, None);
     for id in ["m_Bd9hZf4sR2kXq0Wc7tYv1A", "m_Qe5TzL0pW8nVb3Rk6yHs2D"] {
-        assert!(h.entity(EntityKind::Message, id).await.is_some(), "{id}");
+        assert!(entity(&h, EntityKind::Message, id).await.is_some(), "{id}");
     }
-    let customer = h
-        .entity(EntityKind::Customer, "8c2a6f0e-3c1d-4d8e-9a51-0b7f2e4c9d11")
-        .await
-        .unwrap();
+    let customer = entity(
+        &h,
+        EntityKind::Customer,
+        "8c2a6f0e-3c1d-4d8e-9a51-0b7f2e4c9d11",
+    )
+    .await
+    .unwrap();
     assert_eq!(customer.data["name"], "Nguyễn Thị Lan");
     // order_created (status 0) then order_updated (status 1): one transition, queued
-    let order = h.entity(EntityKind::Order, "2871").await.unwrap();
+    let order = entity(&h, EntityKind::Order, "2871").await.unwrap();
     assert_eq!(order.state.as_deref(), Some("1"));
     let transitions = h
         .store
@@ -194,11 +117,11 @@ async fn every_sample_is_accepted_in_the_pancake_shape() {
 
 #[tokio::test]
 async fn a_duplicate_is_200_and_changes_nothing() {
-    let h = Harness::dev();
+    let h = dev();
     for name in ["order_created", "order_updated"] {
         assert_eq!(h.post(&sample(name)).await.status, 200);
     }
-    let order_before = h.entity(EntityKind::Order, "2871").await.unwrap();
+    let order_before = entity(&h, EntityKind::Order, "2871").await.unwrap();
     let transitions_before = h
         .store
         .transitions(&key(EntityKind::Order, "2871"))
@@ -222,7 +145,7 @@ async fn a_duplicate_is_200_and_changes_nothing() {
     );
 
     assert_eq!(
-        h.entity(EntityKind::Order, "2871").await.unwrap(),
+        entity(&h, EntityKind::Order, "2871").await.unwrap(),
         order_before
     );
     assert_eq!(
@@ -237,7 +160,7 @@ async fn a_duplicate_is_200_and_changes_nothing() {
 
 #[tokio::test]
 async fn bad_credentials_are_401_and_store_nothing() {
-    let h = Harness::new(&[("PANCAKE_API_KEYS", "key-old,key-new")]);
+    let h = harness(&[("PANCAKE_API_KEYS", "key-old,key-new")]);
     let body = json!({"payload": {"eventType": "customer_updated", "pageId": PAGE,
         "data": {"id": "c-1", "updated_at": "2025-09-05T10:00:00"}}});
     let raw = body.to_string();
@@ -268,7 +191,7 @@ async fn bad_credentials_are_401_and_store_nothing() {
             "{text}"
         );
     }
-    assert!(h.entity(EntityKind::Customer, "c-1").await.is_none());
+    assert!(entity(&h, EntityKind::Customer, "c-1").await.is_none());
     let stored = h
         .store
         .event(&EventKey::new(
@@ -292,12 +215,12 @@ async fn bad_credentials_are_401_and_store_nothing() {
         assert_eq!(resp.status, 200, "{}", resp.body);
         assert_eq!(resp.body["data"]["duplicate"], i == 1);
     }
-    assert!(h.entity(EntityKind::Customer, "c-1").await.is_some());
+    assert!(entity(&h, EntityKind::Customer, "c-1").await.is_some());
 }
 
 #[tokio::test]
 async fn signing_secrets_require_a_matching_signature() {
-    let h = Harness::new(&[
+    let h = harness(&[
         ("PANCAKE_API_KEYS", "dev-pancake-key"),
         ("PANCAKE_SIGNING_SECRETS", "sign-1,sign-2"),
     ]);
@@ -316,8 +239,7 @@ async fn signing_secrets_require_a_matching_signature() {
         (401, Some("AUTH_002"))
     );
     assert!(!resp.body.to_string().contains("sign-"));
-    assert!(h
-        .entity(EntityKind::Message, "m_Bd9hZf4sR2kXq0Wc7tYv1A")
+    assert!(entity(&h, EntityKind::Message, "m_Bd9hZf4sR2kXq0Wc7tYv1A")
         .await
         .is_none());
 
@@ -326,15 +248,14 @@ async fn signing_secrets_require_a_matching_signature() {
         &Pancake::sign(&unsigned.body, "sign-2"),
     );
     assert_eq!(h.post(&signed).await.status, 200);
-    assert!(h
-        .entity(EntityKind::Message, "m_Bd9hZf4sR2kXq0Wc7tYv1A")
+    assert!(entity(&h, EntityKind::Message, "m_Bd9hZf4sR2kXq0Wc7tYv1A")
         .await
         .is_some());
 }
 
 #[tokio::test]
 async fn malformed_bodies_are_400_naming_the_field() {
-    let h = Harness::dev();
+    let h = dev();
     let cases = [
         ("{\"payload\": {", "VAL_002", "JSON"),
         ("[]", "VAL_002", "JSON object"),
@@ -377,7 +298,7 @@ async fn malformed_bodies_are_400_naming_the_field() {
 
 #[tokio::test]
 async fn unknown_events_and_empty_data_are_kept_not_projected() {
-    let h = Harness::dev();
+    let h = dev();
     let unknown = json!({"payload": {"eventType": "post_published", "pageId": PAGE,
         "data": {"id": "post-1"}, "timestamp": 1757069000}});
     for req in [keyed(&unknown), sample("connectivity_test")] {
@@ -392,7 +313,7 @@ async fn unknown_events_and_empty_data_are_kept_not_projected() {
 
 #[tokio::test]
 async fn an_older_order_update_never_overwrites_a_newer_one() {
-    let h = Harness::dev();
+    let h = dev();
     let order = |status: u8, updated_at: &str| {
         keyed(
             &json!({"payload": {"eventType": "order_updated", "pageId": PAGE,
@@ -407,7 +328,7 @@ async fn an_older_order_update_never_overwrites_a_newer_one() {
         h.event_stored(&late).await.unwrap().status,
         EventStatus::Stale
     );
-    let stored = h.entity(EntityKind::Order, "9001").await.unwrap();
+    let stored = entity(&h, EntityKind::Order, "9001").await.unwrap();
     assert_eq!(stored.state.as_deref(), Some("3"));
     assert_eq!(stored.data["updated_at"], "2025-09-05T11:00:00");
     let transitions = h

@@ -2,136 +2,63 @@
 //! Gateway v2 events) through the real pipeline over the embedded SQLite store and outbox
 //! queue, and the order status-change rules on the real flat delivery form.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use base64::Engine;
 use serde_json::{json, Value};
-use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
-use webhook_core::http::{RawRequest, RawResponse};
-use webhook_core::metrics::MetricsSink;
+use webhook_core::config::{Env, Mode};
+use webhook_core::http::RawRequest;
 use webhook_core::model::{body_event_id, TransitionMessage};
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
-use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
-use webhook_core::store::{EventStatus, Store, StoredEntity, StoredEvent};
+use webhook_core::store::{EventStatus, Store, StoredEntity};
 use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_tests::events::{self, sample as event_sample, SourceHarness};
 
 const SHOP: &str = "20462817";
 const ROUTE: &str = "/api/v1/pancake-pos/webhook";
 
-struct Harness {
-    handler: Handler,
-    store: Arc<SqliteStore>,
-    outbox: Outbox,
+/// The Pancake POS handler as a Lambda builds it from `env`, over a fresh in-memory store.
+fn harness(env: &[(&str, &str)]) -> SourceHarness {
+    SourceHarness::new(
+        Source::PancakePos,
+        &Env::from_pairs(env.iter().copied()),
+        Mode::Lambda,
+        1_757_069_100,
+    )
 }
 
-impl Harness {
-    /// The Pancake POS handler as a Lambda builds it from `env`, over a fresh in-memory store.
-    fn new(env: &[(&str, &str)]) -> Self {
-        let store = SqliteStore::in_memory().expect("in-memory store");
-        let outbox = Outbox::new(store.connection());
-        let store = Arc::new(store);
-        let pipeline = Pipeline::new(
-            store.clone(),
-            Arc::new(outbox.clone()),
-            Arc::new(FixedClock::at_unix(1_757_069_100)),
-            PipelineSettings::default(),
-        );
-        let provider = provider_from_env(
-            Source::PancakePos,
-            &Env::from_pairs(env.iter().copied()),
-            Mode::Lambda,
-        )
-        .expect("pancake-pos provider");
-        Harness {
-            handler: Handler::new(Arc::new(pipeline), provider, MetricsSink::Off),
-            store,
-            outbox,
-        }
-    }
+/// Configured with the development key the samples carry.
+fn dev() -> SourceHarness {
+    harness(&[("PANCAKE_POS_API_KEYS", "dev-pancake-pos-key")])
+}
 
-    /// Configured with the development key the samples carry (in `X-Webhook-Secret`).
-    fn dev() -> Self {
-        Self::new(&[("PANCAKE_POS_API_KEYS", "dev-pancake-pos-key")])
-    }
+async fn entity(h: &SourceHarness, kind: EntityKind, id: &str) -> Option<StoredEntity> {
+    h.store.entity(&key(kind, id)).await.unwrap()
+}
 
-    async fn post(&self, req: &RawRequest) -> RawResponse {
-        self.handler.handle(req).await
-    }
-
-    async fn entity(&self, kind: EntityKind, id: &str) -> Option<StoredEntity> {
-        self.store.entity(&key(kind, id)).await.unwrap()
-    }
-
-    async fn event_stored(&self, resp: &RawResponse) -> Option<StoredEvent> {
-        let key = resp.body["data"]["eventKey"].as_str()?;
-        self.store
-            .event(&EventKey::from_stored(key.to_string()))
-            .await
-            .unwrap()
-    }
-
-    /// (from, to) of an order's recorded transitions, in version order.
-    async fn order_transitions(&self, id: &str) -> Vec<(Option<String>, String)> {
-        self.store
-            .transitions(&key(EntityKind::Order, id))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.from, t.to))
-            .collect()
-    }
+/// (from, to) of an order's recorded transitions, in version order.
+async fn order_transitions(h: &SourceHarness, id: &str) -> Vec<(Option<String>, String)> {
+    h.store
+        .transitions(&key(EntityKind::Order, id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.from, t.to))
+        .collect()
 }
 
 fn key(kind: EntityKind, id: &str) -> EntityKey {
     EntityKey::new(Source::PancakePos, Tenant::new(SHOP), kind, id)
 }
 
-fn samples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/pancake-pos");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+fn samples() -> Vec<(String, RawRequest)> {
+    let files = events::samples("pancake-pos");
     assert!(
         files.len() >= 18,
-        "expected the generated samples, got {files:?}"
+        "expected the generated samples, got {:?}",
+        files.iter().map(|(name, _)| name).collect::<Vec<_>>()
     );
     files
 }
 
-/// An API Gateway v2 sample event as the transport hands it over: exact body bytes.
-fn request_from_event(path: &Path) -> RawRequest {
-    let event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let body = event["body"].as_str().unwrap_or_default();
-    let body = if event["isBase64Encoded"] == true {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap()
-    } else {
-        body.as_bytes().to_vec()
-    };
-    let mut req = RawRequest::post(event["rawPath"].as_str().unwrap(), body);
-    req.method = event["requestContext"]["http"]["method"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (name, value) in event["headers"].as_object().unwrap() {
-        req = req.with_header(name, value.as_str().unwrap());
-    }
-    req
-}
-
 fn sample(name: &str) -> RawRequest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events/pancake-pos")
-        .join(format!("{name}.json"));
-    request_from_event(&path)
+    event_sample("pancake-pos", name)
 }
 
 fn keyed(body: &Value) -> RawRequest {
@@ -155,11 +82,9 @@ fn flat_order(status: u8, status_name: &str, updated_at: &str) -> RawRequest {
 
 #[tokio::test]
 async fn every_sample_is_accepted_in_the_pancake_shape() {
-    let h = Harness::dev();
-    for path in samples() {
-        let req = request_from_event(&path);
+    let h = dev();
+    for (name, req) in samples() {
         let resp = h.post(&req).await;
-        let name = path.display().to_string();
         assert_eq!(resp.status, 200, "{name}: {}", resp.body);
         assert_eq!(resp.body["code"], 200, "{name}");
         assert_eq!(resp.body["status"], "success", "{name}");
@@ -201,38 +126,44 @@ async fn every_sample_is_accepted_in_the_pancake_shape() {
     }
     // order 1532: created (0), cancelled-order 1533 aside, status_changed declares 1 → 2,
     // and the older order_updated (1, sorted after it) is stale: the entity stays at 2.
-    let order = h.entity(EntityKind::Order, "1532").await.unwrap();
+    let order = entity(&h, EntityKind::Order, "1532").await.unwrap();
     assert_eq!(order.state.as_deref(), Some("2"));
     assert_eq!(order.data["status_name"], "shipped");
     assert_eq!(
-        h.order_transitions("1532").await,
+        order_transitions(&h, "1532").await,
         [(Some("1".to_string()), "2".to_string())]
     );
-    let flat = h.entity(EntityKind::Order, "1534").await.unwrap();
+    let flat = entity(&h, EntityKind::Order, "1534").await.unwrap();
     assert_eq!(flat.state.as_deref(), Some("1"));
-    let product = h
-        .entity(EntityKind::Product, "e7c14b52-9d3a-4f6e-b8a1-3c5d7e9f1a2b")
-        .await
-        .unwrap();
+    let product = entity(
+        &h,
+        EntityKind::Product,
+        "e7c14b52-9d3a-4f6e-b8a1-3c5d7e9f1a2b",
+    )
+    .await
+    .unwrap();
     assert_eq!(product.state, None);
     assert_eq!(product.data["updated_at"], "2025-09-05T10:30:00");
-    let stock = h
-        .entity(
-            EntityKind::Variation,
-            "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d@5b8e2f14-6c3a-4d9b-a7e1-8f2c4d6b9e03",
-        )
-        .await
-        .unwrap();
+    let stock = entity(
+        &h,
+        EntityKind::Variation,
+        "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d@5b8e2f14-6c3a-4d9b-a7e1-8f2c4d6b9e03",
+    )
+    .await
+    .unwrap();
     assert_eq!(stock.data["remain_quantity"], 40, "the newer row wins");
-    assert!(h
-        .entity(EntityKind::Customer, "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6")
-        .await
-        .is_some());
+    assert!(entity(
+        &h,
+        EntityKind::Customer,
+        "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6"
+    )
+    .await
+    .is_some());
 }
 
 #[tokio::test]
 async fn a_status_change_is_one_transition_queued_once() {
-    let h = Harness::dev();
+    let h = dev();
     let first = h
         .post(&flat_order(1, "submitted", "2025-09-05T10:00:00"))
         .await;
@@ -248,7 +179,7 @@ async fn a_status_change_is_one_transition_queued_once() {
         .await;
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(
-        h.order_transitions("7001").await,
+        order_transitions(&h, "7001").await,
         [(Some("1".to_string()), "2".to_string())]
     );
     assert_eq!(h.outbox.depth().await.unwrap(), 1);
@@ -286,19 +217,19 @@ async fn a_status_change_is_one_transition_queued_once() {
         .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["data"]["duplicate"], true);
-    assert_eq!(h.order_transitions("7001").await.len(), 1);
+    assert_eq!(order_transitions(&h, "7001").await.len(), 1);
 }
 
 #[tokio::test]
 async fn an_older_delivery_after_a_newer_one_leaves_the_newer_state() {
-    let h = Harness::dev();
+    let h = dev();
     for req in [
         flat_order(1, "submitted", "2025-09-05T10:00:00"),
         flat_order(2, "shipped", "2025-09-05T10:40:00"),
     ] {
         assert_eq!(h.post(&req).await.status, 200);
     }
-    let newer = h.entity(EntityKind::Order, "7001").await.unwrap();
+    let newer = entity(&h, EntityKind::Order, "7001").await.unwrap();
 
     // delivered late: it was sent between the two
     let late = h
@@ -310,11 +241,11 @@ async fn an_older_delivery_after_a_newer_one_leaves_the_newer_state() {
         h.event_stored(&late).await.unwrap().status,
         EventStatus::Stale
     );
-    let after = h.entity(EntityKind::Order, "7001").await.unwrap();
+    let after = entity(&h, EntityKind::Order, "7001").await.unwrap();
     assert_eq!(after, newer);
     assert_eq!(after.state.as_deref(), Some("2"));
     assert_eq!(
-        h.order_transitions("7001").await,
+        order_transitions(&h, "7001").await,
         [(Some("1".to_string()), "2".to_string())],
         "no change can be inferred against a newer stored state"
     );
@@ -323,7 +254,7 @@ async fn an_older_delivery_after_a_newer_one_leaves_the_newer_state() {
 
 #[tokio::test]
 async fn a_late_declared_status_change_is_recorded_but_never_moves_the_order_back() {
-    let h = Harness::dev();
+    let h = dev();
     let changed = |from: u8, to: u8, at: &str| {
         keyed(
             &json!({"payload": {"eventType": "order_status_changed", "shopId": 20462817,
@@ -338,7 +269,7 @@ async fn a_late_declared_status_change_is_recorded_but_never_moves_the_order_bac
         h.post(&changed(1, 2, "2025-09-05T11:00:00")).await.status,
         200
     );
-    let order = h.entity(EntityKind::Order, "7002").await.unwrap();
+    let order = entity(&h, EntityKind::Order, "7002").await.unwrap();
     assert_eq!(order.state.as_deref(), Some("3"));
     let transitions = h
         .store
@@ -355,13 +286,13 @@ async fn a_late_declared_status_change_is_recorded_but_never_moves_the_order_bac
 
 #[tokio::test]
 async fn a_duplicate_sample_is_200_and_changes_nothing() {
-    let h = Harness::dev();
+    let h = dev();
     for name in ["order_created", "order_updated"] {
         assert_eq!(h.post(&sample(name)).await.status, 200);
     }
-    let before = h.entity(EntityKind::Order, "1532").await.unwrap();
+    let before = entity(&h, EntityKind::Order, "1532").await.unwrap();
     assert_eq!(before.state.as_deref(), Some("1"));
-    let transitions = h.order_transitions("1532").await;
+    let transitions = order_transitions(&h, "1532").await;
     assert_eq!(transitions, [(Some("0".to_string()), "1".to_string())]);
     assert_eq!(h.outbox.depth().await.unwrap(), 1);
 
@@ -371,14 +302,14 @@ async fn a_duplicate_sample_is_200_and_changes_nothing() {
         assert_eq!(resp.body["status"], "success");
         assert_eq!(resp.body["data"]["duplicate"], true, "{name}");
     }
-    assert_eq!(h.entity(EntityKind::Order, "1532").await.unwrap(), before);
-    assert_eq!(h.order_transitions("1532").await, transitions);
+    assert_eq!(entity(&h, EntityKind::Order, "1532").await.unwrap(), before);
+    assert_eq!(order_transitions(&h, "1532").await, transitions);
     assert_eq!(h.outbox.depth().await.unwrap(), 1);
 }
 
 #[tokio::test]
 async fn credentials_in_every_accepted_place_and_401_otherwise() {
-    let h = Harness::new(&[
+    let h = harness(&[
         ("PANCAKE_POS_API_KEYS", "shop-key-old,shop-key-new"),
         ("PANCAKE_POS_KEY_HEADER", "X-Shop-Token"),
     ]);
@@ -428,12 +359,12 @@ async fn credentials_in_every_accepted_place_and_401_otherwise() {
         assert_eq!(resp.status, 200, "{}", resp.body);
         assert_eq!(resp.body["data"]["duplicate"], i > 0);
     }
-    assert!(h.entity(EntityKind::Customer, "c-9").await.is_some());
+    assert!(entity(&h, EntityKind::Customer, "c-9").await.is_some());
 }
 
 #[tokio::test]
 async fn malformed_bodies_are_400_naming_the_field_and_store_nothing() {
-    let h = Harness::dev();
+    let h = dev();
     let cases = [
         ("not json", "VAL_002", "JSON"),
         ("\"orders\"", "VAL_002", "JSON object"),
@@ -484,7 +415,7 @@ async fn malformed_bodies_are_400_naming_the_field_and_store_nothing() {
 
 #[tokio::test]
 async fn unknown_types_and_empty_data_are_kept_not_projected() {
-    let h = Harness::dev();
+    let h = dev();
     let unknown_flat = json!({"type": "auto_call", "event_type": "update", "shop_id": 20462817,
         "id": 55, "phone_number": "0987654321"});
     let unknown_envelope = json!({"payload": {"eventType": "warehouse_created", "shopId": 20462817,

@@ -4,9 +4,9 @@
 //! notification per transition, counted by a loopback receiver), and no configured secret
 //! in any log line or response body.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -17,20 +17,16 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::config::{Env, Mode};
 use webhook_core::http::{route_for, RawRequest, RawResponse};
-use webhook_core::metrics::MetricsSink;
 use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
 use webhook_core::notify::worker::{drain_once, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::pancake::Pancake;
-use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::Store;
+use webhook_tests::events::{self, count, repo_root, rows, serve_in_background, SourcesHarness};
 
 /// The samples' own time (2025-09-05T10:45:00Z).
 const NOW: i64 = 1_757_069_100;
@@ -45,13 +41,6 @@ const SOURCES: [(Source, &str); 5] = [
     (Source::Fulfilment, "fulfilment"),
     (Source::Invoice, "invoice"),
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 // ---- captured logs: one global subscriber for this test binary ------------------------
 
@@ -87,40 +76,26 @@ fn logs() -> &'static Buffer {
 
 // ---- the rig: every source's handler over one in-memory store ------------------------
 
-struct Rig {
-    store: SqliteStore,
-    outbox: Outbox,
-    pipeline: Arc<Pipeline>,
-    handlers: HashMap<Source, Handler>,
+/// The shared multi-source harness plus the helpers these tests read the store with.
+struct Rig(SourcesHarness);
+
+impl Deref for Rig {
+    type Target = SourcesHarness;
+
+    fn deref(&self) -> &SourcesHarness {
+        &self.0
+    }
 }
 
 impl Rig {
     fn new(env: &Env, mode: Mode) -> Rig {
         logs();
-        let store = SqliteStore::in_memory().unwrap();
-        let outbox = store.outbox();
-        let pipeline = Arc::new(Pipeline::new(
-            Arc::new(store.clone()),
-            Arc::new(outbox.clone()),
-            Arc::new(FixedClock::at_unix(NOW)),
-            PipelineSettings::from_env(env).unwrap(),
-        ));
-        let handlers = SOURCES
-            .iter()
-            .map(|(s, _)| {
-                let provider = provider_from_env(*s, env, mode).unwrap();
-                (
-                    *s,
-                    Handler::new(pipeline.clone(), provider, MetricsSink::Off),
-                )
-            })
-            .collect();
-        Rig {
-            store,
-            outbox,
-            pipeline,
-            handlers,
-        }
+        Rig(SourcesHarness::new(
+            &SOURCES.map(|(s, _)| s),
+            env,
+            mode,
+            NOW,
+        ))
     }
 
     /// Local mode with no settings: the development credentials the samples are signed with.
@@ -132,27 +107,9 @@ impl Rig {
         self.handlers[&source].handle(req).await
     }
 
-    fn count(&self, sql: &str) -> i64 {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        c.query_row(sql, [], |r| r.get(0)).unwrap()
-    }
-
-    /// One TEXT column per row.
-    fn rows(&self, sql: &str) -> Vec<String> {
-        let conn = self.store.connection();
-        let c = conn.lock().unwrap();
-        let mut stmt = c.prepare(sql).unwrap();
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        rows
-    }
-
     fn entities(&self) -> Vec<String> {
-        self.rows(
+        rows(
+            &self.store,
             "SELECT pk || '|' || sk || '|' || version || '|' || ifnull(state, '-') || '|' || data \
              || '|' || last_event_key FROM entities ORDER BY pk, sk",
         )
@@ -160,15 +117,18 @@ impl Rig {
 
     /// Transition ids, all of them or only the queued ones.
     fn transition_ids(&self, queued_only: bool) -> Vec<String> {
-        self.rows(if queued_only {
-            "SELECT transition_id FROM transitions WHERE queued = 1 ORDER BY transition_id"
-        } else {
-            "SELECT transition_id FROM transitions ORDER BY transition_id"
-        })
+        rows(
+            &self.store,
+            if queued_only {
+                "SELECT transition_id FROM transitions WHERE queued = 1 ORDER BY transition_id"
+            } else {
+                "SELECT transition_id FROM transitions ORDER BY transition_id"
+            },
+        )
     }
 
     fn outbox_ids(&self) -> Vec<String> {
-        self.rows("SELECT dedup_id FROM outbox ORDER BY dedup_id")
+        rows(&self.store, "SELECT dedup_id FROM outbox ORDER BY dedup_id")
     }
 }
 
@@ -184,34 +144,20 @@ struct Sample {
 fn samples() -> Vec<Sample> {
     let mut out = Vec::new();
     for (source, dir) in SOURCES {
-        let mut paths: Vec<_> = std::fs::read_dir(repo_root().join("events").join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
-        for path in paths {
+        for (stem, req) in events::samples(dir) {
+            let path = repo_root()
+                .join("events")
+                .join(dir)
+                .join(format!("{stem}.json"));
             let event: Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             assert_eq!(
                 event["isBase64Encoded"], false,
                 "{path:?}: plain-text samples"
             );
-            let mut req = RawRequest::post(
-                event["rawPath"].as_str().unwrap(),
-                event["body"].as_str().unwrap(),
-            );
-            for (k, v) in event["headers"].as_object().unwrap() {
-                req = req.with_header(k, v.as_str().unwrap());
-            }
-            let query = event["rawQueryString"].as_str().unwrap_or("");
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                req = req.with_query(k, v);
-            }
             out.push(Sample {
                 source,
-                name: format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()),
+                name: format!("{dir}/{stem}.json"),
                 req,
             });
         }
@@ -276,9 +222,7 @@ impl Receiver {
         let app = Router::new()
             .route("/notify", post(receive))
             .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/notify", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let url = format!("{}/notify", serve_in_background(app).await);
         (receiver, url)
     }
 
@@ -344,7 +288,7 @@ async fn every_sample_redelivered_100_times_is_stored_and_notified_once() {
         assert_eq!(resp.status, 200, "{}: {:?}", s.name, resp.body);
         assert_ne!(duplicate_flag(&resp), Some(true), "{}", s.name);
     }
-    let events = rig.count("SELECT COUNT(*) FROM events");
+    let events = count(&rig.store, "SELECT COUNT(*) FROM events");
     assert_eq!(events, samples.len() as i64, "one event per sample");
     let entities = rig.entities();
     let transitions = rig.transition_ids(false);
@@ -396,7 +340,7 @@ async fn every_sample_redelivered_100_times_is_stored_and_notified_once() {
         assert!(keys.insert(accepted.event_key), "{}: its own event", s.name);
     }
 
-    assert_eq!(rig.count("SELECT COUNT(*) FROM events"), events);
+    assert_eq!(count(&rig.store, "SELECT COUNT(*) FROM events"), events);
     assert_eq!(
         rig.entities(),
         entities,
@@ -464,7 +408,12 @@ async fn concurrent_identical_deliveries_have_one_winner() {
             winners += usize::from(!accepted.duplicate);
         }
         assert_eq!(winners, 1, "{}: exactly one non-duplicate", s.name);
-        assert_eq!(rig.count("SELECT COUNT(*) FROM events"), 1, "{}", s.name);
+        assert_eq!(
+            count(&rig.store, "SELECT COUNT(*) FROM events"),
+            1,
+            "{}",
+            s.name
+        );
         let transitions = rig.transition_ids(false);
         assert_eq!(transitions.len(), expected_transitions, "{}", s.name);
         assert_eq!(rig.outbox_ids(), rig.transition_ids(true), "{}", s.name);
