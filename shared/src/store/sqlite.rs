@@ -130,10 +130,8 @@ impl SqliteStore {
         .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
-        // Savepoint journals and sorts in memory, and a 64 MB page cache.
+        // Savepoint journals and sorts in memory.
         conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "cache_size", -65_536)
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -198,35 +196,50 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>
 }
 
 /// Persists one event; runs inside the writer's transaction, under the job's savepoint.
-fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError> {
+/// What can be computed before taking the writer: the writer thread is the local gateway's
+/// bottleneck, so compression and serialisation happen on the request's own thread.
+struct Prepared {
+    body: Vec<u8>,
+    headers: String,
+    entity_keys: String,
+    data: Vec<String>,
+}
+
+impl Prepared {
+    fn of(incoming: &IncomingEvent) -> Self {
+        let entity_keys: Vec<String> = incoming
+            .event
+            .entities
+            .iter()
+            .map(|u| u.key.stream())
+            .collect();
+        Prepared {
+            body: compress(&incoming.raw_body),
+            headers: serde_json::to_string(&incoming.headers).unwrap_or_default(),
+            entity_keys: serde_json::to_string(&entity_keys).unwrap_or_default(),
+            data: incoming
+                .event
+                .entities
+                .iter()
+                .map(|u| u.data.to_string())
+                .collect(),
+        }
+    }
+}
+
+fn persist_tx(
+    tx: &Connection,
+    incoming: &IncomingEvent,
+    prepared: &Prepared,
+) -> Result<PersistOutcome, StoreError> {
     let event = &incoming.event;
     let event_key = event.key();
-    let entity_keys: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
-    let inserted = exec(tx,
-            "INSERT INTO events (event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, received_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9) ON CONFLICT(event_key) DO NOTHING",
-            params![
-                event_key.as_str(),
-                event.source.as_str(),
-                event.tenant.as_str(),
-                event.event_type,
-                compress(&incoming.raw_body),
-                serde_json::to_string(&incoming.headers).unwrap_or_default(),
-                serde_json::to_string(&entity_keys).unwrap_or_default(),
-                incoming.received_at.unix_timestamp(),
-                incoming.expires_at,
-            ],
-        )
+    // One writer, one savepoint: looking first and inserting last cannot race.
+    let stored_status: Option<String> = tx
+        .prepare_cached("SELECT status FROM events WHERE event_key = ?1")
+        .and_then(|mut st| st.query_row([event_key.as_str()], |r| r.get(0)).optional())
         .map_err(unavailable)?;
-
-    if inserted == 0 {
-        let status: String = tx
-            .query_row(
-                "SELECT status FROM events WHERE event_key = ?1",
-                [event_key.as_str()],
-                |r| r.get(0),
-            )
-            .map_err(unavailable)?;
+    if let Some(status) = stored_status {
         let to_publish = unpublished(tx, event_key.as_str())?;
         return Ok(PersistOutcome {
             duplicate: true,
@@ -236,20 +249,19 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
     }
 
     let mut decisions = Vec::with_capacity(event.entities.len());
-    for update in &event.entities {
+    for (update, data) in event.entities.iter().zip(&prepared.data) {
         let (pk, sk) = (update.key.partition(), update.key.sort());
         let current = tx
-            .query_row(
-                "SELECT version, state FROM entities WHERE pk = ?1 AND sk = ?2",
-                params![pk, sk],
-                |r| {
+            .prepare_cached("SELECT version, state FROM entities WHERE pk = ?1 AND sk = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![pk, sk], |r| {
                     Ok(Snapshot {
                         version: crate::version::Version::from_micros(r.get(0)?),
                         state: r.get(1)?,
                     })
-                },
-            )
-            .optional()
+                })
+                .optional()
+            })
             .map_err(unavailable)?;
         let decision = decide(&event_key, &event.event_id, update, current.as_ref());
         if decision.write_entity {
@@ -262,7 +274,7 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
                     sk,
                     update.version.micros(),
                     update.state,
-                    update.data.to_string(),
+                    data,
                     event_key.as_str()
                 ],
             )
@@ -289,10 +301,21 @@ fn persist_tx(tx: &Connection, incoming: &IncomingEvent) -> Result<PersistOutcom
         decisions.push(decision);
     }
     let status = EventStatus::summarise(&decisions);
-    exec(
-        tx,
-        "UPDATE events SET status = ?1 WHERE event_key = ?2",
-        params![status.as_str(), event_key.as_str()],
+    exec(tx,
+        "INSERT INTO events (event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, received_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            event_key.as_str(),
+            event.source.as_str(),
+            event.tenant.as_str(),
+            event.event_type,
+            status.as_str(),
+            prepared.body,
+            prepared.headers,
+            prepared.entity_keys,
+            incoming.received_at.unix_timestamp(),
+            incoming.expires_at,
+        ],
     )
     .map_err(unavailable)?;
 
@@ -344,8 +367,10 @@ fn unpublished(conn: &Connection, event_key: &str) -> Result<Vec<PendingPublish>
 #[async_trait]
 impl Store for SqliteStore {
     async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError> {
+        let prepared = Prepared::of(incoming);
         let incoming = incoming.clone();
-        self.with_conn(move |c| persist_tx(c, &incoming)).await
+        self.with_conn(move |c| persist_tx(c, &incoming, &prepared))
+            .await
     }
 
     async fn record_delivery(
