@@ -19,23 +19,23 @@ pub struct Backends {
     pub queue: Arc<dyn TransitionQueue>,
 }
 
-/// The embedded backends over the SQLite file at `path` (store + outbox queue).
+/// The embedded backends over the SQLite file at `path` (store + outbox queue), and the
+/// concrete store for what only the embedded one needs (its outbox worker, TTL purge).
 #[cfg(feature = "sqlite")]
 pub fn sqlite_backends(
     path: &std::path::Path,
     env: &Env,
-) -> Result<(Backends, crate::queue::outbox::Outbox), crate::error::StoreError> {
+) -> Result<(Backends, crate::store::sqlite::SqliteStore), crate::error::StoreError> {
     let full_sync = env
         .get("SQLITE_SYNC")
         .is_some_and(|v| v.eq_ignore_ascii_case("full"));
     let store = crate::store::sqlite::SqliteStore::open(path, full_sync)?;
-    let outbox = store.outbox();
     Ok((
         Backends {
-            store: Arc::new(store),
-            queue: Arc::new(outbox.clone()),
+            store: Arc::new(store.clone()),
+            queue: Arc::new(store.outbox()),
         },
-        outbox,
+        store,
     ))
 }
 

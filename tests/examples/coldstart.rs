@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -37,6 +37,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Mutex as AsyncMutex};
 
 use webhook_tests::aws::AwsFixture;
+use webhook_tests::lambda::{invocation_response, json_or_text};
 use webhook_tests::moto;
 
 /// How long a function may take to poll, or to answer one invocation.
@@ -116,33 +117,9 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     let Some((id, event)) = state.invocations.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() + 30_000)
-        .unwrap_or(0);
-    let mut headers = HeaderMap::new();
-    let mut set = |name: &'static str, value: String| {
-        headers.insert(name, HeaderValue::from_str(&value).expect("header value"));
-    };
-    set("lambda-runtime-aws-request-id", id.clone());
-    set("lambda-runtime-deadline-ms", deadline.to_string());
-    set(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:coldstart".to_string(),
-    );
-    set(
-        "lambda-runtime-trace-id",
-        format!("Root=1-00000000-{id};Sampled=0"),
-    );
-    set("content-type", "application/json".to_string());
-    let body = event.to_string();
+    let response = invocation_response(&id, &event, "coldstart");
     let _ = state.seen.send(Seen::Handed(Instant::now()));
-    (headers, body).into_response()
-}
-
-fn json_or_text(body: &Bytes) -> Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    response
 }
 
 async fn response(

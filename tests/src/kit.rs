@@ -29,14 +29,14 @@ impl Kit {
     /// The embedded backends, over a fresh SQLite file (WAL, as in local mode).
     pub fn sqlite() -> Kit {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (Backends { store, queue }, outbox) =
+        let (Backends { store, queue }, sqlite) =
             sqlite_backends(&dir.path().join("webhooks.db"), &Env::default())
                 .expect("opening sqlite");
         Kit {
             name: "sqlite",
             store,
             queue,
-            probe: Probe::Outbox(outbox),
+            probe: Probe::Outbox(sqlite.outbox()),
             _dir: Some(dir),
         }
     }

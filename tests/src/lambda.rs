@@ -138,6 +138,12 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         .lock()
         .expect("lock")
         .insert(id.clone(), reply);
+    invocation_response(&id, &event, "test")
+}
+
+/// The `invocation/next` answer for one event: the headers lambda_runtime reads (request id,
+/// deadline 30 s ahead, function ARN, trace id) and the event as the body.
+pub fn invocation_response(id: &str, event: &Value, function: &str) -> Response {
     let deadline = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() + 30_000)
@@ -146,11 +152,11 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     let mut set = |name: &'static str, value: String| {
         headers.insert(name, HeaderValue::from_str(&value).expect("header value"));
     };
-    set("lambda-runtime-aws-request-id", id.clone());
+    set("lambda-runtime-aws-request-id", id.to_string());
     set("lambda-runtime-deadline-ms", deadline.to_string());
     set(
         "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:test".to_string(),
+        format!("arn:aws:lambda:us-east-1:123456789012:function:{function}"),
     );
     set(
         "lambda-runtime-trace-id",
@@ -170,7 +176,8 @@ fn answer(state: &ApiState, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
-fn json_or_text(body: &Bytes) -> Value {
+/// A function's answer body: JSON when it parses, else the text.
+pub fn json_or_text(body: &Bytes) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }

@@ -276,6 +276,23 @@ async fn stock_event_writes_one_entity_per_warehouse_entry() {
 }
 
 #[tokio::test]
+async fn expired_events_are_purged_and_live_ones_kept() {
+    let h = harness();
+    let body = status_change(4, "A", "B", "2024-01-01T00:00:00Z");
+    assert_eq!(h.handler.handle(&signed(&body, "ttl")).await.status, 200);
+    let key = EventKey::new(Source::Fulfilment, "ttl");
+    let expires_at = h.store.event(&key).await.unwrap().unwrap().expires_at;
+    let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+
+    assert_eq!(h.store.purge_expired(at(expires_at)).await.unwrap(), 0);
+    assert!(h.store.event(&key).await.unwrap().is_some());
+    assert_eq!(h.store.purge_expired(at(expires_at + 1)).await.unwrap(), 1);
+    assert!(h.store.event(&key).await.unwrap().is_none());
+    // the entity's current state is not an event record: it stays
+    assert!(h.store.entity(&order_key("4")).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn stored_headers_never_include_credentials() {
     let h = harness();
     let body = status_change(3, "A", "B", "2024-01-01T00:00:00Z");
@@ -294,7 +311,7 @@ async fn stored_headers_never_include_credentials() {
 
 async fn serve_local(db: &Path) -> (String, tokio::task::JoinHandle<()>) {
     let env = Env::default();
-    let (backends, _outbox) = runtime::sqlite_backends(db, &env).unwrap();
+    let (backends, _sqlite) = runtime::sqlite_backends(db, &env).unwrap();
     let handlers = webhooks_local::handlers(&env, &backends).unwrap();
     let app = webhooks_local::app(handlers, PipelineSettings::default().max_body_bytes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -161,7 +161,7 @@ impl Local {
             ("NOTIFY_SECRET", SECRET),
             ("NOTIFY_TIMEOUT_MS", "5000"),
         ]);
-        let (backends, outbox) =
+        let (backends, sqlite) =
             runtime::sqlite_backends(&dir.path().join("webhooks.db"), &env).unwrap();
         let handlers = webhooks_local::handlers(&env, &backends).unwrap();
         let max_body = PipelineSettings::from_env(&env).unwrap().max_body_bytes;
@@ -183,6 +183,7 @@ impl Local {
             max_receives: 100_000,
         };
         let (stop, stop_rx) = watch::channel(false);
+        let outbox = sqlite.outbox();
         let worker = tokio::spawn(worker::run(outbox.clone(), notifier, settings, stop_rx));
         Local {
             base,

@@ -17,6 +17,7 @@ use tracing::info;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::{Env, PipelineSettings};
 use webhook_core::notify::{worker, Notifier, Target};
+use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::{runtime, telemetry};
 
 #[derive(Parser, Debug)]
@@ -49,11 +50,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = Env::from_process();
     let settings = PipelineSettings::from_env(&env)?;
-    let (backends, outbox) = match args.store {
+    let (backends, sqlite) = match args.store {
         StoreKind::Sqlite => {
-            let (backends, outbox) = runtime::sqlite_backends(&args.db, &env)
+            let (backends, sqlite) = runtime::sqlite_backends(&args.db, &env)
                 .with_context(|| format!("opening {}", args.db.display()))?;
-            (backends, Some(outbox))
+            (backends, Some(sqlite))
         }
         StoreKind::Dynamodb => (
             runtime::lambda_backends(&env)
@@ -74,10 +75,12 @@ async fn main() -> anyhow::Result<()> {
         backends.store.clone(),
         Arc::new(SystemClock),
     ));
-    // The embedded queue's worker; on DynamoDB the transitions wait on SQS for the notifier.
-    let worker = outbox.map(|outbox| {
+    // The embedded queue's worker and the TTL purge DynamoDB does by itself; on DynamoDB the
+    // transitions wait on SQS for the notifier.
+    let worker = sqlite.map(|store| {
+        tokio::spawn(purge_expired_events(store.clone(), stop_rx.clone()));
         tokio::spawn(worker::run(
-            outbox,
+            store.outbox(),
             notifier,
             worker::WorkerSettings::default(),
             stop_rx,
@@ -97,6 +100,21 @@ async fn main() -> anyhow::Result<()> {
     }
     info!("webhooks-local stopped");
     Ok(())
+}
+
+/// Deletes event records past their `expires_at` (RETENTION_DAYS) at start and hourly.
+async fn purge_expired_events(store: SqliteStore, mut stop: watch::Receiver<bool>) {
+    loop {
+        match store.purge_expired(time::OffsetDateTime::now_utc()).await {
+            Ok(0) => {}
+            Ok(n) => info!(deleted = n, "expired event records purged"),
+            Err(e) => tracing::warn!(error = %e, "TTL purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,7 +5,6 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
-use std::sync::{Arc, Mutex};
 
 use super::TransitionQueue;
 use crate::error::QueueError;
@@ -32,17 +31,9 @@ fn unavailable(e: impl std::fmt::Display) -> QueueError {
 }
 
 impl Outbox {
-    /// Uses the store's connection (`SqliteStore::connection`): same file, same schema,
-    /// writes group-committed like the store's.
-    pub fn new(conn: Arc<Mutex<Connection>>) -> Self {
-        Outbox {
-            writer: GroupCommit::start(conn),
-        }
-    }
-
-    /// Shares an existing writer (`SqliteStore::outbox`), so store and queue writes are
-    /// group-committed together instead of contending for the connection.
-    pub fn with_writer(writer: GroupCommit) -> Self {
+    /// The queue over the store's file, on the store's writer (`SqliteStore::outbox`): store
+    /// and queue writes are group-committed together instead of contending for the file.
+    pub(crate) fn new(writer: GroupCommit) -> Self {
         Outbox { writer }
     }
 

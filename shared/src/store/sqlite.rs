@@ -144,7 +144,7 @@ impl SqliteStore {
 
     /// The embedded queue over the same file, sharing this store's writer thread.
     pub fn outbox(&self) -> crate::queue::outbox::Outbox {
-        crate::queue::outbox::Outbox::with_writer(self.writer.clone())
+        crate::queue::outbox::Outbox::new(self.writer.clone())
     }
 
     /// The shared connection (the embedded queue lives in the same file).
