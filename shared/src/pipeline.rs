@@ -7,7 +7,8 @@
 //! `published`, so nothing is lost. Nothing is doubled either: the queue deduplicates by
 //! transition id, and the notifier skips a transition whose delivery is already recorded.
 //! The ingest path itself never writes the `published` flag, so an accepted event costs
-//! exactly one store write.
+//! exactly one store write. The embedded store is its own queue: it writes the outbox rows
+//! in the event's transaction (`PersistOutcome::enqueued`), so nothing is sent afterwards.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,11 +90,12 @@ impl Pipeline {
             event,
         };
         let outcome = self.store.persist(&incoming).await?;
-        let mut published = 0;
-        for pending in &outcome.to_publish {
-            self.queue.publish(&pending.message).await?;
-            published += 1;
+        if !outcome.enqueued {
+            for pending in &outcome.to_publish {
+                self.queue.publish(&pending.message).await?;
+            }
         }
+        let published = outcome.to_publish.len();
         let event = incoming.event;
         Ok(Accepted {
             event_key: event.key().to_string(),

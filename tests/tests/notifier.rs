@@ -9,7 +9,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,12 +23,10 @@ use sha2::Sha256;
 
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
-use webhook_core::error::QueueError;
 use webhook_core::http::RawRequest;
 use webhook_core::model::{EntityKey, EntityKind, Source, Tenant, TransitionMessage};
 use webhook_core::notify::{batch, Notifier, Target};
 use webhook_core::pipeline::Pipeline;
-use webhook_core::queue::TransitionQueue;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
 use webhook_core::store::sqlite::SqliteStore;
@@ -160,21 +157,8 @@ async fn receive(
 
 // ---- transitions made by the real ingest pipeline --------------------------------------
 
-/// Captures what the pipeline publishes (stands in for SQS).
-#[derive(Default)]
-struct Captured(Mutex<Vec<TransitionMessage>>);
-
-#[async_trait]
-impl TransitionQueue for Captured {
-    async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError> {
-        self.0.lock().unwrap().push(message.clone());
-        Ok(())
-    }
-}
-
 struct Harness {
     store: SqliteStore,
-    captured: Arc<Captured>,
     pipeline: Pipeline,
     deliveries: u64,
 }
@@ -182,16 +166,14 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let store = SqliteStore::in_memory().unwrap();
-        let captured = Arc::new(Captured::default());
         let pipeline = Pipeline::new(
             Arc::new(store.clone()),
-            captured.clone(),
+            Arc::new(store.outbox()),
             Arc::new(FixedClock::at_unix(NOW)),
             PipelineSettings::default(),
         );
         Harness {
             store,
-            captured,
             pipeline,
             deliveries: 0,
         }
@@ -227,7 +209,20 @@ impl Harness {
         let provider = provider_from_env(Source::Fulfilment, &Env::default(), Mode::Local).unwrap();
         let accepted = self.pipeline.ingest(provider.as_ref(), &req).await.unwrap();
         assert_eq!(accepted.published, 1, "one transition queued");
-        self.captured.0.lock().unwrap().last().unwrap().clone()
+        // The embedded store queues the transition in its outbox with the event; the body
+        // there is what SQS would carry.
+        let body: String = self
+            .store
+            .connection()
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT body FROM outbox ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
     }
 
     fn notifier(&self, target: Target) -> Notifier {

@@ -3,53 +3,62 @@
 //! is a durable write, not a duplicate) and reports throughput and latency percentiles.
 //!
 //! usage: cargo run --release -p webhooks-local --example loadgen -- \
-//!          [--url http://127.0.0.1:3000] [--requests 100000] [--seconds 30] [--concurrency 64]
-//!          [--secret dev-fulfilment-secret]
+//!          [--addr 127.0.0.1:3000] [--requests 100000] [--seconds 30] [--concurrency 64]
+//!          [--threads 1] [--secret dev-fulfilment-secret]
 //! Stops at whichever bound comes first. Refuses non-loopback targets.
+//!
+//! Like wrk, it speaks plain HTTP/1.1 over keep-alive connections (one request in flight per
+//! connection) instead of going through an HTTP client stack: it shares the machine's cores
+//! with the server it measures, so every microsecond it spends is one the server loses.
+//! Responses are checked for status 200; anything else (or a broken connection) is counted
+//! as an error and the connection is reopened.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use webhook_core::sources::fulfilment::Fulfilment;
 
+const PATH: &str = "/api/v1/fulfilment/webhook";
+
 struct Args {
-    url: String,
+    addr: SocketAddr,
     requests: u64,
     seconds: u64,
     concurrency: usize,
+    threads: usize,
     secret: String,
 }
 
 fn parse_args() -> Args {
     let mut args = Args {
-        url: "http://127.0.0.1:3000".into(),
+        addr: "127.0.0.1:3000".parse().expect("default address"),
         requests: 100_000,
         seconds: 30,
         concurrency: 64,
+        threads: 1,
         secret: "dev-fulfilment-secret".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
-            "--url" => args.url = value,
+            "--addr" => args.addr = value.parse().expect("--addr: host:port"),
             "--requests" => args.requests = value.parse().expect("--requests: a number"),
             "--seconds" => args.seconds = value.parse().expect("--seconds: a number"),
             "--concurrency" => args.concurrency = value.parse().expect("--concurrency: a number"),
+            "--threads" => args.threads = value.parse().expect("--threads: a number"),
             "--secret" => args.secret = value,
             other => panic!("unknown flag {other}"),
         }
     }
-    let host = args
-        .url
-        .trim_start_matches("http://")
-        .split([':', '/'])
-        .next()
-        .unwrap_or("");
     assert!(
-        host == "127.0.0.1" || host == "localhost" || host == "[::1]",
-        "loadgen only targets loopback, got {host}"
+        args.addr.ip().is_loopback(),
+        "loadgen only targets loopback, got {}",
+        args.addr
     );
     args
 }
@@ -74,14 +83,71 @@ fn body_for(n: u64) -> String {
     )
 }
 
-#[tokio::main]
-async fn main() {
+/// One complete HTTP/1.1 request for event `n`.
+fn request_for(n: u64, run_id: u64, addr: SocketAddr, secret: &str) -> Vec<u8> {
+    let body = body_for(n);
+    let signature = Fulfilment::sign(body.as_bytes(), secret);
+    let mut request = format!(
+        "POST {PATH} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         x-event-signature: {signature}\r\nx-event-delivery: {run_id}-{n}\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    request
+}
+
+/// Reads one response off a keep-alive connection; returns its status.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+    let broken =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(broken("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| broken("head not UTF-8"))?;
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| broken("no status"))?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .ok_or_else(|| broken("no content-length"))?;
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(broken("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+fn main() {
     let args = parse_args();
-    let endpoint = format!("{}/api/v1/fulfilment/webhook", args.url);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
         .build()
-        .expect("http client");
+        .expect("tokio runtime");
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Args) {
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -91,38 +157,45 @@ async fn main() {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, endpoint, next, secret) = (
-            client.clone(),
-            endpoint.clone(),
-            next.clone(),
-            args.secret.clone(),
-        );
-        let limit = args.requests;
+        let (next, secret, addr, limit) =
+            (next.clone(), args.secret.clone(), args.addr, args.requests);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
+            let mut buf = Vec::with_capacity(4096);
+            let mut connection: Option<TcpStream> = None;
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= limit || Instant::now() >= deadline {
                     break;
                 }
-                let body = body_for(n);
-                let sig = Fulfilment::sign(body.as_bytes(), &secret);
+                let request = request_for(n, run_id, addr, &secret);
                 let t = Instant::now();
-                let resp = client
-                    .post(&endpoint)
-                    .header("content-type", "application/json")
-                    .header("x-event-signature", sig)
-                    .header("x-event-delivery", format!("{run_id}-{n}"))
-                    .body(body)
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) if r.status().as_u16() == 200 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
+                let stream = match connection.as_mut() {
+                    Some(s) => s,
+                    None => match TcpStream::connect(addr).await {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            connection.insert(s)
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                };
+                let answered = match stream.write_all(&request).await {
+                    Ok(()) => read_response(stream, &mut buf).await,
+                    Err(e) => Err(e),
+                };
+                match answered {
+                    Ok(200) => latencies.push(t.elapsed()),
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        connection = None;
                     }
-                    _ => errors += 1,
                 }
             }
             (latencies, errors)

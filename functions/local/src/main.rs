@@ -20,6 +20,12 @@ use webhook_core::notify::{worker, Notifier, Target};
 use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::{runtime, telemetry};
 
+/// mimalloc instead of glibc's malloc: the SQLite writer thread frees what the request
+/// threads allocated, and under load glibc's per-arena locks made those frees the writer's
+/// most common reason to sleep (perf sched, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "webhooks-local",

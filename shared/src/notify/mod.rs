@@ -273,44 +273,105 @@ impl Notifier {
 
     /// Delivers one queued message body (`attempt` is the receive count, 1 on the first).
     pub async fn deliver(&self, body: &str, attempt: u32) -> Outcome {
-        let message = match parse_message(body) {
-            Ok(m) => m,
-            Err(reason) => {
-                error!(
-                    attempt,
-                    body_bytes = body.len(),
-                    reason = %reason,
-                    outcome = "failed_permanently",
-                    "poison message: the queued body is not a transition; it will be dead-lettered"
-                );
-                return Outcome::Permanent {
-                    reason: format!("poison message: {reason}"),
-                    status: None,
-                };
-            }
-        };
-        match self.store.delivery(&message).await {
-            Ok(Some(record)) if record.is_delivered() => {
-                info!(
-                    transition_id = %message.transition_id,
-                    entity = %message.group_id(),
-                    attempt,
-                    delivered_at = %record.at,
-                    outcome = "already_delivered",
-                    "notification already delivered: not sent again"
-                );
-                return Outcome::AlreadyDelivered;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let outcome = Outcome::Retry {
-                    reason: format!("could not read the delivery record: {e}"),
-                };
-                log_outcome(&message, attempt, &outcome, 0.0);
-                return outcome;
+        self.deliver_batch(&[(body, attempt)])
+            .await
+            .pop()
+            .expect("one outcome per message")
+    }
+
+    /// Delivers queued message bodies of distinct message groups (they are sent
+    /// concurrently, so two of one group would race), with one store read of their recorded
+    /// outcomes before and one store write of the new outcomes after: the local worker's
+    /// batches then cost two store round trips, not two per message. Outcomes come back in
+    /// input order.
+    pub async fn deliver_batch(&self, items: &[(&str, u32)]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+        let mut parsed = Vec::with_capacity(items.len());
+        for (i, (body, attempt)) in items.iter().enumerate() {
+            match parse_message(body) {
+                Ok(message) => parsed.push((i, message)),
+                Err(reason) => {
+                    error!(
+                        attempt,
+                        body_bytes = body.len(),
+                        reason = %reason,
+                        outcome = "failed_permanently",
+                        "poison message: the queued body is not a transition; it will be dead-lettered"
+                    );
+                    outcomes[i] = Some(Outcome::Permanent {
+                        reason: format!("poison message: {reason}"),
+                        status: None,
+                    });
+                }
             }
         }
-        let outcome = match &self.target {
+        let messages: Vec<TransitionMessage> = parsed.iter().map(|(_, m)| m.clone()).collect();
+        let looked_up = if messages.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.store.deliveries(&messages).await
+        };
+        let recorded = match looked_up {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                for (i, message) in &parsed {
+                    let outcome = Outcome::Retry {
+                        reason: format!("could not read the delivery record: {e}"),
+                    };
+                    log_outcome(message, items[*i].1, &outcome, 0.0);
+                    outcomes[*i] = Some(outcome);
+                }
+                return outcomes.into_iter().flatten().collect();
+            }
+        };
+        let mut to_send = Vec::with_capacity(parsed.len());
+        for ((i, message), record) in parsed.into_iter().zip(recorded) {
+            match record {
+                Some(record) if record.is_delivered() => {
+                    info!(
+                        transition_id = %message.transition_id,
+                        entity = %message.group_id(),
+                        attempt = items[i].1,
+                        delivered_at = %record.at,
+                        outcome = "already_delivered",
+                        "notification already delivered: not sent again"
+                    );
+                    outcomes[i] = Some(Outcome::AlreadyDelivered);
+                }
+                _ => to_send.push((i, message)),
+            }
+        }
+        let sent = futures::future::join_all(
+            to_send
+                .iter()
+                .map(|(i, message)| self.send(message, items[*i].0, items[*i].1)),
+        )
+        .await;
+        let mut records = Vec::new();
+        for ((i, message), outcome) in to_send.into_iter().zip(sent) {
+            if let Some(record) = self.record_of(&outcome, items[i].1) {
+                records.push((message, record));
+            }
+            outcomes[i] = Some(outcome);
+        }
+        if !records.is_empty() {
+            if let Err(e) = self.store.record_deliveries(&records).await {
+                for (message, record) in &records {
+                    warn!(
+                        transition_id = %message.transition_id,
+                        outcome = %record.outcome,
+                        error = %e,
+                        "could not record the delivery outcome"
+                    );
+                }
+            }
+        }
+        outcomes.into_iter().flatten().collect()
+    }
+
+    /// One attempt at the target; no store access.
+    async fn send(&self, message: &TransitionMessage, body: &str, attempt: u32) -> Outcome {
+        match &self.target {
             Target::Log => {
                 info!(
                     notification = %body,
@@ -328,19 +389,17 @@ impl Notifier {
             } => {
                 let started = Instant::now();
                 let outcome = self
-                    .post(client, url, secret, *timeout, &message, body)
+                    .post(client, url, secret, *timeout, message, body)
                     .await;
                 log_outcome(
-                    &message,
+                    message,
                     attempt,
                     &outcome,
                     started.elapsed().as_secs_f64() * 1_000.0,
                 );
                 outcome
             }
-        };
-        self.record(&message, &outcome, attempt).await;
-        outcome
+        }
     }
 
     async fn post(
@@ -378,27 +437,20 @@ impl Notifier {
         }
     }
 
-    /// Records final outcomes on the transition (and marks it published). A failure to
-    /// record is logged; it does not turn a sent notification into a retry.
-    async fn record(&self, message: &TransitionMessage, outcome: &Outcome, attempt: u32) {
+    /// The record of a final outcome (delivered or permanently failed), written on the
+    /// transition, which marks it published. A failure to record is logged by the caller;
+    /// it does not turn a sent notification into a retry.
+    fn record_of(&self, outcome: &Outcome, attempt: u32) -> Option<DeliveryRecord> {
         let status = match outcome {
             Outcome::Delivered { status } | Outcome::Permanent { status, .. } => *status,
-            Outcome::AlreadyDelivered | Outcome::Retry { .. } => return,
+            Outcome::AlreadyDelivered | Outcome::Retry { .. } => return None,
         };
-        let record = DeliveryRecord {
+        Some(DeliveryRecord {
             outcome: outcome.label().to_string(),
             status,
             attempt,
             at: self.clock.now().format(&Rfc3339).unwrap_or_default(),
-        };
-        if let Err(e) = self.store.record_delivery(message, &record).await {
-            warn!(
-                transition_id = %message.transition_id,
-                outcome = outcome.label(),
-                error = %e,
-                "could not record the delivery outcome"
-            );
-        }
+        })
     }
 }
 

@@ -12,11 +12,14 @@ use tokio::sync::watch;
 use tracing::{error, warn};
 
 use super::{Notifier, Outcome, Tally};
-use crate::queue::outbox::{Outbox, OutboxMessage};
+use crate::queue::outbox::{Outbox, OutboxMessage, Settlement};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSettings {
     pub poll_interval: Duration,
+    /// Messages per receive, at most one per entity, all delivered concurrently. Each batch
+    /// costs four store round trips (receive, delivery lookup, record, settle) whatever its
+    /// size, so a larger batch is what lets the worker keep up with a busy gateway.
     pub batch: usize,
     /// How long a handed-out message stays invisible (covers the HTTP timeout).
     pub visibility: Duration,
@@ -33,7 +36,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             poll_interval: Duration::from_millis(200),
-            batch: 10,
+            batch: 64,
             visibility: Duration::from_secs(30),
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
@@ -64,34 +67,38 @@ pub async fn drain_once(outbox: &Outbox, notifier: &Notifier, settings: &WorkerS
         }
     };
     let handled = batch.len();
+    if handled == 0 {
+        return 0;
+    }
     // One message per group per batch, so the groups can be delivered concurrently.
-    let results = futures::future::join_all(
-        batch
-            .iter()
-            .map(|m| notifier.deliver(&m.body, m.receive_count)),
-    )
-    .await;
+    let items: Vec<(&str, u32)> = batch
+        .iter()
+        .map(|m| (m.body.as_str(), m.receive_count))
+        .collect();
+    let outcomes = notifier.deliver_batch(&items).await;
     let mut tally = Tally::default();
-    for (message, outcome) in batch.iter().zip(results) {
-        tally.add(&outcome);
-        settle(outbox, message, outcome, settings).await;
+    let settlements = batch
+        .iter()
+        .zip(outcomes)
+        .map(|(message, outcome)| {
+            tally.add(&outcome);
+            settlement(message, outcome, settings)
+        })
+        .collect();
+    if let Err(e) = outbox.settle(settlements).await {
+        error!(error = %e, "outbox update failed; the batch will be handed out again");
     }
-    if handled > 0 {
-        tally
-            .metric_line(started.elapsed().as_secs_f64() * 1_000.0)
-            .emit(notifier.metrics());
-    }
+    tally
+        .metric_line(started.elapsed().as_secs_f64() * 1_000.0)
+        .emit(notifier.metrics());
     handled
 }
 
-async fn settle(
-    outbox: &Outbox,
-    message: &OutboxMessage,
-    outcome: Outcome,
-    settings: &WorkerSettings,
-) {
-    let result = match outcome {
-        Outcome::Delivered { .. } | Outcome::AlreadyDelivered => outbox.ack(message.seq).await,
+fn settlement(message: &OutboxMessage, outcome: Outcome, settings: &WorkerSettings) -> Settlement {
+    match outcome {
+        Outcome::Delivered { .. } | Outcome::AlreadyDelivered => {
+            Settlement::Ack { seq: message.seq }
+        }
         Outcome::Retry { reason } => {
             let exp = settings.base_backoff.as_millis() as i64
                 * (1_i64 << message.receive_count.min(16).saturating_sub(1));
@@ -100,25 +107,18 @@ async fn settle(
             if message.receive_count >= settings.max_receives {
                 error!(group = %message.group_id, attempts = message.receive_count, "notification dead-lettered after max receives");
             }
-            outbox
-                .nack(
-                    message,
-                    now_ms() + delay,
-                    settings.max_receives,
-                    false,
-                    &reason,
-                )
-                .await
+            Settlement::nack(
+                message,
+                now_ms() + delay,
+                settings.max_receives,
+                false,
+                &reason,
+            )
         }
         Outcome::Permanent { reason, .. } => {
             error!(group = %message.group_id, reason = %reason, "notification failed permanently: dead-lettered");
-            outbox
-                .nack(message, now_ms(), settings.max_receives, true, &reason)
-                .await
+            Settlement::nack(message, now_ms(), settings.max_receives, true, &reason)
         }
-    };
-    if let Err(e) = result {
-        error!(error = %e, "outbox update failed; the message will be handed out again");
     }
 }
 

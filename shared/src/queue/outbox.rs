@@ -21,6 +21,38 @@ pub struct OutboxMessage {
     pub receive_count: u32,
 }
 
+/// What becomes of a handed-out message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// Done: removed.
+    Ack { seq: i64 },
+    /// Visible again at `retry_at_ms`, or dead-lettered.
+    Nack {
+        seq: i64,
+        retry_at_ms: i64,
+        dead: bool,
+        error: String,
+    },
+}
+
+impl Settlement {
+    /// A failure: dead-lettered when `permanent` or received `max_receives` times.
+    pub fn nack(
+        message: &OutboxMessage,
+        retry_at_ms: i64,
+        max_receives: u32,
+        permanent: bool,
+        error: &str,
+    ) -> Self {
+        Settlement::Nack {
+            seq: message.seq,
+            retry_at_ms,
+            dead: permanent || message.receive_count >= max_receives,
+            error: error.to_string(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Outbox {
     writer: GroupCommit,
@@ -39,7 +71,7 @@ impl Outbox {
 
     async fn with_conn<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, QueueError> + Send + 'static,
+        mut f: impl FnMut(&Connection) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, QueueError> {
         self.writer
             .run(move |c| f(c).map_err(|e| e.to_string()))
@@ -92,12 +124,7 @@ impl Outbox {
 
     /// Done: removes the message.
     pub async fn ack(&self, seq: i64) -> Result<(), QueueError> {
-        self.with_conn(move |c| {
-            exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq])
-                .map(|_| ())
-                .map_err(unavailable)
-        })
-        .await
+        self.settle(vec![Settlement::Ack { seq }]).await
     }
 
     /// Failed: retry after `retry_at_ms`, or dead-letter it once it has been received
@@ -110,16 +137,36 @@ impl Outbox {
         permanent: bool,
         error: &str,
     ) -> Result<(), QueueError> {
-        let (seq, count, error) = (message.seq, message.receive_count, error.to_string());
+        self.settle(vec![Settlement::nack(
+            message,
+            retry_at_ms,
+            max_receives,
+            permanent,
+            error,
+        )])
+        .await
+    }
+
+    /// Acks and nacks of a whole batch in one transaction.
+    pub async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), QueueError> {
         self.with_conn(move |c| {
-            let dead = permanent || count >= max_receives;
-            exec(
-                c,
-                "UPDATE outbox SET visible_at = ?1, dead = ?2, last_error = ?3 WHERE seq = ?4",
-                params![retry_at_ms, dead, error, seq],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
+            for settlement in &settlements {
+                match settlement {
+                    Settlement::Ack { seq } => exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq]),
+                    Settlement::Nack {
+                        seq,
+                        retry_at_ms,
+                        dead,
+                        error,
+                    } => exec(
+                        c,
+                        "UPDATE outbox SET visible_at = ?1, dead = ?2, last_error = ?3 WHERE seq = ?4",
+                        params![retry_at_ms, dead, error, seq],
+                    ),
+                }
+                .map_err(unavailable)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -146,20 +193,32 @@ impl Outbox {
     }
 }
 
+/// Appends a message to its group unless `dedup_id` is already queued (SQS FIFO dedup).
+/// Runs inside the caller's transaction: the store calls it in the event's own savepoint.
+pub(crate) fn enqueue(
+    c: &Connection,
+    group_id: &str,
+    dedup_id: &str,
+    body: &str,
+) -> rusqlite::Result<()> {
+    // Checked within the group (its index) rather than by a unique index on `dedup_id`: a
+    // random-keyed index costs a page write per insert, and a group holds few messages.
+    exec(
+        c,
+        "INSERT INTO outbox (group_id, dedup_id, body) SELECT ?1, ?2, ?3
+         WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE group_id = ?1 AND dedup_id = ?2)",
+        params![group_id, dedup_id, body],
+    )
+    .map(|_| ())
+}
+
 #[async_trait]
 impl TransitionQueue for Outbox {
     async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError> {
         let group = message.group_id();
         let id = message.transition_id.clone();
         let body = serde_json::to_string(message).map_err(unavailable)?;
-        self.with_conn(move |c| {
-            exec(c,
-                "INSERT INTO outbox (group_id, dedup_id, body) VALUES (?1, ?2, ?3) ON CONFLICT(dedup_id) DO NOTHING",
-                params![group, id, body],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
-        })
-        .await
+        self.with_conn(move |c| enqueue(c, &group, &id, &body).map_err(unavailable))
+            .await
     }
 }

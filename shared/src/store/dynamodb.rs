@@ -461,6 +461,7 @@ impl Plan {
                     message: t.message.clone(),
                 })
                 .collect(),
+            enqueued: false,
         }
     }
 }
@@ -1131,6 +1132,7 @@ impl DynamoDbStore {
             duplicate: true,
             status: EventStatus::parse(&item.status).unwrap_or(EventStatus::Applied),
             to_publish,
+            enqueued: false,
         })
     }
 
@@ -1177,16 +1179,8 @@ async fn backoff(attempt: u32) {
 
 /// The transitions-table key of a queued message.
 fn message_key(message: &TransitionMessage) -> Result<ItemKey, StoreError> {
-    let sk = super::transition_sort(message).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "message {} names no transition (occurredAt/eventKey)",
-            message.transition_id
-        ))
-    })?;
-    Ok(ItemKey {
-        pk: message.group_id(),
-        sk,
-    })
+    let (pk, sk) = super::transition_key(message)?;
+    Ok(ItemKey { pk, sk })
 }
 
 #[async_trait]

@@ -1,8 +1,11 @@
 //! Group commit for the embedded SQLite file: one writer thread runs every job that arrives
-//! while the previous transaction is committing inside ONE transaction, each job under its
-//! own savepoint. A job that fails is rolled back alone; a commit that fails fails every job
-//! of the batch (nothing of it was written). Results are released only after the commit, so
-//! a caller never sees a write that is not durable.
+//! while the previous transaction is committing inside ONE transaction. A job that fails is
+//! rolled back alone: the batch is first run optimistically without savepoints (a savepoint
+//! copies every page a job touches into a sub-journal, a large share of the writer's time),
+//! and only if a job fails is it rolled back and run again with a savepoint per job. Jobs
+//! are therefore `FnMut` and must not act outside the connection. A commit that fails fails
+//! every job of the batch (nothing of it was written). Results are released only after the
+//! commit, so a caller never sees a write that is not durable.
 //!
 //! Why: in WAL mode every commit appends each page it touched to the log, and one webhook
 //! touches about a dozen pages (tables and their indexes). Batching lets concurrent
@@ -26,7 +29,7 @@ pub fn exec<P: rusqlite::Params>(c: &Connection, sql: &str, params: P) -> rusqli
 const MAX_BATCH: usize = 256;
 
 type Output = Box<dyn Any + Send>;
-type Run = Box<dyn FnOnce(&Connection) -> Result<Output, String> + Send>;
+type Run = Box<dyn FnMut(&Connection) -> Result<Output, String> + Send>;
 
 struct Job {
     run: Run,
@@ -50,10 +53,11 @@ impl GroupCommit {
         GroupCommit { jobs }
     }
 
-    /// Runs `f` inside the next transaction; `Err` carries the SQLite error text.
+    /// Runs `f` inside the next transaction; `Err` carries the SQLite error text. `f` may
+    /// run twice (see the module doc); only the run that is committed counts.
     pub async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, String> + Send + 'static,
+        mut f: impl FnMut(&Connection) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
         let (reply, done) = oneshot::channel();
         let run: Run = Box::new(move |c| f(c).map(|v| Box::new(v) as Output));
@@ -79,53 +83,72 @@ fn writer(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
             }
         }
         let Ok(conn) = conn.lock() else {
-            for job in batch {
-                let _ = job.reply.send(Err("connection lock poisoned".into()));
-            }
+            fail_all(batch, "connection lock poisoned");
             continue;
         };
         run_batch(&conn, batch);
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, mut batch: Vec<Job>) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE", []) {
-        for job in batch {
-            let _ = job.reply.send(Err(format!("begin: {e}")));
-        }
+        fail_all(batch, &format!("begin: {e}"));
         return;
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let outcome = match exec(conn, "SAVEPOINT job", []) {
-            Err(e) => Err(format!("savepoint: {e}")),
-            Ok(_) => {
-                let r = (job.run)(conn);
-                let end = if r.is_ok() {
-                    exec(conn, "RELEASE job", [])
-                } else {
-                    exec(conn, "ROLLBACK TO job", []).and_then(|_| exec(conn, "RELEASE job", []))
-                };
-                match end {
-                    Ok(_) => r,
-                    Err(e) => Err(format!("savepoint end: {e}")),
-                }
+    let mut outputs = Vec::with_capacity(batch.len());
+    for job in &mut batch {
+        match (job.run)(conn) {
+            Ok(output) => outputs.push(Ok(output)),
+            Err(_) => break,
+        }
+    }
+    if outputs.len() < batch.len() {
+        // A job failed: undo the whole batch and run it again, each job under a savepoint.
+        // (Some errors, such as a full disk, have already rolled the transaction back.)
+        if !conn.is_autocommit() {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                fail_all(batch, &format!("rollback: {e}"));
+                return;
             }
-        };
-        results.push((job.reply, outcome));
+        }
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE", []) {
+            fail_all(batch, &format!("begin: {e}"));
+            return;
+        }
+        outputs = batch
+            .iter_mut()
+            .map(|job| run_isolated(conn, job))
+            .collect();
     }
     match exec(conn, "COMMIT", []) {
         Ok(_) => {
-            for (reply, outcome) in results {
-                let _ = reply.send(outcome);
+            for (job, output) in batch.into_iter().zip(outputs) {
+                let _ = job.reply.send(output);
             }
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            for (reply, _) in results {
-                let _ = reply.send(Err(format!("commit: {e}")));
-            }
+            fail_all(batch, &format!("commit: {e}"));
         }
+    }
+}
+
+/// One job under its own savepoint: on failure only its writes are undone.
+fn run_isolated(conn: &Connection, job: &mut Job) -> Result<Output, String> {
+    exec(conn, "SAVEPOINT job", []).map_err(|e| format!("savepoint: {e}"))?;
+    let result = (job.run)(conn);
+    let end = if result.is_ok() {
+        exec(conn, "RELEASE job", [])
+    } else {
+        exec(conn, "ROLLBACK TO job", []).and_then(|_| exec(conn, "RELEASE job", []))
+    };
+    end.map_err(|e| format!("savepoint end: {e}"))?;
+    result
+}
+
+fn fail_all(batch: Vec<Job>, error: &str) {
+    for job in batch {
+        let _ = job.reply.send(Err(error.to_string()));
     }
 }
 

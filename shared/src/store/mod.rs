@@ -112,6 +112,10 @@ pub struct PersistOutcome {
     pub status: EventStatus,
     /// Transitions to send: the new ones, or on a duplicate those not yet marked published.
     pub to_publish: Vec<PendingPublish>,
+    /// The store already queued `to_publish` in the same transaction as the event (the
+    /// embedded store is its own queue: a transactional outbox), so the pipeline does not
+    /// publish them again. `false` for a store with a separate queue (DynamoDB + SQS).
+    pub enqueued: bool,
 }
 
 /// A stored event (read side, for tests and operators).
@@ -187,6 +191,31 @@ pub trait Store: Send + Sync {
         message: &TransitionMessage,
     ) -> Result<Option<DeliveryRecord>, StoreError>;
 
+    /// [`Store::delivery`] for several messages at once, in input order (the local worker
+    /// reads a whole batch in one round trip).
+    async fn deliveries(
+        &self,
+        messages: &[TransitionMessage],
+    ) -> Result<Vec<Option<DeliveryRecord>>, StoreError> {
+        let mut records = Vec::with_capacity(messages.len());
+        for message in messages {
+            records.push(self.delivery(message).await?);
+        }
+        Ok(records)
+    }
+
+    /// [`Store::record_delivery`] for several outcomes; a backend that can writes them all
+    /// at once.
+    async fn record_deliveries(
+        &self,
+        records: &[(TransitionMessage, DeliveryRecord)],
+    ) -> Result<(), StoreError> {
+        for (message, record) in records {
+            self.record_delivery(message, record).await?;
+        }
+        Ok(())
+    }
+
     async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError>;
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError>;
     /// An entity's transitions in version order.
@@ -224,6 +253,18 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
         .read_to_end(&mut out)
         .map_err(|e| StoreError::Corrupt(format!("raw body: {e}")))?;
     Ok(out)
+}
+
+/// The transitions-table key (stream, sort) of a queued message: how the notifier finds the
+/// transition it records a delivery on.
+pub fn transition_key(message: &TransitionMessage) -> Result<(String, String), StoreError> {
+    let sort = transition_sort(message).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "message {} names no transition (occurredAt/eventKey)",
+            message.transition_id
+        ))
+    })?;
+    Ok((message.group_id(), sort))
 }
 
 /// The transitions-table sort key of a message (its entity's version and event id).
