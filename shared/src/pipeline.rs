@@ -87,7 +87,7 @@ impl Pipeline {
             received_at: now,
             expires_at: (now + Duration::days(self.settings.retention_days as i64))
                 .unix_timestamp(),
-            event,
+            event: Arc::new(event),
         };
         let outcome = self.store.persist(&incoming).await?;
         if !outcome.enqueued {
@@ -96,11 +96,11 @@ impl Pipeline {
             }
         }
         let published = outcome.to_publish.len();
-        let event = incoming.event;
+        let event = &incoming.event;
         Ok(Accepted {
             event_key: event.key().to_string(),
-            event_type: event.event_type,
-            provider_event: event.provider_event,
+            event_type: event.event_type.clone(),
+            provider_event: event.provider_event.clone(),
             tenant: event.tenant.to_string(),
             duplicate: outcome.duplicate,
             status: outcome.status,

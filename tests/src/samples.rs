@@ -80,7 +80,7 @@ pub fn incoming(req: &RawRequest) -> IncomingEvent {
     p.verify(req).expect("signed request verifies");
     let now = received_at();
     IncomingEvent {
-        event: p.normalise(req, now).expect("normalises"),
+        event: p.normalise(req, now).expect("normalises").into(),
         raw_body: req.body.clone(),
         headers: req
             .headers
@@ -167,7 +167,8 @@ pub fn invoice_event(
                 },
                 lifecycle: Lifecycle::Invoice,
             }],
-        },
+        }
+        .into(),
         raw_body: body.into_bytes(),
         headers: vec![("content-type".into(), "application/json".into())],
         received_at: received_at(),

@@ -286,10 +286,13 @@ impl Notifier {
     /// input order.
     pub async fn deliver_batch(&self, items: &[(&str, u32)]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
-        let mut parsed = Vec::with_capacity(items.len());
+        let (mut indices, mut messages) = (Vec::new(), Vec::with_capacity(items.len()));
         for (i, (body, attempt)) in items.iter().enumerate() {
             match parse_message(body) {
-                Ok(message) => parsed.push((i, message)),
+                Ok(message) => {
+                    indices.push(i);
+                    messages.push(message);
+                }
                 Err(reason) => {
                     error!(
                         attempt,
@@ -305,7 +308,6 @@ impl Notifier {
                 }
             }
         }
-        let messages: Vec<TransitionMessage> = parsed.iter().map(|(_, m)| m.clone()).collect();
         let looked_up = if messages.is_empty() {
             Ok(Vec::new())
         } else {
@@ -314,18 +316,18 @@ impl Notifier {
         let recorded = match looked_up {
             Ok(recorded) => recorded,
             Err(e) => {
-                for (i, message) in &parsed {
+                for (&i, message) in indices.iter().zip(&messages) {
                     let outcome = Outcome::Retry {
                         reason: format!("could not read the delivery record: {e}"),
                     };
-                    log_outcome(message, items[*i].1, &outcome, 0.0);
-                    outcomes[*i] = Some(outcome);
+                    log_outcome(message, items[i].1, &outcome, 0.0);
+                    outcomes[i] = Some(outcome);
                 }
                 return outcomes.into_iter().flatten().collect();
             }
         };
-        let mut to_send = Vec::with_capacity(parsed.len());
-        for ((i, message), record) in parsed.into_iter().zip(recorded) {
+        let mut to_send = Vec::with_capacity(messages.len());
+        for ((i, message), record) in indices.into_iter().zip(messages).zip(recorded) {
             match record {
                 Some(record) if record.is_delivered() => {
                     info!(

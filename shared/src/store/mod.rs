@@ -35,7 +35,9 @@ pub const KEPT_HEADERS: [&str; 5] = [
 /// A verified, normalised event with what the events table keeps of its request.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent {
-    pub event: NormalisedEvent,
+    /// Shared, so a store that hands the write to another thread (the SQLite writer) takes
+    /// a reference, not a deep copy of every entity's `data`.
+    pub event: std::sync::Arc<NormalisedEvent>,
     pub raw_body: Vec<u8>,
     pub headers: Vec<(String, String)>,
     pub received_at: OffsetDateTime,

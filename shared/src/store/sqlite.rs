@@ -24,7 +24,7 @@ use super::{
     PendingPublish, PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition,
 };
 use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, TransitionMessage};
+use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -229,6 +229,8 @@ struct Prepared {
     headers: String,
     entity_keys: String,
     data: Vec<String>,
+    received_at: i64,
+    expires_at: i64,
 }
 
 impl Prepared {
@@ -249,16 +251,17 @@ impl Prepared {
                 .iter()
                 .map(|u| u.data.to_string())
                 .collect(),
+            received_at: incoming.received_at.unix_timestamp(),
+            expires_at: incoming.expires_at,
         }
     }
 }
 
 fn persist_tx(
     tx: &Connection,
-    incoming: &IncomingEvent,
+    event: &NormalisedEvent,
     prepared: &Prepared,
 ) -> Result<PersistOutcome, StoreError> {
-    let event = &incoming.event;
     let event_key = event.key();
     // One writer, one savepoint: looking first and inserting last cannot race.
     let stored: Option<(String, String)> = tx
@@ -350,8 +353,8 @@ fn persist_tx(
             prepared.body,
             prepared.headers,
             prepared.entity_keys,
-            incoming.received_at.unix_timestamp(),
-            incoming.expires_at,
+            prepared.received_at,
+            prepared.expires_at,
         ],
     )
     .map_err(unavailable)?;
@@ -419,8 +422,9 @@ fn unpublished(
 impl Store for SqliteStore {
     async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError> {
         let prepared = Prepared::of(incoming);
-        let incoming = incoming.clone();
-        self.with_conn(move |c| persist_tx(c, &incoming, &prepared))
+        // The writer job shares the event (an `Arc`) instead of copying it.
+        let event = incoming.event.clone();
+        self.with_conn(move |c| persist_tx(c, &event, &prepared))
             .await
     }
 
@@ -595,7 +599,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
-    use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule};
+    use crate::model::{EntityKind, EntityUpdate, Source, Tenant, TransitionRule};
     use crate::version::Version;
     use serde_json::json;
 
@@ -624,7 +628,8 @@ mod tests {
                     },
                     lifecycle: Lifecycle::Free,
                 }],
-            },
+            }
+            .into(),
             raw_body: br#"{"event":"ORDER.CHANGE_STATUS"}"#.to_vec(),
             headers: vec![],
             received_at: OffsetDateTime::UNIX_EPOCH,
