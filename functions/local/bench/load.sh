@@ -28,8 +28,12 @@ for run in $(seq 1 "$runs"); do
     sleep 0.05
   done
   echo "run $run/$runs: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  read -r _ u0 n0 s0 i0 w0 q0 sq0 st0 _ < /proc/stat
   target/release/examples/loadgen --addr "127.0.0.1:$port" --requests 10000000 \
     --seconds "$seconds" --concurrency "$concurrency"
+  read -r _ u1 n1 s1 i1 w1 q1 sq1 st1 _ < /proc/stat
+  total=$(( (u1+n1+s1+i1+w1+q1+sq1+st1) - (u0+n0+s0+i0+w0+q0+sq0+st0) ))
+  echo "  machine: idle $(( 100 * (i1 - i0) / total ))%, iowait $(( 100 * (w1 - w0) / total ))%, steal $(( 100 * (st1 - st0) / total ))%"
   cpu=""
   for task in /proc/$server/task/*; do
     cpu+="$(cat "$task/comm")=$(awk '{printf "%.1f", ($14+$15)/100}' "$task/stat")s "
