@@ -194,7 +194,7 @@ impl Outbox {
 }
 
 /// Appends a message to its group unless `dedup_id` is already queued (SQS FIFO dedup).
-/// Runs inside the caller's transaction: the store calls it in the event's own savepoint.
+/// Runs inside the caller's transaction: the store calls it in the event's own job.
 pub(crate) fn enqueue(
     c: &Connection,
     group_id: &str,

@@ -1,15 +1,15 @@
-//! The embedded store: one SQLite file in WAL mode. Each event is persisted atomically under
-//! its own savepoint inside a group-committed transaction ([`super::group_commit`]): dedupe,
-//! entity upsert and transition record stand or fall together, and concurrent duplicates
-//! serialise on the single writer (one winner).
+//! The embedded store: one SQLite file in WAL mode. Each event is persisted atomically as one
+//! job of a group-committed transaction ([`super::group_commit`], which undoes a failing job
+//! alone): dedupe, entity upsert and transition record stand or fall together, and
+//! concurrent duplicates serialise on the single writer (one winner).
 //!
 //! Durability: `synchronous=NORMAL` in WAL mode survives a process crash (every committed
 //! event is in the WAL); an OS crash or power loss can lose the last commits. Set
 //! `SQLITE_SYNC=full` to fsync every commit.
 //!
 //! The same file holds the embedded transition queue (the `outbox` table, see
-//! `queue::outbox`), written in the event's own savepoint: a transactional outbox, so an
-//! accepted event's transitions are queued exactly when the event is stored.
+//! `queue::outbox`), written in the event's own job: a transactional outbox, so an accepted
+//! event's transitions are queued exactly when the event is stored.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -224,7 +224,6 @@ fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>
     spawned.is_ok()
 }
 
-/// Persists one event; runs inside the writer's transaction, under the job's savepoint.
 /// What can be computed before taking the writer: the writer thread is the local gateway's
 /// bottleneck, so compression and serialisation happen on the request's own thread.
 struct Prepared {
@@ -260,13 +259,14 @@ impl Prepared {
     }
 }
 
+/// Persists one event; runs inside the writer's transaction as one job.
 fn persist_tx(
     tx: &Connection,
     event: &NormalisedEvent,
     prepared: &Prepared,
 ) -> Result<PersistOutcome, StoreError> {
     let event_key = event.key();
-    // One writer, one savepoint: looking first and inserting last cannot race.
+    // One writer, one job at a time: looking first and inserting last cannot race.
     let stored: Option<(String, String)> = tx
         .prepare_cached("SELECT status, entity_keys FROM events WHERE event_key = ?1")
         .and_then(|mut st| {
