@@ -444,13 +444,15 @@ impl Store for SqliteStore {
         &self,
         records: &[(TransitionMessage, DeliveryRecord)],
     ) -> Result<(), StoreError> {
-        let rows = records
+        // A message that names no transition has nothing to record on; it must not keep
+        // the rest of the batch from being recorded.
+        let rows: Vec<_> = records
             .iter()
-            .map(|(message, record)| {
-                let (pk, sk) = transition_key(message)?;
-                Ok((pk, sk, serde_json::to_string(record).unwrap_or_default()))
+            .filter_map(|(message, record)| {
+                let (pk, sk) = transition_key(message).ok()?;
+                Some((pk, sk, serde_json::to_string(record).unwrap_or_default()))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect();
         self.with_conn(move |c| {
             for (pk, sk, json) in &rows {
                 exec(
@@ -480,16 +482,19 @@ impl Store for SqliteStore {
         &self,
         messages: &[TransitionMessage],
     ) -> Result<Vec<Option<DeliveryRecord>>, StoreError> {
-        let keys = messages
-            .iter()
-            .map(transition_key)
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        // A message that names no transition has no recorded outcome (and must not fail the
+        // lookup of the rest of the batch).
+        let keys: Vec<Option<(String, String)>> =
+            messages.iter().map(|m| transition_key(m).ok()).collect();
         self.with_conn(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT notification FROM transitions WHERE pk = ?1 AND sk = ?2")
                 .map_err(unavailable)?;
             keys.iter()
-                .map(|(pk, sk)| {
+                .map(|key| {
+                    let Some((pk, sk)) = key else {
+                        return Ok(None);
+                    };
                     let raw: Option<Option<String>> = stmt
                         .query_row(params![pk, sk], |r| r.get(0))
                         .optional()
@@ -701,15 +706,24 @@ mod tests {
             attempt,
             at: "2026-11-23T00:00:00Z".into(),
         };
+        // A message naming no transition (unparseable occurredAt) is skipped, not fatal to
+        // the batch it came with.
+        let mut nameless = messages[1].clone();
+        nameless.occurred_at = "not a time".into();
         store
             .record_deliveries(&[
                 (messages[2].clone(), record(3)),
+                (nameless.clone(), record(2)),
                 (messages[0].clone(), record(1)),
             ])
             .await
             .unwrap();
         let found = store.deliveries(&messages).await.unwrap();
         assert_eq!(found, vec![Some(record(1)), None, Some(record(3))]);
+        let mut with_nameless = messages.clone();
+        with_nameless.push(nameless);
+        let found = store.deliveries(&with_nameless).await.unwrap();
+        assert_eq!(found, vec![Some(record(1)), None, Some(record(3)), None]);
     }
 
     /// The layout written before the transactional outbox: the message on the transition,
