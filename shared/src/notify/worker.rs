@@ -104,16 +104,17 @@ fn settlement(message: &OutboxMessage, outcome: Outcome, settings: &WorkerSettin
                 * (1_i64 << message.receive_count.min(16).saturating_sub(1));
             let delay = exp.min(settings.max_backoff.as_millis() as i64);
             warn!(group = %message.group_id, attempt = message.receive_count, reason = %reason, retry_in_ms = delay, "notification failed, will retry");
-            if message.receive_count >= settings.max_receives {
-                error!(group = %message.group_id, attempts = message.receive_count, "notification dead-lettered after max receives");
-            }
-            Settlement::nack(
+            let settlement = Settlement::nack(
                 message,
                 now_ms() + delay,
                 settings.max_receives,
                 false,
                 &reason,
-            )
+            );
+            if matches!(settlement, Settlement::Nack { dead: true, .. }) {
+                error!(group = %message.group_id, attempts = message.receive_count, "notification dead-lettered after max receives");
+            }
+            settlement
         }
         Outcome::Permanent { reason, .. } => {
             error!(group = %message.group_id, reason = %reason, "notification failed permanently: dead-lettered");

@@ -127,26 +127,6 @@ impl Outbox {
         self.settle(vec![Settlement::Ack { seq }]).await
     }
 
-    /// Failed: retry after `retry_at_ms`, or dead-letter it once it has been received
-    /// `max_receives` times (or at once when `permanent`).
-    pub async fn nack(
-        &self,
-        message: &OutboxMessage,
-        retry_at_ms: i64,
-        max_receives: u32,
-        permanent: bool,
-        error: &str,
-    ) -> Result<(), QueueError> {
-        self.settle(vec![Settlement::nack(
-            message,
-            retry_at_ms,
-            max_receives,
-            permanent,
-            error,
-        )])
-        .await
-    }
-
     /// Acks and nacks of a whole batch in one transaction.
     pub async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), QueueError> {
         self.with_conn(move |c| {

@@ -182,6 +182,25 @@ impl SqliteStore {
             .map_err(StoreError::Unavailable)
     }
 
+    /// Writes delivery outcomes, `(pk, sk, record JSON)`, marking the transitions published.
+    async fn write_delivery_rows(
+        &self,
+        rows: Vec<(String, String, String)>,
+    ) -> Result<(), StoreError> {
+        self.with_conn(move |c| {
+            for (pk, sk, json) in &rows {
+                exec(
+                    c,
+                    "UPDATE transitions SET notification = ?1, published = 1 WHERE pk = ?2 AND sk = ?3",
+                    params![json, pk, sk],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Deletes events whose TTL has passed (DynamoDB does this itself).
     pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let now = now.unix_timestamp();
@@ -380,6 +399,10 @@ fn persist_tx(
     })
 }
 
+fn record_json(record: &DeliveryRecord) -> String {
+    serde_json::to_string(record).unwrap_or_default()
+}
+
 /// A duplicate's queued transitions the notifier has not marked published, with their
 /// messages from the outbox, looked up per entity (the transitions key starts with the
 /// entity's stream) rather than through an index on `event_key` that every insert would pay
@@ -436,7 +459,8 @@ impl Store for SqliteStore {
         message: &TransitionMessage,
         record: &DeliveryRecord,
     ) -> Result<(), StoreError> {
-        self.record_deliveries(&[(message.clone(), record.clone())])
+        let (pk, sk) = transition_key(message)?;
+        self.write_delivery_rows(vec![(pk, sk, record_json(record))])
             .await
     }
 
@@ -446,25 +470,14 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         // A message that names no transition has nothing to record on; it must not keep
         // the rest of the batch from being recorded.
-        let rows: Vec<_> = records
+        let rows = records
             .iter()
             .filter_map(|(message, record)| {
                 let (pk, sk) = transition_key(message).ok()?;
-                Some((pk, sk, serde_json::to_string(record).unwrap_or_default()))
+                Some((pk, sk, record_json(record)))
             })
             .collect();
-        self.with_conn(move |c| {
-            for (pk, sk, json) in &rows {
-                exec(
-                    c,
-                    "UPDATE transitions SET notification = ?1, published = 1 WHERE pk = ?2 AND sk = ?3",
-                    params![json, pk, sk],
-                )
-                .map_err(unavailable)?;
-            }
-            Ok(())
-        })
-        .await
+        self.write_delivery_rows(rows).await
     }
 
     async fn delivery(
@@ -645,14 +658,17 @@ mod tests {
         }
     }
 
-    fn outbox_bodies(store: &SqliteStore) -> Vec<String> {
+    /// The first column of every row `sql` returns.
+    fn strings(store: &SqliteStore, sql: &str) -> Vec<String> {
         let conn = store.connection();
         let conn = conn.lock().unwrap();
-        let mut stmt = conn
-            .prepare("SELECT body FROM outbox ORDER BY seq")
-            .unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
         let rows = stmt.query_map([], |r| r.get(0)).unwrap();
         rows.map(Result::unwrap).collect()
+    }
+
+    fn outbox_bodies(store: &SqliteStore) -> Vec<String> {
+        strings(store, "SELECT body FROM outbox ORDER BY seq")
     }
 
     #[tokio::test]
@@ -754,15 +770,7 @@ mod tests {
             .unwrap();
 
         let store = SqliteStore::open(&path, false).unwrap();
-        let columns: Vec<String> = {
-            let conn = store.connection();
-            let conn = conn.lock().unwrap();
-            let mut stmt = conn
-                .prepare("SELECT name FROM pragma_table_info('transitions')")
-                .unwrap();
-            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-            rows.map(Result::unwrap).collect()
-        };
+        let columns = strings(&store, "SELECT name FROM pragma_table_info('transitions')");
         assert!(!columns.iter().any(|c| c == "message"), "{columns:?}");
         let key = EntityKey::new(
             Source::Fulfilment,
