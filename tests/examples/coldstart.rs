@@ -23,129 +23,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::Value;
-use tokio::sync::{mpsc, Mutex as AsyncMutex};
+use tokio::sync::mpsc;
 
 use webhook_tests::aws::AwsFixture;
-use webhook_tests::lambda::{invocation_response, json_or_text};
+use webhook_tests::lambda::{RuntimeApi, Seen};
 use webhook_tests::moto;
 
 /// How long a function may take to poll, or to answer one invocation.
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// What the emulator saw, in arrival order.
-#[derive(Debug)]
-enum Seen {
-    /// A `GET …/invocation/next` arrived.
-    Poll(Instant),
-    /// An invocation was handed out (the moment its `next` response was built).
-    Handed(Instant),
-    /// `…/response` (`Ok`) or `…/error` / `init/error` (`Err`).
-    Answer(Instant, Result<Value, Value>),
-}
-
-struct ApiState {
-    invocations: AsyncMutex<mpsc::UnboundedReceiver<(String, Value)>>,
-    seen: mpsc::UnboundedSender<Seen>,
-}
-
-struct Api {
-    addr: String,
-    invocations: mpsc::UnboundedSender<(String, Value)>,
-    seen: mpsc::UnboundedReceiver<Seen>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Api {
-    async fn start() -> Api {
-        let (invocations, queue) = mpsc::unbounded_channel();
-        let (seen_tx, seen) = mpsc::unbounded_channel();
-        let state = Arc::new(ApiState {
-            invocations: AsyncMutex::new(queue),
-            seen: seen_tx,
-        });
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the runtime API");
-        let addr = listener.local_addr().expect("local addr").to_string();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Api {
-            addr,
-            invocations,
-            seen,
-            server,
-        }
-    }
-
-    async fn next_seen(&mut self) -> Option<Seen> {
-        tokio::time::timeout(LIMIT, self.seen.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn next(State(state): State<Arc<ApiState>>) -> Response {
-    let _ = state.seen.send(Seen::Poll(Instant::now()));
-    let Some((id, event)) = state.invocations.lock().await.recv().await else {
-        return StatusCode::GONE.into_response();
-    };
-    let response = invocation_response(&id, &event, "coldstart");
-    let _ = state.seen.send(Seen::Handed(Instant::now()));
-    response
-}
-
-async fn response(
-    State(state): State<Arc<ApiState>>,
-    UrlPath(_id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let now = Instant::now();
-    let _ = state.seen.send(Seen::Answer(now, Ok(json_or_text(&body))));
-    StatusCode::ACCEPTED
-}
-
-async fn error(
-    State(state): State<Arc<ApiState>>,
-    UrlPath(_id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let now = Instant::now();
-    let _ = state.seen.send(Seen::Answer(now, Err(json_or_text(&body))));
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(state): State<Arc<ApiState>>, body: Bytes) -> StatusCode {
-    let now = Instant::now();
-    let _ = state.seen.send(Seen::Answer(now, Err(json_or_text(&body))));
-    StatusCode::ACCEPTED
+/// The next thing the Runtime API saw, or `None` after `LIMIT` without any.
+async fn next_seen(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Option<Seen> {
+    tokio::time::timeout(LIMIT, seen.recv())
+        .await
+        .ok()
+        .flatten()
 }
 
 // ---- what each binary needs -----------------------------------------------------------------
@@ -349,20 +246,9 @@ async fn run_once(
     item_sizes: bool,
 ) -> Result<(), String> {
     let fixture = AwsFixture::on(endpoint, &format!("cs-{}", target.source)).await;
-    let mut api = Api::start().await;
-    let mut env = vec![
-        ("AWS_LAMBDA_RUNTIME_API".to_string(), api.addr.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_NAME".to_string(),
-            target.source.clone(),
-        ),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_string(), "128".into()),
-        ("AWS_LAMBDA_FUNCTION_VERSION".to_string(), "$LATEST".into()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME".to_string(),
-            format!("/aws/lambda/{}", target.source),
-        ),
-        ("AWS_LAMBDA_LOG_STREAM_NAME".to_string(), "coldstart".into()),
+    let (api, mut seen) = RuntimeApi::start_observed().await;
+    let mut env = api.lambda_env(&target.source);
+    env.extend([
         (
             "AWS_LAMBDA_INITIALIZATION_TYPE".to_string(),
             "on-demand".into(),
@@ -370,7 +256,7 @@ async fn run_once(
         ("LAMBDA_TASK_ROOT".to_string(), "/var/task".into()),
         ("TZ".to_string(), ":UTC".into()),
         ("PATH".to_string(), "/usr/bin:/bin".into()),
-    ];
+    ]);
     env.extend(fixture.lambda_env());
     env.extend(target.env.iter().cloned());
     let log = std::fs::OpenOptions::new()
@@ -395,7 +281,7 @@ async fn run_once(
     let result = async {
         // init: exec → first poll
         let first_poll = tokio::select! {
-            seen = api.next_seen() => match seen {
+            seen = next_seen(&mut seen) => match seen {
                 Some(Seen::Poll(at)) => at,
                 Some(Seen::Answer(_, Err(e))) => return Err(format!("init error: {e}")),
                 other => return Err(format!("before the first poll: {other:?}")),
@@ -406,13 +292,12 @@ async fn run_once(
         let mut first = None;
         let mut warm = Vec::new();
         for (i, (name, event)) in target.events.iter().enumerate() {
-            api.invocations
-                .send((format!("req-{i:04}"), event.clone()))
-                .map_err(|_| "runtime API gone")?;
+            // The answer is taken from `seen`, with its arrival time.
+            drop(api.enqueue(event.clone()));
             let mut handed = None;
             let (answered, answer) = loop {
                 tokio::select! {
-                    seen = api.next_seen() => match seen {
+                    seen = next_seen(&mut seen) => match seen {
                         Some(Seen::Poll(_)) => {}
                         Some(Seen::Handed(at)) => handed = Some(at),
                         Some(Seen::Answer(at, answer)) => break (at, answer),
@@ -430,7 +315,7 @@ async fn run_once(
             }
         }
         // the runtime polls again after answering; wait for that poll so the process is idle
-        let _ = tokio::time::timeout(Duration::from_millis(200), api.next_seen()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), next_seen(&mut seen)).await;
         let memory = memory_kb(pid).ok_or("reading /proc/<pid>/status")?;
         Ok((init, first, warm, memory))
     }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -35,10 +36,31 @@ struct Invocation {
     reply: oneshot::Sender<Outcome>,
 }
 
+/// What happened at the API, with when (`RuntimeApi::start_observed`): the cold-start
+/// harness times a binary from these.
+#[derive(Debug)]
+pub enum Seen {
+    /// A `GET …/invocation/next` arrived.
+    Poll(Instant),
+    /// An invocation was handed out (the moment its `next` response was built).
+    Handed(Instant),
+    /// `…/response` (`Ok`) or `…/error` / `init/error` (`Err`).
+    Answer(Instant, Result<Value, Value>),
+}
+
 struct ApiState {
     queue: AsyncMutex<mpsc::UnboundedReceiver<Invocation>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_errors: Mutex<Vec<Value>>,
+    observer: Option<mpsc::UnboundedSender<Seen>>,
+}
+
+impl ApiState {
+    fn see(&self, seen: impl FnOnce(Instant) -> Seen) {
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(seen(Instant::now()));
+        }
+    }
 }
 
 /// The Runtime API server, on a loopback port, until dropped.
@@ -52,11 +74,22 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Also reports every poll, hand-out and answer, timestamped on arrival.
+    pub async fn start_observed() -> (Self, mpsc::UnboundedReceiver<Seen>) {
+        let (observer, seen) = mpsc::unbounded_channel();
+        (Self::start_with(Some(observer)).await, seen)
+    }
+
+    async fn start_with(observer: Option<mpsc::UnboundedSender<Seen>>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState {
             queue: AsyncMutex::new(receiver),
             in_flight: Mutex::new(HashMap::new()),
             init_errors: Mutex::new(Vec::new()),
+            observer,
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -108,12 +141,19 @@ impl RuntimeApi {
 
     /// Queues one invocation and waits for the function's answer.
     pub async fn invoke(&self, event: Value) -> Outcome {
+        self.enqueue(event)
+            .await
+            .expect("the invocation was answered")
+    }
+
+    /// Queues one invocation; the receiver gets the function's answer.
+    pub fn enqueue(&self, event: Value) -> oneshot::Receiver<Outcome> {
         let (reply, answer) = oneshot::channel();
         let id = format!("req-{:08}", self.next_id.fetch_add(1, Ordering::Relaxed));
         self.sender
             .send(Invocation { id, event, reply })
             .expect("runtime API is running");
-        answer.await.expect("the invocation was answered")
+        answer
     }
 
     /// Errors reported to `/runtime/init/error`.
@@ -129,6 +169,7 @@ impl Drop for RuntimeApi {
 }
 
 async fn next(State(state): State<Arc<ApiState>>) -> Response {
+    state.see(Seen::Poll);
     let invocation = state.queue.lock().await.recv().await;
     let Some(Invocation { id, event, reply }) = invocation else {
         return StatusCode::GONE.into_response();
@@ -138,7 +179,9 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         .lock()
         .expect("lock")
         .insert(id.clone(), reply);
-    invocation_response(&id, &event, "test")
+    let response = invocation_response(&id, &event, "test");
+    state.see(Seen::Handed);
+    response
 }
 
 /// The `invocation/next` answer for one event: the headers lambda_runtime reads (request id,
@@ -187,7 +230,9 @@ async fn response(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> StatusCode {
-    answer(&state, &id, Outcome::Response(json_or_text(&body)))
+    let body = json_or_text(&body);
+    state.see(|at| Seen::Answer(at, Ok(body.clone())));
+    answer(&state, &id, Outcome::Response(body))
 }
 
 async fn error(
@@ -195,15 +240,15 @@ async fn error(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> StatusCode {
-    answer(&state, &id, Outcome::Error(json_or_text(&body)))
+    let body = json_or_text(&body);
+    state.see(|at| Seen::Answer(at, Err(body.clone())));
+    answer(&state, &id, Outcome::Error(body))
 }
 
 async fn init_error(State(state): State<Arc<ApiState>>, body: Bytes) -> StatusCode {
-    state
-        .init_errors
-        .lock()
-        .expect("lock")
-        .push(json_or_text(&body));
+    let body = json_or_text(&body);
+    state.see(|at| Seen::Answer(at, Err(body.clone())));
+    state.init_errors.lock().expect("lock").push(body);
     StatusCode::ACCEPTED
 }
 
