@@ -5,7 +5,7 @@
 # either tool reports anything (cfn-lint fails on warnings too).
 #
 # What the linters cannot see (routes, binaries, environment variables, policies and metric
-# names against the code) is checked by `cargo test -p webhook-tests --test template`.
+# names against the code) is checked by `cargo test -p webhook-tests --test it template`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,8 +4,7 @@
 //! `pipeline` (persist with dedupe, then publish) → `store` / `queue` traits → backends.
 //! The `notify` module delivers queued transitions downstream.
 
-#[cfg(feature = "aws")]
-pub mod aws;
+pub mod backends;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -24,4 +23,4 @@ pub mod verify;
 pub mod version;
 
 pub use error::{IngestError, StoreError};
-pub use model::{EntityKey, EntityKind, EventKey, Source, Tenant};
+pub use model::{Accepted, EntityKey, EntityKind, EventKey, EventStatus, Source, Tenant};

@@ -287,3 +287,46 @@ pub struct EntityRef {
     pub kind: EntityKind,
     pub id: String,
 }
+
+/// What became of an event in the events table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Every entity it names was written.
+    Applied,
+    /// At least one entity was newer already; the event and transitions are still recorded.
+    Stale,
+    /// A transition was flagged (not allowed by the lifecycle, or leaving a terminal state).
+    Flagged,
+    /// Kept but not projected (unknown event type, no entity id).
+    Ignored,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Applied => "applied",
+            EventStatus::Stale => "stale",
+            EventStatus::Flagged => "flagged",
+            EventStatus::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Applied, Self::Stale, Self::Flagged, Self::Ignored]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// What a successful ingest reports back (for the response and the log line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub event_key: String,
+    pub event_type: String,
+    pub provider_event: String,
+    pub tenant: String,
+    pub duplicate: bool,
+    pub status: EventStatus,
+    pub published: usize,
+}

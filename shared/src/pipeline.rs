@@ -7,8 +7,8 @@
 //! `published`, so nothing is lost. Nothing is doubled either: the queue deduplicates by
 //! transition id, and the notifier skips a transition whose delivery is already recorded.
 //! The ingest path itself never writes the `published` flag, so an accepted event costs
-//! exactly one store write. The embedded store is its own queue: it writes the outbox rows
-//! in the event's transaction (`PersistOutcome::enqueued`), so nothing is sent afterwards.
+//! exactly one store write. The embedded store is its own queue (it writes the outbox rows in
+//! the event's transaction), so its queue adapter is the null `AlreadyQueued`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,23 +19,12 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::PipelineSettings;
 use crate::error::IngestError;
-use crate::http::{respond, RawRequest, RawResponse};
+use crate::http::{respond, RawRequest, RawResponse, KEPT_HEADERS};
 use crate::metrics::{names, MetricLine, MetricsSink};
+use crate::model::{Accepted, EventStatus};
 use crate::queue::TransitionQueue;
 use crate::sources::Provider;
-use crate::store::{EventStatus, IncomingEvent, Store, KEPT_HEADERS};
-
-/// What a successful ingest reports back (for the response and the log line).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Accepted {
-    pub event_key: String,
-    pub event_type: String,
-    pub provider_event: String,
-    pub tenant: String,
-    pub duplicate: bool,
-    pub status: EventStatus,
-    pub published: usize,
-}
+use crate::store::{IncomingEvent, Store};
 
 /// The ingest pipeline over a store and a queue.
 pub struct Pipeline {
@@ -90,10 +79,8 @@ impl Pipeline {
             event: Arc::new(event),
         };
         let outcome = self.store.persist(&incoming).await?;
-        if !outcome.enqueued {
-            for pending in &outcome.to_publish {
-                self.queue.publish(&pending.message).await?;
-            }
+        for pending in &outcome.to_publish {
+            self.queue.publish(&pending.message).await?;
         }
         let published = outcome.to_publish.len();
         let event = &incoming.event;

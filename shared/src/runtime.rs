@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, Env, Mode, PipelineSettings};
+use crate::http::lambda::{lambda_response, raw_request};
 use crate::metrics::MetricsSink;
 use crate::model::Source;
 use crate::pipeline::{Handler, Pipeline};
@@ -19,21 +20,22 @@ pub struct Backends {
     pub queue: Arc<dyn TransitionQueue>,
 }
 
-/// The embedded backends over the SQLite file at `path` (store + outbox queue), and the
-/// concrete store for what only the embedded one needs (its outbox worker, TTL purge).
+/// The embedded backends over the SQLite file at `path`: the store, which queues transitions
+/// in its own transaction (so the pipeline's queue is the null [`crate::queue::AlreadyQueued`]),
+/// and the concrete store for what only the embedded one needs (its outbox worker, TTL purge).
 #[cfg(feature = "sqlite")]
 pub fn sqlite_backends(
     path: &std::path::Path,
     env: &Env,
-) -> Result<(Backends, crate::store::sqlite::SqliteStore), crate::error::StoreError> {
+) -> Result<(Backends, crate::backends::sqlite::SqliteStore), crate::error::StoreError> {
     let full_sync = env
         .get("SQLITE_SYNC")
         .is_some_and(|v| v.eq_ignore_ascii_case("full"));
-    let store = crate::store::sqlite::SqliteStore::open(path, full_sync)?;
+    let store = crate::backends::sqlite::SqliteStore::open(path, full_sync)?;
     Ok((
         Backends {
             store: Arc::new(store.clone()),
-            queue: Arc::new(store.outbox()),
+            queue: Arc::new(crate::queue::AlreadyQueued),
         },
         store,
     ))
@@ -44,18 +46,21 @@ pub fn sqlite_backends(
 /// `TRANSITIONS_TABLE` and `TRANSITIONS_QUEUE_URL` (a missing one is named in the error and
 /// the Lambda refuses to start), `DYNAMODB_TRANSACTION_LIMIT` (items per transaction,
 /// default 100; moto_server needs 25), and the SDK's own settings (`AWS_ENDPOINT_URL`,
-/// `AWS_REGION`, credentials: see [`crate::aws`]).
+/// `AWS_REGION`, credentials: see [`crate::backends::aws::sdk`]).
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
-    let tables = crate::store::dynamodb::Tables::from_env(env)?;
-    let queue_url = env.require(crate::queue::sqs::SqsQueue::QUEUE_URL_VAR)?;
+    let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
+    let queue_url = env.require(crate::backends::aws::sqs::SqsQueue::QUEUE_URL_VAR)?;
     let limit = transaction_limit(env)?;
-    let settings = crate::aws::AwsSettings::from_env(env)?;
-    let config = crate::aws::sdk_config(&settings).await;
-    let store =
-        crate::store::dynamodb::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), tables)
-            .with_transaction_limit(limit);
-    let queue = crate::queue::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url);
+    let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
+    let config = crate::backends::aws::sdk::sdk_config(&settings).await;
+    let store = crate::backends::aws::dynamodb::DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        tables,
+    )
+    .with_transaction_limit(limit);
+    let queue =
+        crate::backends::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url);
     Ok(Backends {
         store: Arc::new(store),
         queue: Arc::new(queue),
@@ -67,21 +72,25 @@ pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
 #[cfg(feature = "aws")]
 pub async fn dynamodb_store(
     env: &Env,
-) -> Result<crate::store::dynamodb::DynamoDbStore, ConfigError> {
-    let tables = crate::store::dynamodb::Tables::from_env(env)?;
+) -> Result<crate::backends::aws::dynamodb::DynamoDbStore, ConfigError> {
+    let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
     let limit = transaction_limit(env)?;
-    let config = crate::aws::sdk_config(&crate::aws::AwsSettings::from_env(env)?).await;
-    Ok(
-        crate::store::dynamodb::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), tables)
-            .with_transaction_limit(limit),
+    let config = crate::backends::aws::sdk::sdk_config(
+        &crate::backends::aws::sdk::AwsSettings::from_env(env)?,
     )
+    .await;
+    Ok(crate::backends::aws::dynamodb::DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        tables,
+    )
+    .with_transaction_limit(limit))
 }
 
 /// `DYNAMODB_TRANSACTION_LIMIT`: 2 to 100 (DynamoDB's limit, the default).
 #[cfg(feature = "aws")]
 fn transaction_limit(env: &Env) -> Result<usize, ConfigError> {
     const VAR: &str = "DYNAMODB_TRANSACTION_LIMIT";
-    let max = crate::store::dynamodb::MAX_TRANSACTION_ITEMS;
+    let max = crate::backends::aws::dynamodb::MAX_TRANSACTION_ITEMS;
     let limit = env.u64_or(VAR, max as u64)?;
     if !(2..=max as u64).contains(&limit) {
         return Err(ConfigError::Invalid {
@@ -117,4 +126,16 @@ pub fn handler(
         Mode::Local => MetricsSink::Off,
     };
     Ok(Arc::new(Handler::new(pipeline, provider, metrics)))
+}
+
+/// Serves one source's handler on the Lambda runtime until the runtime stops.
+pub async fn serve_lambda(handler: Arc<Handler>) -> Result<(), lambda_http::Error> {
+    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
+        let handler = handler.clone();
+        async move {
+            let raw = raw_request(&req);
+            Ok::<_, lambda_http::Error>(lambda_response(handler.handle(&raw).await))
+        }
+    }))
+    .await
 }

@@ -1,5 +1,5 @@
 //! Per-test AWS resources on moto_server: three uniquely named tables and a FIFO queue, the
-//! SDK clients (built the way the Lambdas build them, through `webhook_core::aws`, with
+//! SDK clients (built the way the Lambdas build them, through `webhook_core::backends::aws::sdk`, with
 //! dummy credentials passed explicitly), and helpers to look at the queue.
 
 use std::collections::HashMap;
@@ -17,10 +17,10 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use webhook_core::aws::{sdk_config, AwsSettings};
+use webhook_core::backends::aws::dynamodb::{DynamoDbStore, Tables};
+use webhook_core::backends::aws::sdk::{sdk_config, AwsSettings};
+use webhook_core::backends::aws::sqs::SqsQueue;
 use webhook_core::model::TransitionMessage;
-use webhook_core::queue::sqs::SqsQueue;
-use webhook_core::store::dynamodb::{DynamoDbStore, Tables};
 
 /// moto 5.2 still enforces the original limit of 25 items per `TransactWriteItems`
 /// (DynamoDB's is 100), so stores used against moto are configured with it.

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::Value;
+use webhook_core::backends::sqlite::Outbox;
+use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::{route_for, RawRequest, RawResponse};
 use webhook_core::metrics::MetricsSink;
 use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::queue::outbox::Outbox;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::{Store, StoredEvent};
 use webhook_core::{EventKey, Source};
 

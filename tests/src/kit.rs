@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use webhook_core::backends::sqlite::Outbox;
 use webhook_core::config::Env;
-use webhook_core::queue::outbox::Outbox;
-use webhook_core::queue::TransitionQueue;
+use webhook_core::queue::{PullQueue, TransitionQueue};
 use webhook_core::runtime::{sqlite_backends, Backends};
 use webhook_core::store::Store;
 

@@ -6,13 +6,14 @@ use time::OffsetDateTime;
 
 use webhook_core::config::Credentials;
 use webhook_core::http::RawRequest;
+use webhook_core::http::KEPT_HEADERS;
 use webhook_core::lifecycle::Lifecycle;
 use webhook_core::model::{
     EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule,
 };
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::Provider;
-use webhook_core::store::{IncomingEvent, KEPT_HEADERS};
+use webhook_core::store::IncomingEvent;
 use webhook_core::verify::SecretSet;
 use webhook_core::version::Version;
 

@@ -14,10 +14,10 @@ use clap::Parser;
 use tokio::sync::watch;
 use tracing::info;
 
+use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::{Env, PipelineSettings};
 use webhook_core::notify::{worker, Notifier, Target};
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::{runtime, telemetry};
 
 /// mimalloc instead of glibc's malloc: the SQLite writer thread frees what the request
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let worker = sqlite.map(|store| {
         tokio::spawn(purge_expired_events(store.clone(), stop_rx.clone()));
         tokio::spawn(worker::run(
-            store.outbox(),
+            Arc::new(store.outbox()),
             notifier,
             worker::WorkerSettings::default(),
             stop_rx,

@@ -2,7 +2,7 @@
 //! clients created once per cold start, then the shared handler on the Lambda runtime.
 
 use webhook_core::config::{Env, Mode};
-use webhook_core::{http::lambda, runtime, telemetry, Source};
+use webhook_core::{runtime, telemetry, Source};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,5 +13,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(runtime::refuse_to_start)?;
     let handler = runtime::handler(Source::Pancake, &env, Mode::Lambda, &backends)
         .map_err(runtime::refuse_to_start)?;
-    lambda::serve(handler).await.map_err(|e| anyhow::anyhow!(e))
+    runtime::serve_lambda(handler)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }

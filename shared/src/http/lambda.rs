@@ -1,12 +1,9 @@
 //! The Lambda side of `http`: API Gateway v2 (HTTP API) events in and out. `lambda_http`
 //! decodes `isBase64Encoded` bodies, so the bytes verified are the bytes the provider sent.
 
-use std::sync::Arc;
-
-use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::{RawRequest, RawResponse};
-use crate::pipeline::Handler;
 
 /// Converts a Lambda HTTP request into the transport-agnostic form.
 pub fn raw_request(req: &Request) -> RawRequest {
@@ -52,16 +49,4 @@ pub fn lambda_response(resp: RawResponse) -> Response<Body> {
             String::from_utf8(resp.body_bytes()).unwrap_or_default(),
         ))
         .expect("static response parts are valid")
-}
-
-/// Serves one source's handler on the Lambda runtime until the runtime stops.
-pub async fn serve(handler: Arc<Handler>) -> Result<(), Error> {
-    lambda_http::run(service_fn(move |req: Request| {
-        let handler = handler.clone();
-        async move {
-            let raw = raw_request(&req);
-            Ok::<_, Error>(lambda_response(handler.handle(&raw).await))
-        }
-    }))
-    .await
 }

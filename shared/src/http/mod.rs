@@ -10,6 +10,16 @@ use serde_json::Value;
 
 use crate::model::Source;
 
+/// The headers the event log keeps with an event: the one list, so a source can refuse a
+/// configured credential header that would be stored. Credentials are never kept.
+pub const KEPT_HEADERS: [&str; 5] = [
+    "content-type",
+    "user-agent",
+    "x-event-delivery",
+    "x-forwarded-for",
+    "x-amzn-trace-id",
+];
+
 /// A request as it reached us; `body` holds the exact bytes the provider signed.
 #[derive(Debug, Clone, Default)]
 pub struct RawRequest {

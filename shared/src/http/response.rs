@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::RawResponse;
 use crate::error::IngestError;
-use crate::pipeline::Accepted;
+use crate::model::Accepted;
 
 /// The response body shape a provider expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

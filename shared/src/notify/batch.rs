@@ -216,9 +216,9 @@ fn receive_count(record: &SqsMessage) -> u32 {
 #[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
+    use crate::backends::sqlite::SqliteStore;
     use crate::clock::FixedClock;
     use crate::notify::Target;
-    use crate::store::sqlite::SqliteStore;
     use serde_json::json;
     use std::sync::Arc;
 

@@ -511,8 +511,8 @@ impl Tally {
 #[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
+    use crate::backends::sqlite::SqliteStore;
     use crate::clock::FixedClock;
-    use crate::store::sqlite::SqliteStore;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::{error, warn};
 
 use super::{Notifier, Outcome, Tally};
-use crate::queue::outbox::{Outbox, OutboxMessage, Settlement};
+use crate::queue::{OutboxMessage, PullQueue, Settlement};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSettings {
@@ -50,7 +50,11 @@ fn now_ms() -> i64 {
 }
 
 /// Processes what is visible now; returns how many messages were handled.
-pub async fn drain_once(outbox: &Outbox, notifier: &Notifier, settings: &WorkerSettings) -> usize {
+pub async fn drain_once(
+    outbox: &dyn PullQueue,
+    notifier: &Notifier,
+    settings: &WorkerSettings,
+) -> usize {
     let started = std::time::Instant::now();
     let batch = match outbox
         .receive(
@@ -126,7 +130,7 @@ fn settlement(message: &OutboxMessage, outcome: Outcome, settings: &WorkerSettin
 /// Runs until `shutdown` turns true. The visibility timeout is raised to cover the
 /// notifier's request timeout, so a slow attempt is never handed out twice.
 pub async fn run(
-    outbox: Outbox,
+    outbox: Arc<dyn PullQueue>,
     notifier: Arc<Notifier>,
     mut settings: WorkerSettings,
     mut shutdown: watch::Receiver<bool>,
@@ -138,7 +142,7 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        let handled = drain_once(&outbox, &notifier, &settings).await;
+        let handled = drain_once(outbox.as_ref(), &notifier, &settings).await;
         if handled == 0 {
             tokio::select! {
                 _ = tokio::time::sleep(settings.poll_interval) => {}

@@ -1,11 +1,10 @@
-//! The transition queue: FIFO per entity, deduplicated by transition id (DESIGN §6).
-//! Backends: the embedded [`outbox`] (a table in the SQLite file, drained by the local
-//! notifier worker) and SQS FIFO in AWS.
-
-#[cfg(feature = "sqlite")]
-pub mod outbox;
-#[cfg(feature = "aws")]
-pub mod sqs;
+//! The transition queue port: FIFO per entity, deduplicated by transition id
+//! (ARCHITECTURE §6). Adapters live in `backends`: SQS FIFO on AWS, and the embedded
+//! outbox table in the SQLite file.
+//!
+//! Two sides: the pipeline *publishes* ([`TransitionQueue`]); the local notifier worker
+//! *pulls* ([`PullQueue`]). On AWS the pull side is Lambda's SQS event source mapping, so
+//! only the outbox implements it.
 
 use async_trait::async_trait;
 
@@ -16,4 +15,76 @@ use crate::model::TransitionMessage;
 pub trait TransitionQueue: Send + Sync {
     /// Enqueues a transition; sending the same `transition_id` twice enqueues it once.
     async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError>;
+}
+
+/// The null adapter for a store that is its own queue (the embedded transactional outbox):
+/// the store's transaction already wrote the queued message with the event, so there is
+/// nothing left to send. It lets the pipeline keep one path for every backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlreadyQueued;
+
+#[async_trait]
+impl TransitionQueue for AlreadyQueued {
+    async fn publish(&self, _message: &TransitionMessage) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+/// One message handed to a pulling consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub seq: i64,
+    pub group_id: String,
+    pub body: String,
+    /// 1 on the first delivery attempt.
+    pub receive_count: u32,
+}
+
+/// What becomes of a handed-out message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// Done: removed.
+    Ack { seq: i64 },
+    /// Visible again at `retry_at_ms`, or dead-lettered.
+    Nack {
+        seq: i64,
+        retry_at_ms: i64,
+        dead: bool,
+        error: String,
+    },
+}
+
+impl Settlement {
+    /// A failure: dead-lettered when `permanent` or received `max_receives` times.
+    pub fn nack(
+        message: &OutboxMessage,
+        retry_at_ms: i64,
+        max_receives: u32,
+        permanent: bool,
+        error: &str,
+    ) -> Self {
+        Settlement::Nack {
+            seq: message.seq,
+            retry_at_ms,
+            dead: permanent || message.receive_count >= max_receives,
+            error: error.to_string(),
+        }
+    }
+}
+
+/// A queue its consumer polls, with SQS FIFO semantics: only a group's oldest live message
+/// is handed out, a handed-out message is invisible until settled or timed out.
+#[async_trait]
+pub trait PullQueue: Send + Sync {
+    /// Up to `max` messages whose group head is visible at `now_ms`, oldest first, at most
+    /// one per group, made invisible for `visibility_ms`.
+    async fn receive(
+        &self,
+        now_ms: i64,
+        max: usize,
+        visibility_ms: i64,
+    ) -> Result<Vec<OutboxMessage>, QueueError>;
+
+    /// Acks and nacks of a whole batch, all or nothing.
+    async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), QueueError>;
 }

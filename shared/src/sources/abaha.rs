@@ -17,13 +17,12 @@ use time::OffsetDateTime;
 use super::{id_of, opt_string, parse_object, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle};
+use crate::http::{RawRequest, ResponseStyle, KEPT_HEADERS};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
     body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
     TransitionRule,
 };
-use crate::store::KEPT_HEADERS;
 use crate::verify::check_static_key;
 use crate::version::Version;
 

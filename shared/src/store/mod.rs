@@ -3,12 +3,6 @@
 //! rules through the pure [`decide`] function, so their semantics cannot drift apart.
 
 pub mod decide;
-#[cfg(feature = "aws")]
-pub mod dynamodb;
-#[cfg(feature = "sqlite")]
-pub mod group_commit;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 
 use async_trait::async_trait;
 use flate2::read::DeflateDecoder;
@@ -18,19 +12,11 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use time::OffsetDateTime;
 
+pub use crate::model::EventStatus;
 pub use decide::{decide, Decision, Flag, Snapshot, TransitionRecord};
 
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
-
-/// Headers worth keeping with an event. Credentials (API keys, tokens) are never stored.
-pub const KEPT_HEADERS: [&str; 5] = [
-    "content-type",
-    "user-agent",
-    "x-event-delivery",
-    "x-forwarded-for",
-    "x-amzn-trace-id",
-];
 
 /// A verified, normalised event with what the events table keeps of its request.
 #[derive(Debug, Clone)]
@@ -51,36 +37,7 @@ impl IncomingEvent {
     }
 }
 
-/// What became of an event in the events table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventStatus {
-    /// Every entity it names was written.
-    Applied,
-    /// At least one entity was newer already; the event and transitions are still recorded.
-    Stale,
-    /// A transition was flagged (not allowed by the lifecycle, or leaving a terminal state).
-    Flagged,
-    /// Kept but not projected (unknown event type, no entity id).
-    Ignored,
-}
-
 impl EventStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Applied => "applied",
-            EventStatus::Stale => "stale",
-            EventStatus::Flagged => "flagged",
-            EventStatus::Ignored => "ignored",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Applied, Self::Stale, Self::Flagged, Self::Ignored]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
     /// The event's status from its entities' decisions.
     pub fn summarise(decisions: &[Decision]) -> Self {
         if decisions.is_empty() {
@@ -114,10 +71,6 @@ pub struct PersistOutcome {
     pub status: EventStatus,
     /// Transitions to send: the new ones, or on a duplicate those not yet marked published.
     pub to_publish: Vec<PendingPublish>,
-    /// The store already queued `to_publish` in the same transaction as the event (the
-    /// embedded store is its own queue: a transactional outbox), so the pipeline does not
-    /// publish them again. `false` for a store with a separate queue (DynamoDB + SQS).
-    pub enqueued: bool,
 }
 
 /// A stored event (read side, for tests and operators).

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::watch;
 
+use webhook_core::backends::sqlite::Outbox;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::{Env, PipelineSettings};
 use webhook_core::model::{
@@ -30,7 +31,6 @@ use webhook_core::model::{
 };
 use webhook_core::notify::worker::{self, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
-use webhook_core::queue::outbox::Outbox;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::store::Store;
@@ -184,7 +184,12 @@ impl Local {
         };
         let (stop, stop_rx) = watch::channel(false);
         let outbox = sqlite.outbox();
-        let worker = tokio::spawn(worker::run(outbox.clone(), notifier, settings, stop_rx));
+        let worker = tokio::spawn(worker::run(
+            Arc::new(outbox.clone()),
+            notifier,
+            settings,
+            stop_rx,
+        ));
         Local {
             base,
             client: reqwest::Client::new(),

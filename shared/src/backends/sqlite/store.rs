@@ -1,5 +1,5 @@
 //! The embedded store: one SQLite file in WAL mode. Each event is persisted atomically as one
-//! job of a group-committed transaction ([`super::group_commit`], which undoes a failing job
+//! job of a group-committed transaction ([`super::writer`], which undoes a failing job
 //! alone): dedupe, entity upsert and transition record stand or fall together, and
 //! concurrent duplicates serialise on the single writer (one winner).
 //!
@@ -8,7 +8,7 @@
 //! `SQLITE_SYNC=full` to fsync every commit.
 //!
 //! The same file holds the embedded transition queue (the `outbox` table, see
-//! `queue::outbox`), written in the event's own job: a transactional outbox, so an accepted
+//! [`super::outbox`]), written in the event's own job: a transactional outbox, so an accepted
 //! event's transitions are queued exactly when the event is stored.
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::group_commit::{exec, GroupCommit};
-use super::{
+use super::writer::{exec, GroupCommit};
+use crate::error::StoreError;
+use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
+use crate::store::{
     compress, decide, decompress, transition_key, DeliveryRecord, EventStatus, IncomingEvent,
     PendingPublish, PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition,
 };
-use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -162,8 +162,8 @@ impl SqliteStore {
     }
 
     /// The embedded queue over the same file, sharing this store's writer thread.
-    pub fn outbox(&self) -> crate::queue::outbox::Outbox {
-        crate::queue::outbox::Outbox::new(self.writer.clone())
+    pub fn outbox(&self) -> super::Outbox {
+        super::Outbox::new(self.writer.clone())
     }
 
     /// The shared connection (the embedded queue lives in the same file).
@@ -300,7 +300,6 @@ fn persist_tx(
             duplicate: true,
             status: EventStatus::parse(&status).unwrap_or(EventStatus::Applied),
             to_publish: unpublished(tx, event_key.as_str(), streams)?,
-            enqueued: true,
         });
     }
 
@@ -356,7 +355,7 @@ fn persist_tx(
             // lives only there; the transition row keeps the history and the outcome.
             if t.queued && recorded == 1 {
                 let message = serde_json::to_string(&t.message).unwrap_or_default();
-                crate::queue::outbox::enqueue(tx, &t.stream, &t.message.transition_id, &message)
+                super::outbox::enqueue(tx, &t.stream, &t.message.transition_id, &message)
                     .map_err(unavailable)?;
             }
         }
@@ -395,7 +394,6 @@ fn persist_tx(
         duplicate: false,
         status,
         to_publish,
-        enqueued: true,
     })
 }
 
@@ -676,7 +674,7 @@ mod tests {
         let store = SqliteStore::in_memory().unwrap();
         let event = incoming("d1", "7", "NEW", "PAID", 1_000);
         let first = store.persist(&event).await.unwrap();
-        assert!(first.enqueued && !first.duplicate);
+        assert!(!first.duplicate);
         assert_eq!(first.to_publish.len(), 1);
         let queued = outbox_bodies(&store);
         assert_eq!(
@@ -689,7 +687,7 @@ mod tests {
 
         // A redelivery hands the pending transition back (from the outbox) and queues nothing.
         let again = store.persist(&event).await.unwrap();
-        assert!(again.duplicate && again.enqueued);
+        assert!(again.duplicate);
         assert_eq!(again.to_publish, first.to_publish);
         assert_eq!(outbox_bodies(&store).len(), 1);
 

@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
@@ -29,7 +30,6 @@ use webhook_core::notify::{batch, Notifier, Target};
 use webhook_core::pipeline::Pipeline;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
-use webhook_core::store::sqlite::SqliteStore;
 use webhook_core::store::Store;
 use webhook_tests::events::{repo_root, serve_in_background};
 

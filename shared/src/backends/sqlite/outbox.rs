@@ -6,52 +6,10 @@
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
-use super::TransitionQueue;
+use super::writer::{exec, GroupCommit};
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
-use crate::store::group_commit::{exec, GroupCommit};
-
-/// One message handed to the worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxMessage {
-    pub seq: i64,
-    pub group_id: String,
-    pub body: String,
-    /// 1 on the first delivery attempt.
-    pub receive_count: u32,
-}
-
-/// What becomes of a handed-out message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Settlement {
-    /// Done: removed.
-    Ack { seq: i64 },
-    /// Visible again at `retry_at_ms`, or dead-lettered.
-    Nack {
-        seq: i64,
-        retry_at_ms: i64,
-        dead: bool,
-        error: String,
-    },
-}
-
-impl Settlement {
-    /// A failure: dead-lettered when `permanent` or received `max_receives` times.
-    pub fn nack(
-        message: &OutboxMessage,
-        retry_at_ms: i64,
-        max_receives: u32,
-        permanent: bool,
-        error: &str,
-    ) -> Self {
-        Settlement::Nack {
-            seq: message.seq,
-            retry_at_ms,
-            dead: permanent || message.receive_count >= max_receives,
-            error: error.to_string(),
-        }
-    }
-}
+use crate::queue::{OutboxMessage, PullQueue, Settlement, TransitionQueue};
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -79,76 +37,9 @@ impl Outbox {
             .map_err(|e| QueueError::Unavailable(format!("outbox: {e}")))
     }
 
-    /// Hands out up to `max` messages whose group head is visible at `now_ms`, oldest first,
-    /// at most one per group (the next one of a group follows once this one is acked),
-    /// and makes them invisible for `visibility_ms`.
-    pub async fn receive(
-        &self,
-        now_ms: i64,
-        max: usize,
-        visibility_ms: i64,
-    ) -> Result<Vec<OutboxMessage>, QueueError> {
-        self.with_conn(move |c| {
-            let msgs = {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT o.seq, o.group_id, o.body, o.receive_count FROM outbox o
-                         WHERE o.dead = 0 AND o.visible_at <= ?1
-                           AND o.seq = (SELECT MIN(seq) FROM outbox h WHERE h.group_id = o.group_id AND h.dead = 0)
-                         ORDER BY o.seq LIMIT ?2",
-                    )
-                    .map_err(unavailable)?;
-                let rows = stmt
-                    .query_map(params![now_ms, max as i64], |r| {
-                        Ok(OutboxMessage {
-                            seq: r.get(0)?,
-                            group_id: r.get(1)?,
-                            body: r.get(2)?,
-                            receive_count: r.get::<_, u32>(3)? + 1,
-                        })
-                    })
-                    .map_err(unavailable)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
-            };
-            for m in &msgs {
-                exec(c,
-                    "UPDATE outbox SET receive_count = receive_count + 1, visible_at = ?1 WHERE seq = ?2",
-                    params![now_ms + visibility_ms, m.seq],
-                )
-                .map_err(unavailable)?;
-            }
-            Ok(msgs)
-        })
-        .await
-    }
-
     /// Done: removes the message.
     pub async fn ack(&self, seq: i64) -> Result<(), QueueError> {
-        self.settle(vec![Settlement::Ack { seq }]).await
-    }
-
-    /// Acks and nacks of a whole batch in one transaction.
-    pub async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), QueueError> {
-        self.with_conn(move |c| {
-            for settlement in &settlements {
-                match settlement {
-                    Settlement::Ack { seq } => exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq]),
-                    Settlement::Nack {
-                        seq,
-                        retry_at_ms,
-                        dead,
-                        error,
-                    } => exec(
-                        c,
-                        "UPDATE outbox SET visible_at = ?1, dead = ?2, last_error = ?3 WHERE seq = ?4",
-                        params![retry_at_ms, dead, error, seq],
-                    ),
-                }
-                .map_err(unavailable)?;
-            }
-            Ok(())
-        })
-        .await
+        PullQueue::settle(self, vec![Settlement::Ack { seq }]).await
     }
 
     /// Live (not dead-lettered) messages.
@@ -200,5 +91,75 @@ impl TransitionQueue for Outbox {
         let body = serde_json::to_string(message).map_err(unavailable)?;
         self.with_conn(move |c| enqueue(c, &group, &id, &body).map_err(unavailable))
             .await
+    }
+}
+
+#[async_trait]
+impl PullQueue for Outbox {
+    /// Hands out up to `max` messages whose group head is visible at `now_ms`, oldest first,
+    /// at most one per group (the next one of a group follows once this one is acked),
+    /// and makes them invisible for `visibility_ms`.
+    async fn receive(
+        &self,
+        now_ms: i64,
+        max: usize,
+        visibility_ms: i64,
+    ) -> Result<Vec<OutboxMessage>, QueueError> {
+        self.with_conn(move |c| {
+            let msgs = {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT o.seq, o.group_id, o.body, o.receive_count FROM outbox o
+                         WHERE o.dead = 0 AND o.visible_at <= ?1
+                           AND o.seq = (SELECT MIN(seq) FROM outbox h WHERE h.group_id = o.group_id AND h.dead = 0)
+                         ORDER BY o.seq LIMIT ?2",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![now_ms, max as i64], |r| {
+                        Ok(OutboxMessage {
+                            seq: r.get(0)?,
+                            group_id: r.get(1)?,
+                            body: r.get(2)?,
+                            receive_count: r.get::<_, u32>(3)? + 1,
+                        })
+                    })
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
+            };
+            for m in &msgs {
+                exec(c,
+                    "UPDATE outbox SET receive_count = receive_count + 1, visible_at = ?1 WHERE seq = ?2",
+                    params![now_ms + visibility_ms, m.seq],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(msgs)
+        })
+        .await
+    }
+
+    /// Acks and nacks of a whole batch in one transaction.
+    async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), QueueError> {
+        self.with_conn(move |c| {
+            for settlement in &settlements {
+                match settlement {
+                    Settlement::Ack { seq } => exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq]),
+                    Settlement::Nack {
+                        seq,
+                        retry_at_ms,
+                        dead,
+                        error,
+                    } => exec(
+                        c,
+                        "UPDATE outbox SET visible_at = ?1, dead = ?2, last_error = ?3 WHERE seq = ?4",
+                        params![retry_at_ms, dead, error, seq],
+                    ),
+                }
+                .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }

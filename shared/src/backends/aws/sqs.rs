@@ -11,10 +11,10 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::Client;
 use sha2::{Digest, Sha256};
 
-use super::TransitionQueue;
 use crate::config::{ConfigError, Env};
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
+use crate::queue::TransitionQueue;
 
 /// The largest body sent. SQS accepts 256 KiB on every queue (newer queues up to 1 MiB);
 /// this is the conservative bound, so the same code works whatever the queue's

@@ -75,13 +75,13 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use tracing::{debug, warn};
 
-use super::{
-    compress, decide, decompress, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
-    PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition, TransitionRecord,
-};
 use crate::config::{ConfigError, Env};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage, TransitionRule};
+use crate::store::{
+    compress, decide, decompress, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
+    PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition, TransitionRecord,
+};
 use crate::version::Version;
 
 type Item = HashMap<String, AttributeValue>;
@@ -461,7 +461,6 @@ impl Plan {
                     message: t.message.clone(),
                 })
                 .collect(),
-            enqueued: false,
         }
     }
 }
@@ -1132,7 +1131,6 @@ impl DynamoDbStore {
             duplicate: true,
             status: EventStatus::parse(&item.status).unwrap_or(EventStatus::Applied),
             to_publish,
-            enqueued: false,
         })
     }
 
@@ -1179,7 +1177,7 @@ async fn backoff(attempt: u32) {
 
 /// The transitions-table key of a queued message.
 fn message_key(message: &TransitionMessage) -> Result<ItemKey, StoreError> {
-    let (pk, sk) = super::transition_key(message)?;
+    let (pk, sk) = crate::store::transition_key(message)?;
     Ok(ItemKey { pk, sk })
 }
 

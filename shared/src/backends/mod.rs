@@ -1,0 +1,7 @@
+//! Adapters of the store and queue ports, grouped by technology. Only `runtime` and the
+//! binaries name one; everything else sees `Arc<dyn Store>` and `Arc<dyn TransitionQueue>`.
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

@@ -1,0 +1,14 @@
+//! The embedded backend: one SQLite file holding the store's tables and the transition
+//! queue (the `outbox` table), written by one group-committing writer thread.
+//!
+//! The store is its own queue (a transactional outbox): an event's transitions are queued in
+//! the event's own transaction. The queue the pipeline publishes to is therefore the null
+//! adapter [`crate::queue::AlreadyQueued`]; the worker drains [`Outbox`] through the
+//! [`crate::queue::PullQueue`] port.
+
+pub mod outbox;
+pub mod store;
+pub mod writer;
+
+pub use outbox::Outbox;
+pub use store::SqliteStore;

@@ -1,0 +1,18 @@
+//! The one integration-test binary of the workspace (one link of the AWS SDK instead of one
+//! per file): a module per area, sharing the rigs of the `webhook-tests` library.
+
+mod abaha;
+mod adversarial;
+mod conformance;
+mod dynamodb_requests;
+mod faults;
+mod fulfilment;
+mod fuzz;
+mod invoice;
+mod lambda_e2e;
+mod notifier;
+mod notify_local;
+mod pancake;
+mod pancake_pos;
+mod reliability;
+mod template;
