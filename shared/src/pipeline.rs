@@ -130,59 +130,74 @@ impl Handler {
         let response = respond(self.provider.response_style(), &outcome);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
         let source = self.provider.source().as_str();
-        let request_id = req.request_id.as_deref().unwrap_or("-");
-        let mut line = MetricLine::new(source)
+        let line = MetricLine::new(source)
             .count(names::RECEIVED, 1)
             .millis(names::LATENCY, elapsed_ms);
-        match &outcome {
-            Ok(a) => {
-                info!(
-                    source,
-                    request_id,
-                    event_type = %a.event_type,
-                    event_key = %a.event_key,
-                    tenant = %a.tenant,
-                    outcome = if a.duplicate { "duplicate" } else { a.status.as_str() },
-                    transitions_published = a.published,
-                    status = response.status,
-                    duration_ms = elapsed_ms,
-                    "webhook accepted"
-                );
-                line = line
-                    .count(names::ACCEPTED, 1)
-                    .count(names::DUPLICATES, a.duplicate as u64)
-                    .count(
-                        names::STALE,
-                        (!a.duplicate && a.status == EventStatus::Stale) as u64,
-                    )
-                    .count(
-                        names::FLAGGED,
-                        (!a.duplicate && a.status == EventStatus::Flagged) as u64,
-                    )
-                    .count(names::TRANSITIONS_PUBLISHED, a.published as u64);
-            }
-            Err(err) => {
-                warn!(
-                    source,
-                    request_id,
-                    outcome = "rejected",
-                    reason = err.reason(),
-                    error = %err,
-                    status = response.status,
-                    duration_ms = elapsed_ms,
-                    "webhook rejected"
-                );
-                line = line
-                    .count(names::REJECTED, 1)
-                    .count(
-                        names::VERIFICATION_FAILED,
-                        err.is_verification_failure() as u64,
-                    )
-                    .count(names::TRANSIENT_FAILURES, (err.status() >= 500) as u64)
-                    .reason(err.reason());
-            }
-        }
+        let log = LogContext {
+            source,
+            request_id: req.request_id.as_deref().unwrap_or("-"),
+            status: response.status,
+            elapsed_ms,
+        };
+        let line = match &outcome {
+            Ok(accepted) => log.accepted(accepted, line),
+            Err(err) => log.rejected(err, line),
+        };
         line.emit(self.metrics);
         response
+    }
+}
+
+/// What every request's log line carries.
+struct LogContext<'a> {
+    source: &'a str,
+    request_id: &'a str,
+    status: u16,
+    elapsed_ms: f64,
+}
+
+impl LogContext<'_> {
+    fn accepted(&self, a: &Accepted, line: MetricLine) -> MetricLine {
+        info!(
+            source = self.source,
+            request_id = self.request_id,
+            event_type = %a.event_type,
+            event_key = %a.event_key,
+            tenant = %a.tenant,
+            outcome = if a.duplicate { "duplicate" } else { a.status.as_str() },
+            transitions_published = a.published,
+            status = self.status,
+            duration_ms = self.elapsed_ms,
+            "webhook accepted"
+        );
+        let new = !a.duplicate;
+        line.count(names::ACCEPTED, 1)
+            .count(names::DUPLICATES, a.duplicate as u64)
+            .count(names::STALE, (new && a.status == EventStatus::Stale) as u64)
+            .count(
+                names::FLAGGED,
+                (new && a.status == EventStatus::Flagged) as u64,
+            )
+            .count(names::TRANSITIONS_PUBLISHED, a.published as u64)
+    }
+
+    fn rejected(&self, err: &IngestError, line: MetricLine) -> MetricLine {
+        warn!(
+            source = self.source,
+            request_id = self.request_id,
+            outcome = "rejected",
+            reason = err.reason(),
+            error = %err,
+            status = self.status,
+            duration_ms = self.elapsed_ms,
+            "webhook rejected"
+        );
+        line.count(names::REJECTED, 1)
+            .count(
+                names::VERIFICATION_FAILED,
+                err.is_verification_failure() as u64,
+            )
+            .count(names::TRANSIENT_FAILURES, (err.status() >= 500) as u64)
+            .reason(err.reason())
     }
 }

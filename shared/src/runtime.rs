@@ -128,6 +128,19 @@ pub fn handler(
     Ok(Arc::new(Handler::new(pipeline, provider, metrics)))
 }
 
+/// The whole life of an ingest Lambda: JSON logs, configuration from the environment (a
+/// missing or malformed setting is one `refusing to start` line naming the variable), the
+/// backends' SDK clients created once per cold start, then `source`'s handler on the
+/// Lambda runtime until it stops.
+#[cfg(feature = "aws")]
+pub async fn serve_ingest_lambda(source: Source) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init_json_logs();
+    let env = Env::from_process();
+    let backends = lambda_backends(&env).await.map_err(refuse_to_start)?;
+    let handler = handler(source, &env, Mode::Lambda, &backends).map_err(refuse_to_start)?;
+    serve_lambda(handler).await
+}
+
 /// Serves one source's handler on the Lambda runtime until the runtime stops.
 pub async fn serve_lambda(handler: Arc<Handler>) -> Result<(), lambda_http::Error> {
     lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {

@@ -107,65 +107,18 @@ pub async fn handle(notifier: &Notifier, event: &SqsEvent) -> Result<SqsBatchRes
 /// Delivers the batch per the module rules and reports each record, in batch order.
 pub async fn process(notifier: &Notifier, event: &SqsEvent) -> Result<Vec<ItemReport>, BatchError> {
     let records = &event.records;
-    let mut ids = Vec::with_capacity(records.len());
-    for (index, record) in records.iter().enumerate() {
-        match record.message_id.as_deref().map(str::trim) {
-            Some(id) if !id.is_empty() => ids.push(id.to_string()),
-            _ => {
-                error!(
-                    index,
-                    records = records.len(),
-                    "SQS record without messageId: failing the whole batch (nothing delivered) so SQS redelivers it"
-                );
-                return Err(BatchError::MissingMessageId { index });
-            }
-        }
-    }
-
-    // Groups in order of first appearance, each with its records' indexes in batch order.
+    let ids = message_ids(records)?;
     let group_keys: Vec<String> = records
         .iter()
         .zip(&ids)
         .map(|(record, id)| group_of(record, id))
         .collect();
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut group_index: HashMap<&str, usize> = HashMap::new();
-    for (i, group) in group_keys.iter().enumerate() {
-        let group = group.as_str();
-        let slot = *group_index.entry(group).or_insert_with(|| {
-            groups.push((group, Vec::new()));
-            groups.len() - 1
-        });
-        groups[slot].1.push(i);
-    }
-
-    let per_group = futures::future::join_all(groups.iter().map(|(group, indexes)| {
-        let ids = &ids;
-        async move {
-            let mut results = Vec::with_capacity(indexes.len());
-            let mut failed = false;
-            for &i in indexes {
-                let record = &records[i];
-                let result = if failed {
-                    warn!(
-                        message_id = %ids[i],
-                        group = %group,
-                        "notification deferred: an earlier message of its FIFO group failed in this batch"
-                    );
-                    ItemResult::Deferred
-                } else {
-                    let body = record.body.as_deref().unwrap_or("");
-                    let outcome = notifier.deliver(body, receive_count(record)).await;
-                    if !outcome.is_success() {
-                        failed = true;
-                    }
-                    ItemResult::Attempted(outcome)
-                };
-                results.push((i, result));
-            }
-            results
-        }
-    }))
+    let groups = by_group(&group_keys);
+    let per_group = futures::future::join_all(
+        groups
+            .iter()
+            .map(|(group, indexes)| deliver_group(notifier, records, &ids, group, indexes)),
+    )
     .await;
 
     let mut by_index: Vec<Option<ItemResult>> = vec![None; records.len()];
@@ -182,6 +135,72 @@ pub async fn process(notifier: &Notifier, event: &SqsEvent) -> Result<Vec<ItemRe
             result: result.unwrap_or(ItemResult::Deferred),
         })
         .collect())
+}
+
+/// Every record's message id; one without fails the whole batch (it could not be named
+/// in `batchItemFailures`, so only a whole-batch failure gets it redelivered).
+fn message_ids(records: &[SqsMessage]) -> Result<Vec<String>, BatchError> {
+    let mut ids = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        match record.message_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => ids.push(id.to_string()),
+            _ => {
+                error!(
+                    index,
+                    records = records.len(),
+                    "SQS record without messageId: failing the whole batch (nothing delivered) so SQS redelivers it"
+                );
+                return Err(BatchError::MissingMessageId { index });
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Groups in order of first appearance, each with its records' indexes in batch order.
+fn by_group(group_keys: &[String]) -> Vec<(&str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut group_index: HashMap<&str, usize> = HashMap::new();
+    for (i, group) in group_keys.iter().enumerate() {
+        let group = group.as_str();
+        let slot = *group_index.entry(group).or_insert_with(|| {
+            groups.push((group, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(i);
+    }
+    groups
+}
+
+/// One group's records in order; after a failure the rest of the group is deferred (FIFO:
+/// a later transition must not overtake the one that failed).
+async fn deliver_group(
+    notifier: &Notifier,
+    records: &[SqsMessage],
+    ids: &[String],
+    group: &str,
+    indexes: &[usize],
+) -> Vec<(usize, ItemResult)> {
+    let mut results = Vec::with_capacity(indexes.len());
+    let mut failed = false;
+    for &i in indexes {
+        let record = &records[i];
+        let result = if failed {
+            warn!(
+                message_id = %ids[i],
+                group = %group,
+                "notification deferred: an earlier message of its FIFO group failed in this batch"
+            );
+            ItemResult::Deferred
+        } else {
+            let body = record.body.as_deref().unwrap_or("");
+            let outcome = notifier.deliver(body, receive_count(record)).await;
+            failed = !outcome.is_success();
+            ItemResult::Attempted(outcome)
+        };
+        results.push((i, result));
+    }
+    results
 }
 
 /// The record's FIFO group: the `MessageGroupId` attribute; on a queue without one, the

@@ -26,10 +26,9 @@
 
 pub mod batch;
 pub mod signing;
-#[cfg(feature = "sqlite")]
+mod target;
 pub mod worker;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,17 +38,13 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, Env};
 use crate::metrics::{names, MetricLine, MetricsSink};
 use crate::model::TransitionMessage;
 use crate::store::{DeliveryRecord, Store};
 
 pub use signing::{SecretFormatError, SigningKey, SigningKeys};
+pub use target::{Target, DEFAULT_TIMEOUT_MS, SECRET_VAR, TIMEOUT_VAR, URL_VAR};
 
-pub const URL_VAR: &str = "NOTIFY_URL";
-pub const SECRET_VAR: &str = "NOTIFY_SECRET";
-pub const TIMEOUT_VAR: &str = "NOTIFY_TIMEOUT_MS";
-pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The `Service` dimension of the notifier's metrics.
 pub const METRICS_SERVICE: &str = "notifier";
 /// Longest transition id accepted as a `webhook-id` header.
@@ -111,122 +106,6 @@ pub fn classify(status: u16) -> Outcome {
     }
 }
 
-/// Where notifications go.
-pub enum Target {
-    /// No `NOTIFY_URL`: log each transition.
-    Log,
-    /// POST each transition to `url`, signed with `secret`.
-    Http {
-        url: Url,
-        secret: SigningKeys,
-        /// rustls, no redirects, `timeout` for the whole request.
-        client: reqwest::Client,
-        timeout: Duration,
-    },
-}
-
-impl Target {
-    /// An HTTP target (`url` must be absolute http or https).
-    pub fn http(url: &str, secret: SigningKeys, timeout: Duration) -> Result<Target, ConfigError> {
-        let url = parse_url(url)?;
-        if timeout.is_zero() {
-            return Err(ConfigError::Invalid {
-                var: TIMEOUT_VAR,
-                reason: "must be at least 1 ms".into(),
-            });
-        }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("webhook-notifier/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                var: URL_VAR,
-                reason: format!("could not build the HTTP client: {}", e.without_url()),
-            })?;
-        Ok(Target::Http {
-            url,
-            secret,
-            client,
-            timeout,
-        })
-    }
-
-    /// `NOTIFY_URL` unset: [`Target::Log`]. Set: [`Target::Http`], which requires
-    /// `NOTIFY_SECRET` in `whsec_<base64>` form (comma-separated for rotation) and takes
-    /// `NOTIFY_TIMEOUT_MS` (default 5000). Errors name the variable, never its value.
-    pub fn from_env(env: &Env) -> Result<Target, ConfigError> {
-        let Some(url) = env.get(URL_VAR) else {
-            info!("NOTIFY_URL is not set: notifications are written to the log");
-            return Ok(Target::Log);
-        };
-        let raw_secret = env
-            .get(SECRET_VAR)
-            .ok_or(ConfigError::Missing(SECRET_VAR))?;
-        let secret = SigningKeys::parse(raw_secret).map_err(|e| ConfigError::Invalid {
-            var: SECRET_VAR,
-            reason: e.to_string(),
-        })?;
-        let timeout = Duration::from_millis(env.u64_or(TIMEOUT_VAR, DEFAULT_TIMEOUT_MS)?);
-        let target = Target::http(url, secret, timeout)?;
-        info!(notify_target = ?target, "notifications are POSTed to NOTIFY_URL, signed (Standard Webhooks)");
-        Ok(target)
-    }
-
-    /// The request timeout, for an HTTP target.
-    pub fn timeout(&self) -> Option<Duration> {
-        match self {
-            Target::Log => None,
-            Target::Http { timeout, .. } => Some(*timeout),
-        }
-    }
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Log => f.write_str("Log"),
-            Target::Http {
-                url,
-                secret,
-                timeout,
-                ..
-            } => f
-                .debug_struct("Http")
-                .field("url", &display_url(url))
-                .field("secret", secret)
-                .field("timeout_ms", &timeout.as_millis())
-                .finish_non_exhaustive(),
-        }
-    }
-}
-
-fn parse_url(raw: &str) -> Result<Url, ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        var: URL_VAR,
-        reason: reason.to_string(),
-    };
-    let url = Url::parse(raw).map_err(|_| invalid("not an absolute URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("the URL has no host"));
-    }
-    Ok(url)
-}
-
-/// The URL without credentials or query (either may carry a token), for logs.
-fn display_url(url: &Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown.push_str(url.path());
-    shown
-}
-
 /// Parses a queued body into a transition whose id can be a `webhook-id` header.
 pub fn parse_message(body: &str) -> Result<TransitionMessage, String> {
     let message: TransitionMessage =
@@ -286,48 +165,52 @@ impl Notifier {
     /// input order.
     pub async fn deliver_batch(&self, items: &[(&str, u32)]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
-        let (mut indices, mut messages) = (Vec::new(), Vec::with_capacity(items.len()));
-        for (i, (body, attempt)) in items.iter().enumerate() {
-            match parse_message(body) {
-                Ok(message) => {
-                    indices.push(i);
-                    messages.push(message);
-                }
-                Err(reason) => {
-                    error!(
-                        attempt,
-                        body_bytes = body.len(),
-                        reason = %reason,
-                        outcome = "failed_permanently",
-                        "poison message: the queued body is not a transition; it will be dead-lettered"
-                    );
-                    outcomes[i] = Some(Outcome::Permanent {
-                        reason: format!("poison message: {reason}"),
-                        status: None,
-                    });
-                }
+        let parsed = parse_batch(items, &mut outcomes);
+        let to_send = self.not_yet_delivered(items, parsed, &mut outcomes).await;
+        let sent = futures::future::join_all(
+            to_send
+                .iter()
+                .map(|(i, message)| self.send(message, items[*i].0, items[*i].1)),
+        )
+        .await;
+        let mut records = Vec::new();
+        for ((i, message), outcome) in to_send.into_iter().zip(sent) {
+            if let Some(record) = self.record_of(&outcome, items[i].1) {
+                records.push((message, record));
             }
+            outcomes[i] = Some(outcome);
         }
-        let looked_up = if messages.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.store.deliveries(&messages).await
-        };
-        let recorded = match looked_up {
+        self.record(&records).await;
+        outcomes.into_iter().flatten().collect()
+    }
+
+    /// The parsed messages whose delivery is not recorded yet, with one store read for all;
+    /// the others get their outcome here (already delivered, or a retry when the read failed).
+    async fn not_yet_delivered(
+        &self,
+        items: &[(&str, u32)],
+        parsed: Vec<(usize, TransitionMessage)>,
+        outcomes: &mut [Option<Outcome>],
+    ) -> Vec<(usize, TransitionMessage)> {
+        if parsed.is_empty() {
+            return parsed;
+        }
+        let messages: Vec<TransitionMessage> = parsed.iter().map(|(_, m)| m.clone()).collect();
+        let recorded = match self.store.deliveries(&messages).await {
             Ok(recorded) => recorded,
             Err(e) => {
-                for (&i, message) in indices.iter().zip(&messages) {
+                for (i, message) in &parsed {
                     let outcome = Outcome::Retry {
                         reason: format!("could not read the delivery record: {e}"),
                     };
-                    log_outcome(message, items[i].1, &outcome, 0.0);
-                    outcomes[i] = Some(outcome);
+                    log_outcome(message, items[*i].1, &outcome, 0.0);
+                    outcomes[*i] = Some(outcome);
                 }
-                return outcomes.into_iter().flatten().collect();
+                return Vec::new();
             }
         };
-        let mut to_send = Vec::with_capacity(messages.len());
-        for ((i, message), record) in indices.into_iter().zip(messages).zip(recorded) {
+        let mut to_send = Vec::with_capacity(parsed.len());
+        for ((i, message), record) in parsed.into_iter().zip(recorded) {
             match record {
                 Some(record) if record.is_delivered() => {
                     info!(
@@ -343,32 +226,25 @@ impl Notifier {
                 _ => to_send.push((i, message)),
             }
         }
-        let sent = futures::future::join_all(
-            to_send
-                .iter()
-                .map(|(i, message)| self.send(message, items[*i].0, items[*i].1)),
-        )
-        .await;
-        let mut records = Vec::new();
-        for ((i, message), outcome) in to_send.into_iter().zip(sent) {
-            if let Some(record) = self.record_of(&outcome, items[i].1) {
-                records.push((message, record));
-            }
-            outcomes[i] = Some(outcome);
+        to_send
+    }
+
+    /// Writes the final outcomes in one store call; a failure is logged, never turned into a
+    /// retry of what was sent (a redelivery is caught by the receiver's webhook-id dedupe).
+    async fn record(&self, records: &[(TransitionMessage, DeliveryRecord)]) {
+        if records.is_empty() {
+            return;
         }
-        if !records.is_empty() {
-            if let Err(e) = self.store.record_deliveries(&records).await {
-                for (message, record) in &records {
-                    warn!(
-                        transition_id = %message.transition_id,
-                        outcome = %record.outcome,
-                        error = %e,
-                        "could not record the delivery outcome"
-                    );
-                }
+        if let Err(e) = self.store.record_deliveries(records).await {
+            for (message, record) in records {
+                warn!(
+                    transition_id = %message.transition_id,
+                    outcome = %record.outcome,
+                    error = %e,
+                    "could not record the delivery outcome"
+                );
             }
         }
-        outcomes.into_iter().flatten().collect()
     }
 
     /// One attempt at the target; no store access.
@@ -456,6 +332,34 @@ impl Notifier {
     }
 }
 
+/// The batch's bodies that parse as transitions, by index; a poison body's outcome is set
+/// here (permanent: it can never succeed, so it is dead-lettered).
+fn parse_batch(
+    items: &[(&str, u32)],
+    outcomes: &mut [Option<Outcome>],
+) -> Vec<(usize, TransitionMessage)> {
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, (body, attempt)) in items.iter().enumerate() {
+        match parse_message(body) {
+            Ok(message) => parsed.push((i, message)),
+            Err(reason) => {
+                error!(
+                    attempt,
+                    body_bytes = body.len(),
+                    reason = %reason,
+                    outcome = "failed_permanently",
+                    "poison message: the queued body is not a transition; it will be dead-lettered"
+                );
+                outcomes[i] = Some(Outcome::Permanent {
+                    reason: format!("poison message: {reason}"),
+                    status: None,
+                });
+            }
+        }
+    }
+    parsed
+}
+
 fn log_outcome(message: &TransitionMessage, attempt: u32, outcome: &Outcome, duration_ms: f64) {
     let id = message.transition_id.as_str();
     let entity = message.group_id();
@@ -513,6 +417,7 @@ mod tests {
     use super::*;
     use crate::backends::sqlite::SqliteStore;
     use crate::clock::FixedClock;
+    use crate::config::{ConfigError, Env};
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

@@ -7,6 +7,8 @@
 //! [`crate::queue::PullQueue`] port.
 
 pub mod outbox;
+mod persist;
+mod schema;
 pub mod store;
 pub mod writer;
 

@@ -18,79 +18,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::persist::{persist_tx, record_json, Prepared};
+use super::schema::{migrate, spawn_checkpointer, SCHEMA, WRITER_CHECKPOINT_PAGES};
 use super::writer::{exec, GroupCommit};
 use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
+use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
-    compress, decide, decompress, transition_key, DeliveryRecord, EventStatus, IncomingEvent,
-    PendingPublish, PersistOutcome, Snapshot, Store, StoredEntity, StoredEvent, StoredTransition,
+    decompress, transition_key, DeliveryRecord, EventStatus, IncomingEvent, PersistOutcome, Store,
+    StoredEntity, StoredEvent, StoredTransition,
 };
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS events (
-    event_key    TEXT PRIMARY KEY,
-    source       TEXT NOT NULL,
-    tenant       TEXT NOT NULL,
-    event_type   TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    body_gz      BLOB NOT NULL,
-    headers      TEXT NOT NULL,
-    entity_keys  TEXT NOT NULL,
-    received_at  INTEGER NOT NULL,
-    expires_at   INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_expiry ON events(expires_at);
-CREATE TABLE IF NOT EXISTS entities (
-    pk              TEXT NOT NULL,
-    sk              TEXT NOT NULL,
-    version         INTEGER NOT NULL,
-    state           TEXT,
-    data            TEXT NOT NULL,
-    last_event_key  TEXT NOT NULL,
-    PRIMARY KEY (pk, sk)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS transitions (
-    pk             TEXT NOT NULL,
-    sk             TEXT NOT NULL,
-    transition_id  TEXT NOT NULL,
-    event_key      TEXT NOT NULL,
-    from_state     TEXT,
-    to_state       TEXT NOT NULL,
-    flag           TEXT,
-    queued         INTEGER NOT NULL,
-    published      INTEGER NOT NULL DEFAULT 0,
-    notification   TEXT,
-    PRIMARY KEY (pk, sk)
-) WITHOUT ROWID;
-DROP INDEX IF EXISTS transitions_by_event;
-CREATE TABLE IF NOT EXISTS outbox (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    group_id         TEXT NOT NULL,
-    dedup_id         TEXT NOT NULL,
-    body             TEXT NOT NULL,
-    receive_count    INTEGER NOT NULL DEFAULT 0,
-    visible_at       INTEGER NOT NULL DEFAULT 0,
-    dead             INTEGER NOT NULL DEFAULT 0,
-    last_error       TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_group ON outbox(group_id, dead, seq);
-"#;
-
-/// Brings a file written by an earlier version to the current layout. Earlier files kept
-/// each queued message twice (on the transition and in the outbox); the outbox copy is the
-/// one the notifier sends. Their other differences (unique indexes on the transition and
-/// dedup ids) only cost speed and are left in place.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_message: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('transitions') WHERE name = 'message'",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_message {
-        conn.execute_batch("ALTER TABLE transitions DROP COLUMN message")?;
-    }
-    Ok(())
-}
 
 /// SQLite implementation of [`Store`].
 #[derive(Clone)]
@@ -99,7 +35,7 @@ pub struct SqliteStore {
     writer: GroupCommit,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
@@ -209,237 +145,6 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-/// WAL pages past which the writer checkpoints and so rewinds the WAL (~160 MiB of WAL
-/// file). Measured under load (BENCHMARKS.md): at 4,000 pages the writer's fsync stalls
-/// came several times a second and were the p99 (22 ms); at 40,000 they come every second
-/// or two (the max latency, ~75 ms), p99 falls to ~10 ms and throughput rises ~10 %.
-const WRITER_CHECKPOINT_PAGES: i64 = 40_000;
-/// How often the background thread copies the WAL into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Copies the WAL into the database every 50 ms with a PASSIVE checkpoint (never blocks the
-/// writer) until the store is dropped; a final TRUNCATE checkpoint keeps the file compact.
-/// Measured: checkpointing every 200 ms left the writer's own checkpoints ~1,500 frames to
-/// copy, and those stalls were the p99 of the load run. `false` when the thread could not
-/// be started.
-fn spawn_checkpointer(conn: Connection, store: std::sync::Weak<Mutex<Connection>>) -> bool {
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-    let spawned = std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            while store.strong_count() > 0 {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-                }
-                std::thread::sleep(CHECKPOINT_EVERY);
-            }
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        });
-    if let Err(e) = &spawned {
-        tracing::error!(error = %e, "could not start the WAL checkpoint thread");
-    }
-    spawned.is_ok()
-}
-
-/// What can be computed before taking the writer: the writer thread is the local gateway's
-/// bottleneck, so compression and serialisation happen on the request's own thread.
-struct Prepared {
-    body: Vec<u8>,
-    headers: String,
-    entity_keys: String,
-    data: Vec<String>,
-    received_at: i64,
-    expires_at: i64,
-}
-
-impl Prepared {
-    fn of(incoming: &IncomingEvent) -> Self {
-        let entity_keys: Vec<String> = incoming
-            .event
-            .entities
-            .iter()
-            .map(|u| u.key.stream())
-            .collect();
-        Prepared {
-            body: compress(&incoming.raw_body),
-            headers: serde_json::to_string(&incoming.headers).unwrap_or_default(),
-            entity_keys: serde_json::to_string(&entity_keys).unwrap_or_default(),
-            data: incoming
-                .event
-                .entities
-                .iter()
-                .map(|u| u.data.to_string())
-                .collect(),
-            received_at: incoming.received_at.unix_timestamp(),
-            expires_at: incoming.expires_at,
-        }
-    }
-}
-
-/// Persists one event; runs inside the writer's transaction as one job.
-fn persist_tx(
-    tx: &Connection,
-    event: &NormalisedEvent,
-    prepared: &Prepared,
-) -> Result<PersistOutcome, StoreError> {
-    let event_key = event.key();
-    // One writer, one job at a time: looking first and inserting last cannot race.
-    let stored: Option<(String, String)> = tx
-        .prepare_cached("SELECT status, entity_keys FROM events WHERE event_key = ?1")
-        .and_then(|mut st| {
-            st.query_row([event_key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(unavailable)?;
-    if let Some((status, entity_keys)) = stored {
-        let streams: Vec<String> = serde_json::from_str(&entity_keys)
-            .map_err(|e| StoreError::Corrupt(format!("entity_keys: {e}")))?;
-        return Ok(PersistOutcome {
-            duplicate: true,
-            status: EventStatus::parse(&status).unwrap_or(EventStatus::Applied),
-            to_publish: unpublished(tx, event_key.as_str(), streams)?,
-        });
-    }
-
-    let mut decisions = Vec::with_capacity(event.entities.len());
-    for (update, data) in event.entities.iter().zip(&prepared.data) {
-        let (pk, sk) = (update.key.partition(), update.key.sort());
-        let current = tx
-            .prepare_cached("SELECT version, state FROM entities WHERE pk = ?1 AND sk = ?2")
-            .and_then(|mut st| {
-                st.query_row(params![pk, sk], |r| {
-                    Ok(Snapshot {
-                        version: crate::version::Version::from_micros(r.get(0)?),
-                        state: r.get(1)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(unavailable)?;
-        let decision = decide(&event_key, &event.event_id, update, current.as_ref());
-        if decision.write_entity {
-            exec(tx,
-                "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version, state = COALESCE(excluded.state, entities.state),
-                   data = excluded.data, last_event_key = excluded.last_event_key",
-                params![
-                    pk,
-                    sk,
-                    update.version.micros(),
-                    update.state,
-                    data,
-                    event_key.as_str()
-                ],
-            )
-            .map_err(unavailable)?;
-        }
-        if let Some(t) = &decision.transition {
-            let recorded = exec(tx,
-                "INSERT INTO transitions (pk, sk, transition_id, event_key, from_state, to_state, flag, queued)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
-                params![
-                    t.stream,
-                    t.sort,
-                    t.message.transition_id,
-                    event_key.as_str(),
-                    t.message.from,
-                    t.message.to,
-                    t.flag.map(|f| f.as_str()),
-                    t.queued,
-                ],
-            )
-            .map_err(unavailable)?;
-            // The transactional outbox: queued with the event, or not at all. The message
-            // lives only there; the transition row keeps the history and the outcome.
-            if t.queued && recorded == 1 {
-                let message = serde_json::to_string(&t.message).unwrap_or_default();
-                super::outbox::enqueue(tx, &t.stream, &t.message.transition_id, &message)
-                    .map_err(unavailable)?;
-            }
-        }
-        decisions.push(decision);
-    }
-    let status = EventStatus::summarise(&decisions);
-    exec(tx,
-        "INSERT INTO events (event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, received_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            event_key.as_str(),
-            event.source.as_str(),
-            event.tenant.as_str(),
-            event.event_type,
-            status.as_str(),
-            prepared.body,
-            prepared.headers,
-            prepared.entity_keys,
-            prepared.received_at,
-            prepared.expires_at,
-        ],
-    )
-    .map_err(unavailable)?;
-
-    let to_publish = decisions
-        .into_iter()
-        .filter_map(|d| d.transition)
-        .filter(|t| t.queued)
-        .map(|t| PendingPublish {
-            stream: t.stream,
-            sort: t.sort,
-            message: t.message,
-        })
-        .collect();
-    Ok(PersistOutcome {
-        duplicate: false,
-        status,
-        to_publish,
-    })
-}
-
-fn record_json(record: &DeliveryRecord) -> String {
-    serde_json::to_string(record).unwrap_or_default()
-}
-
-/// A duplicate's queued transitions the notifier has not marked published, with their
-/// messages from the outbox, looked up per entity (the transitions key starts with the
-/// entity's stream) rather than through an index on `event_key` that every insert would pay
-/// for. A transition that is not published but no longer in the outbox was delivered and
-/// only its record failed: it is not handed back.
-fn unpublished(
-    conn: &Connection,
-    event_key: &str,
-    mut streams: Vec<String>,
-) -> Result<Vec<PendingPublish>, StoreError> {
-    streams.sort();
-    streams.dedup();
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT t.sk, o.body FROM transitions t
-             JOIN outbox o ON o.group_id = t.pk AND o.dedup_id = t.transition_id
-             WHERE t.pk = ?1 AND t.event_key = ?2 AND t.queued = 1 AND t.published = 0
-             ORDER BY t.sk",
-        )
-        .map_err(unavailable)?;
-    let mut pending = Vec::new();
-    for stream in streams {
-        let rows = stmt
-            .query_map(params![stream, event_key], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(unavailable)?;
-        for row in rows {
-            let (sort, message) = row.map_err(unavailable)?;
-            let message =
-                serde_json::from_str(&message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            pending.push(PendingPublish {
-                stream: stream.clone(),
-                sort,
-                message,
-            });
-        }
-    }
-    Ok(pending)
 }
 
 #[async_trait]
@@ -618,7 +323,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
-    use crate::model::{EntityKind, EntityUpdate, Source, Tenant, TransitionRule};
+    use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule};
     use crate::version::Version;
     use serde_json::json;
 
