@@ -81,7 +81,7 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
     let raw = RawRequest {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(form_urlencoded).unwrap_or_default(),
+        query: parts.uri.query().map(query_pairs).unwrap_or_default(),
         headers: parts
             .headers
             .iter()
@@ -93,41 +93,11 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
     to_axum(state.handler.handle(&raw).await)
 }
 
-/// Splits and percent-decodes a query string.
-fn form_urlencoded(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+/// The query's pairs, decoded as browsers and providers encode them (`+` is a space).
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn to_axum(resp: RawResponse) -> Response {
@@ -145,7 +115,7 @@ mod tests {
     #[test]
     fn query_strings_are_decoded() {
         assert_eq!(
-            form_urlencoded("api_key=a%2Bb&x=1+2&empty&bad=%zz"),
+            query_pairs("api_key=a%2Bb&x=1+2&empty&bad=%zz"),
             vec![
                 ("api_key".into(), "a+b".into()),
                 ("x".into(), "1 2".into()),
@@ -153,6 +123,6 @@ mod tests {
                 ("bad".into(), "%zz".into())
             ]
         );
-        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(query_pairs("k=%4"), vec![("k".into(), "%4".into())]);
     }
 }
