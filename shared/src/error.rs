@@ -94,6 +94,9 @@ pub enum StoreError {
     Contention(String),
     #[error("stored item could not be read: {0}")]
     Corrupt(String),
+    /// A page cursor this backend did not issue (an operator's typo, or another store's).
+    #[error("not a page cursor of this store: {0:?}")]
+    BadCursor(String),
 }
 
 /// A queue backend failure (transient).

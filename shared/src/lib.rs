@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod ops;
 pub mod pipeline;
 pub mod queue;
 pub mod runtime;

@@ -94,6 +94,14 @@ impl EventKey {
     pub fn from_stored(raw: String) -> Self {
         EventKey(raw)
     }
+    /// An operator's `{source}#{event_id}`: `None` unless it names a source and an id.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (source, id) = raw.split_once('#')?;
+        (Source::parse(source).is_some() && !id.is_empty()).then(|| EventKey(raw.to_string()))
+    }
+    pub fn source(&self) -> Option<Source> {
+        Source::parse(self.0.split_once('#')?.0)
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -289,7 +297,7 @@ pub struct EntityRef {
 }
 
 /// What became of an event in the events table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     /// Every entity it names was written.

@@ -101,6 +101,52 @@ fn transaction_limit(env: &Env) -> Result<usize, ConfigError> {
     Ok(limit as usize)
 }
 
+/// The operator's ports over the SQLite file at `path` (which must exist: an operator tool
+/// never creates an empty store by mistake).
+#[cfg(feature = "sqlite")]
+pub fn sqlite_operator(
+    path: &std::path::Path,
+) -> Result<crate::ops::Operator, crate::error::StoreError> {
+    if !path.is_file() {
+        return Err(crate::error::StoreError::Unavailable(format!(
+            "no database at {}",
+            path.display()
+        )));
+    }
+    let store = crate::backends::sqlite::SqliteStore::open(path, false)?;
+    let outbox = Arc::new(store.outbox());
+    Ok(crate::ops::Operator {
+        store: Arc::new(store),
+        queue: Arc::new(crate::queue::AlreadyQueued),
+        requeue: outbox.clone(),
+        dead_letters: outbox,
+    })
+}
+
+/// The operator's ports on AWS: the Lambdas' tables and queue variables, plus
+/// `TRANSITIONS_DLQ_URL` for the dead-letter queue.
+#[cfg(feature = "aws")]
+pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError> {
+    use crate::backends::aws::{SqsDeadLetters, SqsQueue};
+    let Backends { store, .. } = lambda_backends(env).await?;
+    let config = crate::backends::aws::sdk::sdk_config(
+        &crate::backends::aws::sdk::AwsSettings::from_env(env)?,
+    )
+    .await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let queue = SqsQueue::new(client.clone(), env.require(SqsQueue::QUEUE_URL_VAR)?);
+    let dlq = SqsDeadLetters::new(client, env.require(DLQ_URL_VAR)?, queue.clone());
+    Ok(crate::ops::Operator {
+        store,
+        queue: Arc::new(queue.clone()),
+        requeue: Arc::new(queue),
+        dead_letters: Arc::new(dlq),
+    })
+}
+
+/// The transitions queue's dead-letter queue, for the operator tools.
+pub const DLQ_URL_VAR: &str = "TRANSITIONS_DLQ_URL";
+
 /// Logs a start-up failure as one clear line, then hands it back for the binary to exit on.
 pub fn refuse_to_start<E: std::fmt::Display>(err: E) -> E {
     tracing::error!(error = %err, "refusing to start: configuration error");

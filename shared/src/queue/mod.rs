@@ -88,3 +88,39 @@ pub trait PullQueue: Send + Sync {
     /// Acks and nacks of a whole batch, all or nothing.
     async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), QueueError>;
 }
+
+/// Sends a stored transition again (an operator's replay).
+#[async_trait]
+pub trait Requeue: Send + Sync {
+    /// Queues `message` again even though it was queued before. `replay_id` makes it a new
+    /// message to the queue's deduplication (SQS remembers a deduplication id for five
+    /// minutes) while the body, and so the receiver's `webhook-id`, stays the same. Where the
+    /// queue can see a copy still waiting (the outbox) it is not queued twice; where it
+    /// cannot (SQS), the notifier's recorded outcome keeps the second copy from notifying.
+    async fn requeue(&self, message: &TransitionMessage, replay_id: &str)
+        -> Result<(), QueueError>;
+}
+
+/// A message the queue gave up on (permanent failure, or too many receives).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The queue's own id of it (what `redrive` takes).
+    pub id: String,
+    pub group: String,
+    pub body: String,
+    pub receive_count: u32,
+    /// The queue's note of the last failure, where it keeps one (the outbox does; SQS does
+    /// not, and the transition's delivery record says it instead).
+    pub last_error: Option<String>,
+}
+
+/// The dead-letter side of a queue.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to `max` dead letters, oldest first; listing moves nothing.
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Moves the named dead letters (`None`: all) back to the queue, each in its group, to be
+    /// delivered again from its first attempt; returns how many moved.
+    async fn redrive(&self, ids: Option<&[String]>) -> Result<usize, QueueError>;
+}

@@ -3,6 +3,7 @@
 //! rules through the pure [`decide`] function, so their semantics cannot drift apart.
 
 pub mod decide;
+pub mod inspect;
 
 use async_trait::async_trait;
 use flate2::read::DeflateDecoder;
@@ -14,6 +15,10 @@ use time::OffsetDateTime;
 
 pub use crate::model::EventStatus;
 pub use decide::{decide, Decision, Flag, Snapshot, TransitionRecord};
+pub use inspect::{
+    reapplied_status, EventFilter, EventPage, EventSummary, Order, Reapplied, Replayable,
+    TransitionSelector,
+};
 
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
@@ -77,9 +82,13 @@ pub struct PersistOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub event_key: String,
+    pub source: String,
+    pub tenant: String,
     pub event_type: String,
     pub status: EventStatus,
     pub raw_body: Vec<u8>,
+    /// The kept request headers (`http::KEPT_HEADERS`), in arrival order.
+    pub headers: Vec<(String, String)>,
     pub entity_keys: Vec<String>,
     pub received_at: i64,
     pub expires_at: i64,
@@ -175,6 +184,32 @@ pub trait Store: Send + Sync {
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError>;
     /// An entity's transitions in version order.
     async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError>;
+
+    /// One page of stored events in `order`, at most `limit`, continuing after `cursor` (the
+    /// `next` of the previous page). Bounded memory whatever the table size.
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage, StoreError>;
+
+    /// Re-applies an event stored under the same key by the rules of [`Store::persist`]
+    /// (version guard, a transition recorded once per key and queued only then, terminal
+    /// states sticky) and records its new status and entities; its raw body, headers and
+    /// arrival time stay. Atomic; `None` when no event has that key.
+    async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError>;
+
+    /// The transitions `selector` names, with the message each was (or is to be) sent as.
+    async fn replayable(
+        &self,
+        selector: &TransitionSelector,
+    ) -> Result<Vec<Replayable>, StoreError>;
+
+    /// Forgets a transition's delivery record (and `published`), so the notifier sends it
+    /// again under the same `webhook-id`: a forced replay.
+    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
 }
 
 /// Raw deflate for raw bodies (JSON compresses 5-10x, keeping items far under DynamoDB's

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{ConfigError, Env};
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
-use crate::queue::TransitionQueue;
+use crate::queue::{Requeue, TransitionQueue};
 
 /// The largest body sent. SQS accepts 256 KiB on every queue (newer queues up to 1 MiB);
 /// this is the conservative bound, so the same code works whatever the queue's
@@ -106,12 +106,41 @@ pub fn fifo_id(raw: &str) -> String {
 #[async_trait::async_trait]
 impl TransitionQueue for SqsQueue {
     async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError> {
-        let body = message_body(message)?;
+        self.send(
+            message_body(message)?,
+            &message.group_id(),
+            &message.transition_id,
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Requeue for SqsQueue {
+    async fn requeue(
+        &self,
+        message: &TransitionMessage,
+        replay_id: &str,
+    ) -> Result<(), QueueError> {
+        let dedup = format!("{}:{replay_id}", message.transition_id);
+        self.send(message_body(message)?, &message.group_id(), &dedup)
+            .await
+    }
+}
+
+impl SqsQueue {
+    /// One FIFO message: its group keeps an entity in order, `dedup` its deduplication id.
+    pub(super) async fn send(
+        &self,
+        body: String,
+        group: &str,
+        dedup: &str,
+    ) -> Result<(), QueueError> {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_group_id(fifo_id(&message.group_id()))
-            .message_deduplication_id(fifo_id(&message.transition_id))
+            .message_group_id(fifo_id(group))
+            .message_deduplication_id(fifo_id(dedup))
             .message_body(body)
             .send()
             .await

@@ -6,6 +6,7 @@
 //! adapter [`crate::queue::AlreadyQueued`]; the worker drains [`Outbox`] through the
 //! [`crate::queue::PullQueue`] port.
 
+mod inspect;
 pub mod outbox;
 mod persist;
 mod schema;

@@ -9,7 +9,9 @@ use rusqlite::{params, Connection};
 use super::writer::{exec, GroupCommit};
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
-use crate::queue::{OutboxMessage, PullQueue, Settlement, TransitionQueue};
+use crate::queue::{
+    DeadLetter, DeadLetters, OutboxMessage, PullQueue, Requeue, Settlement, TransitionQueue,
+};
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -159,6 +161,85 @@ impl PullQueue for Outbox {
                 .map_err(unavailable)?;
             }
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Requeue for Outbox {
+    async fn requeue(
+        &self,
+        message: &TransitionMessage,
+        _replay_id: &str,
+    ) -> Result<(), QueueError> {
+        let group = message.group_id();
+        let id = message.transition_id.clone();
+        let body = serde_json::to_string(message).map_err(unavailable)?;
+        self.with_conn(move |c| {
+            // A dead copy is revived rather than doubled; a live one stays as it is.
+            let revived = exec(
+                c,
+                "UPDATE outbox SET dead = 0, receive_count = 0, visible_at = 0, last_error = NULL
+                 WHERE group_id = ?1 AND dedup_id = ?2 AND dead = 1",
+                params![group, id],
+            )
+            .map_err(unavailable)?;
+            if revived == 0 {
+                enqueue(c, &group, &id, &body).map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeadLetters for Outbox {
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, group_id, body, receive_count, last_error FROM outbox
+                     WHERE dead = 1 ORDER BY seq LIMIT ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([max as i64], |r| {
+                    Ok(DeadLetter {
+                        id: r.get::<_, i64>(0)?.to_string(),
+                        group: r.get(1)?,
+                        body: r.get(2)?,
+                        receive_count: r.get(3)?,
+                        last_error: r.get(4)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn redrive(&self, ids: Option<&[String]>) -> Result<usize, QueueError> {
+        let seqs: Option<Vec<i64>> = ids
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| id.parse::<i64>())
+                    .collect::<Result<_, _>>()
+            })
+            .transpose()
+            .map_err(|_| QueueError::Unavailable("outbox ids are numbers".into()))?;
+        self.with_conn(move |c| {
+            const REVIVE: &str =
+                "UPDATE outbox SET dead = 0, receive_count = 0, visible_at = 0 WHERE dead = 1";
+            match &seqs {
+                None => exec(c, REVIVE, []).map_err(unavailable),
+                Some(seqs) => seqs.iter().try_fold(0, |n, seq| {
+                    exec(c, &format!("{REVIVE} AND seq = ?1"), [seq])
+                        .map(|m| n + m)
+                        .map_err(unavailable)
+                }),
+            }
         })
         .await
     }

@@ -7,9 +7,10 @@ use super::store::unavailable;
 use super::writer::exec;
 use crate::error::StoreError;
 use crate::model::{EntityUpdate, EventKey, NormalisedEvent};
+use crate::store::reapplied_status;
 use crate::store::{
     compress, decide, Decision, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
-    PersistOutcome, Snapshot, TransitionRecord,
+    PersistOutcome, Reapplied, Snapshot, TransitionRecord,
 };
 
 /// What can be computed before taking the writer: the writer thread is the local gateway's
@@ -62,7 +63,7 @@ pub(super) fn persist_tx(
         .entities
         .iter()
         .zip(&prepared.data)
-        .map(|(update, data)| apply(tx, event, &event_key, update, data))
+        .map(|(update, data)| apply(tx, event, &event_key, update, data).map(|(d, _)| d))
         .collect::<Result<Vec<_>, _>>()?;
     let status = EventStatus::summarise(&decisions);
     insert_event(tx, event, &event_key, prepared, status)?;
@@ -81,6 +82,58 @@ pub(super) fn persist_tx(
         status,
         to_publish,
     })
+}
+
+/// Re-applies a stored event (operator reprocess): the same per-entity rules as a new event,
+/// then the event row's status and entities; `None` when no event has the key.
+pub(super) fn reapply_tx(
+    tx: &Connection,
+    event: &NormalisedEvent,
+    prepared: &Prepared,
+) -> Result<Option<Reapplied>, StoreError> {
+    let event_key = event.key();
+    let stored: Option<(String, String)> = tx
+        .prepare_cached("SELECT status, entity_keys FROM events WHERE event_key = ?1")
+        .and_then(|mut st| {
+            st.query_row([event_key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    let Some((was, entities_were)) = stored else {
+        return Ok(None);
+    };
+    let mut decisions = Vec::with_capacity(event.entities.len());
+    let mut new_transitions = Vec::new();
+    for (update, data) in event.entities.iter().zip(&prepared.data) {
+        let (decision, recorded) = apply(tx, event, &event_key, update, data)?;
+        if let (true, Some(t)) = (recorded, &decision.transition) {
+            new_transitions.push(t.clone());
+        }
+        decisions.push(decision);
+    }
+    let was = EventStatus::parse(&was).unwrap_or(EventStatus::Applied);
+    let entities_were: Vec<String> = serde_json::from_str(&entities_were)
+        .map_err(|e| StoreError::Corrupt(format!("entity_keys: {e}")))?;
+    let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
+    let status = reapplied_status(
+        was,
+        EventStatus::summarise(&decisions),
+        &entities_were,
+        &entities,
+    );
+    exec(
+        tx,
+        "UPDATE events SET status = ?1, entity_keys = ?2 WHERE event_key = ?3",
+        params![status.as_str(), prepared.entity_keys, event_key.as_str()],
+    )
+    .map_err(unavailable)?;
+    Ok(Some(Reapplied {
+        was,
+        status,
+        entities_were,
+        entities,
+        new_transitions,
+    }))
 }
 
 /// The outcome of an event key stored already: its status and what is still to send.
@@ -105,14 +158,15 @@ fn duplicate(tx: &Connection, event_key: &EventKey) -> Result<Option<PersistOutc
 }
 
 /// Applies one entity update by the shared rules: the entity upsert (never to an older
-/// version) and its transition, queued in the outbox in the same transaction.
+/// version) and its transition, queued in the outbox in the same transaction. `true` when
+/// the transition was recorded now (not stored already).
 fn apply(
     tx: &Connection,
     event: &NormalisedEvent,
     event_key: &EventKey,
     update: &EntityUpdate,
     data: &str,
-) -> Result<Decision, StoreError> {
+) -> Result<(Decision, bool), StoreError> {
     let (pk, sk) = (update.key.partition(), update.key.sort());
     let current = tx
         .prepare_cached("SELECT version, state FROM entities WHERE pk = ?1 AND sk = ?2")
@@ -136,10 +190,11 @@ fn apply(
         )
         .map_err(unavailable)?;
     }
-    if let Some(t) = &decision.transition {
-        record_transition(tx, event_key, t)?;
-    }
-    Ok(decision)
+    let recorded = match &decision.transition {
+        Some(t) => record_transition(tx, event_key, t)?,
+        None => false,
+    };
+    Ok((decision, recorded))
 }
 
 /// Records a transition (once per key) and, when it is to be sent, its outbox message: the
@@ -149,7 +204,7 @@ fn record_transition(
     tx: &Connection,
     event_key: &EventKey,
     t: &TransitionRecord,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let recorded = exec(tx,
         "INSERT INTO transitions (pk, sk, transition_id, event_key, from_state, to_state, flag, queued)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
@@ -170,7 +225,7 @@ fn record_transition(
         super::outbox::enqueue(tx, &t.stream, &t.message.transition_id, &message)
             .map_err(unavailable)?;
     }
-    Ok(())
+    Ok(recorded == 1)
 }
 
 fn insert_event(

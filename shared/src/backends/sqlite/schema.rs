@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS transitions (
     queued         INTEGER NOT NULL,
     published      INTEGER NOT NULL DEFAULT 0,
     notification   TEXT,
+    sent_body      TEXT,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS transitions_by_event;
@@ -56,8 +57,10 @@ CREATE INDEX IF NOT EXISTS outbox_group ON outbox(group_id, dead, seq);
 
 /// Brings a file written by an earlier version to the current layout. Earlier files kept
 /// each queued message twice (on the transition and in the outbox); the outbox copy is the
-/// one the notifier sends. Their other differences (unique indexes on the transition and
-/// dedup ids) only cost speed and are left in place.
+/// one the notifier sends. Files from before the operator tools lack `sent_body` (the body
+/// the notifier settled, kept for a replay once the outbox row is gone); their settled
+/// transitions then have no message to replay. Their other differences (unique indexes on
+/// the transition and dedup ids) only cost speed and are left in place.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has_message: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('transitions') WHERE name = 'message'",
@@ -66,6 +69,14 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if has_message {
         conn.execute_batch("ALTER TABLE transitions DROP COLUMN message")?;
+    }
+    let has_sent_body: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('transitions') WHERE name = 'sent_body'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_sent_body {
+        conn.execute_batch("ALTER TABLE transitions ADD COLUMN sent_body TEXT")?;
     }
     Ok(())
 }

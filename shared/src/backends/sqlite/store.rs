@@ -18,15 +18,23 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::persist::{persist_tx, record_json, Prepared};
+use super::inspect;
+use super::persist::{persist_tx, reapply_tx, record_json, Prepared};
 use super::schema::{migrate, spawn_checkpointer, SCHEMA, WRITER_CHECKPOINT_PAGES};
 use super::writer::{exec, GroupCommit};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
-    decompress, transition_key, DeliveryRecord, EventStatus, IncomingEvent, PersistOutcome, Store,
-    StoredEntity, StoredEvent, StoredTransition,
+    transition_key, DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome,
+    Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
 };
+
+/// `(pk, sk, delivery record JSON, message JSON)` of one settled transition.
+type DeliveryRow = (String, String, String, String);
+
+fn body_json(message: &TransitionMessage) -> String {
+    serde_json::to_string(message).unwrap_or_default()
+}
 
 /// SQLite implementation of [`Store`].
 #[derive(Clone)]
@@ -118,17 +126,15 @@ impl SqliteStore {
             .map_err(StoreError::Unavailable)
     }
 
-    /// Writes delivery outcomes, `(pk, sk, record JSON)`, marking the transitions published.
-    async fn write_delivery_rows(
-        &self,
-        rows: Vec<(String, String, String)>,
-    ) -> Result<(), StoreError> {
+    /// Writes delivery outcomes, marking the transitions published and keeping the body that
+    /// was settled (a replay's message once the outbox row is gone).
+    async fn write_delivery_rows(&self, rows: Vec<DeliveryRow>) -> Result<(), StoreError> {
         self.with_conn(move |c| {
-            for (pk, sk, json) in &rows {
+            for (pk, sk, json, body) in &rows {
                 exec(
                     c,
-                    "UPDATE transitions SET notification = ?1, published = 1 WHERE pk = ?2 AND sk = ?3",
-                    params![json, pk, sk],
+                    "UPDATE transitions SET notification = ?1, published = 1, sent_body = ?2 WHERE pk = ?3 AND sk = ?4",
+                    params![json, body, pk, sk],
                 )
                 .map_err(unavailable)?;
             }
@@ -163,7 +169,7 @@ impl Store for SqliteStore {
         record: &DeliveryRecord,
     ) -> Result<(), StoreError> {
         let (pk, sk) = transition_key(message)?;
-        self.write_delivery_rows(vec![(pk, sk, record_json(record))])
+        self.write_delivery_rows(vec![(pk, sk, record_json(record), body_json(message))])
             .await
     }
 
@@ -177,7 +183,7 @@ impl Store for SqliteStore {
             .iter()
             .filter_map(|(message, record)| {
                 let (pk, sk) = transition_key(message).ok()?;
-                Some((pk, sk, record_json(record)))
+                Some((pk, sk, record_json(record), body_json(message)))
             })
             .collect();
         self.write_delivery_rows(rows).await
@@ -228,39 +234,8 @@ impl Store for SqliteStore {
 
     async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError> {
         let key = key.to_string();
-        self.with_conn(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT event_key, event_type, status, body_gz, entity_keys, received_at, expires_at FROM events WHERE event_key = ?1",
-                    [&key],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Vec<u8>>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, i64>(5)?,
-                            r.get::<_, i64>(6)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(unavailable)?;
-            row.map(|(event_key, event_type, status, body, keys, received_at, expires_at)| {
-                Ok(StoredEvent {
-                    event_key,
-                    event_type,
-                    status: EventStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(status.clone()))?,
-                    raw_body: decompress(&body)?,
-                    entity_keys: serde_json::from_str(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    received_at,
-                    expires_at,
-                })
-            })
-            .transpose()
-        })
-        .await
+        self.with_conn(move |c| inspect::stored_event(c, &key))
+            .await
     }
 
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError> {
@@ -316,6 +291,40 @@ impl Store for SqliteStore {
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
         .await
+    }
+
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage, StoreError> {
+        let (filter, cursor) = (filter.clone(), cursor.map(str::to_string));
+        self.with_conn(move |c| inspect::list_events(c, &filter, order, limit, cursor.as_deref()))
+            .await
+    }
+
+    async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError> {
+        let prepared = Prepared::of(incoming);
+        let event = incoming.event.clone();
+        self.with_conn(move |c| reapply_tx(c, &event, &prepared))
+            .await
+    }
+
+    async fn replayable(
+        &self,
+        selector: &TransitionSelector,
+    ) -> Result<Vec<Replayable>, StoreError> {
+        let selector = selector.clone();
+        self.with_conn(move |c| inspect::replayable(c, &selector))
+            .await
+    }
+
+    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
+        let (stream, sort) = (stream.to_string(), sort.to_string());
+        self.with_conn(move |c| inspect::reset_delivery(c, &stream, &sort))
+            .await
     }
 }
 

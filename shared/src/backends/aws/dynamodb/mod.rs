@@ -73,10 +73,12 @@ use crate::config::{ConfigError, Env};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
-    decompress, DeliveryRecord, EventStatus, IncomingEvent, PersistOutcome, Store, StoredEntity,
-    StoredEvent, StoredTransition,
+    decompress, DeliveryRecord, EventFilter, EventPage, EventStatus, IncomingEvent, Order,
+    PersistOutcome, Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition,
+    TransitionSelector,
 };
 
+mod inspect;
 mod items;
 mod plan;
 mod reads;
@@ -284,7 +286,14 @@ impl Store for DynamoDbStore {
             status: EventStatus::parse(&item.status)
                 .ok_or_else(|| StoreError::Corrupt(item.status.clone()))?,
             raw_body: decompress(&item.body_gz)?,
+            headers: item
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
             event_key: item.event_key,
+            source: item.source,
+            tenant: item.tenant,
             event_type: item.event_type,
             entity_keys: item.entity_keys,
             received_at: item.received_at,
@@ -328,6 +337,31 @@ impl Store for DynamoDbStore {
             out.push(from_item::<TransitionItem>(item)?.into_stored());
         }
         Ok(out)
+    }
+
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage, StoreError> {
+        self.list_events_page(filter, order, limit, cursor).await
+    }
+
+    async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError> {
+        self.reapply_event(incoming).await
+    }
+
+    async fn replayable(
+        &self,
+        selector: &TransitionSelector,
+    ) -> Result<Vec<Replayable>, StoreError> {
+        self.replayable_transitions(selector).await
+    }
+
+    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
+        self.reset_transition(stream, sort).await
     }
 }
 

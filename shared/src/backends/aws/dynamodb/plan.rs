@@ -58,6 +58,14 @@ impl Condition {
         }
     }
 
+    pub(super) fn exists(attribute: &str) -> Self {
+        Condition {
+            expression: "attribute_exists(#k)".to_string(),
+            names: HashMap::from([("#k".to_string(), attribute.to_string())]),
+            values: HashMap::new(),
+        }
+    }
+
     pub(super) fn name(mut self, placeholder: &str, attribute: &str) -> Self {
         self.names
             .insert(placeholder.to_string(), attribute.to_string());

@@ -113,14 +113,26 @@ impl DynamoDbStore {
         plan: &Plan,
         stored_transitions: &HashSet<String>,
     ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
-        let event_key = incoming.event.key();
         let event_item = EventItem::of(incoming, plan.status, &plan.transitions);
-        let (event_put, event_size) = self.put(
+        let event_put = self.put(
             &self.tables.events,
             to_item(&event_item)?,
             Condition::not_exists("event_key"),
             true,
         )?;
+        self.transactions_with(incoming, plan, stored_transitions, event_put)
+    }
+
+    /// [`Self::transactions`] with the event item's write given: a new event's conditional
+    /// insert, or a reprocessed event's rewrite of the item that is there.
+    pub(super) fn transactions_with(
+        &self,
+        incoming: &IncomingEvent,
+        plan: &Plan,
+        stored_transitions: &HashSet<String>,
+        (event_put, event_size): (TransactWriteItem, usize),
+    ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
+        let event_key = incoming.event.key();
 
         let transition_write =
             |t: &TransitionRecord| -> Result<(Op, TransactWriteItem, usize), StoreError> {

@@ -1,0 +1,262 @@
+//! The command line: the same store flags and variables as `webhooks-local`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
+use webhook_core::store::{EventFilter, EventStatus, TransitionSelector};
+
+use crate::Failure;
+
+#[derive(Parser)]
+#[command(
+    name = "webhooks",
+    about = "Find, explain, replay, redrive and reprocess stored webhook events",
+    after_help = "Examples:\n  webhooks events --source pancake-pos --status ignored --since 24h\n  webhooks --store dynamodb event 'invoice#in_123'"
+)]
+pub struct Cli {
+    /// Which backend: the embedded SQLite file or the Lambdas' DynamoDB tables and SQS queues.
+    #[arg(
+        long,
+        env = "STORE",
+        value_enum,
+        default_value = "sqlite",
+        global = true
+    )]
+    pub store: StoreKind,
+    /// The SQLite file (`--store sqlite`).
+    #[arg(
+        long,
+        env = "SQLITE_PATH",
+        default_value = ".data/webhooks.db",
+        global = true
+    )]
+    pub db: PathBuf,
+    /// One JSON object per line instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Dynamodb,
+}
+
+impl Cli {
+    pub fn backend_name(&self) -> String {
+        match self.store {
+            StoreKind::Sqlite => format!("sqlite {}", self.db.display()),
+            StoreKind::Dynamodb => format!(
+                "dynamodb ({})",
+                std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())
+            ),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List stored events, newest first.
+    #[command(
+        after_help = "Example:\n  webhooks events --source pancake-pos --status ignored --since 2h --limit 20"
+    )]
+    Events(EventsArgs),
+    /// One event: raw body, kept headers, status, entities and transitions.
+    #[command(after_help = "Example:\n  webhooks event 'fulfilment#9001'")]
+    Event { key: String },
+    /// An entity's state, data and whole history.
+    #[command(after_help = "Example:\n  webhooks entity invoice merchant-1 invoice in_123")]
+    Entity(EntityArgs),
+    /// Queue transitions for notification again.
+    #[command(
+        after_help = "Examples:\n  webhooks replay --id tr_0123abcd\n  webhooks replay --entity invoice merchant-1 invoice in_123 --force\n  webhooks replay --undelivered --since 24h"
+    )]
+    Replay(ReplayArgs),
+    /// Dead-lettered notifications: list them, or move them back.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Re-run stored raw bodies through today's provider code.
+    #[command(
+        after_help = "Example (after an upgrade that projects more event types):\n  webhooks reprocess --status ignored --source pancake-pos --dry-run\n  webhooks reprocess --status ignored --source pancake-pos"
+    )]
+    Reprocess(ReprocessArgs),
+    /// Events per source and status over a window.
+    #[command(after_help = "Example:\n  webhooks stats --since 24h")]
+    Stats(FilterArgs),
+}
+
+#[derive(Args)]
+pub struct FilterArgs {
+    /// pancake, pancake-pos, abaha, fulfilment or invoice.
+    #[arg(long, value_parser = parse_source)]
+    pub source: Option<Source>,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The normalised type, e.g. order.status_changed.
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// applied, stale, flagged or ignored.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<EventStatus>,
+    /// Received at or after: a duration back from now (90s, 30m, 2h, 7d) or RFC 3339.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Received before: like --since.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> EventFilter {
+        EventFilter {
+            source: self.source,
+            tenant: self.tenant.clone(),
+            event_type: self.event_type.clone(),
+            status: self.status,
+            since: self.since,
+            until: self.until,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// The cursor printed under the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Args)]
+pub struct EntityArgs {
+    #[arg(value_parser = parse_source)]
+    pub source: Source,
+    pub tenant: String,
+    pub kind: String,
+    pub id: String,
+}
+
+impl EntityArgs {
+    pub fn key(&self) -> Result<EntityKey, Failure> {
+        entity_key(self.source, &self.tenant, &self.kind, &self.id)
+    }
+}
+
+fn entity_key(source: Source, tenant: &str, kind: &str, id: &str) -> Result<EntityKey, Failure> {
+    let kind = EntityKind::parse(kind)
+        .ok_or_else(|| Failure::Usage(format!("{kind:?} is not an entity kind")))?;
+    Ok(EntityKey::new(source, Tenant::new(tenant), kind, id))
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "which")]
+pub struct Which {
+    /// One transition, by id (the webhook-id receivers saw).
+    #[arg(long, group = "which")]
+    pub id: Option<String>,
+    /// Every transition of an entity: SOURCE TENANT KIND ID.
+    #[arg(long, num_args = 4, value_names = ["SOURCE", "TENANT", "KIND", "ID"], group = "which")]
+    pub entity: Option<Vec<String>>,
+    /// Every queued transition not delivered (pending, failed, dead) in the window.
+    #[arg(long, group = "which")]
+    pub undelivered: bool,
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub which: Which,
+    /// Also delivered ones, under the same webhook-id.
+    #[arg(long)]
+    pub force: bool,
+    /// With --undelivered: changes at or after (duration or RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+}
+
+impl ReplayArgs {
+    pub fn selector(&self) -> Result<TransitionSelector, Failure> {
+        if let Some(id) = &self.which.id {
+            return Ok(TransitionSelector::Id(id.clone()));
+        }
+        if let Some(e) = &self.which.entity {
+            let source = parse_source(&e[0]).map_err(Failure::Usage)?;
+            return Ok(TransitionSelector::Entity(
+                entity_key(source, &e[1], &e[2], &e[3])?.stream(),
+            ));
+        }
+        Ok(TransitionSelector::Undelivered {
+            since: self.since,
+            until: self.until,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// What is dead-lettered, with each one's last failure.
+    List {
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Move dead letters back to the queue.
+    #[command(
+        after_help = "Examples:\n  webhooks dlq redrive --all\n  webhooks dlq redrive 17 18"
+    )]
+    Redrive {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct ReprocessArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Report what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_source(s: &str) -> Result<Source, String> {
+    Source::parse(&s.replace('-', "_"))
+        .or_else(|| Source::parse(s))
+        .ok_or_else(|| {
+            format!("{s:?} is not a source (pancake, pancake-pos, abaha, fulfilment, invoice)")
+        })
+}
+
+fn parse_status(s: &str) -> Result<EventStatus, String> {
+    EventStatus::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a status (applied, stale, flagged, ignored)"))
+}
+
+/// `2h` back from now, or an RFC 3339 time: unix seconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let bad = || format!("{s:?} is neither a duration (90s, 30m, 2h, 7d) nor an RFC 3339 time");
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => n,
+        'm' => n * 60,
+        'h' => n * 3_600,
+        'd' => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(OffsetDateTime::now_utc().unix_timestamp() - secs)
+}

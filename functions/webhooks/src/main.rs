@@ -1,0 +1,87 @@
+//! `webhooks`: the operator CLI over a deployment's store, on SQLite (`webhooks-local`'s
+//! file) or on DynamoDB + SQS (the Lambdas' tables and queues, with the operator's AWS
+//! credentials). Exit codes: 0 done, 2 a usage error or an unknown key, 1 the backend could
+//! not be reached (one line naming it).
+
+mod args;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use webhook_core::config::Env;
+use webhook_core::ops::{Operator, OpsError};
+
+use args::{Cli, Command, StoreKind};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Warnings only: the output is the answer, not the log.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+        .init();
+    let env = Env::from_process();
+    let op = match connect(&cli, &env).await {
+        Ok(op) => op,
+        Err(message) => {
+            eprintln!("webhooks: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(&cli, &op, &env).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("webhooks: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Backend(message)) => {
+            eprintln!("webhooks: {} unreachable: {message}", cli.backend_name());
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn connect(cli: &Cli, env: &Env) -> Result<Operator, String> {
+    match cli.store {
+        StoreKind::Sqlite => webhook_core::runtime::sqlite_operator(&cli.db)
+            .map_err(|e| format!("{}: {}", cli.db.display(), one_line(&e.to_string()))),
+        StoreKind::Dynamodb => webhook_core::runtime::aws_operator(env)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+pub enum Failure {
+    Usage(String),
+    Backend(String),
+}
+
+impl From<OpsError> for Failure {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::NotFound(m) => Failure::Usage(m),
+            other => Failure::Backend(one_line(&other.to_string())),
+        }
+    }
+}
+
+/// The first line of an SDK error, bounded: no debug dump on the operator's terminal.
+fn one_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or("");
+    line.chars().take(300).collect()
+}
+
+async fn run(cli: &Cli, op: &Operator, env: &Env) -> Result<(), Failure> {
+    let out = show::Output::new(cli.json);
+    match &cli.command {
+        Command::Events(a) => show::events(op, &out, a).await,
+        Command::Event { key } => show::event(op, &out, key).await,
+        Command::Entity(a) => show::entity(op, &out, &a.key()?).await,
+        Command::Replay(a) => show::replay(op, &out, a).await,
+        Command::Dlq(a) => show::dlq(op, &out, a).await,
+        Command::Reprocess(a) => show::reprocess(op, &out, env, a).await,
+        Command::Stats(a) => show::stats(op, &out, a).await,
+    }
+}

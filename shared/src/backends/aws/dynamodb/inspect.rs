@@ -1,0 +1,325 @@
+//! The operator side of the DynamoDB store (see `store::inspect`).
+//!
+//! Listing: the events table has no index by time (an index would cost write capacity on
+//! every event, for an occasional operator query), so a page is one Scan of the table —
+//! paginated, only the summary attributes projected — keeping the `limit` newest (or oldest)
+//! events past the cursor in a bounded heap. Memory is O(limit) whatever the table size; the
+//! cost is one read of the table per page (README: Operating).
+
+use std::collections::{BTreeSet, HashSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::items::{from_item, ItemKey, TransitionItem};
+use super::plan::{self, distinct_keys, Condition};
+use super::transact::Attempt;
+use super::{unavailable, DynamoDbStore, Item, MAX_ATTEMPTS};
+use crate::error::StoreError;
+use crate::store::{
+    reapplied_status, EventFilter, EventPage, EventStatus, EventSummary, IncomingEvent, Order,
+    Reapplied, Replayable, TransitionSelector,
+};
+use crate::version::Version;
+
+/// What a page scan reads of each event.
+#[derive(Debug, serde::Deserialize)]
+struct SummaryItem {
+    event_key: String,
+    source: String,
+    tenant: String,
+    event_type: String,
+    status: String,
+    received_at: i64,
+    #[serde(default)]
+    entity_keys: Vec<String>,
+}
+
+/// A position in arrival order: (received_at, event_key).
+type Position = (i64, String);
+
+fn parse_cursor(raw: &str) -> Result<Position, StoreError> {
+    let bad = || StoreError::BadCursor(raw.to_string());
+    let (at, key) = raw
+        .strip_prefix('t')
+        .ok_or_else(bad)?
+        .split_once('/')
+        .ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, key.to_string()))
+}
+
+impl DynamoDbStore {
+    pub(super) async fn list_events_page(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage, StoreError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let beyond = |p: &Position| match (&after, order) {
+            (None, _) => true,
+            (Some(a), Order::NewestFirst) => p < a,
+            (Some(a), Order::OldestFirst) => p > a,
+        };
+        // The `limit + 1` best positions seen so far (one more tells a next page exists).
+        let mut best: BTreeSet<(Position, usize)> = BTreeSet::new();
+        let mut kept: Vec<Option<EventSummary>> = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.tables.events)
+            .projection_expression("#k, #s, #t, #y, #st, #r, #e")
+            .expression_attribute_names("#k", "event_key")
+            .expression_attribute_names("#s", "source")
+            .expression_attribute_names("#t", "tenant")
+            .expression_attribute_names("#y", "event_type")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#r", "received_at")
+            .expression_attribute_names("#e", "entity_keys")
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
+            let summary = summary(item);
+            let position = (summary.received_at, summary.event_key.clone());
+            if !filter.matches(&summary) || !beyond(&position) {
+                continue;
+            }
+            best.insert((position, kept.len()));
+            kept.push(Some(summary));
+            if best.len() > limit + 1 {
+                let worst = match order {
+                    Order::NewestFirst => best.pop_first(),
+                    Order::OldestFirst => best.pop_last(),
+                };
+                if let Some((_, i)) = worst {
+                    kept[i] = None;
+                }
+            }
+        }
+        let mut ordered: Vec<(Position, usize)> = best.into_iter().collect();
+        if order == Order::NewestFirst {
+            ordered.reverse();
+        }
+        let more = ordered.len() > limit;
+        ordered.truncate(limit);
+        let next = more
+            .then(|| ordered.last().map(|((at, key), _)| format!("t{at}/{key}")))
+            .flatten();
+        Ok(EventPage {
+            events: ordered
+                .into_iter()
+                .filter_map(|(_, i)| kept[i].take())
+                .collect(),
+            next,
+        })
+    }
+
+    /// Re-applies a stored event: the rules against consistent reads of every entity, the
+    /// event item rewritten (status, entities, transition keys) on condition it still exists.
+    pub(super) async fn reapply_event(
+        &self,
+        incoming: &IncomingEvent,
+    ) -> Result<Option<Reapplied>, StoreError> {
+        let event = &incoming.event;
+        let key = event.key();
+        let Some(stored) = self.event_item(&key, true).await? else {
+            return Ok(None);
+        };
+        let mut known = self.read_entities(&distinct_keys(event)).await?;
+        let mut existing = HashSet::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let plan = plan::plan(event, &known);
+            let was = EventStatus::parse(&stored.status).unwrap_or(EventStatus::Applied);
+            let mut item = stored.clone();
+            item.entity_keys = event.entities.iter().map(|u| u.key.stream()).collect();
+            let status = reapplied_status(was, plan.status, &stored.entity_keys, &item.entity_keys);
+            item.status = status.as_str().to_string();
+            for t in &plan.transitions {
+                let k = ItemKey {
+                    pk: t.stream.clone(),
+                    sk: t.sort.clone(),
+                };
+                if !item.transition_keys.contains(&k) {
+                    item.transition_keys.push(k);
+                }
+            }
+            let put = self.put(
+                &self.tables.events,
+                super::items::to_item(&item)?,
+                Condition::exists("event_key"),
+                false,
+            )?;
+            let transactions = self.transactions_with(incoming, &plan, &existing, put)?;
+            match self.write(transactions).await? {
+                Attempt::Committed => {
+                    return Ok(Some(Reapplied {
+                        was,
+                        status,
+                        entities_were: stored.entity_keys,
+                        entities: item.entity_keys,
+                        new_transitions: plan
+                            .transitions
+                            .into_iter()
+                            .filter(|t| !existing.contains(&t.message.transition_id))
+                            .collect(),
+                    }))
+                }
+                // The event item's condition failed: it expired (TTL) meanwhile.
+                Attempt::Duplicate(_) => return Ok(None),
+                Attempt::TransitionsExist(ids) => existing.extend(ids),
+                Attempt::Conflict => {
+                    if attempt > 0 {
+                        super::backoff(attempt).await;
+                    }
+                    known = self.read_entities(&distinct_keys(event)).await?;
+                }
+            }
+        }
+        Err(StoreError::Contention(key.to_string()))
+    }
+
+    /// The transitions a selector names. By entity this is one Query; by id or window a
+    /// Scan with a filter (operator queries; no index is paid for on the ingest path).
+    pub(super) async fn replayable_transitions(
+        &self,
+        selector: &TransitionSelector,
+    ) -> Result<Vec<Replayable>, StoreError> {
+        let items = match selector {
+            TransitionSelector::Entity(stream) => self.query_transitions(stream).await?,
+            TransitionSelector::Id(id) => {
+                self.scan_transitions(
+                    "#id = :id",
+                    &[("#id", "transition_id")],
+                    vec![(":id", AttributeValue::S(id.clone()))],
+                )
+                .await?
+            }
+            TransitionSelector::Undelivered { since, until } => {
+                let bound = |unix: i64| {
+                    AttributeValue::S(
+                        Version::from_micros(unix.saturating_mul(1_000_000)).sort_key(),
+                    )
+                };
+                self.scan_transitions(
+                    "#q = :q AND (attribute_not_exists(#n) OR #n.#o <> :d) AND #sk BETWEEN :a AND :b",
+                    &[("#q", "queued"), ("#n", "notification"), ("#o", "outcome"), ("#sk", "sk")],
+                    vec![
+                        (":q", AttributeValue::Bool(true)),
+                        (":d", AttributeValue::S("delivered".into())),
+                        (":a", bound(since.unwrap_or(0))),
+                        (":b", bound(until.unwrap_or(i64::MAX / 1_000_000))),
+                    ],
+                )
+                .await?
+            }
+        };
+        let mut out: Vec<Replayable> = items
+            .into_iter()
+            .map(replayable)
+            .collect::<Result<_, _>>()?;
+        out.sort_by(|a, b| (&a.stream, &a.transition.sort).cmp(&(&b.stream, &b.transition.sort)));
+        Ok(out)
+    }
+
+    async fn query_transitions(&self, stream: &str) -> Result<Vec<TransitionItem>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.tables.transitions)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            out.push(from_item(item.map_err(|e| unavailable("Query", e))?)?);
+        }
+        Ok(out)
+    }
+
+    async fn scan_transitions(
+        &self,
+        filter: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Vec<TransitionItem>, StoreError> {
+        let mut request = self
+            .client
+            .scan()
+            .table_name(&self.tables.transitions)
+            .filter_expression(filter)
+            .consistent_read(true);
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        let mut pages = request.into_paginator().items().send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            out.push(from_item::<TransitionItem>(
+                item.map_err(|e| unavailable("Scan", e))?,
+            )?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn reset_transition(
+        &self,
+        stream: &str,
+        sort: &str,
+    ) -> Result<(), StoreError> {
+        let key: Item = super::items::to_item(&ItemKey {
+            pk: stream.to_string(),
+            sk: sort.to_string(),
+        })?;
+        self.client
+            .update_item()
+            .table_name(&self.tables.transitions)
+            .set_key(Some(key))
+            .update_expression("SET #p = :f REMOVE #n")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#p", "published")
+            .expression_attribute_names("#n", "notification")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateItem", e))?;
+        Ok(())
+    }
+}
+
+fn summary(item: SummaryItem) -> EventSummary {
+    EventSummary {
+        status: EventStatus::parse(&item.status).unwrap_or(EventStatus::Applied),
+        event_key: item.event_key,
+        source: item.source,
+        tenant: item.tenant,
+        event_type: item.event_type,
+        received_at: item.received_at,
+        entities: item.entity_keys.len(),
+    }
+}
+
+fn replayable(item: TransitionItem) -> Result<Replayable, StoreError> {
+    let message = if item.queued {
+        Some(
+            serde_json::from_str(&item.message)
+                .map_err(|e| StoreError::Corrupt(format!("transition message: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok(Replayable {
+        stream: item.pk.clone(),
+        message,
+        transition: item.into_stored(),
+    })
+}

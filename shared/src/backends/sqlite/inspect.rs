@@ -1,0 +1,235 @@
+//! The operator reads and writes of the embedded store (see `store::inspect`): event pages
+//! by arrival (the table's rowid, so no index is paid for on the ingest path), and the
+//! transitions a replay names with their messages (the outbox copy while queued, the copy
+//! the notifier recorded once settled).
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::store::unavailable;
+use super::writer::exec;
+use crate::error::StoreError;
+use crate::store::{
+    decompress, EventFilter, EventPage, EventStatus, EventSummary, Order, Replayable, StoredEvent,
+    StoredTransition, TransitionSelector,
+};
+use crate::version::Version;
+
+/// A page of events: rowid order is arrival (commit) order. The cursor is the last rowid.
+pub(super) fn list_events(
+    c: &Connection,
+    filter: &EventFilter,
+    order: Order,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<EventPage, StoreError> {
+    let after: Option<i64> = match cursor {
+        None => None,
+        Some(raw) => Some(
+            raw.strip_prefix('r')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::BadCursor(raw.to_string()))?,
+        ),
+    };
+    let (mut sql, mut args) = filter_sql(filter);
+    if let Some(after) = after {
+        sql.push_str(match order {
+            Order::NewestFirst => " AND rowid < ?",
+            Order::OldestFirst => " AND rowid > ?",
+        });
+        args.push(SqlValue::Integer(after));
+    }
+    sql.push_str(match order {
+        Order::NewestFirst => " ORDER BY rowid DESC LIMIT ?",
+        Order::OldestFirst => " ORDER BY rowid ASC LIMIT ?",
+    });
+    // One more than asked tells whether there is a next page.
+    args.push(SqlValue::Integer(limit as i64 + 1));
+    let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
+    let mut rows: Vec<(i64, EventSummary)> = stmt
+        .query_map(params_from_iter(args), summary)
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        format!("r{}", rows.last().map(|(id, _)| *id).unwrap_or(0))
+    });
+    Ok(EventPage {
+        events: rows.into_iter().map(|(_, e)| e).collect(),
+        next,
+    })
+}
+
+fn filter_sql(filter: &EventFilter) -> (String, Vec<SqlValue>) {
+    let mut sql = String::from(
+        "SELECT rowid, event_key, source, tenant, event_type, status, received_at, entity_keys \
+         FROM events WHERE 1 = 1",
+    );
+    let mut args = Vec::new();
+    let mut text = |clause: &str, value: &str| {
+        sql.push_str(clause);
+        args.push(SqlValue::Text(value.to_string()));
+    };
+    if let Some(s) = filter.source {
+        text(" AND source = ?", s.as_str());
+    }
+    if let Some(t) = &filter.tenant {
+        text(" AND tenant = ?", t);
+    }
+    if let Some(t) = &filter.event_type {
+        text(" AND event_type = ?", t);
+    }
+    if let Some(s) = filter.status {
+        text(" AND status = ?", s.as_str());
+    }
+    for (clause, bound) in [
+        (" AND received_at >= ?", filter.since),
+        (" AND received_at < ?", filter.until),
+    ] {
+        if let Some(b) = bound {
+            sql.push_str(clause);
+            args.push(SqlValue::Integer(b));
+        }
+    }
+    (sql, args)
+}
+
+fn summary(r: &Row<'_>) -> rusqlite::Result<(i64, EventSummary)> {
+    let status: String = r.get(5)?;
+    let keys: String = r.get(7)?;
+    Ok((
+        r.get(0)?,
+        EventSummary {
+            event_key: r.get(1)?,
+            source: r.get(2)?,
+            tenant: r.get(3)?,
+            event_type: r.get(4)?,
+            status: EventStatus::parse(&status).unwrap_or(EventStatus::Applied),
+            received_at: r.get(6)?,
+            entities: serde_json::from_str::<Vec<String>>(&keys).map_or(0, |k| k.len()),
+        },
+    ))
+}
+
+const TRANSITION_COLUMNS: &str = "t.pk, t.sk, t.transition_id, t.from_state, t.to_state, \
+     t.event_key, t.flag, t.queued, t.published, t.notification, \
+     COALESCE((SELECT o.body FROM outbox o WHERE o.group_id = t.pk AND o.dedup_id = t.transition_id \
+               ORDER BY o.seq DESC LIMIT 1), t.sent_body)";
+
+/// The transitions a selector names, oldest first within an entity. By id and by window
+/// this scans the table (an operator's occasional query; no index is paid for on ingest).
+pub(super) fn replayable(
+    c: &Connection,
+    selector: &TransitionSelector,
+) -> Result<Vec<Replayable>, StoreError> {
+    let (condition, args): (&str, Vec<SqlValue>) = match selector {
+        TransitionSelector::Id(id) => ("t.transition_id = ?", vec![SqlValue::Text(id.clone())]),
+        TransitionSelector::Entity(stream) => ("t.pk = ?", vec![SqlValue::Text(stream.clone())]),
+        TransitionSelector::Undelivered { since, until } => (
+            "t.queued = 1 AND (t.notification IS NULL OR t.notification NOT LIKE '%\"outcome\":\"delivered\"%') \
+             AND substr(t.sk, 1, 20) >= ? AND substr(t.sk, 1, 20) < ?",
+            vec![
+                SqlValue::Text(window_key(since.unwrap_or(0))),
+                SqlValue::Text(window_key(until.unwrap_or(i64::MAX / 1_000_000))),
+            ],
+        ),
+    };
+    let sql = format!(
+        "SELECT {TRANSITION_COLUMNS} FROM transitions t WHERE {condition} ORDER BY t.pk, t.sk"
+    );
+    let mut stmt = c.prepare(&sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                StoredTransition {
+                    sort: r.get(1)?,
+                    transition_id: r.get(2)?,
+                    from: r.get(3)?,
+                    to: r.get(4)?,
+                    event_key: r.get(5)?,
+                    flag: r.get(6)?,
+                    queued: r.get(7)?,
+                    published: r.get(8)?,
+                    notification: r
+                        .get::<_, Option<String>>(9)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                },
+                r.get::<_, Option<String>>(10)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    rows.map(|row| {
+        let (stream, transition, body) = row.map_err(unavailable)?;
+        let message = body
+            .filter(|_| transition.queued)
+            .map(|b| serde_json::from_str(&b))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("queued message: {e}")))?;
+        Ok(Replayable {
+            stream,
+            transition,
+            message,
+        })
+    })
+    .collect()
+}
+
+/// The sort-key prefix of a unix time (the transitions' `sk` starts with the version).
+fn window_key(unix: i64) -> String {
+    Version::from_micros(unix.saturating_mul(1_000_000)).sort_key()
+}
+
+pub(super) fn reset_delivery(c: &Connection, stream: &str, sort: &str) -> Result<(), StoreError> {
+    exec(
+        c,
+        "UPDATE transitions SET notification = NULL, published = 0 WHERE pk = ?1 AND sk = ?2",
+        params![stream, sort],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// One stored event with its kept request.
+pub(super) fn stored_event(c: &Connection, key: &str) -> Result<Option<StoredEvent>, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+    let row = c
+        .query_row(
+            "SELECT event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, \
+             received_at, expires_at FROM events WHERE event_key = ?1",
+            [key],
+            |r| {
+                Ok((
+                    [
+                        r.get::<_, String>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ],
+                    r.get::<_, Vec<u8>>(5)?,
+                    [r.get::<_, String>(6)?, r.get(7)?],
+                    [r.get::<_, i64>(8)?, r.get(9)?],
+                ))
+            },
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let Some(([event_key, source, tenant, event_type, status], body, [headers, keys], times)) = row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(StoredEvent {
+        status: EventStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(status.clone()))?,
+        event_key,
+        source,
+        tenant,
+        event_type,
+        raw_body: decompress(&body)?,
+        headers: serde_json::from_str(&headers).map_err(corrupt)?,
+        entity_keys: serde_json::from_str(&keys).map_err(corrupt)?,
+        received_at: times[0],
+        expires_at: times[1],
+    }))
+}

@@ -1,0 +1,212 @@
+//! What operators do with a deployment, written once over the ports so the `webhooks` CLI
+//! and the console behave the same on SQLite and on DynamoDB + SQS: explain an event or an
+//! entity, replay transitions, redrive dead letters, count, and reprocess stored raw bodies
+//! through today's provider code.
+
+mod reprocess;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::error::{QueueError, StoreError};
+use crate::model::{EntityKey, EntityKind, EventKey, Source, Tenant};
+use crate::queue::{DeadLetter, DeadLetters, Requeue, TransitionQueue};
+use crate::store::{
+    DeliveryRecord, EventFilter, EventStatus, Order, Replayable, Store, StoredEntity, StoredEvent,
+    StoredTransition, TransitionSelector,
+};
+
+pub use reprocess::{reprocess, Progress, ReprocessSummary};
+
+#[derive(Debug, Error)]
+pub enum OpsError {
+    /// No event, entity or transition of that key (the operator's input, not the system).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// The ports an operator works through. The pipeline's `queue` sends what reprocess newly
+/// queues (the null adapter where the store queues in its own transaction); `requeue` and
+/// `dead_letters` are the queue's operator side.
+#[derive(Clone)]
+pub struct Operator {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn TransitionQueue>,
+    pub requeue: Arc<dyn Requeue>,
+    pub dead_letters: Arc<dyn DeadLetters>,
+}
+
+/// An event with what it touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventReport {
+    pub event: StoredEvent,
+    pub entities: Vec<(EntityKey, Option<StoredEntity>)>,
+    /// The transitions this event recorded, with their delivery outcomes.
+    pub transitions: Vec<(String, StoredTransition)>,
+}
+
+/// A dead letter with its transition's recorded outcome (SQS keeps no failure reason).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterReport {
+    pub letter: DeadLetter,
+    pub transition_id: Option<String>,
+    pub record: Option<DeliveryRecord>,
+}
+
+/// What a replay did, per transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Requeued,
+    /// Delivered already and not forced.
+    AlreadyDelivered,
+    /// Never queued (flagged by the lifecycle): there is nothing to send.
+    NotQueued,
+}
+
+/// Reads `{source}#{tenant}#{kind}#{id}`: the kind is the first segment after the tenant
+/// that names a kind, so tenants and ids may contain `#`.
+pub fn parse_stream(stream: &str) -> Option<EntityKey> {
+    let (source, rest) = stream.split_once('#')?;
+    let source = Source::parse(source)?;
+    let parts: Vec<&str> = rest.split('#').collect();
+    (1..parts.len().saturating_sub(1)).find_map(|i| {
+        let kind = EntityKind::parse(parts[i])?;
+        Some(EntityKey::new(
+            source,
+            Tenant::new(parts[..i].join("#")),
+            kind,
+            parts[i + 1..].join("#"),
+        ))
+    })
+}
+
+impl Operator {
+    pub async fn event(&self, key: &str) -> Result<EventReport, OpsError> {
+        let event_key = EventKey::parse(key).ok_or_else(|| {
+            OpsError::NotFound(format!("{key:?} is not an event key (source#id)"))
+        })?;
+        let event = self
+            .store
+            .event(&event_key)
+            .await?
+            .ok_or_else(|| OpsError::NotFound(format!("no event {key}")))?;
+        let mut entities = Vec::new();
+        let mut transitions = Vec::new();
+        let mut streams = event.entity_keys.clone();
+        streams.dedup();
+        for stream in &streams {
+            let Some(entity) = parse_stream(stream) else {
+                continue;
+            };
+            let stored = self.store.entity(&entity).await?;
+            for t in self.store.transitions(&entity).await? {
+                if t.event_key == event.event_key {
+                    transitions.push((stream.clone(), t));
+                }
+            }
+            entities.push((entity, stored));
+        }
+        Ok(EventReport {
+            event,
+            entities,
+            transitions,
+        })
+    }
+
+    /// An entity's current state and its whole history.
+    pub async fn entity(
+        &self,
+        key: &EntityKey,
+    ) -> Result<(StoredEntity, Vec<StoredTransition>), OpsError> {
+        let entity = self
+            .store
+            .entity(key)
+            .await?
+            .ok_or_else(|| OpsError::NotFound(format!("no entity {}", key.stream())))?;
+        Ok((entity, self.store.transitions(key).await?))
+    }
+
+    /// Queues the selected transitions again. Delivered ones only with `force`, which first
+    /// forgets their delivery record so the notifier sends them again under the same
+    /// `webhook-id` (receivers that deduplicate on it see a repeat, not a new event).
+    pub async fn replay(
+        &self,
+        selector: &TransitionSelector,
+        force: bool,
+        replay_id: &str,
+    ) -> Result<Vec<(Replayable, ReplayOutcome)>, OpsError> {
+        let selected = self.store.replayable(selector).await?;
+        if selected.is_empty() {
+            if let TransitionSelector::Id(id) | TransitionSelector::Entity(id) = selector {
+                return Err(OpsError::NotFound(format!("no transition of {id}")));
+            }
+        }
+        let mut out = Vec::with_capacity(selected.len());
+        for r in selected {
+            let outcome = match &r.message {
+                None => ReplayOutcome::NotQueued,
+                Some(_) if r.delivered() && !force => ReplayOutcome::AlreadyDelivered,
+                Some(message) => {
+                    if r.transition.notification.is_some() {
+                        self.store
+                            .reset_delivery(&r.stream, &r.transition.sort)
+                            .await?;
+                    }
+                    self.requeue.requeue(message, replay_id).await?;
+                    ReplayOutcome::Requeued
+                }
+            };
+            out.push((r, outcome));
+        }
+        Ok(out)
+    }
+
+    pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterReport>, OpsError> {
+        let mut out = Vec::new();
+        for letter in self.dead_letters.dead_letters(max).await? {
+            let message = crate::notify::parse_message(&letter.body).ok();
+            let record = match &message {
+                Some(m) => self.store.delivery(m).await.unwrap_or(None),
+                None => None,
+            };
+            out.push(DeadLetterReport {
+                transition_id: message.map(|m| m.transition_id),
+                letter,
+                record,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn redrive(&self, ids: Option<&[String]>) -> Result<usize, OpsError> {
+        Ok(self.dead_letters.redrive(ids).await?)
+    }
+
+    /// Events per (source, status) among those `filter` selects, paging in bounded memory.
+    pub async fn stats(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<BTreeMap<(String, EventStatus), u64>, OpsError> {
+        let mut counts = BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_events(filter, Order::OldestFirst, 1_000, cursor.as_deref())
+                .await?;
+            for e in &page.events {
+                *counts.entry((e.source.clone(), e.status)).or_insert(0) += 1;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(counts),
+            }
+        }
+    }
+}

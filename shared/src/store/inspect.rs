@@ -1,0 +1,128 @@
+//! The operator's side of the store port: finding events, re-applying stored ones with
+//! today's provider code, and selecting transitions to notify again. Every backend answers
+//! these with the same meaning (the CLI and console are written once against them).
+
+use crate::model::{EventStatus, Source, TransitionMessage};
+
+use super::{StoredTransition, TransitionRecord};
+
+/// Which events to list; every field narrows (all `None`: every event).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub source: Option<Source>,
+    pub tenant: Option<String>,
+    /// The canonical type (`order.status_changed`) as stored.
+    pub event_type: Option<String>,
+    pub status: Option<EventStatus>,
+    /// Received at or after (unix seconds).
+    pub since: Option<i64>,
+    /// Received before (unix seconds).
+    pub until: Option<i64>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &EventSummary) -> bool {
+        self.source.is_none_or(|s| s.as_str() == event.source)
+            && self.tenant.as_ref().is_none_or(|t| *t == event.tenant)
+            && self
+                .event_type
+                .as_ref()
+                .is_none_or(|t| *t == event.event_type)
+            && self.status.is_none_or(|s| s == event.status)
+            && self.since.is_none_or(|s| event.received_at >= s)
+            && self.until.is_none_or(|u| event.received_at < u)
+    }
+}
+
+/// One line of an event list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSummary {
+    pub event_key: String,
+    pub source: String,
+    pub tenant: String,
+    pub event_type: String,
+    pub status: EventStatus,
+    /// Unix seconds.
+    pub received_at: i64,
+    pub entities: usize,
+}
+
+/// A page of events and the cursor of the next one (`None`: this was the last page). The
+/// cursor is opaque: only the backend that issued it reads it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    pub next: Option<String>,
+}
+
+/// Which order a scan of every stored event runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    /// Arrival order (reprocess: an entity's events re-applied as they came).
+    OldestFirst,
+}
+
+/// What re-applying a stored event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reapplied {
+    /// The status before and after.
+    pub was: EventStatus,
+    pub status: EventStatus,
+    /// The entity streams before and after.
+    pub entities_were: Vec<String>,
+    pub entities: Vec<String>,
+    /// Transitions this run recorded for the first time; the queued ones go to the queue
+    /// as a new event's do.
+    pub new_transitions: Vec<TransitionRecord>,
+}
+
+/// The status a reprocessed event keeps: the one recorded at arrival, unless the event is
+/// projected differently now (it was ignored, or names other entities). Re-applying an old
+/// event after newer ones would otherwise turn every `applied` into `stale`, erasing what
+/// became of it when it came.
+pub fn reapplied_status(
+    was: EventStatus,
+    now: EventStatus,
+    entities_were: &[String],
+    entities: &[String],
+) -> EventStatus {
+    if was == EventStatus::Ignored || entities_were != entities {
+        now
+    } else {
+        was
+    }
+}
+
+/// Which transitions to notify again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionSelector {
+    /// One transition, by its id (the `webhook-id` receivers saw).
+    Id(String),
+    /// Every queued transition of one entity (its stream `{source}#{tenant}#{kind}#{id}`).
+    Entity(String),
+    /// Every queued transition not delivered (pending, failed, dead-lettered) whose change
+    /// happened in the window (unix seconds of the entity version; `None`: open).
+    Undelivered {
+        since: Option<i64>,
+        until: Option<i64>,
+    },
+}
+
+/// A transition with the message it was (or is to be) sent as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayable {
+    pub stream: String,
+    pub transition: StoredTransition,
+    /// `None` when the transition was never queued (flagged): nothing to send.
+    pub message: Option<TransitionMessage>,
+}
+
+impl Replayable {
+    pub fn delivered(&self) -> bool {
+        self.transition
+            .notification
+            .as_ref()
+            .is_some_and(|r| r.is_delivered())
+    }
+}
