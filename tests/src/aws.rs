@@ -200,6 +200,35 @@ impl AwsFixture {
         response.queue_url().expect("queue url").to_string()
     }
 
+    /// A FIFO dead-letter queue beside the transitions queue (idempotent); its URL.
+    pub async fn create_dlq(&self) -> String {
+        let name = self.queue_name.replace(".fifo", "-dlq.fifo");
+        self.sqs
+            .create_queue()
+            .queue_name(name)
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating the DLQ on {}: {e:?}", self.endpoint))
+            .queue_url()
+            .expect("queue url")
+            .to_string()
+    }
+
+    /// Puts `body` in the DLQ, as SQS's redrive policy would after the last receive.
+    pub async fn send_to_dlq(&self, body: &str, group: &str) {
+        let dlq = self.create_dlq().await;
+        self.sqs
+            .send_message()
+            .queue_url(dlq)
+            .message_group_id(group)
+            .message_deduplication_id(format!("dead-{}", body.len()))
+            .message_body(body)
+            .send()
+            .await
+            .expect("SendMessage to the DLQ");
+    }
+
     /// The store, as the Lambdas configure it (with moto's transaction limit).
     pub fn store(&self) -> DynamoDbStore {
         DynamoDbStore::new(self.dynamodb.clone(), self.tables.clone())

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use webhook_core::backends::aws::SqsDeadLetters;
 use webhook_core::backends::sqlite::Outbox;
 use webhook_core::config::Env;
-use webhook_core::queue::{PullQueue, TransitionQueue};
+use webhook_core::model::TransitionMessage;
+use webhook_core::ops::Operator;
+use webhook_core::queue::{PullQueue, Settlement, TransitionQueue};
 use webhook_core::runtime::{sqlite_backends, Backends};
 use webhook_core::store::Store;
 
@@ -66,6 +69,45 @@ impl Kit {
         match &self.probe {
             Probe::Outbox(outbox) => outbox.depth().await.expect("outbox depth"),
             Probe::Sqs(f) => f.queue_depth().await,
+        }
+    }
+
+    /// The operator's ports over this kit's backends (the DynamoDB kit gets a DLQ of its own).
+    pub async fn operator(&self) -> Operator {
+        match &self.probe {
+            Probe::Outbox(outbox) => Operator {
+                store: self.store.clone(),
+                queue: self.queue.clone(),
+                requeue: Arc::new(outbox.clone()),
+                dead_letters: Arc::new(outbox.clone()),
+            },
+            Probe::Sqs(f) => {
+                let dlq = f.create_dlq().await;
+                Operator {
+                    store: self.store.clone(),
+                    queue: self.queue.clone(),
+                    requeue: Arc::new(f.queue()),
+                    dead_letters: Arc::new(SqsDeadLetters::new(f.sqs.clone(), dlq, f.queue())),
+                }
+            }
+        }
+    }
+
+    /// Dead-letters `message` as the backend would after its last failed receive.
+    pub async fn dead_letter(&self, message: &TransitionMessage) {
+        let body = serde_json::to_string(message).expect("message json");
+        match &self.probe {
+            Probe::Outbox(outbox) => {
+                outbox.publish(message).await.expect("outbox publish");
+                let got = outbox.receive(i64::MAX / 2, 100, 0).await.expect("receive");
+                let m = got
+                    .iter()
+                    .find(|m| m.body == body)
+                    .expect("the message is handed out");
+                let nack = Settlement::nack(m, 0, 1, true, "receiver answered 410");
+                outbox.settle(vec![nack]).await.expect("settle");
+            }
+            Probe::Sqs(f) => f.send_to_dlq(&body, &message.group_id()).await,
         }
     }
 

@@ -23,14 +23,11 @@ async fn main() -> ExitCode {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
         .init();
     let env = Env::from_process();
-    let op = match connect(&cli, &env).await {
-        Ok(op) => op,
-        Err(message) => {
-            eprintln!("webhooks: {message}");
-            return ExitCode::from(1);
-        }
+    let result = match connect(&cli, &env).await {
+        Ok(op) => run(&cli, &op, &env).await,
+        Err(failure) => Err(failure),
     };
-    match run(&cli, &op, &env).await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
             eprintln!("webhooks: {message}");
@@ -43,13 +40,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn connect(cli: &Cli, env: &Env) -> Result<Operator, String> {
+/// The backend's ports: a missing file is unreachable (1), a missing or malformed setting
+/// a usage error (2).
+async fn connect(cli: &Cli, env: &Env) -> Result<Operator, Failure> {
     match cli.store {
         StoreKind::Sqlite => webhook_core::runtime::sqlite_operator(&cli.db)
-            .map_err(|e| format!("{}: {}", cli.db.display(), one_line(&e.to_string()))),
+            .map_err(|e| Failure::Backend(one_line(&e.to_string()))),
         StoreKind::Dynamodb => webhook_core::runtime::aws_operator(env)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Failure::Usage(e.to_string())),
     }
 }
 

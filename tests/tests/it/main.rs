@@ -3,6 +3,7 @@
 
 mod abaha;
 mod adversarial;
+mod cli;
 mod conformance;
 mod dynamodb_requests;
 mod faults;
@@ -12,6 +13,7 @@ mod invoice;
 mod lambda_e2e;
 mod notifier;
 mod notify_local;
+mod operate;
 mod pancake;
 mod pancake_pos;
 mod reliability;

@@ -15,22 +15,26 @@ use crate::store::{
 };
 use crate::version::Version;
 
+/// The rowid a cursor continues after; checked before the writer is asked (its jobs' errors
+/// come back as text).
+pub(super) fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
+    cursor
+        .map(|raw| {
+            raw.strip_prefix('r')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::BadCursor(raw.to_string()))
+        })
+        .transpose()
+}
+
 /// A page of events: rowid order is arrival (commit) order. The cursor is the last rowid.
 pub(super) fn list_events(
     c: &Connection,
     filter: &EventFilter,
     order: Order,
     limit: usize,
-    cursor: Option<&str>,
+    after: Option<i64>,
 ) -> Result<EventPage, StoreError> {
-    let after: Option<i64> = match cursor {
-        None => None,
-        Some(raw) => Some(
-            raw.strip_prefix('r')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| StoreError::BadCursor(raw.to_string()))?,
-        ),
-    };
     let (mut sql, mut args) = filter_sql(filter);
     if let Some(after) = after {
         sql.push_str(match order {

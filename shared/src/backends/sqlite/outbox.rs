@@ -66,6 +66,18 @@ impl Outbox {
     }
 }
 
+/// Removes a settled message, first handing its body to its transition row: the body a
+/// replay sends once the outbox has let go of it.
+fn settle_ack(c: &Connection, seq: i64) -> rusqlite::Result<usize> {
+    exec(
+        c,
+        "UPDATE transitions SET sent_body = o.body FROM (SELECT group_id, dedup_id, body FROM outbox WHERE seq = ?1) o
+         WHERE transitions.pk = o.group_id AND transitions.transition_id = o.dedup_id",
+        [seq],
+    )?;
+    exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq])
+}
+
 /// Appends a message to its group unless `dedup_id` is already queued (SQS FIFO dedup).
 /// Runs inside the caller's transaction: the store calls it in the event's own job.
 pub(crate) fn enqueue(
@@ -146,7 +158,7 @@ impl PullQueue for Outbox {
         self.with_conn(move |c| {
             for settlement in &settlements {
                 match settlement {
-                    Settlement::Ack { seq } => exec(c, "DELETE FROM outbox WHERE seq = ?1", [seq]),
+                    Settlement::Ack { seq } => settle_ack(c, *seq),
                     Settlement::Nack {
                         seq,
                         retry_at_ms,

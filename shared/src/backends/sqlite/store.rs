@@ -29,12 +29,8 @@ use crate::store::{
     Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
 };
 
-/// `(pk, sk, delivery record JSON, message JSON)` of one settled transition.
-type DeliveryRow = (String, String, String, String);
-
-fn body_json(message: &TransitionMessage) -> String {
-    serde_json::to_string(message).unwrap_or_default()
-}
+/// `(pk, sk, delivery record JSON)` of one settled transition.
+type DeliveryRow = (String, String, String);
 
 /// SQLite implementation of [`Store`].
 #[derive(Clone)]
@@ -126,15 +122,14 @@ impl SqliteStore {
             .map_err(StoreError::Unavailable)
     }
 
-    /// Writes delivery outcomes, marking the transitions published and keeping the body that
-    /// was settled (a replay's message once the outbox row is gone).
+    /// Writes delivery outcomes, marking the transitions published.
     async fn write_delivery_rows(&self, rows: Vec<DeliveryRow>) -> Result<(), StoreError> {
         self.with_conn(move |c| {
-            for (pk, sk, json, body) in &rows {
+            for (pk, sk, json) in &rows {
                 exec(
                     c,
-                    "UPDATE transitions SET notification = ?1, published = 1, sent_body = ?2 WHERE pk = ?3 AND sk = ?4",
-                    params![json, body, pk, sk],
+                    "UPDATE transitions SET notification = ?1, published = 1 WHERE pk = ?2 AND sk = ?3",
+                    params![json, pk, sk],
                 )
                 .map_err(unavailable)?;
             }
@@ -169,7 +164,7 @@ impl Store for SqliteStore {
         record: &DeliveryRecord,
     ) -> Result<(), StoreError> {
         let (pk, sk) = transition_key(message)?;
-        self.write_delivery_rows(vec![(pk, sk, record_json(record), body_json(message))])
+        self.write_delivery_rows(vec![(pk, sk, record_json(record))])
             .await
     }
 
@@ -183,7 +178,7 @@ impl Store for SqliteStore {
             .iter()
             .filter_map(|(message, record)| {
                 let (pk, sk) = transition_key(message).ok()?;
-                Some((pk, sk, record_json(record), body_json(message)))
+                Some((pk, sk, record_json(record)))
             })
             .collect();
         self.write_delivery_rows(rows).await
@@ -300,8 +295,8 @@ impl Store for SqliteStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError> {
-        let (filter, cursor) = (filter.clone(), cursor.map(str::to_string));
-        self.with_conn(move |c| inspect::list_events(c, &filter, order, limit, cursor.as_deref()))
+        let (filter, after) = (filter.clone(), inspect::parse_cursor(cursor)?);
+        self.with_conn(move |c| inspect::list_events(c, &filter, order, limit, after))
             .await
     }
 

@@ -1,0 +1,150 @@
+//! The `webhooks` binary as an operator runs it: its output on a store written by the real
+//! pipeline, and its exit codes and messages for an unknown key, a bad filter and an
+//! unreachable backend (one line on stderr, never a panic or an SDK dump).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use webhook_core::config::Env;
+use webhook_core::runtime::sqlite_backends;
+use webhook_tests::lambda::build_function;
+use webhook_tests::samples::order_event;
+
+fn webhooks(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = build_function("webhooks");
+    let mut command = Command::new(bin);
+    command
+        .args(args)
+        .env_remove("STORE")
+        .env_remove("SQLITE_PATH");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("running webhooks")
+}
+
+/// A store with two events, written through the store as the gateway writes them.
+async fn store_with_events(dir: &Path) -> PathBuf {
+    let db = dir.join("webhooks.db");
+    let (backends, _) = sqlite_backends(&db, &Env::default()).expect("store");
+    for (d, to) in [("d1", "PACKED"), ("d2", "SHIPPED")] {
+        let e = order_event(d, 7, Some("NEW"), to, "2025-09-05T10:00:00Z");
+        backends.store.persist(&e).await.expect("persist");
+    }
+    db
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn lists_explains_and_answers_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_with_events(dir.path()).await;
+    let db = db.to_str().unwrap();
+    let list = webhooks(&["--db", db, "events"], &[("NO_COLOR", "1")]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    assert!(text.starts_with("RECEIVED"), "{text}");
+    assert!(
+        text.contains("fulfilment#d2") && text.contains("fulfilment#d1"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "no colour off a terminal");
+
+    let json = webhooks(&["--db", db, "events", "--json", "--limit", "1"], &[]);
+    let lines: Vec<serde_json::Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one event and the next cursor");
+    assert!(lines[1]["next"].is_string());
+
+    let event = webhooks(&["--db", db, "event", "fulfilment#d1"], &[]);
+    assert!(event.status.success(), "{}", stderr(&event));
+    let text = stdout(&event);
+    assert!(
+        text.contains("ORDER.CHANGE_STATUS") && text.contains("NEW -> PACKED"),
+        "{text}"
+    );
+    let entity = webhooks(
+        &["--db", db, "entity", "fulfilment", "XYZ", "order", "7"],
+        &[],
+    );
+    assert!(stdout(&entity).contains("SHIPPED"), "{}", stderr(&entity));
+}
+
+#[tokio::test]
+async fn unknown_keys_and_bad_filters_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_with_events(dir.path()).await;
+    let db = db.to_str().unwrap();
+    for (args, says) in [
+        (vec!["event", "fulfilment#nope"], "no event fulfilment#nope"),
+        (vec!["event", "nonsense"], "not an event key"),
+        (
+            vec!["entity", "fulfilment", "XYZ", "order", "404"],
+            "no entity",
+        ),
+        (
+            vec!["entity", "fulfilment", "XYZ", "planet", "1"],
+            "not an entity kind",
+        ),
+        (vec!["events", "--status", "lost"], "not a status"),
+        (vec!["events", "--since", "yesterday"], "neither a duration"),
+        (vec!["events", "--source", "paypal"], "not a source"),
+        (vec!["events", "--cursor", "zzz"], "not a page cursor"),
+        (vec!["replay", "--id", "tr_missing"], "no transition"),
+    ] {
+        let mut full = vec!["--db", db];
+        full.extend(args.iter().copied());
+        let out = webhooks(&full, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_is_one_line_naming_it() {
+    let missing = webhooks(&["--db", "/nonexistent/dir/webhooks.db", "events"], &[]);
+    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("/nonexistent/dir/webhooks.db"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(stderr(&missing).lines().count(), 1, "{}", stderr(&missing));
+
+    let aws = [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+        ("EVENTS_TABLE", "e"),
+        ("ENTITIES_TABLE", "n"),
+        ("TRANSITIONS_TABLE", "t"),
+        ("TRANSITIONS_QUEUE_URL", "http://127.0.0.1:9/q.fifo"),
+        ("TRANSITIONS_DLQ_URL", "http://127.0.0.1:9/d.fifo"),
+    ];
+    let down = webhooks(&["--store", "dynamodb", "events"], &aws);
+    assert_eq!(down.status.code(), Some(1), "{}", stderr(&down));
+    let said = stderr(&down);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("http://127.0.0.1:9"), "{said}");
+    assert!(!said.contains("panicked") && said.len() < 600, "{said}");
+
+    let unset = webhooks(&["--store", "dynamodb", "events"], &aws[..4]);
+    assert_eq!(unset.status.code(), Some(2), "{}", stderr(&unset));
+    assert!(
+        stderr(&unset).contains("EVENTS_TABLE"),
+        "{}",
+        stderr(&unset)
+    );
+}
