@@ -1,6 +1,8 @@
 //! Configuration from the environment. Values are read through [`Env`] so tests pass a
 //! map instead of mutating the process environment.
 
+pub mod vars;
+
 use std::collections::HashMap;
 use thiserror::Error;
 use tracing::warn;
