@@ -67,6 +67,24 @@ pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
     })
 }
 
+/// The IAM actions the backends of [`lambda_backends`] call, which template.yaml grants each
+/// ingest function (TransactWriteItems is authorised per item, as PutItem, UpdateItem and
+/// ConditionCheckItem). Declared beside the wiring because what a binary calls follows from
+/// the backends it builds; tests/tests/it/template.rs holds the template's policies and the
+/// AWS adapters' SDK calls to these lists.
+pub const INGEST_AWS_ACTIONS: [&str; 6] = [
+    "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "sqs:SendMessage",
+];
+
+/// The IAM actions the notifier's [`dynamodb_store`] calls: it reads and writes delivery
+/// records. Its queue is polled by the Lambda service, not by the code.
+pub const NOTIFIER_AWS_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:UpdateItem"];
+
 /// The DynamoDB store alone, from the same variables as [`lambda_backends`] minus the queue
 /// (the notifier records delivery outcomes and sends nothing).
 #[cfg(feature = "aws")]
