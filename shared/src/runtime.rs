@@ -29,7 +29,7 @@ pub fn sqlite_backends(
     env: &Env,
 ) -> Result<(Backends, crate::backends::sqlite::SqliteStore), crate::error::StoreError> {
     let full_sync = env
-        .get("SQLITE_SYNC")
+        .get(&crate::config::vars::SQLITE_SYNC)
         .is_some_and(|v| v.eq_ignore_ascii_case("full"));
     let store = crate::backends::sqlite::SqliteStore::open(path, full_sync)?;
     Ok((
@@ -50,7 +50,7 @@ pub fn sqlite_backends(
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
     let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
-    let queue_url = env.require(crate::backends::aws::sqs::SqsQueue::QUEUE_URL_VAR)?;
+    let queue_url = env.require(&crate::config::vars::TRANSITIONS_QUEUE_URL)?;
     let limit = transaction_limit(env)?;
     let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
     let config = crate::backends::aws::sdk::sdk_config(&settings).await;
@@ -107,12 +107,12 @@ pub async fn dynamodb_store(
 /// `DYNAMODB_TRANSACTION_LIMIT`: 2 to 100 (DynamoDB's limit, the default).
 #[cfg(feature = "aws")]
 fn transaction_limit(env: &Env) -> Result<usize, ConfigError> {
-    const VAR: &str = "DYNAMODB_TRANSACTION_LIMIT";
+    let var = &crate::config::vars::DYNAMODB_TRANSACTION_LIMIT;
     let max = crate::backends::aws::dynamodb::MAX_TRANSACTION_ITEMS;
-    let limit = env.u64_or(VAR, max as u64)?;
+    let limit = env.u64_or(var, max as u64)?;
     if !(2..=max as u64).contains(&limit) {
         return Err(ConfigError::Invalid {
-            var: VAR,
+            var: var.name,
             reason: format!("expected 2 to {max}, got {limit}"),
         });
     }
