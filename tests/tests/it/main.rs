@@ -3,6 +3,7 @@
 
 mod abaha;
 mod adversarial;
+mod config;
 mod conformance;
 mod dynamodb_requests;
 mod faults;
