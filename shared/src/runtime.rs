@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
-use crate::config::{ConfigError, Env, Mode, PipelineSettings};
+use crate::config::{vars, ConfigError, Env, Mode, PipelineSettings};
 use crate::http::lambda::{lambda_response, raw_request};
 use crate::metrics::MetricsSink;
 use crate::model::Source;
@@ -29,7 +29,7 @@ pub fn sqlite_backends(
     env: &Env,
 ) -> Result<(Backends, crate::backends::sqlite::SqliteStore), crate::error::StoreError> {
     let full_sync = env
-        .get("SQLITE_SYNC")
+        .get(&crate::config::vars::SQLITE_SYNC)
         .is_some_and(|v| v.eq_ignore_ascii_case("full"));
     let store = crate::backends::sqlite::SqliteStore::open(path, full_sync)?;
     Ok((
@@ -50,7 +50,7 @@ pub fn sqlite_backends(
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
     let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
-    let queue_url = env.require(crate::backends::aws::sqs::SqsQueue::QUEUE_URL_VAR)?;
+    let queue_url = env.require(&crate::config::vars::TRANSITIONS_QUEUE_URL)?;
     let limit = transaction_limit(env)?;
     let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
     let config = crate::backends::aws::sdk::sdk_config(&settings).await;
@@ -66,6 +66,24 @@ pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
         queue: Arc::new(queue),
     })
 }
+
+/// The IAM actions the backends of [`lambda_backends`] call, which template.yaml grants each
+/// ingest function (TransactWriteItems is authorised per item, as PutItem, UpdateItem and
+/// ConditionCheckItem). Declared beside the wiring because what a binary calls follows from
+/// the backends it builds; tests/tests/it/template.rs holds the template's policies and the
+/// AWS adapters' SDK calls to these lists.
+pub const INGEST_AWS_ACTIONS: [&str; 6] = [
+    "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "sqs:SendMessage",
+];
+
+/// The IAM actions the notifier's [`dynamodb_store`] calls: it reads and writes delivery
+/// records. Its queue is polled by the Lambda service, not by the code.
+pub const NOTIFIER_AWS_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
 /// The DynamoDB store alone, from the same variables as [`lambda_backends`] minus the queue
 /// (the notifier records delivery outcomes and sends nothing).
@@ -89,12 +107,12 @@ pub async fn dynamodb_store(
 /// `DYNAMODB_TRANSACTION_LIMIT`: 2 to 100 (DynamoDB's limit, the default).
 #[cfg(feature = "aws")]
 fn transaction_limit(env: &Env) -> Result<usize, ConfigError> {
-    const VAR: &str = "DYNAMODB_TRANSACTION_LIMIT";
+    let var = &crate::config::vars::DYNAMODB_TRANSACTION_LIMIT;
     let max = crate::backends::aws::dynamodb::MAX_TRANSACTION_ITEMS;
-    let limit = env.u64_or(VAR, max as u64)?;
+    let limit = env.u64_or(var, max as u64)?;
     if !(2..=max as u64).contains(&limit) {
         return Err(ConfigError::Invalid {
-            var: VAR,
+            var: var.name,
             reason: format!("expected 2 to {max}, got {limit}"),
         });
     }
@@ -134,8 +152,12 @@ pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError
     )
     .await;
     let client = aws_sdk_sqs::Client::new(&config);
-    let queue = SqsQueue::new(client.clone(), env.require(SqsQueue::QUEUE_URL_VAR)?);
-    let dlq = SqsDeadLetters::new(client, env.require(DLQ_URL_VAR)?, queue.clone());
+    let queue = SqsQueue::new(client.clone(), env.require(&vars::TRANSITIONS_QUEUE_URL)?);
+    let dlq = SqsDeadLetters::new(
+        client,
+        env.require(&vars::TRANSITIONS_DLQ_URL)?,
+        queue.clone(),
+    );
     Ok(crate::ops::Operator {
         store,
         queue: Arc::new(queue.clone()),
@@ -143,9 +165,6 @@ pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError
         dead_letters: Arc::new(dlq),
     })
 }
-
-/// The transitions queue's dead-letter queue, for the operator tools.
-pub const DLQ_URL_VAR: &str = "TRANSITIONS_DLQ_URL";
 
 /// Logs a start-up failure as one clear line, then hands it back for the binary to exit on.
 pub fn refuse_to_start<E: std::fmt::Display>(err: E) -> E {

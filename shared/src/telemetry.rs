@@ -2,9 +2,11 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::vars::RUST_LOG;
+
 /// Installs the JSON subscriber (`RUST_LOG` filters, default `info`). Safe to call twice.
 pub fn init_json_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env(RUST_LOG.name).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

@@ -16,7 +16,8 @@ use tracing::info;
 
 use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::SystemClock;
-use webhook_core::config::{Env, PipelineSettings};
+use webhook_core::config::vars::{self, Binary};
+use webhook_core::config::{Env, PipelineSettings, Var};
 use webhook_core::notify::{worker, Notifier, Target};
 use webhook_core::{runtime, telemetry};
 
@@ -26,21 +27,21 @@ use webhook_core::{runtime, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The variables behind the options, shown with them rather than in the environment list.
+const OPTION_VARS: [&Var; 3] = [&vars::LISTEN_ADDR, &vars::SQLITE_PATH, &vars::STORE];
+
 #[derive(Parser, Debug)]
 #[command(
     name = "webhooks-local",
-    about = "All webhook endpoints and the notifier in one process"
+    about = "All webhook endpoints and the notifier in one process",
+    after_help = vars::environment_help(Binary::Local, &OPTION_VARS)
 )]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = vars::LISTEN_ADDR.name, help = vars::LISTEN_ADDR.doc, default_value = vars::LISTEN_ADDR.default)]
     listen: String,
-    /// SQLite database file.
-    #[arg(long, env = "SQLITE_PATH", default_value = ".data/webhooks.db")]
+    #[arg(long, env = vars::SQLITE_PATH.name, help = vars::SQLITE_PATH.doc, default_value = vars::SQLITE_PATH.default)]
     db: PathBuf,
-    /// Store backend: `sqlite` (embedded file + local notifier worker) or `dynamodb`
-    /// (DynamoDB + SQS, configured like the Lambdas).
-    #[arg(long, env = "STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    #[arg(long, env = vars::STORE.name, help = vars::STORE.doc, value_enum, default_value = vars::STORE.default)]
     store: StoreKind,
 }
 

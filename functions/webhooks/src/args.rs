@@ -5,16 +5,29 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use webhook_core::config::vars::{self, Binary};
+use webhook_core::config::Var;
 use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
 use webhook_core::store::{EventFilter, EventStatus, TransitionSelector};
 
 use crate::Failure;
 
+/// The variables behind the options, shown with them rather than in the environment list.
+const OPTION_VARS: [&Var; 2] = [&vars::SQLITE_PATH, &vars::STORE];
+
+static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "Examples:\n  webhooks events --source pancake-pos --status ignored --since 24h\n  \
+         webhooks --store dynamodb event 'invoice#in_123'\n\n{}",
+        vars::environment_help(Binary::Cli, &OPTION_VARS)
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "webhooks",
     about = "Find, explain, replay, redrive and reprocess stored webhook events",
-    after_help = "Examples:\n  webhooks events --source pancake-pos --status ignored --since 24h\n  webhooks --store dynamodb event 'invoice#in_123'"
+    after_help = HELP.as_str()
 )]
 pub struct Cli {
     /// Which backend: the embedded SQLite file or the Lambdas' DynamoDB tables and SQS queues.

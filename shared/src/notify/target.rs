@@ -8,11 +8,11 @@ use reqwest::Url;
 use tracing::info;
 
 use super::SigningKeys;
-use crate::config::{ConfigError, Env};
+use crate::config::{vars, ConfigError, Env};
 
-pub const URL_VAR: &str = "NOTIFY_URL";
-pub const SECRET_VAR: &str = "NOTIFY_SECRET";
-pub const TIMEOUT_VAR: &str = "NOTIFY_TIMEOUT_MS";
+pub const URL_VAR: &str = vars::NOTIFY_URL.name;
+pub const SECRET_VAR: &str = vars::NOTIFY_SECRET.name;
+pub const TIMEOUT_VAR: &str = vars::NOTIFY_TIMEOUT_MS.name;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 
 /// Where notifications go.
@@ -61,18 +61,19 @@ impl Target {
     /// `NOTIFY_SECRET` in `whsec_<base64>` form (comma-separated for rotation) and takes
     /// `NOTIFY_TIMEOUT_MS` (default 5000). Errors name the variable, never its value.
     pub fn from_env(env: &Env) -> Result<Target, ConfigError> {
-        let Some(url) = env.get(URL_VAR) else {
+        let Some(url) = env.get(&vars::NOTIFY_URL) else {
             info!("NOTIFY_URL is not set: notifications are written to the log");
             return Ok(Target::Log);
         };
         let raw_secret = env
-            .get(SECRET_VAR)
+            .get(&vars::NOTIFY_SECRET)
             .ok_or(ConfigError::Missing(SECRET_VAR))?;
         let secret = SigningKeys::parse(raw_secret).map_err(|e| ConfigError::Invalid {
             var: SECRET_VAR,
             reason: e.to_string(),
         })?;
-        let timeout = Duration::from_millis(env.u64_or(TIMEOUT_VAR, DEFAULT_TIMEOUT_MS)?);
+        let timeout =
+            Duration::from_millis(env.u64_or(&vars::NOTIFY_TIMEOUT_MS, DEFAULT_TIMEOUT_MS)?);
         let target = Target::http(url, secret, timeout)?;
         info!(notify_target = ?target, "notifications are POSTed to NOTIFY_URL, signed (Standard Webhooks)");
         Ok(target)

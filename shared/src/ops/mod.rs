@@ -18,7 +18,7 @@ use crate::store::{
     StoredTransition, TransitionSelector,
 };
 
-pub use reprocess::{reprocess, Progress, ReprocessSummary};
+pub use reprocess::{providers, reprocess, Progress, ReprocessSummary};
 
 #[derive(Debug, Error)]
 pub enum OpsError {

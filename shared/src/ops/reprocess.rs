@@ -98,7 +98,9 @@ pub async fn reprocess(
     }
 }
 
-fn providers(env: &Env) -> HashMap<Source, Result<Arc<dyn Provider>, String>> {
+/// Every source's provider as reprocess runs it; a source whose settings are malformed
+/// fails its events (named), not the run.
+pub fn providers(env: &Env) -> HashMap<Source, Result<Arc<dyn Provider>, String>> {
     // Local mode: a provider without configured credentials still builds (it is never
     // asked to verify here).
     Source::ALL

@@ -122,21 +122,27 @@ impl Abaha {
     }
 
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(HEADER_VAR, DEFAULT_HEADER);
+        let header = env.get_or(&crate::config::vars::ABAHA_TOKEN_HEADER, DEFAULT_HEADER);
         if lambda_http::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             return Err(ConfigError::Invalid {
-                var: HEADER_VAR,
+                var: crate::config::vars::ABAHA_TOKEN_HEADER.name,
                 reason: format!("{header:?} is not a valid HTTP header name"),
             });
         }
         // The store keeps these headers with each event: a token sent in one would be stored.
         if KEPT_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(header)) {
             return Err(ConfigError::Invalid {
-                var: HEADER_VAR,
+                var: crate::config::vars::ABAHA_TOKEN_HEADER.name,
                 reason: format!("{header} is stored with every event; a token must not be"),
             });
         }
-        let credentials = resolve_credentials(env, mode, "abaha", TOKENS_VAR, DEV_TOKEN)?;
+        let credentials = resolve_credentials(
+            env,
+            mode,
+            "abaha",
+            &crate::config::vars::ABAHA_TOKENS,
+            DEV_TOKEN,
+        )?;
         Ok(Self::new(credentials, header))
     }
 }

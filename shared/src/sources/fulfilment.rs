@@ -44,7 +44,7 @@ impl Fulfilment {
             env,
             mode,
             "fulfilment",
-            SECRETS_VAR,
+            &crate::config::vars::FULFILMENT_SECRETS,
             DEV_SECRET,
         )?))
     }

@@ -62,10 +62,13 @@ impl Invoice {
     }
 
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(HEADER_VAR, DEFAULT_HEADER);
+        let header = env.get_or(
+            &crate::config::vars::INVOICE_SIGNATURE_HEADER,
+            DEFAULT_HEADER,
+        );
         if lambda_http::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             return Err(ConfigError::Invalid {
-                var: HEADER_VAR,
+                var: crate::config::vars::INVOICE_SIGNATURE_HEADER.name,
                 reason: format!("{header:?} is not a valid HTTP header name"),
             });
         }
@@ -73,15 +76,24 @@ impl Invoice {
             Mode::Lambda => DEFAULT_TOLERANCE_SECS,
             Mode::Local => 0,
         };
-        let tolerance_secs = env.u64_or(TOLERANCE_VAR, default_tolerance)?;
+        let tolerance_secs = env.u64_or(
+            &crate::config::vars::INVOICE_TOLERANCE_SECS,
+            default_tolerance,
+        )?;
         if tolerance_secs == 0 && mode == Mode::Lambda {
             warn!(
                 source = "invoice",
-                var = TOLERANCE_VAR,
+                var = crate::config::vars::INVOICE_TOLERANCE_SECS.name,
                 "replay window disabled: a captured signed request can be replayed at any time"
             );
         }
-        let credentials = resolve_credentials(env, mode, "invoice", SECRETS_VAR, DEV_SECRET)?;
+        let credentials = resolve_credentials(
+            env,
+            mode,
+            "invoice",
+            &crate::config::vars::INVOICE_SECRETS,
+            DEV_SECRET,
+        )?;
         Ok(Self::new(credentials, header, tolerance_secs))
     }
 

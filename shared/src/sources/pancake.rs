@@ -57,8 +57,14 @@ impl Pancake {
     /// optional check (enforced whenever configured, even with `ALLOW_UNVERIFIED`).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
         Ok(Self::new(
-            resolve_credentials(env, mode, "pancake", API_KEYS_VAR, DEV_API_KEY)?,
-            env.secrets(SIGNING_SECRETS_VAR),
+            resolve_credentials(
+                env,
+                mode,
+                "pancake",
+                &crate::config::vars::PANCAKE_API_KEYS,
+                DEV_API_KEY,
+            )?,
+            env.secrets(&crate::config::vars::PANCAKE_SIGNING_SECRETS),
         ))
     }
 

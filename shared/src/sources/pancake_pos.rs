@@ -62,15 +62,24 @@ impl PancakePos {
     /// Keys fail closed like every source's credential. A header name that is not an HTTP
     /// token is refused at start-up: it could never match, and every delivery would be 401.
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(KEY_HEADER_VAR, DEFAULT_KEY_HEADER);
+        let header = env.get_or(
+            &crate::config::vars::PANCAKE_POS_KEY_HEADER,
+            DEFAULT_KEY_HEADER,
+        );
         if !is_header_name(header) {
             return Err(ConfigError::Invalid {
-                var: KEY_HEADER_VAR,
+                var: crate::config::vars::PANCAKE_POS_KEY_HEADER.name,
                 reason: format!("{header:?} is not an HTTP header name"),
             });
         }
         Ok(Self::new(
-            resolve_credentials(env, mode, "pancake_pos", API_KEYS_VAR, DEV_API_KEY)?,
+            resolve_credentials(
+                env,
+                mode,
+                "pancake_pos",
+                &crate::config::vars::PANCAKE_POS_API_KEYS,
+                DEV_API_KEY,
+            )?,
             header,
         ))
     }

@@ -4,6 +4,7 @@
 mod abaha;
 mod adversarial;
 mod cli;
+mod config;
 mod conformance;
 mod dynamodb_requests;
 mod faults;

@@ -6,76 +6,102 @@
 //! - every Lambda binary under `functions/` (all but `webhooks-local`) is exactly one
 //!   function built by `rust-cargolambda` from that binary, logging (JSON) to a log group
 //!   with a retention;
-//! - every environment variable the code of a binary reads is set on its function, and
-//!   nothing it does not read is (the reads are found by scanning the Rust sources the binary
-//!   reaches from its `main`, see [`rust`]); `ALLOW_UNVERIFIED` is never set;
+//! - every environment variable a function sets is one of the registry
+//!   (`webhook_core::config::vars`) that its binary reads, and every variable its binary
+//!   reads is set unless the registry says it may be omitted; `ALLOW_UNVERIFIED` is never
+//!   set, and a secret only comes from a `NoEcho` parameter with no default;
 //! - every table and queue a function's environment names is in its policies, every
-//!   DynamoDB/SQS operation its code can call is allowed, and nothing uses `*`;
+//!   DynamoDB/SQS operation its backends call (`webhook_core::runtime::*_AWS_ACTIONS`) is
+//!   allowed and nothing more, those lists cover the SDK calls of the AWS adapters, and
+//!   nothing uses `*`;
 //! - the transitions queue is FIFO, redrives to a FIFO dead-letter queue, and is consumed by
 //!   the notifier with `ReportBatchItemFailures` under a long enough visibility timeout;
 //! - every metric the alarms watch in the `WebhookIngest` namespace is a name the code
 //!   emits, for a `Service` the code emits it for, and the alarms of DESIGN §8 exist.
 //!
 //! Every check returns its problems as text. The unit tests at the end break a copy of the
-//! real template (or feed small Rust snippets to the scanner) and assert each check notices.
+//! real template (or of what the code declares) and assert each check notices.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+use webhook_core::config::vars::{self, Binary, InTemplate};
 use webhook_core::http::ROUTES;
 use webhook_core::metrics::NAMESPACE;
-use webhook_core::Source;
+use webhook_core::{runtime, Source};
 
-/// Workspace packages that are binaries but not Lambda functions.
-const NOT_DEPLOYED: [(&str, &str); 1] = [(
-    "webhooks-local",
-    "the local gateway (DESIGN §1, §9): every endpoint over SQLite in one process",
-)];
-
-/// Variables the code may read that the template must NOT set.
-const FORBIDDEN: [(&str, &str); 1] = [(
-    "ALLOW_UNVERIFIED",
-    "accepts unsigned requests when no credential is configured: never in AWS (DESIGN §3)",
-)];
-
-/// Variables the code may read that the template need not set, each with why that is safe.
-/// (`every_excuse_is_still_needed` keeps this list from outliving the code.)
-const OPTIONAL: [(&str, &str); 9] = [
-    ("RUST_LOG", "log filter; defaults to info"),
-    ("AWS_REGION", "reserved: set by the Lambda runtime"),
-    ("AWS_DEFAULT_REGION", "reserved: set by the Lambda runtime"),
+/// SDK fluent calls (`client.get_item()`) and transaction parts (`Put::builder()`), by IAM
+/// action.
+const DYNAMODB_OPS: [(&str, &str); 13] = [
+    ("get_item", "dynamodb:GetItem"),
+    ("put_item", "dynamodb:PutItem"),
+    ("update_item", "dynamodb:UpdateItem"),
+    ("delete_item", "dynamodb:DeleteItem"),
+    ("query", "dynamodb:Query"),
+    ("scan", "dynamodb:Scan"),
+    ("batch_get_item", "dynamodb:BatchGetItem"),
+    ("batch_write_item", "dynamodb:BatchWriteItem"),
+    ("transact_get_items", "dynamodb:GetItem"),
+    ("create_table", "dynamodb:CreateTable"),
+    ("describe_table", "dynamodb:DescribeTable"),
+    ("update_time_to_live", "dynamodb:UpdateTimeToLive"),
+    ("delete_table", "dynamodb:DeleteTable"),
+];
+const DYNAMODB_TRANSACT_PARTS: [(&str, &str); 4] = [
+    ("Put", "dynamodb:PutItem"),
+    ("Update", "dynamodb:UpdateItem"),
+    ("Delete", "dynamodb:DeleteItem"),
+    ("ConditionCheck", "dynamodb:ConditionCheckItem"),
+];
+const SQS_OPS: [(&str, &str); 11] = [
+    ("send_message", "sqs:SendMessage"),
+    ("send_message_batch", "sqs:SendMessage"),
+    ("receive_message", "sqs:ReceiveMessage"),
+    ("delete_message", "sqs:DeleteMessage"),
+    ("delete_message_batch", "sqs:DeleteMessage"),
+    ("change_message_visibility", "sqs:ChangeMessageVisibility"),
     (
-        "AWS_ACCESS_KEY_ID",
-        "reserved: the role's credentials, set by the Lambda runtime",
+        "change_message_visibility_batch",
+        "sqs:ChangeMessageVisibility",
     ),
-    (
-        "AWS_SECRET_ACCESS_KEY",
-        "reserved: the role's credentials, set by the Lambda runtime",
-    ),
-    (
-        "AWS_SESSION_TOKEN",
-        "reserved: the role's credentials, set by the Lambda runtime",
-    ),
-    (
-        "AWS_ENDPOINT_URL",
-        "emulator override (moto_server); unset = the real AWS endpoints",
-    ),
-    (
-        "AWS_MAX_ATTEMPTS",
-        "SDK attempts per call; the default (3) fits API Gateway's 30 s",
-    ),
-    (
-        "DYNAMODB_TRANSACTION_LIMIT",
-        "items per transaction; defaults to DynamoDB's own limit (100), lowered only for moto",
-    ),
+    ("get_queue_attributes", "sqs:GetQueueAttributes"),
+    ("get_queue_url", "sqs:GetQueueUrl"),
+    ("create_queue", "sqs:CreateQueue"),
+    ("purge_queue", "sqs:PurgeQueue"),
 ];
 
-/// Variables read outside the scanned code (by dependencies) that the template may set.
-const READ_BY_DEPENDENCIES: [(&str, &str); 1] = [(
-    "RUST_LOG",
-    "tracing-subscriber's EnvFilter in telemetry::init_json_logs",
-)];
+/// SDK calls of the AWS adapters that no Lambda makes, each with why.
+const NOT_CALLED_BY_LAMBDAS: [(&str, &str); 7] = [
+    (
+        "dynamodb:Scan",
+        "the operator CLI's listing and replay (webhooks), with the operator's own credentials",
+    ),
+    (
+        "sqs:ReceiveMessage",
+        "the operator CLI's DLQ list and redrive (the notifier's messages come from the event source mapping)",
+    ),
+    (
+        "sqs:DeleteMessage",
+        "the operator CLI's DLQ redrive",
+    ),
+    (
+        "sqs:ChangeMessageVisibility",
+        "the operator CLI's DLQ listing releases what it looked at",
+    ),
+    (
+        "dynamodb:Query",
+        "Store::transitions, an entity's history: read by the tests; no binary calls it",
+    ),
+    (
+        "dynamodb:CreateTable",
+        "DynamoDbStore::create_tables: test and emulator set-up; the template creates the tables",
+    ),
+    (
+        "dynamodb:UpdateTimeToLive",
+        "DynamoDbStore::create_tables: test and emulator set-up; the template sets the TTL",
+    ),
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,1105 +111,40 @@ fn workspace_root() -> PathBuf {
 }
 
 // =========================================================================================
-// The Rust scanner: which variables, DynamoDB/SQS operations and metrics the code uses.
-// =========================================================================================
-
-/// A small Rust scanner: a lexer, an item splitter and a reachability walk over names.
-///
-/// Reachability is by name, on purpose an over-approximation (a method call `.x(` reaches
-/// every method named `x`), with one refinement: in a binary that serves one source, the
-/// arms of a `match` on `Source::Other` are not followed, so the `pancake` binary does not
-/// "read" `FULFILMENT_SECRETS` through the provider dispatcher. `#[cfg(test)]` code is
-/// dropped. An environment read is `.get/.get_or/.require/.u64_or/.flag/.secrets(ARG)`,
-/// `resolve_credentials(.., ARG, ..)` or `env::var(ARG)` with ARG a string literal or a
-/// constant, plus every reached constant named `*_VAR`; only UPPER_SNAKE values count.
-mod rust {
-    use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum Tok {
-        Ident(String),
-        Str(String),
-        Punct(char),
-        /// Numbers, char literals, lifetimes.
-        Lit,
-    }
-
-    fn ident_start(c: char) -> bool {
-        c == '_' || c.is_alphabetic()
-    }
-
-    fn ident_char(c: char) -> bool {
-        c == '_' || c.is_alphanumeric()
-    }
-
-    /// A `"..."` literal starting at `i`; returns the value and the index after it.
-    fn quoted(cs: &[char], mut i: usize) -> (String, usize) {
-        let mut s = String::new();
-        i += 1;
-        while i < cs.len() {
-            match cs[i] {
-                '"' => return (s, i + 1),
-                '\\' => {
-                    i += 1;
-                    match cs.get(i) {
-                        Some('n') => s.push('\n'),
-                        Some('t') => s.push('\t'),
-                        Some('r') => s.push('\r'),
-                        Some('0') => s.push('\0'),
-                        Some('u') => {
-                            while i < cs.len() && cs[i] != '}' {
-                                i += 1;
-                            }
-                        }
-                        Some('\n') => {
-                            while cs.get(i + 1).is_some_and(|c| c.is_whitespace()) {
-                                i += 1;
-                            }
-                        }
-                        Some(c) => s.push(*c),
-                        None => {}
-                    }
-                    i += 1;
-                }
-                c => {
-                    s.push(c);
-                    i += 1;
-                }
-            }
-        }
-        (s, i)
-    }
-
-    pub fn lex(src: &str) -> Vec<Tok> {
-        let cs: Vec<char> = src.chars().collect();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < cs.len() {
-            let c = cs[i];
-            let next = cs.get(i + 1).copied();
-            if c.is_whitespace() {
-                i += 1;
-            } else if c == '/' && next == Some('/') {
-                while i < cs.len() && cs[i] != '\n' {
-                    i += 1;
-                }
-            } else if c == '/' && next == Some('*') {
-                let mut depth = 0;
-                while i < cs.len() {
-                    if cs[i] == '/' && cs.get(i + 1) == Some(&'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if cs[i] == '*' && cs.get(i + 1) == Some(&'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            } else if c == '"' {
-                let (s, n) = quoted(&cs, i);
-                out.push(Tok::Str(s));
-                i = n;
-            } else if c == '\'' {
-                if next == Some('\\') {
-                    i += 2;
-                    while i < cs.len() && cs[i] != '\'' {
-                        i += 1;
-                    }
-                    i += 1;
-                } else if cs.get(i + 2) == Some(&'\'') {
-                    i += 3;
-                } else {
-                    i += 1;
-                    while i < cs.len() && ident_char(cs[i]) {
-                        i += 1;
-                    }
-                }
-                out.push(Tok::Lit);
-            } else if c.is_ascii_digit() {
-                while i < cs.len()
-                    && (ident_char(cs[i])
-                        || (cs[i] == '.' && cs.get(i + 1).is_some_and(char::is_ascii_digit)))
-                {
-                    i += 1;
-                }
-                out.push(Tok::Lit);
-            } else if ident_start(c) {
-                let start = i;
-                while i < cs.len() && ident_char(cs[i]) {
-                    i += 1;
-                }
-                let word: String = cs[start..i].iter().collect();
-                let after = cs.get(i).copied();
-                if matches!(word.as_str(), "r" | "br" | "cr") && matches!(after, Some('"' | '#')) {
-                    let mut j = i;
-                    let mut hashes = 0;
-                    while cs.get(j) == Some(&'#') {
-                        hashes += 1;
-                        j += 1;
-                    }
-                    if cs.get(j) == Some(&'"') {
-                        let body = j + 1;
-                        let mut k = body;
-                        while k < cs.len()
-                            && !(cs[k] == '"' && (1..=hashes).all(|h| cs.get(k + h) == Some(&'#')))
-                        {
-                            k += 1;
-                        }
-                        out.push(Tok::Str(cs[body..k.min(cs.len())].iter().collect()));
-                        i = (k + 1 + hashes).min(cs.len());
-                        continue;
-                    }
-                    if word == "r" && hashes == 1 {
-                        // a raw identifier: r#type
-                        let s = j;
-                        while j < cs.len() && ident_char(cs[j]) {
-                            j += 1;
-                        }
-                        out.push(Tok::Ident(cs[s..j].iter().collect()));
-                        i = j;
-                        continue;
-                    }
-                }
-                if matches!(word.as_str(), "b" | "c") && after == Some('"') {
-                    let (s, n) = quoted(&cs, i);
-                    out.push(Tok::Str(s));
-                    i = n;
-                    continue;
-                }
-                out.push(Tok::Ident(word));
-            } else {
-                out.push(Tok::Punct(c));
-                i += 1;
-            }
-        }
-        out
-    }
-
-    pub fn is_punct(t: Option<&Tok>, c: char) -> bool {
-        matches!(t, Some(Tok::Punct(p)) if *p == c)
-    }
-
-    fn is_ident(t: Option<&Tok>, w: &str) -> bool {
-        matches!(t, Some(Tok::Ident(x)) if x == w)
-    }
-
-    fn ident(t: Option<&Tok>) -> Option<&str> {
-        match t {
-            Some(Tok::Ident(x)) => Some(x),
-            _ => None,
-        }
-    }
-
-    /// Index of the bracket closing the one at `i` (`(`, `[` or `{`); the end if unbalanced.
-    pub fn matching(toks: &[Tok], i: usize) -> usize {
-        let mut depth = 0i32;
-        for (k, t) in toks.iter().enumerate().skip(i) {
-            match t {
-                Tok::Punct('(' | '[' | '{') => depth += 1,
-                Tok::Punct(')' | ']' | '}') => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return k;
-                    }
-                }
-                _ => {}
-            }
-        }
-        toks.len().saturating_sub(1)
-    }
-
-    /// The index after the item or statement starting at `i`: a `;` or a `{..}` block at
-    /// depth 0, whichever comes first.
-    fn item_end(toks: &[Tok], i: usize) -> usize {
-        let mut k = i;
-        while k < toks.len() {
-            match toks[k] {
-                Tok::Punct('{') => return matching(toks, k) + 1,
-                Tok::Punct(';') => return k + 1,
-                Tok::Punct('(' | '[') => k = matching(toks, k) + 1,
-                _ => k += 1,
-            }
-        }
-        k
-    }
-
-    fn is_cfg_test(toks: &[Tok], i: usize) -> bool {
-        is_punct(toks.get(i), '#')
-            && is_punct(toks.get(i + 1), '[')
-            && is_ident(toks.get(i + 2), "cfg")
-            && is_punct(toks.get(i + 3), '(')
-            && is_ident(toks.get(i + 4), "test")
-            && is_punct(toks.get(i + 5), ')')
-            && is_punct(toks.get(i + 6), ']')
-    }
-
-    /// Drops every `#[cfg(test)]` item or statement (test modules, test-only helpers).
-    pub fn strip_cfg_test(toks: Vec<Tok>) -> Vec<Tok> {
-        let mut out = Vec::with_capacity(toks.len());
-        let mut i = 0;
-        while i < toks.len() {
-            if is_cfg_test(&toks, i) {
-                let mut j = matching(&toks, i + 1) + 1;
-                while is_punct(toks.get(j), '#') && is_punct(toks.get(j + 1), '[') {
-                    j = matching(&toks, j + 1) + 1;
-                }
-                i = item_end(&toks, j);
-            } else {
-                out.push(toks[i].clone());
-                i += 1;
-            }
-        }
-        out
-    }
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Kind {
-        Fn,
-        Const,
-    }
-
-    #[derive(Debug, Clone)]
-    pub struct Item {
-        pub file: usize,
-        /// Module path inside its crate, inline modules included (`metrics::names`).
-        pub module: String,
-        /// The type of the `impl` or `trait` block it sits in.
-        pub owner: Option<String>,
-        pub name: String,
-        pub kind: Kind,
-        pub toks: Vec<Tok>,
-    }
-
-    impl Item {
-        /// A constant's value when it is one string literal.
-        pub fn str_value(&self) -> Option<&str> {
-            let eq = self.toks.iter().position(|t| is_punct(Some(t), '='))?;
-            match &self.toks[eq + 1..] {
-                [Tok::Str(s)] | [Tok::Str(s), Tok::Punct(';')] => Some(s),
-                _ => None,
-            }
-        }
-    }
-
-    /// The type an `impl` header is for: `impl<T> Trait for path::Type<T> where ..`.
-    fn impl_owner(header: &[Tok]) -> Option<String> {
-        let mut toks = header;
-        if is_punct(toks.first(), '<') {
-            let mut depth = 0;
-            let mut k = 0;
-            while k < toks.len() {
-                match &toks[k] {
-                    Tok::Punct('<') => depth += 1,
-                    Tok::Punct('>') if !(k > 0 && is_punct(toks.get(k - 1), '-')) => {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-                k += 1;
-            }
-            toks = &toks[(k + 1).min(toks.len())..];
-        }
-        if let Some(f) = toks.iter().position(|t| is_ident(Some(t), "for")) {
-            toks = &toks[f + 1..];
-        }
-        if let Some(w) = toks.iter().position(|t| is_ident(Some(t), "where")) {
-            toks = &toks[..w];
-        }
-        let mut depth = 0;
-        let mut last = None;
-        for t in toks {
-            match t {
-                Tok::Punct('<') => depth += 1,
-                Tok::Punct('>') => depth -= 1,
-                Tok::Ident(x) if depth == 0 && x != "dyn" => last = Some(x.clone()),
-                _ => {}
-            }
-        }
-        last
-    }
-
-    /// Splits a token stream into items: free functions, methods (with their owner type),
-    /// constants (free and associated); inline modules are entered.
-    pub fn items(
-        toks: &[Tok],
-        file: usize,
-        module: &str,
-        owner: Option<&str>,
-        out: &mut Vec<Item>,
-    ) {
-        let mut i = 0;
-        while i < toks.len() {
-            let word = ident(toks.get(i));
-            match word {
-                _ if is_punct(toks.get(i), '#') => {
-                    let mut j = i + 1;
-                    if is_punct(toks.get(j), '!') {
-                        j += 1;
-                    }
-                    i = if is_punct(toks.get(j), '[') {
-                        matching(toks, j) + 1
-                    } else {
-                        j
-                    };
-                }
-                Some("pub") => {
-                    i += 1;
-                    if is_punct(toks.get(i), '(') {
-                        i = matching(toks, i) + 1;
-                    }
-                }
-                Some("async" | "unsafe" | "default" | "extern") => {
-                    i += 1;
-                    if matches!(toks.get(i), Some(Tok::Str(_))) {
-                        i += 1;
-                    }
-                }
-                Some("const")
-                    if matches!(
-                        ident(toks.get(i + 1)),
-                        Some("fn" | "unsafe" | "async" | "extern")
-                    ) =>
-                {
-                    i += 1;
-                }
-                Some("fn") => {
-                    let name = ident(toks.get(i + 1)).unwrap_or_default().to_string();
-                    let mut k = i;
-                    let end = loop {
-                        match toks.get(k) {
-                            None => break toks.len(),
-                            Some(Tok::Punct('(' | '[')) => k = matching(toks, k) + 1,
-                            Some(Tok::Punct('{')) => break matching(toks, k) + 1,
-                            Some(Tok::Punct(';')) => break k + 1,
-                            _ => k += 1,
-                        }
-                    };
-                    out.push(Item {
-                        file,
-                        module: module.to_string(),
-                        owner: owner.map(str::to_string),
-                        name,
-                        kind: Kind::Fn,
-                        toks: toks[i..end.min(toks.len())].to_vec(),
-                    });
-                    i = end;
-                }
-                Some("const" | "static") => {
-                    let mut n = i + 1;
-                    if is_ident(toks.get(n), "mut") {
-                        n += 1;
-                    }
-                    let name = ident(toks.get(n)).unwrap_or_default().to_string();
-                    let end = item_end(toks, i);
-                    out.push(Item {
-                        file,
-                        module: module.to_string(),
-                        owner: owner.map(str::to_string),
-                        name,
-                        kind: Kind::Const,
-                        toks: toks[i..end.min(toks.len())].to_vec(),
-                    });
-                    i = end;
-                }
-                Some("impl" | "trait") => {
-                    let open = (i..toks.len()).find(|&k| is_punct(toks.get(k), '{'));
-                    let Some(open) = open else { break };
-                    let header = &toks[i + 1..open];
-                    let block_owner = if word == Some("impl") {
-                        impl_owner(header)
-                    } else {
-                        ident(header.first()).map(str::to_string)
-                    };
-                    let close = matching(toks, open);
-                    items(
-                        &toks[open + 1..close],
-                        file,
-                        module,
-                        block_owner.as_deref(),
-                        out,
-                    );
-                    i = close + 1;
-                }
-                Some("mod") if is_punct(toks.get(i + 2), '{') => {
-                    let inner = ident(toks.get(i + 1)).unwrap_or_default();
-                    let path = if module.is_empty() {
-                        inner.to_string()
-                    } else {
-                        format!("{module}::{inner}")
-                    };
-                    let close = matching(toks, i + 2);
-                    items(&toks[i + 3..close], file, &path, None, out);
-                    i = close + 1;
-                }
-                _ => i = item_end(toks, i).max(i + 1),
-            }
-        }
-    }
-
-    /// `use` declarations of a file: local name -> path as written (`crate::notify::batch`).
-    pub fn uses(toks: &[Tok]) -> BTreeMap<String, Vec<String>> {
-        fn tree(
-            toks: &[Tok],
-            i: &mut usize,
-            prefix: &[String],
-            out: &mut BTreeMap<String, Vec<String>>,
-        ) {
-            let mut path = prefix.to_vec();
-            loop {
-                match toks.get(*i) {
-                    Some(Tok::Punct('{')) => {
-                        *i += 1;
-                        while *i < toks.len() && !is_punct(toks.get(*i), '}') {
-                            tree(toks, i, &path, out);
-                            if is_punct(toks.get(*i), ',') {
-                                *i += 1;
-                            }
-                        }
-                        *i += 1;
-                        return;
-                    }
-                    Some(Tok::Punct('*')) => {
-                        *i += 1;
-                        return;
-                    }
-                    Some(Tok::Ident(w)) => {
-                        let w = w.clone();
-                        *i += 1;
-                        if is_punct(toks.get(*i), ':') && is_punct(toks.get(*i + 1), ':') {
-                            *i += 2;
-                            path.push(w);
-                            continue;
-                        }
-                        let local = if is_ident(toks.get(*i), "as") {
-                            *i += 2;
-                            ident(toks.get(*i - 1)).unwrap_or(&w).to_string()
-                        } else if w == "self" {
-                            path.last().cloned().unwrap_or_default()
-                        } else {
-                            w.clone()
-                        };
-                        if w != "self" {
-                            path.push(w);
-                        }
-                        out.insert(local, path);
-                        return;
-                    }
-                    _ => return,
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        let mut i = 0;
-        while i < toks.len() {
-            if is_ident(toks.get(i), "use") {
-                let mut j = i + 1;
-                if is_punct(toks.get(j), ':') {
-                    j += 2;
-                }
-                tree(toks, &mut j, &[], &mut out);
-                i = j;
-            } else {
-                i += 1;
-            }
-        }
-        out
-    }
-
-    pub struct File {
-        pub rel: String,
-        /// Module path inside its crate ("" for a crate root).
-        pub module: String,
-        /// The shared library (`webhook-core`) rather than a binary.
-        pub shared: bool,
-        pub toks: Vec<Tok>,
-        pub uses: BTreeMap<String, Vec<String>>,
-        /// Uses the DynamoDB / SQS SDK (its fluent calls are AWS operations).
-        dynamodb: bool,
-        sqs: bool,
-    }
-
-    /// The module of `shared/src/a/b.rs` (`a::b`) or `.../a/mod.rs` (`a`); crate roots are "".
-    pub fn module_of(rel_in_src: &str) -> String {
-        let p = rel_in_src.trim_end_matches(".rs");
-        let p = p.strip_suffix("/mod").unwrap_or(p);
-        if matches!(p, "lib" | "main") {
-            return String::new();
-        }
-        p.replace('/', "::")
-    }
-
-    /// The files of one binary (its own crate plus the shared library), scanned.
-    pub struct Universe {
-        pub files: Vec<File>,
-        pub items: Vec<Item>,
-        modules: BTreeSet<String>,
-        /// Methods (items with an owner) by name, for `.name(` calls.
-        methods: BTreeMap<String, Vec<usize>>,
-    }
-
-    /// What a binary's reachable code does.
-    #[derive(Debug, Default, Clone, PartialEq, Eq)]
-    pub struct Usage {
-        pub env: BTreeSet<String>,
-        /// IAM actions of the AWS SDK calls reached (`dynamodb:GetItem`, `sqs:SendMessage`).
-        pub aws_actions: BTreeSet<String>,
-    }
-
-    const ENV_METHODS: [&str; 6] = ["get", "get_or", "require", "u64_or", "flag", "secrets"];
-
-    /// SDK fluent calls (`client.get_item()`) and transaction parts, by IAM action.
-    const DYNAMODB_OPS: [(&str, &str); 13] = [
-        ("get_item", "dynamodb:GetItem"),
-        ("put_item", "dynamodb:PutItem"),
-        ("update_item", "dynamodb:UpdateItem"),
-        ("delete_item", "dynamodb:DeleteItem"),
-        ("query", "dynamodb:Query"),
-        ("scan", "dynamodb:Scan"),
-        ("batch_get_item", "dynamodb:BatchGetItem"),
-        ("batch_write_item", "dynamodb:BatchWriteItem"),
-        ("transact_get_items", "dynamodb:GetItem"),
-        ("create_table", "dynamodb:CreateTable"),
-        ("describe_table", "dynamodb:DescribeTable"),
-        ("update_time_to_live", "dynamodb:UpdateTimeToLive"),
-        ("delete_table", "dynamodb:DeleteTable"),
-    ];
-    const DYNAMODB_TRANSACT_PARTS: [(&str, &str); 4] = [
-        ("Put", "dynamodb:PutItem"),
-        ("Update", "dynamodb:UpdateItem"),
-        ("Delete", "dynamodb:DeleteItem"),
-        ("ConditionCheck", "dynamodb:ConditionCheckItem"),
-    ];
-    const SQS_OPS: [(&str, &str); 10] = [
-        ("send_message", "sqs:SendMessage"),
-        ("send_message_batch", "sqs:SendMessage"),
-        ("receive_message", "sqs:ReceiveMessage"),
-        ("delete_message", "sqs:DeleteMessage"),
-        ("delete_message_batch", "sqs:DeleteMessage"),
-        ("change_message_visibility", "sqs:ChangeMessageVisibility"),
-        ("get_queue_attributes", "sqs:GetQueueAttributes"),
-        ("get_queue_url", "sqs:GetQueueUrl"),
-        ("create_queue", "sqs:CreateQueue"),
-        ("purge_queue", "sqs:PurgeQueue"),
-    ];
-
-    pub fn env_like(s: &str) -> bool {
-        s.len() >= 2
-            && s.starts_with(|c: char| c.is_ascii_uppercase())
-            && s.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-    }
-
-    fn const_like(s: &str) -> bool {
-        env_like(s)
-    }
-
-    fn type_like(s: &str) -> bool {
-        s.starts_with(|c: char| c.is_ascii_uppercase()) && !const_like(s)
-    }
-
-    impl Universe {
-        /// `sources`: (path relative to the workspace, module, shared?, text).
-        pub fn new(sources: Vec<(String, String, bool, String)>) -> Universe {
-            let mut files = Vec::new();
-            let mut items_out = Vec::new();
-            let mut modules = BTreeSet::new();
-            for (idx, (rel, module, shared, text)) in sources.into_iter().enumerate() {
-                let toks = strip_cfg_test(lex(&text));
-                items(&toks, idx, &module, None, &mut items_out);
-                if shared {
-                    modules.insert(module.clone());
-                }
-                let uses = uses(&toks);
-                let dynamodb = toks.iter().any(|t| is_ident(Some(t), "aws_sdk_dynamodb"));
-                let sqs = toks.iter().any(|t| is_ident(Some(t), "aws_sdk_sqs"));
-                files.push(File {
-                    rel,
-                    module,
-                    shared,
-                    toks,
-                    uses,
-                    dynamodb,
-                    sqs,
-                });
-            }
-            let mut methods: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            for (i, it) in items_out.iter().enumerate() {
-                if it.kind == Kind::Fn && it.owner.is_some() {
-                    methods.entry(it.name.clone()).or_default().push(i);
-                }
-            }
-            Universe {
-                files,
-                items: items_out,
-                modules,
-                methods,
-            }
-        }
-
-        /// A written path made absolute in the shared crate's module tree, when it names
-        /// something of the shared crate (`crate::`, `webhook_core::`, `super::`, `self::`,
-        /// an import, or a child module); `None` for external crates.
-        fn absolute(&self, file: usize, segs: &[String]) -> Option<Vec<String>> {
-            let f = &self.files[file];
-            let first = segs.first()?;
-            let here: Vec<String> = if f.module.is_empty() {
-                Vec::new()
-            } else {
-                f.module.split("::").map(str::to_string).collect()
-            };
-            let rest = segs[1..].to_vec();
-            match first.as_str() {
-                "webhook_core" => Some(rest),
-                "crate" if f.shared => Some(rest),
-                "self" => Some([here, rest].concat()),
-                "super" => {
-                    let mut up = here;
-                    up.pop();
-                    let mut tail = rest;
-                    while tail.first().is_some_and(|s| s == "super") {
-                        up.pop();
-                        tail.remove(0);
-                    }
-                    Some([up, tail].concat())
-                }
-                _ => {
-                    if let Some(path) = f.uses.get(first.as_str()) {
-                        let mut full = self.absolute(file, path)?;
-                        full.extend(rest);
-                        return Some(full);
-                    }
-                    let child = [here.clone(), vec![first.clone()]].concat().join("::");
-                    if f.shared && self.modules.contains(&child) {
-                        return Some([here, segs.to_vec()].concat());
-                    }
-                    if self.modules.contains(first) {
-                        return Some(segs.to_vec());
-                    }
-                    None
-                }
-            }
-        }
-
-        fn module_matches(item: &Item, module_path: &[String]) -> bool {
-            let want = module_path.join("::");
-            item.module == want || item.module.ends_with(&format!("::{want}"))
-        }
-
-        /// Items a path reference can mean (`a::b::NAME`, `Type::method`, `Self::X`, `name`).
-        fn resolve(&self, from: &Item, segs: &[String], call: bool) -> Vec<usize> {
-            let mut segs = segs.to_vec();
-            if segs.first().is_some_and(|s| s == "Self") {
-                match &from.owner {
-                    Some(o) => segs[0] = o.clone(),
-                    None => return Vec::new(),
-                }
-            }
-            if segs.len() > 1 || self.files[from.file].uses.contains_key(segs[0].as_str()) {
-                if let Some(abs) = self.absolute(from.file, &segs) {
-                    if !abs.is_empty() {
-                        segs = abs;
-                    }
-                }
-            }
-            let Some(last) = segs.last().cloned() else {
-                return Vec::new();
-            };
-            let kind = if const_like(&last) {
-                Kind::Const
-            } else {
-                Kind::Fn
-            };
-            let prefix = &segs[..segs.len() - 1];
-            let found = |pred: &dyn Fn(&Item) -> bool| -> Vec<usize> {
-                self.items
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, it)| it.name == last && it.kind == kind && pred(it))
-                    .map(|(i, _)| i)
-                    .collect()
-            };
-            match prefix.last() {
-                Some(p) if type_like(p) => found(&|it: &Item| it.owner.as_deref() == Some(p)),
-                Some(_) => {
-                    found(&|it: &Item| it.owner.is_none() && Self::module_matches(it, prefix))
-                }
-                None => {
-                    let local = found(&|it: &Item| it.owner.is_none() && it.file == from.file);
-                    if !local.is_empty() {
-                        local
-                    } else if call || kind == Kind::Const {
-                        // a glob import or a prelude: any free item of that name
-                        found(&|it: &Item| it.owner.is_none())
-                    } else {
-                        Vec::new()
-                    }
-                }
-            }
-        }
-
-        /// Reads a path (`a::b::<T>::c`) starting at `i`; returns the segments and the end.
-        fn path_at(toks: &[Tok], mut i: usize) -> (Vec<String>, usize) {
-            let mut segs = Vec::new();
-            while let Some(w) = ident(toks.get(i)) {
-                segs.push(w.to_string());
-                i += 1;
-                if is_punct(toks.get(i), ':') && is_punct(toks.get(i + 1), ':') {
-                    i += 2;
-                    if is_punct(toks.get(i), '<') {
-                        let mut depth = 0;
-                        while i < toks.len() {
-                            match toks[i] {
-                                Tok::Punct('<') => depth += 1,
-                                Tok::Punct('>') => {
-                                    depth -= 1;
-                                    if depth == 0 {
-                                        i += 1;
-                                        break;
-                                    }
-                                }
-                                _ => {}
-                            }
-                            i += 1;
-                        }
-                        if is_punct(toks.get(i), ':') && is_punct(toks.get(i + 1), ':') {
-                            i += 2;
-                        }
-                    }
-                } else {
-                    break;
-                }
-            }
-            (segs, i)
-        }
-
-        /// The tokens of `item` without the `match` arms for other sources than `keep`.
-        pub fn filter_source_arms(toks: &[Tok], keep: Option<&str>) -> Vec<Tok> {
-            let Some(keep) = keep else {
-                return toks.to_vec();
-            };
-            let mut out = Vec::with_capacity(toks.len());
-            let mut i = 0;
-            'outer: while i < toks.len() {
-                // a pattern `Source::A | Source::B =>`
-                let mut j = i;
-                let mut variants = Vec::new();
-                while is_ident(toks.get(j), "Source")
-                    && is_punct(toks.get(j + 1), ':')
-                    && is_punct(toks.get(j + 2), ':')
-                {
-                    let Some(v) = ident(toks.get(j + 3)) else {
-                        break;
-                    };
-                    variants.push(v.to_string());
-                    j += 4;
-                    if is_punct(toks.get(j), '|') {
-                        j += 1;
-                    } else {
-                        break;
-                    }
-                }
-                let arm = !variants.is_empty()
-                    && is_punct(toks.get(j), '=')
-                    && is_punct(toks.get(j + 1), '>');
-                if arm && variants.iter().any(|v| v == keep) {
-                    out.extend_from_slice(&toks[i..j + 2]);
-                    i = j + 2;
-                    continue 'outer;
-                }
-                if arm {
-                    // skip the arm's body: a block, or an expression up to `,` or the match's `}`
-                    let mut k = j + 2;
-                    if is_punct(toks.get(k), '{') {
-                        k = matching(toks, k) + 1;
-                        if is_punct(toks.get(k), ',') {
-                            k += 1;
-                        }
-                    } else {
-                        while k < toks.len() {
-                            match toks[k] {
-                                Tok::Punct('(' | '[' | '{') => k = matching(toks, k) + 1,
-                                Tok::Punct(',') => {
-                                    k += 1;
-                                    break;
-                                }
-                                Tok::Punct('}' | ')' | ']') => break,
-                                _ => k += 1,
-                            }
-                        }
-                    }
-                    i = k;
-                    continue 'outer;
-                }
-                out.push(toks[i].clone());
-                i += 1;
-            }
-            out
-        }
-
-        /// A `const NAME: .. = "value";` declared inside a function body.
-        fn local_const<'a>(from: &'a Item, name: &str) -> Option<&'a str> {
-            from.toks.windows(2).enumerate().find_map(|(k, w)| {
-                if !(is_ident(w.first(), "const") && is_ident(w.get(1), name)) {
-                    return None;
-                }
-                let eq = (k..from.toks.len()).find(|&e| is_punct(from.toks.get(e), '='))?;
-                match (from.toks.get(eq + 1), from.toks.get(eq + 2)) {
-                    (Some(Tok::Str(v)), Some(Tok::Punct(';'))) => Some(v.as_str()),
-                    _ => None,
-                }
-            })
-        }
-
-        /// Values of the UPPER_SNAKE string(s) an argument stands for.
-        fn arg_values(&self, from: &Item, arg: &[Tok]) -> Vec<String> {
-            match arg {
-                [Tok::Str(s)] if env_like(s) => vec![s.clone()],
-                [.., Tok::Ident(last)] if const_like(last) => {
-                    let (segs, end) = Self::path_at(arg, 0);
-                    if end != arg.len() {
-                        return Vec::new();
-                    }
-                    if let [name] = segs.as_slice() {
-                        if let Some(v) = Self::local_const(from, name) {
-                            return vec![v.to_string()]
-                                .into_iter()
-                                .filter(|v| env_like(v))
-                                .collect();
-                        }
-                    }
-                    self.resolve(from, &segs, false)
-                        .into_iter()
-                        .filter_map(|c| self.items[c].str_value().map(str::to_string))
-                        .filter(|v| env_like(v))
-                        .collect()
-                }
-                _ => Vec::new(),
-            }
-        }
-
-        /// The arguments of a call whose `(` is at `open`.
-        fn args(toks: &[Tok], open: usize) -> Vec<&[Tok]> {
-            let close = matching(toks, open);
-            let mut out = Vec::new();
-            let mut start = open + 1;
-            let mut k = open + 1;
-            while k < close {
-                match toks[k] {
-                    Tok::Punct('(' | '[' | '{') => k = matching(toks, k) + 1,
-                    Tok::Punct(',') => {
-                        out.push(&toks[start..k]);
-                        k += 1;
-                        start = k;
-                    }
-                    _ => k += 1,
-                }
-            }
-            if start < close {
-                out.push(&toks[start..close]);
-            }
-            out
-        }
-
-        /// Everything reachable from the `main` functions of the files `roots`, for a binary
-        /// serving `source` (a `Source` variant name) or every source (`None`).
-        pub fn usage(&self, roots: &[usize], source: Option<&str>) -> Usage {
-            let mut usage = Usage::default();
-            let mut seen = BTreeSet::new();
-            let mut queue: VecDeque<usize> = self
-                .items
-                .iter()
-                .enumerate()
-                .filter(|(_, it)| {
-                    roots.contains(&it.file) && it.name == "main" && it.kind == Kind::Fn
-                })
-                .map(|(i, _)| i)
-                .collect();
-            while let Some(idx) = queue.pop_front() {
-                if !seen.insert(idx) {
-                    continue;
-                }
-                let item = &self.items[idx];
-                if item.kind == Kind::Const {
-                    if item.name.ends_with("_VAR") {
-                        if let Some(v) = item.str_value().filter(|v| env_like(v)) {
-                            usage.env.insert(v.to_string());
-                        }
-                    }
-                    continue;
-                }
-                let toks = Self::filter_source_arms(&item.toks, source);
-                let dynamodb = self.files[item.file].dynamodb;
-                let sqs = self.files[item.file].sqs;
-                let mut i = 0;
-                while i < toks.len() {
-                    let after_dot = i > 0 && is_punct(toks.get(i - 1), '.');
-                    let after_path =
-                        i > 1 && is_punct(toks.get(i - 1), ':') && is_punct(toks.get(i - 2), ':');
-                    let Some(word) = ident(toks.get(i)) else {
-                        i += 1;
-                        continue;
-                    };
-                    if after_dot {
-                        let call = is_punct(toks.get(i + 1), '(')
-                            || (is_punct(toks.get(i + 1), ':') && is_punct(toks.get(i + 3), '<'));
-                        if call {
-                            let open = (i + 1..toks.len())
-                                .find(|&k| is_punct(toks.get(k), '('))
-                                .unwrap_or(i + 1);
-                            if ENV_METHODS.contains(&word) {
-                                if let Some(arg) = Self::args(&toks, open).first() {
-                                    usage.env.extend(self.arg_values(item, arg));
-                                }
-                            }
-                            let no_args = is_punct(toks.get(open + 1), ')');
-                            if dynamodb && no_args {
-                                for (op, action) in DYNAMODB_OPS {
-                                    if word == op {
-                                        usage.aws_actions.insert(action.to_string());
-                                    }
-                                }
-                            }
-                            if sqs && no_args {
-                                for (op, action) in SQS_OPS {
-                                    if word == op {
-                                        usage.aws_actions.insert(action.to_string());
-                                    }
-                                }
-                            }
-                            if let Some(ms) = self.methods.get(word) {
-                                queue.extend(ms.iter().copied());
-                            }
-                        }
-                        i += 1;
-                        continue;
-                    }
-                    if after_path {
-                        i += 1;
-                        continue;
-                    }
-                    let (segs, end) = Self::path_at(&toks, i);
-                    let call = is_punct(toks.get(end), '(');
-                    let last = segs.last().map(String::as_str).unwrap_or_default();
-                    if dynamodb && segs.len() >= 2 && last == "builder" {
-                        let part = segs[segs.len() - 2].as_str();
-                        for (p, action) in DYNAMODB_TRANSACT_PARTS {
-                            if part == p {
-                                usage.aws_actions.insert(action.to_string());
-                            }
-                        }
-                    }
-                    if call
-                        && (last == "resolve_credentials"
-                            || (last == "var" || last == "var_os")
-                                && segs.len() >= 2
-                                && segs[segs.len() - 2] == "env")
-                    {
-                        for arg in Self::args(&toks, end) {
-                            usage.env.extend(self.arg_values(item, arg));
-                        }
-                    }
-                    let is_path = segs.len() > 1;
-                    if is_path || call || const_like(last) || !type_like(last) {
-                        for m in self.resolve(item, &segs, call) {
-                            queue.push_back(m);
-                        }
-                    }
-                    i = end.max(i + 1);
-                }
-            }
-            usage
-        }
-
-        /// Constants of the inline module `module` (e.g. `metrics::names`): name -> value.
-        pub fn consts_of(&self, module: &str) -> BTreeMap<String, String> {
-            self.items
-                .iter()
-                .filter(|it| it.kind == Kind::Const && it.module == module)
-                .filter_map(|it| Some((it.name.clone(), it.str_value()?.to_string())))
-                .collect()
-        }
-
-        /// Names used as `<module>::NAME` in the files other than `except`.
-        pub fn qualified_uses(&self, module: &str, except: &str) -> BTreeSet<String> {
-            let mut out = BTreeSet::new();
-            for f in self.files.iter().filter(|f| f.rel != except) {
-                for w in f.toks.windows(4) {
-                    if let [Tok::Ident(m), Tok::Punct(':'), Tok::Punct(':'), Tok::Ident(n)] = w {
-                        if m == module {
-                            out.insert(n.clone());
-                        }
-                    }
-                }
-            }
-            out
-        }
-
-        /// The string values `MetricLine::new(..)` is called with (literals or constants).
-        pub fn metric_services(&self) -> BTreeSet<String> {
-            let mut out = BTreeSet::new();
-            for it in self.items.iter().filter(|it| it.kind == Kind::Fn) {
-                let t = &it.toks;
-                for k in 0..t.len() {
-                    let hit = is_ident(t.get(k), "MetricLine")
-                        && is_punct(t.get(k + 1), ':')
-                        && is_ident(t.get(k + 3), "new")
-                        && is_punct(t.get(k + 4), '(');
-                    if !hit {
-                        continue;
-                    }
-                    if let Some(arg) = Self::args(t, k + 4).first() {
-                        match arg {
-                            [Tok::Str(s)] => {
-                                out.insert(s.clone());
-                            }
-                            [.., Tok::Ident(c)] if const_like(c) => {
-                                let (segs, _) = Self::path_at(arg, 0);
-                                for m in self.resolve(it, &segs, false) {
-                                    if let Some(v) = self.items[m].str_value() {
-                                        out.insert(v.to_string());
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            out
-        }
-    }
-}
-
-// =========================================================================================
-// The workspace: binaries and their code.
+// The workspace: binaries and what their code declares.
 // =========================================================================================
 
 #[derive(Debug, Clone)]
-struct Binary {
-    name: String,
+struct Lambda {
+    binary: Binary,
     /// Workspace-relative directory of its package.
     package: String,
-    /// The `Source` variant its main serves (`None`: the notifier, which serves them all).
+    /// The `Source` variant it serves, by the registry (`None`: the notifier, which serves
+    /// them all).
     source: Option<String>,
-    usage: rust::Usage,
+    /// The `Source` variants its main names.
+    main_sources: BTreeSet<String>,
+    /// IAM actions of the backends its main builds (`runtime::*_AWS_ACTIONS`).
+    aws_actions: BTreeSet<String>,
+}
+
+impl Lambda {
+    fn name(&self) -> &'static str {
+        self.binary.name()
+    }
 }
 
 #[derive(Clone)]
 struct Code {
-    binaries: BTreeMap<String, Binary>,
+    binaries: BTreeMap<String, Lambda>,
+    /// `metrics::names`: constant -> metric name.
     metric_names: BTreeMap<String, String>,
     /// Metric names (values) the code emits outside metrics.rs.
     emitted_metrics: BTreeSet<String>,
     /// `Service` dimension values the code emits.
     services: BTreeSet<String>,
+    /// IAM actions of the SDK calls in the AWS adapters.
+    adapter_actions: BTreeSet<String>,
 }
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -1199,6 +160,17 @@ fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// A source file without its tests (everything from the first `#[cfg(test)]`, where this
+/// workspace keeps its test modules) and without `//` comments, for plain text searches.
+fn code_text(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    code.lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `[[bin]]` names of a package manifest (or the package name when it declares none).
@@ -1241,110 +213,140 @@ fn function_packages(root: &Path) -> Vec<String> {
         .collect()
 }
 
-fn shared_sources(root: &Path) -> Vec<(String, String, bool, String)> {
-    let src = root.join("shared/src");
-    let mut files = Vec::new();
-    rs_files(&src, &mut files);
-    files
-        .into_iter()
-        .map(|p| {
-            let in_src = p
-                .strip_prefix(&src)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            let rel = p
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            let text = std::fs::read_to_string(&p).unwrap();
-            (rel, rust::module_of(&in_src), true, text)
+/// The `Source::X` variants a text names.
+fn sources_named(text: &str) -> BTreeSet<String> {
+    text.split("Source::")
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|v| Source::ALL.iter().any(|s| format!("{s:?}") == *v))
+        .collect()
+}
+
+/// The Lambda binary of `name`, from its main and the registry.
+fn lambda(root: &Path, package: &str, name: &str) -> Option<Lambda> {
+    let binary = Binary::from_name(name).unwrap_or_else(|| {
+        panic!("binary {name} ({package}) is not a webhook_core::config::vars::Binary")
+    });
+    if !binary.is_lambda() {
+        return None;
+    }
+    let main = code_text(&root.join(package).join("src/main.rs"));
+    let mut aws_actions = BTreeSet::new();
+    // `serve_ingest_lambda` is `lambda_backends` plus the source's handler.
+    if main.contains("runtime::lambda_backends(") || main.contains("runtime::serve_ingest_lambda(")
+    {
+        aws_actions.extend(runtime::INGEST_AWS_ACTIONS.map(String::from));
+    }
+    if main.contains("runtime::dynamodb_store(") {
+        aws_actions.extend(runtime::NOTIFIER_AWS_ACTIONS.map(String::from));
+    }
+    Some(Lambda {
+        binary,
+        package: package.to_string(),
+        source: binary.source().map(|s| format!("{s:?}")),
+        main_sources: sources_named(&main),
+        aws_actions,
+    })
+}
+
+/// `pub const NAME: &str = "Value";` lines of metrics.rs's `names` module.
+fn metric_names(root: &Path) -> BTreeMap<String, String> {
+    let text = code_text(&root.join("shared/src/metrics.rs"));
+    let block = text
+        .split("pub mod names {")
+        .nth(1)
+        .and_then(|b| b.split('}').next())
+        .expect("metrics::names");
+    block
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l
+                .trim()
+                .strip_prefix("pub const ")?
+                .split_once(": &str = ")?;
+            let value = value.strip_suffix(';')?.trim_matches('"');
+            Some((name.to_string(), value.to_string()))
         })
         .collect()
 }
 
+/// IAM actions of the SDK calls in the AWS adapters (shared/src/backends/aws).
+fn adapter_actions(root: &Path) -> BTreeSet<String> {
+    let mut files = Vec::new();
+    rs_files(&root.join("shared/src/backends/aws"), &mut files);
+    let mut actions = BTreeSet::new();
+    for path in files {
+        let text = code_text(&path);
+        let mut calls: Vec<(String, &str)> = Vec::new();
+        if text.contains("aws_sdk_dynamodb") {
+            calls.extend(DYNAMODB_OPS.iter().map(|(op, a)| (format!(".{op}()"), *a)));
+            calls.extend(
+                DYNAMODB_TRANSACT_PARTS
+                    .iter()
+                    .map(|(part, a)| (format!("{part}::builder()"), *a)),
+            );
+        }
+        if text.contains("aws_sdk_sqs") {
+            calls.extend(SQS_OPS.iter().map(|(op, a)| (format!(".{op}()"), *a)));
+        }
+        for (call, action) in calls {
+            // `Put::builder()` but not `AttributeValueUpdate::builder()`.
+            let called = text.match_indices(&call).any(|(i, _)| {
+                call.starts_with('.')
+                    || !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if called {
+                actions.insert(action.to_string());
+            }
+        }
+    }
+    actions
+}
+
 fn scan_code(root: &Path) -> Code {
-    let shared = shared_sources(root);
     let mut binaries = BTreeMap::new();
     for package in function_packages(root) {
         let manifest = std::fs::read_to_string(root.join(&package).join("Cargo.toml"))
             .unwrap_or_else(|e| panic!("{package}/Cargo.toml: {e}"));
         for name in bin_names(&manifest) {
-            if NOT_DEPLOYED.iter().any(|(n, _)| *n == name) {
-                continue;
+            if let Some(l) = lambda(root, &package, &name) {
+                binaries.insert(name, l);
             }
-            let mut own = Vec::new();
-            rs_files(&root.join(&package).join("src"), &mut own);
-            let own: Vec<(String, String, bool, String)> = own
-                .iter()
-                .filter(|p| !p.ends_with("lib.rs"))
-                .map(|p| {
-                    let rel = p
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .replace('\\', "/");
-                    let in_src = p
-                        .strip_prefix(root.join(&package).join("src"))
-                        .unwrap()
-                        .to_string_lossy()
-                        .replace('\\', "/");
-                    (
-                        rel,
-                        rust::module_of(&in_src),
-                        false,
-                        std::fs::read_to_string(p).unwrap(),
-                    )
-                })
-                .collect();
-            let roots: Vec<usize> = (shared.len()..shared.len() + own.len()).collect();
-            let universe = rust::Universe::new([shared.clone(), own].concat());
-            let mut sources = BTreeSet::new();
-            for &r in &roots {
-                for w in universe.files[r].toks.windows(4) {
-                    if let [rust::Tok::Ident(s), rust::Tok::Punct(':'), rust::Tok::Punct(':'), rust::Tok::Ident(v)] =
-                        w
-                    {
-                        if s == "Source" {
-                            sources.insert(v.clone());
-                        }
-                    }
-                }
-            }
-            assert!(
-                sources.len() <= 1,
-                "binary {name} names several sources {sources:?}: one Lambda serves one route"
-            );
-            let source = sources.into_iter().next();
-            let usage = universe.usage(&roots, source.as_deref());
-            binaries.insert(
-                name.clone(),
-                Binary {
-                    name,
-                    package: package.clone(),
-                    source,
-                    usage,
-                },
-            );
         }
     }
-    let universe = rust::Universe::new(shared);
-    let metric_names = universe.consts_of("metrics::names");
-    let used = universe.qualified_uses("names", "shared/src/metrics.rs");
+    let metric_names = metric_names(root);
+    let mut shared = Vec::new();
+    rs_files(&root.join("shared/src"), &mut shared);
+    let code: Vec<String> = shared
+        .iter()
+        .filter(|p| !p.ends_with("metrics.rs"))
+        .map(|p| code_text(p))
+        .collect();
     let emitted_metrics = metric_names
         .iter()
-        .filter(|(k, _)| used.contains(*k))
+        .filter(|(k, _)| {
+            let used = format!("names::{k}");
+            code.iter().any(|text| {
+                text.match_indices(&used).any(|(i, _)| {
+                    !text[i + used.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            })
+        })
         .map(|(_, v)| v.clone())
         .collect();
     let mut services: BTreeSet<String> =
         Source::ALL.iter().map(|s| s.as_str().to_string()).collect();
-    services.extend(universe.metric_services());
+    services.insert(webhook_core::notify::METRICS_SERVICE.to_string());
     Code {
         binaries,
         metric_names,
         emitted_metrics,
         services,
+        adapter_actions: adapter_actions(root),
     }
 }
 
@@ -1776,43 +778,93 @@ fn check_binaries(t: &Template, code: &Code) -> Vec<String> {
     problems
 }
 
-/// What each function's code reads is set; nothing else is; ALLOW_UNVERIFIED never.
+/// Each Lambda's main serves the source the registry says (`Binary::source`), which the
+/// routes and the environment checks rely on.
+fn check_mains(_: &Template, code: &Code) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, b) in &code.binaries {
+        let declared: BTreeSet<String> = b.source.iter().cloned().collect();
+        if b.main_sources != declared {
+            problems.push(format!(
+                "binary {name}: its main names {:?}, the registry (Binary::source) says {declared:?}",
+                b.main_sources
+            ));
+        }
+    }
+    problems
+}
+
+/// What each function's binary reads is set (unless the registry excuses it); nothing else
+/// is; ALLOW_UNVERIFIED never; secrets only from NoEcho parameters without a default.
 fn check_env(t: &Template, code: &Code) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, f) in t.functions() {
         let env = t.env(f);
-        for (var, why) in FORBIDDEN {
-            if env.contains_key(var) {
-                problems.push(format!("{name} sets {var}: {why}"));
+        for var in vars::ALL {
+            if let InTemplate::Never(why) = var.template {
+                if env.contains_key(var.name) {
+                    problems.push(format!("{name} sets {}: {why}", var.name));
+                }
+            }
+        }
+        for (key, value) in &env {
+            if let Some(problem) = plaintext_secret(t, key, value) {
+                problems.push(format!("{name}: {problem}"));
             }
         }
         let Some(binary) = t.binary_of(f).and_then(|b| code.binaries.get(b)) else {
             continue;
         };
-        let reads = &binary.usage.env;
+        let reads = vars::ALL
+            .iter()
+            .filter(|v| v.binaries.contains(binary.binary));
         for var in reads {
-            let excused = OPTIONAL
-                .iter()
-                .chain(FORBIDDEN.iter())
-                .any(|(v, _)| v == var);
-            if !excused && !env.contains_key(var) {
+            if var.template == InTemplate::Set && !env.contains_key(var.name) {
                 problems.push(format!(
-                    "{name} (binary {}) reads {var}, which the template does not set",
-                    binary.name
+                    "{name} (binary {}) reads {}, which the template does not set",
+                    binary.name(),
+                    var.name
                 ));
             }
         }
-        for var in env.keys() {
-            let read_elsewhere = READ_BY_DEPENDENCIES.iter().any(|(v, _)| v == var);
-            if !reads.contains(var) && !read_elsewhere {
+        for key in env.keys() {
+            let registered = vars::by_name(key);
+            if !registered.is_some_and(|v| v.binaries.contains(binary.binary)) {
                 problems.push(format!(
-                    "{name} sets {var}, which the code of binary {} ({}) never reads",
-                    binary.name, binary.package
+                    "{name} sets {key}, which the code of binary {} ({}) never reads{}",
+                    binary.name(),
+                    binary.package,
+                    if registered.is_none() {
+                        " (not a variable of webhook_core::config::vars)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
     }
     problems
+}
+
+/// A secret variable's value must be a `NoEcho` parameter whose default (if any) is empty:
+/// anything else puts the credential in the template, the console or describe-stacks.
+fn plaintext_secret(t: &Template, key: &str, value: &Value) -> Option<String> {
+    if !vars::by_name(key)?.secret {
+        return None;
+    }
+    let Some(param) = ref_of(value).and_then(|p| t.doc["Parameters"].get(p)) else {
+        return Some(format!("{key} is a secret: it must Ref a NoEcho parameter"));
+    };
+    if param["NoEcho"] != Value::Bool(true) {
+        return Some(format!("{key} is a secret: its parameter must be NoEcho"));
+    }
+    match param.get("Default") {
+        None => None,
+        Some(Value::String(d)) if d.is_empty() => None,
+        Some(_) => Some(format!(
+            "{key} is a secret: its parameter's Default must be empty"
+        )),
+    }
 }
 
 /// Tables and queues named in a function's environment are in its policies; every AWS
@@ -1912,15 +964,15 @@ fn check_policies(t: &Template, code: &Code) -> Vec<String> {
             for a in &g.actions {
                 let aws = a.starts_with("dynamodb:") || a.starts_with("sqs:");
                 let polled = consumes && SQS_CONSUMER_ACTIONS.contains(&a.as_str());
-                if aws && !polled && !binary.usage.aws_actions.contains(a) {
+                if aws && !polled && !binary.aws_actions.contains(a) {
                     problems.push(format!(
                         "{name} is granted {a}, which the code of binary {} never calls",
-                        binary.name
+                        binary.name()
                     ));
                 }
             }
         }
-        for action in &binary.usage.aws_actions {
+        for action in &binary.aws_actions {
             let targets = if action.starts_with("dynamodb:") {
                 &tables
             } else {
@@ -1929,10 +981,44 @@ fn check_policies(t: &Template, code: &Code) -> Vec<String> {
             if !targets.iter().any(|r| allowed(r, &|a| a == action)) {
                 problems.push(format!(
                     "{name}: the code of binary {} calls {action}, which no statement allows on its {}",
-                    binary.name,
+                    binary.name(),
                     if action.starts_with("dynamodb:") { "tables" } else { "queues" }
                 ));
             }
+        }
+    }
+    problems
+}
+
+/// The IAM actions the wiring declares (`runtime::*_AWS_ACTIONS`) are the SDK calls of the
+/// AWS adapters, less those no Lambda makes: a new call cannot be left ungranted.
+fn check_sdk_calls(_: &Template, code: &Code) -> Vec<String> {
+    let mut problems = Vec::new();
+    let declared: BTreeSet<&String> = code
+        .binaries
+        .values()
+        .flat_map(|b| &b.aws_actions)
+        .collect();
+    for action in &code.adapter_actions {
+        let excused = NOT_CALLED_BY_LAMBDAS.iter().any(|(a, _)| a == action);
+        if !excused && !declared.contains(action) {
+            problems.push(format!(
+                "the AWS adapters call {action}, which no runtime::*_AWS_ACTIONS declares"
+            ));
+        }
+    }
+    for action in declared {
+        if !code.adapter_actions.contains(action) {
+            problems.push(format!(
+                "{action} is declared in runtime::*_AWS_ACTIONS, but the AWS adapters never call it"
+            ));
+        }
+    }
+    for (action, why) in NOT_CALLED_BY_LAMBDAS {
+        if !code.adapter_actions.contains(action) {
+            problems.push(format!(
+                "{action} ({why}) is excused, but the AWS adapters no longer call it"
+            ));
         }
     }
     problems
@@ -2186,11 +1272,13 @@ const SQS_CONSUMER_ACTIONS: [&str; 3] = [
 
 type Check = fn(&Template, &Code) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 7] = [
+const CHECKS: [(&str, Check); 9] = [
     ("routes", check_routes),
     ("binaries", check_binaries),
+    ("mains", check_mains),
     ("environment", check_env),
     ("policies", check_policies),
+    ("sdk calls", check_sdk_calls),
     ("queue", check_queue),
     ("metrics", check_metrics),
     ("alerting", check_alerting),
@@ -2219,13 +1307,20 @@ fn template_matches_the_code() {
     let problems = all_problems(&t, code);
     assert!(
         problems.is_empty(),
-        "template.yaml disagrees with the code:\n  {}\n\nwhat the code reads, per binary:\n{}",
+        "template.yaml disagrees with the code:\n  {}\n\nwhat the code declares, per binary:\n{}",
         problems.join("\n  "),
         code.binaries
             .values()
             .map(|b| format!(
                 "  {} ({:?}): env {:?}, aws {:?}",
-                b.name, b.source, b.usage.env, b.usage.aws_actions
+                b.name(),
+                b.source,
+                vars::ALL
+                    .iter()
+                    .filter(|v| v.binaries.contains(b.binary))
+                    .map(|v| v.name)
+                    .collect::<Vec<_>>(),
+                b.aws_actions
             ))
             .collect::<Vec<_>>()
             .join("\n")
@@ -2233,71 +1328,47 @@ fn template_matches_the_code() {
 }
 
 #[test]
-fn the_scan_finds_what_the_design_names() {
-    // The scanner must see the obvious, or every other check is vacuous.
+fn the_workspace_s_binaries_are_the_registry_s() {
+    // What the checks compare must be there, or every other check is vacuous.
     let code = code();
-    let lambda_bins: BTreeSet<&str> = code.binaries.keys().map(String::as_str).collect();
-    for bin in [
-        "pancake",
-        "pancake-pos",
-        "abaha",
-        "fulfilment",
-        "invoice",
-        "notifier",
-    ] {
-        assert!(
-            lambda_bins.contains(bin),
-            "binary {bin} not found: {lambda_bins:?}"
-        );
-    }
-    assert!(!lambda_bins.contains("webhooks-local"));
+    let lambda_bins: Vec<&str> = code.binaries.keys().map(String::as_str).collect();
+    let registry: BTreeSet<&str> = Binary::ALL
+        .iter()
+        .filter(|b| b.is_lambda())
+        .map(|b| b.name())
+        .collect();
+    assert_eq!(lambda_bins.into_iter().collect::<BTreeSet<_>>(), registry);
     let fulfilment = &code.binaries["fulfilment"];
     assert_eq!(fulfilment.source.as_deref(), Some("Fulfilment"));
-    assert!(
-        fulfilment.usage.env.contains("FULFILMENT_SECRETS"),
-        "{:?}",
-        fulfilment.usage.env
-    );
-    assert!(
-        fulfilment.usage.env.contains("MAX_BODY_BYTES"),
-        "{:?}",
-        fulfilment.usage.env
-    );
-    assert!(
-        fulfilment.usage.env.contains("ALLOW_UNVERIFIED"),
-        "{:?}",
-        fulfilment.usage.env
-    );
-    // the dispatcher's other arms are not followed
-    assert!(
-        !fulfilment
-            .usage
-            .env
-            .iter()
-            .any(|v| v.starts_with("INVOICE_")),
-        "{:?}",
-        fulfilment.usage.env
-    );
-    assert!(
-        !fulfilment
-            .usage
-            .env
-            .iter()
-            .any(|v| v.starts_with("NOTIFY_")),
-        "{:?}",
-        fulfilment.usage.env
+    assert_eq!(
+        fulfilment.aws_actions,
+        runtime::INGEST_AWS_ACTIONS.map(String::from).into()
     );
     let notifier = &code.binaries["notifier"];
     assert_eq!(notifier.source, None);
-    assert!(
-        notifier.usage.env.contains("NOTIFY_URL"),
-        "{:?}",
-        notifier.usage.env
+    assert_eq!(
+        notifier.aws_actions,
+        runtime::NOTIFIER_AWS_ACTIONS.map(String::from).into()
     );
+    for action in [
+        "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:CreateTable",
+        "sqs:SendMessage",
+    ] {
+        assert!(
+            code.adapter_actions.contains(action),
+            "{action}: {:?}",
+            code.adapter_actions
+        );
+    }
     assert!(
-        !notifier.usage.env.contains("FULFILMENT_SECRETS"),
+        code.metric_names
+            .get("VERIFICATION_FAILED")
+            .map(String::as_str)
+            == Some(webhook_core::metrics::names::VERIFICATION_FAILED),
         "{:?}",
-        notifier.usage.env
+        code.metric_names
     );
     for name in [
         "VerificationFailed",
@@ -2418,9 +1489,9 @@ fn a_missing_log_retention_is_noticed() {
 
 #[test]
 fn an_unset_variable_the_code_reads_is_noticed() {
-    let code = code();
-    let reads = &code.binaries["fulfilment"].usage.env;
-    assert!(reads.contains("FULFILMENT_SECRETS"));
+    assert!(vars::FULFILMENT_SECRETS
+        .binaries
+        .contains(Binary::Fulfilment));
     let t = broken(|doc| {
         let f = function_name_of(doc, "fulfilment");
         doc["Resources"][&f]["Properties"]["Environment"]["Variables"]
@@ -2443,6 +1514,64 @@ fn a_variable_nobody_reads_and_allow_unverified_are_noticed() {
     });
     assert_notices(check_env, &t, "sets FULFILMENT_SECRET, which the code");
     assert_notices(check_env, &t, "sets ALLOW_UNVERIFIED");
+    // a registry variable, but one the pancake binary does not read
+    let t = broken(|doc| {
+        let f = function_name_of(doc, "pancake");
+        doc["Resources"][&f]["Properties"]["Environment"]["Variables"]["NOTIFY_URL"] =
+            Value::from("https://hooks.example.com/in");
+    });
+    assert_notices(
+        check_env,
+        &t,
+        "sets NOTIFY_URL, which the code of binary pancake (functions/pancake) never reads",
+    );
+}
+
+#[test]
+fn a_secret_in_plain_text_is_noticed() {
+    let t = broken(|doc| {
+        let f = function_name_of(doc, "fulfilment");
+        doc["Resources"][&f]["Properties"]["Environment"]["Variables"]["FULFILMENT_SECRETS"] =
+            Value::from("s3cr3t");
+    });
+    assert_notices(
+        check_env,
+        &t,
+        "FULFILMENT_SECRETS is a secret: it must Ref a NoEcho parameter",
+    );
+    let t = broken(|doc| {
+        let p = doc["Parameters"]["NotifySecret"].as_object_mut().unwrap();
+        p.remove("NoEcho");
+        p.insert("Default".into(), Value::from("whsec_c2VjcmV0"));
+    });
+    assert_notices(
+        check_env,
+        &t,
+        "NOTIFY_SECRET is a secret: its parameter must be NoEcho",
+    );
+    let t = broken(|doc| {
+        doc["Parameters"]["AbahaTokens"]["Default"] = Value::from("t0ken");
+    });
+    assert_notices(
+        check_env,
+        &t,
+        "ABAHA_TOKENS is a secret: its parameter's Default",
+    );
+}
+
+#[test]
+fn a_main_serving_another_source_is_noticed() {
+    let (_, t) = Template::load();
+    let mut code = code().clone();
+    let pancake = code.binaries.get_mut("pancake").unwrap();
+    pancake.main_sources = BTreeSet::from(["Abaha".to_string()]);
+    let problems = check_mains(&t, &code);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("binary pancake: its main names")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -2487,11 +1616,8 @@ fn an_operation_the_code_calls_but_no_statement_allows_is_noticed() {
     let (_, t) = Template::load();
     let mut code = code().clone();
     let notifier = code.binaries.get_mut("notifier").unwrap();
-    notifier
-        .usage
-        .aws_actions
-        .insert("dynamodb:DeleteItem".into());
-    notifier.usage.aws_actions.insert("sqs:PurgeQueue".into());
+    notifier.aws_actions.insert("dynamodb:DeleteItem".into());
+    notifier.aws_actions.insert("sqs:PurgeQueue".into());
     let problems = check_policies(&t, &code);
     for action in ["dynamodb:DeleteItem", "sqs:PurgeQueue"] {
         assert!(
@@ -2517,15 +1643,21 @@ fn an_operation_granted_but_never_called_is_noticed() {
 }
 
 #[test]
-fn every_excuse_is_still_needed() {
-    // An OPTIONAL entry no binary reads any more would silently excuse a future typo.
-    let code = code();
-    for (var, why) in OPTIONAL.iter().chain(FORBIDDEN.iter()) {
-        let read = code.binaries.values().any(|b| b.usage.env.contains(*var));
-        let external = READ_BY_DEPENDENCIES.iter().any(|(v, _)| v == var);
+fn an_sdk_call_nothing_declares_is_noticed() {
+    let (_, t) = Template::load();
+    let mut code = code().clone();
+    code.adapter_actions.insert("dynamodb:DeleteItem".into());
+    code.adapter_actions.remove("dynamodb:BatchGetItem");
+    code.adapter_actions.remove("dynamodb:CreateTable");
+    let problems = check_sdk_calls(&t, &code);
+    for needle in [
+        "the AWS adapters call dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem is declared",
+        "dynamodb:CreateTable (",
+    ] {
         assert!(
-            read || external,
-            "{var} ({why}) is excused but no Lambda binary reads it"
+            problems.iter().any(|p| p.contains(needle)),
+            "{needle} not noticed: {problems:#?}"
         );
     }
 }
@@ -2600,149 +1732,4 @@ fn short_form_tags_are_refused() {
     assert!(
         parse_template("# a comment with !Ref in it\nA: {Ref: B}\nC: \"it's fine!\"\n").is_ok()
     );
-}
-
-// =========================================================================================
-// The scanner on small snippets.
-// =========================================================================================
-
-fn snippet_usage(files: &[(&str, &str)], root: &str, source: Option<&str>) -> rust::Usage {
-    let sources: Vec<(String, String, bool, String)> = files
-        .iter()
-        .map(|(path, text)| {
-            let shared = path.starts_with("shared/src/");
-            let module = rust::module_of(
-                path.trim_start_matches("shared/src/")
-                    .trim_start_matches("bin/"),
-            );
-            (path.to_string(), module, shared, text.to_string())
-        })
-        .collect();
-    let roots: Vec<usize> = files
-        .iter()
-        .enumerate()
-        .filter(|(_, (p, _))| *p == root)
-        .map(|(i, _)| i)
-        .collect();
-    rust::Universe::new(sources).usage(&roots, source)
-}
-
-#[test]
-fn the_scanner_lexes_strings_comments_and_lifetimes() {
-    use rust::Tok;
-    let toks = rust::lex(
-        r##"fn f<'a>(x: &'a str) -> char { /* "NOT_A" /* nested */ */ let _ = r#"R{A}"#; // "NOPE"
-           let c = '{'; let b = b"B\"{"; 'x' }"##,
-    );
-    let strs: Vec<&str> = toks
-        .iter()
-        .filter_map(|t| match t {
-            Tok::Str(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(strs, ["R{A}", "B\"{"]);
-    let open = toks.iter().position(|t| *t == Tok::Punct('{')).unwrap();
-    assert_eq!(
-        rust::matching(&toks, open),
-        toks.len() - 1,
-        "char and string braces are not brackets"
-    );
-}
-
-#[test]
-fn the_scanner_follows_calls_constants_and_imports() {
-    let usage = snippet_usage(
-        &[
-            (
-                "bin/main.rs",
-                "use webhook_core::runtime; fn main() { let env = Env::from_process(); runtime::start(&env); }",
-            ),
-            (
-                "shared/src/runtime.rs",
-                "use crate::store::Tables; pub fn start(env: &Env) { let t = Tables::from_env(env); t.connect(); }",
-            ),
-            (
-                "shared/src/store/mod.rs",
-                r#"pub struct Tables;
-                impl Tables {
-                    pub const EVENTS: &'static str = "EVENTS_TABLE";
-                    pub fn from_env(env: &Env) -> Self { env.require(Self::EVENTS); Tables }
-                    pub fn connect(&self) { helper() }
-                    pub fn unused(&self, env: &Env) { env.get("NEVER_CALLED"); }
-                }
-                fn helper() { std::env::var("FROM_STD").ok(); const VAR: &str = "LOCAL_CONST"; env.u64_or(VAR, 1); }
-                #[cfg(test)]
-                mod tests { fn t(env: &Env) { env.get("ONLY_IN_TESTS"); } }"#,
-            ),
-        ],
-        "bin/main.rs",
-        None,
-    );
-    let env: Vec<&str> = usage.env.iter().map(String::as_str).collect();
-    assert_eq!(env, ["EVENTS_TABLE", "FROM_STD", "LOCAL_CONST"]);
-}
-
-#[test]
-fn the_scanner_keeps_only_the_binary_s_source_arm() {
-    let files = [
-        (
-            "bin/main.rs",
-            "fn main() { webhook_core::sources::provider_from_env(Source::Alpha, &env); }",
-        ),
-        (
-            "shared/src/sources/mod.rs",
-            "pub fn provider_from_env(source: Source, env: &Env) -> P {
-                match source {
-                    Source::Alpha => alpha::Alpha::from_env(env),
-                    Source::Beta | Source::Gamma => { beta::Beta::from_env(env) }
-                    other => panic!(),
-                }
-            }",
-        ),
-        (
-            "shared/src/sources/alpha.rs",
-            r#"pub const SECRETS_VAR: &str = "ALPHA_SECRETS";
-            impl Alpha { pub fn from_env(env: &Env) -> Self { resolve_credentials(env, "alpha", SECRETS_VAR, "dev"); Alpha } }"#,
-        ),
-        (
-            "shared/src/sources/beta.rs",
-            r#"pub const SECRETS_VAR: &str = "BETA_SECRETS";
-            impl Beta { pub fn from_env(env: &Env) -> Self { env.secrets(SECRETS_VAR); env.get_or("BETA_HEADER", "x"); Beta } }"#,
-        ),
-    ];
-    let alpha = snippet_usage(&files, "bin/main.rs", Some("Alpha"));
-    assert_eq!(alpha.env.iter().collect::<Vec<_>>(), ["ALPHA_SECRETS"]);
-    let beta = snippet_usage(&files, "bin/main.rs", Some("Beta"));
-    assert_eq!(
-        beta.env.iter().collect::<Vec<_>>(),
-        ["BETA_HEADER", "BETA_SECRETS"]
-    );
-    let all = snippet_usage(&files, "bin/main.rs", None);
-    assert_eq!(all.env.len(), 3, "{:?}", all.env);
-}
-
-#[test]
-fn the_scanner_maps_sdk_calls_to_iam_actions() {
-    let usage = snippet_usage(
-        &[
-            ("bin/main.rs", "fn main() { store.persist(); }"),
-            (
-                "shared/src/store/dynamodb.rs",
-                "use aws_sdk_dynamodb::types::Put;
-                impl Store for DynamoDbStore {
-                    async fn persist(&self) {
-                        self.client.batch_get_item().send().await;
-                        let p = Put::builder().build();
-                        self.client.transact_write_items().send().await;
-                    }
-                    async fn create_tables(&self) { self.client.create_table().send().await; }
-                }",
-            ),
-        ],
-        "bin/main.rs",
-        None,
-    );
-    let actions: Vec<&str> = usage.aws_actions.iter().map(String::as_str).collect();
-    assert_eq!(actions, ["dynamodb:BatchGetItem", "dynamodb:PutItem"]);
 }

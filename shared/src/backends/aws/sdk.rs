@@ -20,7 +20,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
-use crate::config::{ConfigError, Env};
+use crate::config::{vars, ConfigError, Env};
 
 /// How the SDK clients reach AWS. Unset fields fall back to the SDK's standard sources
 /// (process environment, profile, container/instance metadata).
@@ -57,30 +57,31 @@ impl AwsSettings {
     /// and `AWS_MAX_ATTEMPTS`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let credentials = match (
-            env.get("AWS_ACCESS_KEY_ID"),
-            env.get("AWS_SECRET_ACCESS_KEY"),
+            env.get(&vars::AWS_ACCESS_KEY_ID),
+            env.get(&vars::AWS_SECRET_ACCESS_KEY),
         ) {
             (Some(id), Some(secret)) => Some(Credentials::new(
                 id,
                 secret,
-                env.get("AWS_SESSION_TOKEN").map(str::to_string),
+                env.get(&vars::AWS_SESSION_TOKEN).map(str::to_string),
                 None,
                 "environment",
             )),
             _ => None,
         };
-        let max_attempts = env.u64_or("AWS_MAX_ATTEMPTS", Self::DEFAULT_MAX_ATTEMPTS as u64)?;
+        let max_attempts =
+            env.u64_or(&vars::AWS_MAX_ATTEMPTS, Self::DEFAULT_MAX_ATTEMPTS as u64)?;
         if !(1..=10).contains(&max_attempts) {
             return Err(ConfigError::Invalid {
-                var: "AWS_MAX_ATTEMPTS",
+                var: vars::AWS_MAX_ATTEMPTS.name,
                 reason: format!("expected 1 to 10, got {max_attempts}"),
             });
         }
         Ok(AwsSettings {
-            endpoint_url: env.get("AWS_ENDPOINT_URL").map(str::to_string),
+            endpoint_url: env.get(&vars::AWS_ENDPOINT_URL).map(str::to_string),
             region: env
-                .get("AWS_REGION")
-                .or_else(|| env.get("AWS_DEFAULT_REGION"))
+                .get(&vars::AWS_REGION)
+                .or_else(|| env.get(&vars::AWS_DEFAULT_REGION))
                 .map(str::to_string),
             credentials,
             max_attempts: max_attempts as u32,

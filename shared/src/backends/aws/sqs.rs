@@ -11,7 +11,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::Client;
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, Env};
+use crate::config::{vars, ConfigError, Env};
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
 use crate::queue::{Requeue, TransitionQueue};
@@ -31,8 +31,6 @@ pub struct SqsQueue {
 }
 
 impl SqsQueue {
-    pub const QUEUE_URL_VAR: &'static str = "TRANSITIONS_QUEUE_URL";
-
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         SqsQueue {
             client,
@@ -42,7 +40,10 @@ impl SqsQueue {
 
     /// The queue named by `TRANSITIONS_QUEUE_URL`.
     pub fn from_env(client: Client, env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self::new(client, env.require(Self::QUEUE_URL_VAR)?))
+        Ok(Self::new(
+            client,
+            env.require(&vars::TRANSITIONS_QUEUE_URL)?,
+        ))
     }
 
     pub fn queue_url(&self) -> &str {

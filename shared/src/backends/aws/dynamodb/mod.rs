@@ -69,7 +69,7 @@ use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use tracing::{debug, warn};
 
-use crate::config::{ConfigError, Env};
+use crate::config::{vars, ConfigError, Env};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
@@ -109,16 +109,12 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub const EVENTS_VAR: &'static str = "EVENTS_TABLE";
-    pub const ENTITIES_VAR: &'static str = "ENTITIES_TABLE";
-    pub const TRANSITIONS_VAR: &'static str = "TRANSITIONS_TABLE";
-
     /// `EVENTS_TABLE`, `ENTITIES_TABLE`, `TRANSITIONS_TABLE`; a missing one is named.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Tables {
-            events: env.require(Self::EVENTS_VAR)?,
-            entities: env.require(Self::ENTITIES_VAR)?,
-            transitions: env.require(Self::TRANSITIONS_VAR)?,
+            events: env.require(&vars::EVENTS_TABLE)?,
+            entities: env.require(&vars::ENTITIES_TABLE)?,
+            transitions: env.require(&vars::TRANSITIONS_TABLE)?,
         })
     }
 

@@ -1,11 +1,16 @@
 //! Configuration from the environment. Values are read through [`Env`] so tests pass a
-//! map instead of mutating the process environment.
+//! map instead of mutating the process environment, and only by the variables of the
+//! registry ([`vars`]), so every variable is declared, documented and cross-checked once.
 
-use std::collections::HashMap;
+pub mod vars;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 use tracing::warn;
 
 use crate::verify::SecretSet;
+pub use vars::Var;
 
 /// Where the code runs: a Lambda fails closed without credentials; the local gateway
 /// falls back to the development credentials named in the README.
@@ -32,13 +37,14 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// The names looked up so far (shared with clones), so a test can hold what a binary
+    /// reads at start-up against the registry's `binaries`.
+    read: Arc<Mutex<BTreeSet<&'static str>>>,
 }
 
 impl Env {
     pub fn from_process() -> Self {
-        Env {
-            vars: std::env::vars().collect(),
-        }
+        Self::from_pairs(std::env::vars())
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
@@ -49,6 +55,7 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            read: Arc::default(),
         }
     }
 
@@ -57,39 +64,51 @@ impl Env {
     }
 
     /// A non-blank value.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, var: &Var) -> Option<&str> {
+        self.read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(var.name);
         self.vars
-            .get(key)
+            .get(var.name)
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
     }
 
-    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        self.get(key).unwrap_or(default)
+    pub fn get_or<'a>(&'a self, var: &Var, default: &'a str) -> &'a str {
+        self.get(var).unwrap_or(default)
     }
 
-    pub fn require(&self, key: &'static str) -> Result<String, ConfigError> {
-        self.get(key)
+    pub fn require(&self, var: &Var) -> Result<String, ConfigError> {
+        self.get(var)
             .map(str::to_string)
-            .ok_or(ConfigError::Missing(key))
+            .ok_or(ConfigError::Missing(var.name))
     }
 
-    pub fn u64_or(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
-        match self.get(key) {
+    pub fn u64_or(&self, var: &Var, default: u64) -> Result<u64, ConfigError> {
+        match self.get(var) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
-                var: key,
+                var: var.name,
                 reason: format!("expected a non-negative integer, got {v:?}"),
             }),
         }
     }
 
-    pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some(v) if v.eq_ignore_ascii_case("true") || v == "1")
+    pub fn flag(&self, var: &Var) -> bool {
+        matches!(self.get(var), Some(v) if v.eq_ignore_ascii_case("true") || v == "1")
     }
 
-    pub fn secrets(&self, key: &str) -> SecretSet {
-        self.get(key).map(SecretSet::parse).unwrap_or_default()
+    pub fn secrets(&self, var: &Var) -> SecretSet {
+        self.get(var).map(SecretSet::parse).unwrap_or_default()
+    }
+
+    /// The names of the variables read so far, set or not.
+    pub fn names_read(&self) -> BTreeSet<&'static str> {
+        self.read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -107,14 +126,15 @@ pub fn resolve_credentials(
     env: &Env,
     mode: Mode,
     source_name: &'static str,
-    var: &'static str,
+    credential: &Var,
     dev_default: &str,
 ) -> Result<Credentials, ConfigError> {
-    let configured = env.secrets(var);
+    let configured = env.secrets(credential);
     if !configured.is_empty() {
         return Ok(Credentials::Verified(configured));
     }
-    if env.flag("ALLOW_UNVERIFIED") {
+    let var = credential.name;
+    if env.flag(&vars::ALLOW_UNVERIFIED) {
         warn!(
             source = source_name,
             var, "ALLOW_UNVERIFIED=true: accepting unverified requests"
@@ -146,9 +166,10 @@ impl PipelineSettings {
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(PipelineSettings {
-            max_body_bytes: env.u64_or("MAX_BODY_BYTES", Self::DEFAULT_MAX_BODY_BYTES as u64)?
+            max_body_bytes: env
+                .u64_or(&vars::MAX_BODY_BYTES, Self::DEFAULT_MAX_BODY_BYTES as u64)?
                 as usize,
-            retention_days: env.u64_or("RETENTION_DAYS", Self::DEFAULT_RETENTION_DAYS)?,
+            retention_days: env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?,
         })
     }
 }
@@ -173,7 +194,7 @@ mod tests {
             &env,
             Mode::Lambda,
             "fulfilment",
-            "FULFILMENT_SECRETS",
+            &vars::FULFILMENT_SECRETS,
             "dev",
         )
         .unwrap_err();
@@ -182,24 +203,26 @@ mod tests {
 
     #[test]
     fn allow_unverified_must_be_explicit() {
+        let x = &vars::ABAHA_TOKENS;
         let env = Env::from_pairs([("ALLOW_UNVERIFIED", "true")]);
         assert_eq!(
-            resolve_credentials(&env, Mode::Lambda, "x", "X", "dev").unwrap(),
+            resolve_credentials(&env, Mode::Lambda, "x", x, "dev").unwrap(),
             Credentials::Unverified
         );
         let env = Env::from_pairs([("ALLOW_UNVERIFIED", "yes please")]);
-        assert!(resolve_credentials(&env, Mode::Lambda, "x", "X", "dev").is_err());
+        assert!(resolve_credentials(&env, Mode::Lambda, "x", x, "dev").is_err());
     }
 
     #[test]
     fn configured_secrets_win_and_local_falls_back_to_dev() {
-        let env = Env::from_pairs([("X", "a,b")]);
+        let x = &vars::ABAHA_TOKENS;
+        let env = Env::from_pairs([("ABAHA_TOKENS", "a,b")]);
         assert_eq!(
-            resolve_credentials(&env, Mode::Lambda, "x", "X", "dev").unwrap(),
+            resolve_credentials(&env, Mode::Lambda, "x", x, "dev").unwrap(),
             Credentials::Verified(SecretSet::parse("a,b"))
         );
         assert_eq!(
-            resolve_credentials(&Env::default(), Mode::Local, "x", "X", "dev").unwrap(),
+            resolve_credentials(&Env::default(), Mode::Local, "x", x, "dev").unwrap(),
             Credentials::Verified(SecretSet::parse("dev"))
         );
     }
@@ -211,6 +234,43 @@ mod tests {
         assert_eq!(
             PipelineSettings::from_env(&Env::default()).unwrap(),
             PipelineSettings::default()
+        );
+    }
+
+    #[test]
+    fn reads_are_trimmed_named_in_errors_and_recorded() {
+        let env = Env::from_pairs([
+            ("RETENTION_DAYS", " 7 "),
+            ("EVENTS_TABLE", "  "),
+            ("AWS_MAX_ATTEMPTS", "-1"),
+            ("ALLOW_UNVERIFIED", "1"),
+        ]);
+        assert_eq!(env.u64_or(&vars::RETENTION_DAYS, 90).unwrap(), 7);
+        let err = env.require(&vars::EVENTS_TABLE).unwrap_err();
+        assert_eq!(err.to_string(), "missing required setting EVENTS_TABLE");
+        let err = env.u64_or(&vars::AWS_MAX_ATTEMPTS, 3).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid value for AWS_MAX_ATTEMPTS"),
+            "{err}"
+        );
+        assert!(env.flag(&vars::ALLOW_UNVERIFIED));
+        assert_eq!(
+            env.get_or(&vars::ABAHA_TOKEN_HEADER, "X-Abaha-Token"),
+            "X-Abaha-Token"
+        );
+        let clone = env.clone();
+        assert!(clone.secrets(&vars::NOTIFY_SECRET).is_empty());
+        assert_eq!(
+            env.names_read().into_iter().collect::<Vec<_>>(),
+            [
+                "ABAHA_TOKEN_HEADER",
+                "ALLOW_UNVERIFIED",
+                "AWS_MAX_ATTEMPTS",
+                "EVENTS_TABLE",
+                "NOTIFY_SECRET",
+                "RETENTION_DAYS"
+            ]
         );
     }
 }
