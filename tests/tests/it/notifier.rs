@@ -18,6 +18,7 @@ use webhook_core::http::RawRequest;
 use webhook_core::model::{EntityKey, EntityKind, Source, Tenant, TransitionMessage};
 use webhook_core::notify::{batch, Notifier, Target};
 use webhook_core::pipeline::Pipeline;
+use webhook_core::queue::AlreadyQueued;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
 use webhook_core::store::Store;
@@ -44,7 +45,9 @@ impl Harness {
         let store = SqliteStore::in_memory().unwrap();
         let pipeline = Pipeline::new(
             Arc::new(store.clone()),
-            Arc::new(store.outbox()),
+            // The embedded store writes the outbox row in the event's own transaction: its
+            // queue is the null adapter, as `runtime::sqlite_backends` wires it.
+            Arc::new(AlreadyQueued),
             Arc::new(FixedClock::at_unix(NOW)),
             PipelineSettings::default(),
         );
