@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::{route_for, RawRequest, RawResponse};
-use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
+use webhook_core::model::Source;
 use webhook_core::notify::worker::{drain_once, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
 use webhook_core::sources::fulfilment::Fulfilment;
@@ -24,6 +24,7 @@ use webhook_core::sources::pancake::Pancake;
 use webhook_core::store::Store;
 use webhook_tests::events::{self, count, repo_root, rows, SourcesHarness};
 use webhook_tests::receiver::Receiver;
+use webhook_tests::samples::invoice_key;
 
 /// The samples' own time (2025-09-05T10:45:00Z).
 const NOW: i64 = 1_757_069_100;
@@ -184,15 +185,6 @@ fn invoice_req(id: &str, from: &str, to: &str, timestamp: &str, secret: &str) ->
     RawRequest::post(route_for(Source::Invoice), body.clone())
         .with_header("Content-Type", "application/json")
         .with_header("X-Signature", &Invoice::sign(body.as_bytes(), secret))
-}
-
-fn invoice_key(id: &str) -> EntityKey {
-    EntityKey::new(
-        Source::Invoice,
-        Tenant::default_tenant(),
-        EntityKind::Invoice,
-        id,
-    )
 }
 
 fn fixture(source_dir: &str, name: &str) -> String {
