@@ -15,7 +15,7 @@ use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
-use webhook_core::model::{EntityKey, EntityKind, Source, Tenant, TransitionMessage};
+use webhook_core::model::{Source, TransitionMessage};
 use webhook_core::notify::{batch, Notifier, Target};
 use webhook_core::pipeline::Pipeline;
 use webhook_core::queue::AlreadyQueued;
@@ -24,6 +24,7 @@ use webhook_core::sources::provider_from_env;
 use webhook_core::store::Store;
 use webhook_tests::events::repo_root;
 use webhook_tests::receiver::{Receiver, Reply};
+use webhook_tests::samples::order_key;
 
 /// `whsec_` + base64(sha256("webhook-tests notifier vector key")).
 const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
@@ -165,15 +166,6 @@ fn failures(response: &SqsBatchResponse) -> Vec<String> {
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect()
-}
-
-fn order_key(id: u64) -> EntityKey {
-    EntityKey::new(
-        Source::Fulfilment,
-        Tenant::new("XYZ"),
-        EntityKind::Order,
-        id.to_string(),
-    )
 }
 
 // ---- tests ---------------------------------------------------------------------------
