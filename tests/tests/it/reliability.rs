@@ -74,7 +74,8 @@ fn logs() -> &'static Buffer {
 
 // ---- the rig: every source's handler over one in-memory store ------------------------
 
-/// The shared multi-source harness plus the helpers these tests read the store with.
+/// The shared every-source harness, with this binary's logs captured, plus the helpers these
+/// tests read the store with.
 struct Rig(SourcesHarness);
 
 impl Deref for Rig {
@@ -88,21 +89,12 @@ impl Deref for Rig {
 impl Rig {
     fn new(env: &Env, mode: Mode) -> Rig {
         logs();
-        Rig(SourcesHarness::new(
-            &SOURCES.map(|(s, _)| s),
-            env,
-            mode,
-            NOW,
-        ))
+        Rig(SourcesHarness::every_source(env, mode, NOW))
     }
 
     /// Local mode with no settings: the development credentials the samples are signed with.
     fn local() -> Rig {
         Rig::new(&Env::default(), Mode::Local)
-    }
-
-    async fn post(&self, source: Source, req: &RawRequest) -> RawResponse {
-        self.handlers[&source].handle(req).await
     }
 
     fn entities(&self) -> Vec<String> {
