@@ -20,7 +20,13 @@ use aws_smithy_types::config_bag::ConfigBag;
 use webhook_core::backends::aws::dynamodb::{DynamoDbStore, Tables};
 use webhook_core::backends::aws::sdk::{sdk_config, AwsSettings};
 use webhook_core::backends::aws::sqs::SqsQueue;
+use webhook_core::clock::FixedClock;
+use webhook_core::config::PipelineSettings;
+use webhook_core::metrics::MetricsSink;
 use webhook_core::model::TransitionMessage;
+use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::sources::Provider;
+use webhook_core::store::Store;
 
 /// moto 5.2 still enforces the original limit of 25 items per `TransactWriteItems`
 /// (DynamoDB's is 100), so stores used against moto are configured with it.
@@ -133,6 +139,44 @@ impl Intercept for RequestCounter {
             .expect("counter lock")
             .push((operation(cfg), status));
         Ok(())
+    }
+}
+
+/// The ingest pipeline over the store of one fixture and the queue of another (or of the
+/// same one), on SDK clients that count their requests, with the clock fixed and the
+/// default settings.
+pub struct CountedPipeline {
+    pub pipeline: Arc<Pipeline>,
+    /// The pipeline's store (reads through it are counted too).
+    pub store: Arc<dyn Store>,
+    /// The store's DynamoDB requests.
+    pub dynamodb: RequestCounter,
+    /// The queue's SQS requests.
+    pub sqs: RequestCounter,
+}
+
+impl CountedPipeline {
+    /// The pipeline over `tables`' store and `queue`'s queue, its clock at `now_unix`.
+    pub fn new(tables: &AwsFixture, queue: &AwsFixture, now_unix: i64) -> Self {
+        let (dynamodb, sqs) = (RequestCounter::default(), RequestCounter::default());
+        let store: Arc<dyn Store> = Arc::new(tables.counted_store(&dynamodb));
+        let pipeline = Arc::new(Pipeline::new(
+            store.clone(),
+            Arc::new(queue.counted_queue(&sqs)),
+            Arc::new(FixedClock::at_unix(now_unix)),
+            PipelineSettings::default(),
+        ));
+        CountedPipeline {
+            pipeline,
+            store,
+            dynamodb,
+            sqs,
+        }
+    }
+
+    /// `provider`'s handler over the pipeline (metrics off).
+    pub fn handler(&self, provider: Arc<dyn Provider>) -> Handler {
+        Handler::new(self.pipeline.clone(), provider, MetricsSink::Off)
     }
 }
 

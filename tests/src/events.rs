@@ -230,6 +230,16 @@ impl SourcesHarness {
             clock,
         }
     }
+
+    /// Every source's handler ([`Source::ALL`]), as webhooks-local builds them from `env`.
+    pub fn every_source(env: &Env, mode: Mode, now_unix: i64) -> Self {
+        Self::new(&Source::ALL, env, mode, now_unix)
+    }
+
+    /// `source`'s handler's answer to `req`.
+    pub async fn post(&self, source: Source, req: &RawRequest) -> RawResponse {
+        self.handlers[&source].handle(req).await
+    }
 }
 
 /// One TEXT column per row of a SQL query over the store's file.

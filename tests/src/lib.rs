@@ -2,10 +2,13 @@
 //!
 //! - [`moto`]: the moto_server the tests run against (`MOTO_ENDPOINT`, or started here);
 //! - [`proxy`]: serialises requests to moto (DynamoDB's per-request isolation);
-//! - [`aws`]: per-test tables and FIFO queue on moto, SDK request counting;
+//! - [`aws`]: per-test tables and FIFO queue on moto, SDK request counting, the pipeline
+//!   over counted clients;
 //! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
 //! - [`samples`]: events for the store tests;
-//! - [`events`]: the events/ samples as requests, and a source's handler over SQLite;
+//! - [`events`]: the events/ samples as requests, and sources' handlers over SQLite;
+//! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
+//!   replies, fixed statuses, an outage switch, a verified record of every request);
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
 
 pub mod aws;
@@ -14,4 +17,5 @@ pub mod kit;
 pub mod lambda;
 pub mod moto;
 pub mod proxy;
+pub mod receiver;
 pub mod samples;

@@ -80,12 +80,7 @@ impl Deref for Rig {
 impl Rig {
     fn new() -> Rig {
         Rig {
-            harness: SourcesHarness::new(
-                &SOURCES.map(|(s, _, _)| s),
-                &Env::default(),
-                Mode::Local,
-                NOW,
-            ),
+            harness: SourcesHarness::every_source(&Env::default(), Mode::Local, NOW),
             sent: HashSet::new(),
             requests: 0,
             accepted: 0,
@@ -109,8 +104,7 @@ impl Rig {
     ) -> RawResponse {
         let fresh = self.sent.insert((source, req.body.clone())) || source == Source::Fulfilment;
         let before = self.counts();
-        let handler = &self.handlers[&source];
-        let resp = handler.handle(req).await;
+        let resp = self.harness.post(source, req).await;
         let after = self.counts();
         self.requests += 1;
         let status = resp.status;
@@ -487,7 +481,7 @@ async fn lambda_adapter_hands_the_exact_signed_bytes_of_base64_bodies_to_verific
                 provider
                     .verify(&raw)
                     .unwrap_or_else(|e| panic!("{path:?} base64={base64}: {e}"));
-                let resp = rig.handlers[&source].handle(&raw).await;
+                let resp = rig.post(source, &raw).await;
                 assert_eq!(resp.status, 200, "{path:?}: {:?}", resp.body);
                 checked += 1;
             }

@@ -4,45 +4,23 @@
 //!
 //! Run with `--nocapture` to see the figures printed.
 
-use std::sync::Arc;
-
 use aws_sdk_dynamodb::types::AttributeValue;
-use webhook_core::clock::FixedClock;
-use webhook_core::config::PipelineSettings;
-use webhook_core::pipeline::Pipeline;
 use webhook_core::store::{EventStatus, Store};
-use webhook_tests::aws::{AwsFixture, RequestCounter};
+use webhook_tests::aws::{AwsFixture, CountedPipeline};
 use webhook_tests::samples::{
     order_event, order_key, order_status_body, provider, signed, RECEIVED_AT,
 };
 
-struct Counted {
-    fixture: AwsFixture,
-    dynamodb: RequestCounter,
-    sqs: RequestCounter,
-    pipeline: Pipeline,
-}
-
-async fn counted(test: &str) -> Counted {
+/// A test's tables and queue, and the pipeline over them on counted clients.
+async fn counted(test: &str) -> (AwsFixture, CountedPipeline) {
     let fixture = AwsFixture::new(test).await;
-    let (dynamodb, sqs) = (RequestCounter::default(), RequestCounter::default());
-    let pipeline = Pipeline::new(
-        Arc::new(fixture.counted_store(&dynamodb)),
-        Arc::new(fixture.counted_queue(&sqs)),
-        Arc::new(FixedClock::at_unix(RECEIVED_AT)),
-        PipelineSettings::default(),
-    );
-    Counted {
-        fixture,
-        dynamodb,
-        sqs,
-        pipeline,
-    }
+    let counted = CountedPipeline::new(&fixture, &fixture, RECEIVED_AT);
+    (fixture, counted)
 }
 
 #[tokio::test]
 async fn a_new_status_change_costs_one_dynamodb_request_and_one_sqs_send() {
-    let c = counted("one-request").await;
+    let (fixture, c) = counted("one-request").await;
     let body = order_status_body(9001, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z");
     let accepted = c
         .pipeline
@@ -59,11 +37,10 @@ async fn a_new_status_change_costs_one_dynamodb_request_and_one_sqs_send() {
     assert_eq!(sqs, vec!["SendMessage"]);
 
     // the one transaction wrote all three tables
-    let item = c
-        .fixture
+    let item = fixture
         .dynamodb
         .get_item()
-        .table_name(&c.fixture.tables.events)
+        .table_name(&fixture.tables.events)
         .key("event_key", AttributeValue::S("fulfilment#req-1".into()))
         .send()
         .await
@@ -72,15 +49,15 @@ async fn a_new_status_change_costs_one_dynamodb_request_and_one_sqs_send() {
         .expect("event item");
     assert!(matches!(item["body_gz"], AttributeValue::B(_)));
     assert!(matches!(item["expires_at"], AttributeValue::N(_)));
-    let store = c.fixture.store();
+    let store = fixture.store();
     assert!(store.entity(&order_key(9001)).await.unwrap().is_some());
     assert_eq!(store.transitions(&order_key(9001)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn what_other_outcomes_cost() {
-    let c = counted("other-costs").await;
-    let store = c.fixture.counted_store(&c.dynamodb);
+    let (fixture, c) = counted("other-costs").await;
+    let store = fixture.counted_store(&c.dynamodb);
 
     let first = order_event("c-1", 9002, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z");
     store.persist(&first).await.unwrap();

@@ -12,13 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use webhook_core::clock::FixedClock;
-use webhook_core::config::PipelineSettings;
 use webhook_core::http::RawRequest;
-use webhook_core::metrics::MetricsSink;
-use webhook_core::pipeline::{Handler, Pipeline};
-use webhook_core::store::{DeliveryRecord, EventStatus, Store};
-use webhook_tests::aws::{AwsFixture, RequestCounter};
+use webhook_core::pipeline::Handler;
+use webhook_core::store::{DeliveryRecord, EventStatus};
+use webhook_tests::aws::{AwsFixture, CountedPipeline};
 use webhook_tests::moto::MotoServer;
 use webhook_tests::samples::{order_key, order_status_body, provider, signed, RECEIVED_AT};
 
@@ -45,29 +42,12 @@ async fn restart_with_state(server: &mut MotoServer) {
     assert!(response.status().is_success(), "replay: {response:?}");
 }
 
-struct Rig {
-    handler: Handler,
-    store: Arc<dyn Store>,
-    dynamodb: RequestCounter,
-    sqs: RequestCounter,
-}
-
-/// The fulfilment handler over the store of `tables` and the queue of `queue`.
-fn rig(tables: &AwsFixture, queue: &AwsFixture) -> Rig {
-    let (dynamodb, sqs) = (RequestCounter::default(), RequestCounter::default());
-    let store: Arc<dyn Store> = Arc::new(tables.counted_store(&dynamodb));
-    let pipeline = Arc::new(Pipeline::new(
-        store.clone(),
-        Arc::new(queue.counted_queue(&sqs)),
-        Arc::new(FixedClock::at_unix(RECEIVED_AT)),
-        PipelineSettings::default(),
-    ));
-    Rig {
-        handler: Handler::new(pipeline, Arc::new(provider()), MetricsSink::Off),
-        store,
-        dynamodb,
-        sqs,
-    }
+/// The counted pipeline over the store of `tables` and the queue of `queue`, and the
+/// fulfilment handler over it.
+fn rig(tables: &AwsFixture, queue: &AwsFixture) -> (CountedPipeline, Handler) {
+    let rig = CountedPipeline::new(tables, queue, RECEIVED_AT);
+    let handler = rig.handler(Arc::new(provider()));
+    (rig, handler)
 }
 
 fn request(order: u64, delivery: &str) -> RawRequest {
@@ -86,12 +66,12 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut moto = recording_moto(dir.path());
     let fixture = AwsFixture::on(&moto.endpoint(), "faults-dynamodb").await;
-    let rig = rig(&fixture, &fixture);
+    let (rig, handler) = rig(&fixture, &fixture);
     let req = request(11, "f-1");
     let key = webhook_core::model::EventKey::new(webhook_core::model::Source::Fulfilment, "f-1");
 
     moto.stop();
-    let down = rig.handler.handle(&req).await;
+    let down = handler.handle(&req).await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(error_code(&down.body), "SYS_001", "{}", down.body);
     assert!(
@@ -113,10 +93,10 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     assert_eq!(fixture.queue_depth().await, 0);
 
     // the provider retries: done, exactly once
-    let retry = rig.handler.handle(&req).await;
+    let retry = handler.handle(&req).await;
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert_eq!(retry.body["duplicate"], false);
-    let again = rig.handler.handle(&req).await;
+    let again = handler.handle(&req).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["duplicate"], true);
 
@@ -145,12 +125,12 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     let dir = tempfile::tempdir().unwrap();
     let mut sqs_moto = recording_moto(dir.path());
     let queue = AwsFixture::on(&sqs_moto.endpoint(), "faults-sqs-queue").await;
-    let rig = rig(&tables, &queue);
+    let (rig, handler) = rig(&tables, &queue);
     let req = request(12, "f-2");
     let key = webhook_core::model::EventKey::new(webhook_core::model::Source::Fulfilment, "f-2");
 
     sqs_moto.stop();
-    let down = rig.handler.handle(&req).await;
+    let down = handler.handle(&req).await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(error_code(&down.body), "SYS_002", "{}", down.body);
     // the event and its transition are stored (the outbox), not yet published
@@ -164,12 +144,12 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     assert_eq!(queue.queue_depth().await, 0, "nothing was sent");
 
     // the provider retries: a duplicate, and its transition is published now
-    let retry = rig.handler.handle(&req).await;
+    let retry = handler.handle(&req).await;
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert_eq!(retry.body["duplicate"], true);
     assert_eq!(queue.queue_depth().await, 1);
     // a second retry sends it again; the FIFO queue deduplicates by transition id
-    let again = rig.handler.handle(&req).await;
+    let again = handler.handle(&req).await;
     assert_eq!(again.status, 200);
     assert_eq!(queue.queue_depth().await, 1, "one message");
     assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1, "one write");
@@ -195,7 +175,7 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
         .await
         .unwrap();
     let sends = rig.sqs.count_of("SendMessage");
-    let late = rig.handler.handle(&req).await;
+    let late = handler.handle(&req).await;
     assert_eq!(late.status, 200);
     assert_eq!(rig.sqs.count_of("SendMessage"), sends, "nothing sent again");
     assert_eq!(queue.queue_depth().await, 0);

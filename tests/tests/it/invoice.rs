@@ -13,10 +13,11 @@ use sha2::Sha256;
 use std::collections::BTreeMap;
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::{RawRequest, RawResponse};
-use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::model::{body_event_id, EventKey, Source};
 use webhook_core::store::{EventStatus, Store, StoredTransition};
 use webhook_core::version::Version;
 use webhook_tests::events::{self, SourceHarness};
+use webhook_tests::samples::invoice_key;
 
 const ROUTE: &str = "/callback/update-invoice";
 const SECRET: &str = "test-invoice-secret";
@@ -92,15 +93,6 @@ fn signature(body: &str, secret: &str) -> String {
 
 fn signed(body: &str, secret: &str) -> RawRequest {
     RawRequest::post(ROUTE, body).with_header("X-Signature", &signature(body, secret))
-}
-
-fn invoice_key(id: &str) -> EntityKey {
-    EntityKey::new(
-        Source::Invoice,
-        Tenant::default_tenant(),
-        EntityKind::Invoice,
-        id,
-    )
 }
 
 fn rfc3339(unix_ms: i64) -> String {

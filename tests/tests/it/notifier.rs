@@ -5,33 +5,26 @@
 //! known vector computed independently (Python's hmac) matches, outcomes are recorded on
 //! the transitions, and a redelivered SQS message is not notified twice.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
-use webhook_core::model::{EntityKey, EntityKind, Source, Tenant, TransitionMessage};
+use webhook_core::model::{Source, TransitionMessage};
 use webhook_core::notify::{batch, Notifier, Target};
 use webhook_core::pipeline::Pipeline;
+use webhook_core::queue::AlreadyQueued;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
 use webhook_core::store::Store;
-use webhook_tests::events::{repo_root, serve_in_background};
+use webhook_tests::events::repo_root;
+use webhook_tests::receiver::{Receiver, Reply};
+use webhook_tests::samples::order_key;
 
 /// `whsec_` + base64(sha256("webhook-tests notifier vector key")).
 const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
@@ -39,121 +32,6 @@ const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
 const NOW: i64 = 1_757_069_100;
 /// Long enough for a loaded CI machine to answer on loopback; the `hang` reply outlasts it.
 const TIMEOUT_MS: u64 = 2_000;
-
-// ---- the loopback receiver -----------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-enum Reply {
-    Status(u16),
-    /// Answers only after far longer than the notifier's timeout.
-    Hang,
-}
-
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    content_type: String,
-    body: String,
-    /// The receiver's own Standard Webhooks check (not the notifier's code).
-    verified: bool,
-}
-
-struct Receiver {
-    key: Vec<u8>,
-    /// Replies per `webhook-id`, in order; 200 once a script runs out or when there is none.
-    script: Mutex<HashMap<String, VecDeque<Reply>>>,
-    received: Mutex<Vec<Received>>,
-}
-
-impl Receiver {
-    async fn start(secret: &str) -> (Arc<Receiver>, String) {
-        let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
-        let receiver = Arc::new(Receiver {
-            key,
-            script: Mutex::new(HashMap::new()),
-            received: Mutex::new(Vec::new()),
-        });
-        let app = Router::new()
-            .route("/hooks/transitions", post(receive))
-            .with_state(receiver.clone());
-        let url = format!("{}/hooks/transitions", serve_in_background(app).await);
-        (receiver, url)
-    }
-
-    fn script(&self, id: &str, replies: &[Reply]) {
-        self.script
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), replies.iter().copied().collect());
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.received().into_iter().map(|r| r.id).collect()
-    }
-
-    /// Standard Webhooks verification, written from the spec: any `v1,` signature in the
-    /// space-separated header must equal base64(HMAC-SHA256(key, "{id}.{ts}.{body}")).
-    fn verify(&self, id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).unwrap();
-        mac.update(format!("{id}.{timestamp}.").as_bytes());
-        mac.update(body);
-        let expected = mac.finalize().into_bytes();
-        signature.split(' ').any(|candidate| {
-            candidate
-                .strip_prefix("v1,")
-                .and_then(|b64| B64.decode(b64).ok())
-                .is_some_and(|sig| sig.as_slice() == expected.as_slice())
-        })
-    }
-}
-
-async fn receive(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let (id, timestamp, signature) = (
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-    );
-    let verified = receiver.verify(&id, &timestamp, &signature, &body);
-    receiver.received.lock().unwrap().push(Received {
-        id: id.clone(),
-        timestamp,
-        signature,
-        content_type: header("content-type"),
-        body: String::from_utf8_lossy(&body).into_owned(),
-        verified,
-    });
-    let reply = receiver
-        .script
-        .lock()
-        .unwrap()
-        .get_mut(&id)
-        .and_then(VecDeque::pop_front)
-        .unwrap_or(Reply::Status(200));
-    match reply {
-        Reply::Status(code) => StatusCode::from_u16(code).unwrap(),
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            StatusCode::OK
-        }
-    }
-}
 
 // ---- transitions made by the real ingest pipeline --------------------------------------
 
@@ -168,7 +46,9 @@ impl Harness {
         let store = SqliteStore::in_memory().unwrap();
         let pipeline = Pipeline::new(
             Arc::new(store.clone()),
-            Arc::new(store.outbox()),
+            // The embedded store writes the outbox row in the event's own transaction: its
+            // queue is the null adapter, as `runtime::sqlite_backends` wires it.
+            Arc::new(AlreadyQueued),
             Arc::new(FixedClock::at_unix(NOW)),
             PipelineSettings::default(),
         );
@@ -288,15 +168,6 @@ fn failures(response: &SqsBatchResponse) -> Vec<String> {
         .collect()
 }
 
-fn order_key(id: u64) -> EntityKey {
-    EntityKey::new(
-        Source::Fulfilment,
-        Tenant::new("XYZ"),
-        EntityKind::Order,
-        id.to_string(),
-    )
-}
-
 // ---- tests ---------------------------------------------------------------------------
 
 #[tokio::test]
@@ -404,8 +275,11 @@ async fn batch_response_names_exactly_the_failed_messages_with_the_fifo_group_ru
         assert!(r.verified, "signature of {} did not verify", r.id);
         assert_eq!(r.timestamp, NOW.to_string());
         assert_eq!(r.content_type, "application/json");
-        let body: TransitionMessage = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(body.transition_id, r.id, "webhook-id is the transition id");
+        assert_eq!(
+            r.message().transition_id,
+            r.id,
+            "webhook-id is the transition id"
+        );
     }
     // Within group A, a1 was sent before a2.
     let a_order: Vec<String> = receiver
@@ -623,7 +497,7 @@ async fn sample_events_succeed_with_and_without_notify_url() {
     assert!(got.iter().all(|r| r.verified));
     let invoice: Vec<(String, String)> = got
         .iter()
-        .map(|r| serde_json::from_str::<TransitionMessage>(&r.body).unwrap())
+        .map(|r| r.message())
         .filter(|m| m.source == Source::Invoice)
         .map(|m| (m.from.unwrap_or_default(), m.to))
         .collect();

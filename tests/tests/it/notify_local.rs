@@ -5,139 +5,33 @@
 //! signed fulfilment events are posted over HTTP; the receiver must get each transition
 //! once, in order per entity; an outage (503s) delays delivery but loses nothing.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tokio::sync::watch;
 
 use webhook_core::backends::sqlite::Outbox;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::{Env, PipelineSettings};
-use webhook_core::model::{
-    transition_id, EntityKey, EntityKind, EventKey, Source, Tenant, TransitionMessage,
-};
+use webhook_core::model::{transition_id, EntityKey, EntityKind, EventKey, Source, Tenant};
 use webhook_core::notify::worker::{self, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::store::Store;
 use webhook_tests::events::{repo_root, request_from_event, serve_in_background};
+use webhook_tests::receiver::{Received, Receiver};
 
 const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
 
-// ---- the loopback receiver -----------------------------------------------------------
+/// The Standard Webhooks tolerance for `webhook-timestamp` (the spec's five minutes).
+const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
 
-#[derive(Debug, Clone)]
-struct Request {
-    id: String,
-    message: TransitionMessage,
-    verified: bool,
-    answered: u16,
-}
-
-struct Receiver {
-    key: Vec<u8>,
-    /// While true every request is answered 503.
-    down: AtomicBool,
-    /// Fixed answers per `webhook-id` (otherwise 200, or 503 while down).
-    statuses: Mutex<HashMap<String, u16>>,
-    requests: Mutex<Vec<Request>>,
-}
-
-impl Receiver {
-    async fn start() -> (Arc<Receiver>, String) {
-        let receiver = Arc::new(Receiver {
-            key: B64.decode(SECRET.strip_prefix("whsec_").unwrap()).unwrap(),
-            down: AtomicBool::new(false),
-            statuses: Mutex::new(HashMap::new()),
-            requests: Mutex::new(Vec::new()),
-        });
-        let app = Router::new()
-            .route("/notify", post(receive))
-            .with_state(receiver.clone());
-        let url = format!("{}/notify", serve_in_background(app).await);
-        (receiver, url)
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn accepted(&self) -> Vec<Request> {
-        self.requests()
-            .into_iter()
-            .filter(|r| (200..300).contains(&r.answered))
-            .collect()
-    }
-
-    /// Standard Webhooks, from the spec: a `v1,` signature over "{id}.{ts}.{body}" with the
-    /// base64-decoded secret, and a timestamp within five minutes of now.
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> bool {
-        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let (id, ts, sig) = (
-            h("webhook-id"),
-            h("webhook-timestamp"),
-            h("webhook-signature"),
-        );
-        let Ok(ts_secs) = ts.parse::<i64>() else {
-            return false;
-        };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if (now - ts_secs).abs() > 300 {
-            return false;
-        }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).unwrap();
-        mac.update(format!("{id}.{ts}.").as_bytes());
-        mac.update(body);
-        let expected = mac.finalize().into_bytes();
-        sig.split(' ').any(|s| {
-            s.strip_prefix("v1,")
-                .and_then(|b| B64.decode(b).ok())
-                .is_some_and(|b| b.as_slice() == expected.as_slice())
-        })
-    }
-}
-
-async fn receive(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let verified = receiver.verify(&headers, &body);
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let message: TransitionMessage =
-        serde_json::from_slice(&body).expect("the body is a transition");
-    let answered = if let Some(s) = receiver.statuses.lock().unwrap().get(&id) {
-        *s
-    } else if receiver.down.load(Ordering::SeqCst) {
-        503
-    } else {
-        200
-    };
-    receiver.requests.lock().unwrap().push(Request {
-        id,
-        message,
-        verified,
-        answered,
-    });
-    StatusCode::from_u16(answered).unwrap()
+/// Signed as the spec says: the signature verifies and the timestamp is fresh.
+fn signed(r: &Received) -> bool {
+    r.verified && r.timestamp_within(TIMESTAMP_TOLERANCE_SECS)
 }
 
 // ---- webhooks-local in-process -------------------------------------------------------
@@ -274,16 +168,12 @@ where
     assert!(waited.is_ok(), "gave up waiting for: {what}");
 }
 
-fn transitions_of(requests: &[Request], entity_id: &str) -> Vec<(String, String)> {
+fn transitions_of(requests: &[Received], entity_id: &str) -> Vec<(String, String)> {
     requests
         .iter()
-        .filter(|r| r.message.entity.id == entity_id)
-        .map(|r| {
-            (
-                r.message.from.clone().unwrap_or_default(),
-                r.message.to.clone(),
-            )
-        })
+        .map(Received::message)
+        .filter(|m| m.entity.id == entity_id)
+        .map(|m| (m.from.unwrap_or_default(), m.to))
         .collect()
 }
 
@@ -297,7 +187,7 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn an_invoices_events_reach_the_receiver_once_in_order_and_signed() {
-    let (receiver, url) = Receiver::start().await;
+    let (receiver, url) = Receiver::start(SECRET).await;
     let local = Local::start(&url).await;
 
     // The invoice's two transitions, each posted twice (the provider retrying).
@@ -315,25 +205,27 @@ async fn an_invoices_events_reach_the_receiver_once_in_order_and_signed() {
     )
     .await;
 
-    let requests = receiver.requests();
+    let requests = receiver.received();
     assert_eq!(
         requests.len(),
         2,
         "each transition notified once: {requests:?}"
     );
-    assert!(requests.iter().all(|r| r.verified && r.answered == 200));
+    assert!(requests
+        .iter()
+        .all(|r| signed(r) && r.answered == Some(200)));
     let invoice = "550e8400-e29b-41d4-a716-446655440000";
     assert_eq!(
         transitions_of(&requests, invoice),
         pairs(&[("Ready", "Pending"), ("Pending", "Complete")])
     );
     for r in &requests {
-        assert_eq!(r.message.source, Source::Invoice);
-        assert_eq!(r.id, r.message.transition_id);
+        assert_eq!(r.message().source, Source::Invoice);
+        assert_eq!(r.id, r.message().transition_id);
     }
 
     // The outcome is recorded on each transition.
-    let m = &requests[0].message;
+    let m = requests[0].message();
     let key = EntityKey::new(
         Source::Invoice,
         Tenant::new(m.tenant.clone()),
@@ -360,13 +252,13 @@ async fn an_invoices_events_reach_the_receiver_once_in_order_and_signed() {
     }
     assert_eq!(local.depth().await, 0, "nothing was queued again");
     local.shutdown().await;
-    assert_eq!(receiver.requests().len(), 2);
+    assert_eq!(receiver.received().len(), 2);
 }
 
 #[tokio::test]
 async fn a_receiver_outage_delays_delivery_but_loses_nothing_and_order_holds() {
-    let (receiver, url) = Receiver::start().await;
-    receiver.down.store(true, Ordering::SeqCst);
+    let (receiver, url) = Receiver::start(SECRET).await;
+    receiver.set_down(true);
     let local = Local::start(&url).await;
 
     // Two orders' status histories, interleaved, posted while the receiver is down.
@@ -385,7 +277,7 @@ async fn a_receiver_outage_delays_delivery_but_loses_nothing_and_order_holds() {
     }
     eventually(
         "several delivery attempts refused during the outage",
-        || async { receiver.requests().len() >= 8 },
+        || async { receiver.received().len() >= 8 },
     )
     .await;
     assert!(receiver.accepted().is_empty());
@@ -393,7 +285,7 @@ async fn a_receiver_outage_delays_delivery_but_loses_nothing_and_order_holds() {
     assert_eq!(local.outbox.dead_letters().await.unwrap(), 0);
 
     // The receiver recovers.
-    receiver.down.store(false, Ordering::SeqCst);
+    receiver.set_down(false);
     eventually(
         "all six transitions delivered and the queue drained",
         || async { receiver.accepted().len() >= 6 && local.depth().await == 0 },
@@ -412,24 +304,24 @@ async fn a_receiver_outage_delays_delivery_but_loses_nothing_and_order_holds() {
 
     // Across every attempt, refused ones included: all signed; within an order, never a
     // later transition before an earlier one was accepted; nothing sent after acceptance.
-    let requests = receiver.requests();
-    assert!(requests.iter().all(|r| r.verified));
-    assert!(requests.iter().any(|r| r.answered == 503));
+    let requests = receiver.received();
+    assert!(requests.iter().all(signed));
+    assert!(requests.iter().any(|r| r.answered == Some(503)));
     for order in ["7001", "7002"] {
-        let ids: Vec<&Request> = requests
+        let ids: Vec<&Received> = requests
             .iter()
-            .filter(|r| r.message.entity.id == order)
+            .filter(|r| r.message().entity.id == order)
             .collect();
         let accepted_ids: Vec<&str> = ids
             .iter()
-            .filter(|r| r.answered == 200)
+            .filter(|r| r.answered == Some(200))
             .map(|r| r.id.as_str())
             .collect();
         let mut position = 0;
         for r in &ids {
             let index = accepted_ids.iter().position(|id| *id == r.id).unwrap();
             assert_eq!(index, position, "order {order}: attempts out of order");
-            if r.answered == 200 {
+            if r.answered == Some(200) {
                 position += 1;
             }
         }
@@ -438,7 +330,7 @@ async fn a_receiver_outage_delays_delivery_but_loses_nothing_and_order_holds() {
 
 #[tokio::test]
 async fn a_permanent_rejection_is_dead_lettered_and_recorded_and_the_order_goes_on() {
-    let (receiver, url) = Receiver::start().await;
+    let (receiver, url) = Receiver::start(SECRET).await;
     let local = Local::start(&url).await;
     let key = EntityKey::new(
         Source::Fulfilment,
@@ -449,11 +341,7 @@ async fn a_permanent_rejection_is_dead_lettered_and_recorded_and_the_order_goes_
     // The receiver answers 410 Gone to the order's first transition (its id is derived
     // from the delivery id and the entity, so it is known before posting).
     let rejected_id = transition_id(&EventKey::new(Source::Fulfilment, "7102-0"), &key);
-    receiver
-        .statuses
-        .lock()
-        .unwrap()
-        .insert(rejected_id.clone(), 410);
+    receiver.answer(&rejected_id, 410);
     assert_eq!(
         local.order_status(7102, "NEW", "WAITING_CONFIRM", 0).await,
         200
@@ -484,7 +372,7 @@ async fn a_permanent_rejection_is_dead_lettered_and_recorded_and_the_order_goes_
         (note.outcome.as_str(), note.status),
         ("delivered", Some(200))
     );
-    let requests = receiver.requests();
+    let requests = receiver.received();
     assert_eq!(
         requests.iter().filter(|r| r.id == rejected_id).count(),
         1,

@@ -10,23 +10,21 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
 use serde_json::{json, Value};
 
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::{route_for, RawRequest, RawResponse};
-use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
+use webhook_core::model::Source;
 use webhook_core::notify::worker::{drain_once, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::pancake::Pancake;
 use webhook_core::store::Store;
-use webhook_tests::events::{self, count, repo_root, rows, serve_in_background, SourcesHarness};
+use webhook_tests::events::{self, count, repo_root, rows, SourcesHarness};
+use webhook_tests::receiver::Receiver;
+use webhook_tests::samples::invoice_key;
 
 /// The samples' own time (2025-09-05T10:45:00Z).
 const NOW: i64 = 1_757_069_100;
@@ -76,7 +74,8 @@ fn logs() -> &'static Buffer {
 
 // ---- the rig: every source's handler over one in-memory store ------------------------
 
-/// The shared multi-source harness plus the helpers these tests read the store with.
+/// The shared every-source harness, with this binary's logs captured, plus the helpers these
+/// tests read the store with.
 struct Rig(SourcesHarness);
 
 impl Deref for Rig {
@@ -90,21 +89,12 @@ impl Deref for Rig {
 impl Rig {
     fn new(env: &Env, mode: Mode) -> Rig {
         logs();
-        Rig(SourcesHarness::new(
-            &SOURCES.map(|(s, _)| s),
-            env,
-            mode,
-            NOW,
-        ))
+        Rig(SourcesHarness::every_source(env, mode, NOW))
     }
 
     /// Local mode with no settings: the development credentials the samples are signed with.
     fn local() -> Rig {
         Rig::new(&Env::default(), Mode::Local)
-    }
-
-    async fn post(&self, source: Source, req: &RawRequest) -> RawResponse {
-        self.handlers[&source].handle(req).await
     }
 
     fn entities(&self) -> Vec<String> {
@@ -189,15 +179,6 @@ fn invoice_req(id: &str, from: &str, to: &str, timestamp: &str, secret: &str) ->
         .with_header("X-Signature", &Invoice::sign(body.as_bytes(), secret))
 }
 
-fn invoice_key(id: &str) -> EntityKey {
-    EntityKey::new(
-        Source::Invoice,
-        Tenant::default_tenant(),
-        EntityKind::Invoice,
-        id,
-    )
-}
-
 fn fixture(source_dir: &str, name: &str) -> String {
     std::fs::read_to_string(
         repo_root()
@@ -208,38 +189,7 @@ fn fixture(source_dir: &str, name: &str) -> String {
     .unwrap()
 }
 
-// ---- the loopback notification receiver ----------------------------------------------
-
-#[derive(Default)]
-struct Receiver {
-    /// Notifications received, per `webhook-id` (the transition id).
-    by_id: Mutex<BTreeMap<String, usize>>,
-}
-
-impl Receiver {
-    async fn start() -> (Arc<Receiver>, String) {
-        let receiver = Arc::new(Receiver::default());
-        let app = Router::new()
-            .route("/notify", post(receive))
-            .with_state(receiver.clone());
-        let url = format!("{}/notify", serve_in_background(app).await);
-        (receiver, url)
-    }
-
-    fn counts(&self) -> BTreeMap<String, usize> {
-        self.by_id.lock().unwrap().clone()
-    }
-}
-
-async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap) -> StatusCode {
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    *receiver.by_id.lock().unwrap().entry(id).or_default() += 1;
-    StatusCode::OK
-}
+// ---- the notifier, against the loopback receiver ----------------------------------
 
 fn notifier(rig: &Rig, env: &Env) -> Notifier {
     Notifier::new(
@@ -279,7 +229,7 @@ fn exactly_once(ids: &[String]) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_redelivered_100_times_is_stored_and_notified_once() {
     let rig = Rig::local();
-    let (receiver, url) = Receiver::start().await;
+    let (receiver, url) = Receiver::start(NOTIFY_SECRET).await;
     let notifier = notifier(&rig, &notify_env(&url));
     let samples = samples();
 
@@ -450,7 +400,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 /// index being a byte-identical redelivery), then notified.
 async fn deliver_history(history: &[RawRequest], order: &[usize]) {
     let rig = Rig::local();
-    let (receiver, url) = Receiver::start().await;
+    let (receiver, url) = Receiver::start(NOTIFY_SECRET).await;
     let notifier = notifier(&rig, &notify_env(&url));
     let mut duplicates = 0;
     for &i in order {
@@ -552,7 +502,7 @@ async fn every_order_of_an_invoice_history_ends_complete_with_each_transition_qu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_configured_secret_appears_in_logs_or_responses() {
     let logs = logs();
-    let (receiver, url) = Receiver::start().await;
+    let (receiver, url) = Receiver::start(NOTIFY_SECRET).await;
     let secrets = [
         ("PANCAKE_API_KEYS", "pk-old-Q7e1x9", "pk-live-Zx81m2"),
         (
