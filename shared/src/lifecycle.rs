@@ -1,5 +1,5 @@
 //! Which state changes an entity may make. Orders move freely between provider statuses;
-//! invoices follow the gateway's state machine (DESIGN §6).
+//! invoices follow the gateway's state machine (ARCHITECTURE §6).
 
 /// The rule set an entity's states obey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

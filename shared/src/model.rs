@@ -261,7 +261,7 @@ pub fn transition_id(event: &EventKey, entity: &EntityKey) -> String {
     format!("tr_{}", &hex::encode(h.finalize())[..40])
 }
 
-/// The queued message: the contract of DESIGN §6.
+/// The queued message: the contract of ARCHITECTURE §6.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransitionMessage {

@@ -1,4 +1,4 @@
-//! `webhooks-local`: serves every route of DESIGN §2 on 127.0.0.1:3000 over an embedded
+//! `webhooks-local`: serves every route of ARCHITECTURE §2 on 127.0.0.1:3000 over an embedded
 //! SQLite store, with the notifier worker draining the embedded queue. With
 //! `--store dynamodb` (`STORE=dynamodb`) it runs on the Lambdas' backends instead: the
 //! DynamoDB tables and the SQS FIFO queue of `EVENTS_TABLE`, `ENTITIES_TABLE`,

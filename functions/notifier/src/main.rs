@@ -1,4 +1,4 @@
-//! `notifier`: the SQS FIFO trigger (DESIGN §6). Each batch goes through the shared
+//! `notifier`: the SQS FIFO trigger (ARCHITECTURE §6). Each batch goes through the shared
 //! notifier core; the raw `batchItemFailures` object is returned (`ReportBatchItemFailures`).
 //! No `NOTIFY_URL`: transitions are written to the log as notifications.
 

@@ -51,7 +51,7 @@ impl Binary {
         Binary::ALL.into_iter().find(|b| b.name() == name)
     }
 
-    /// One Lambda per source (DESIGN §2).
+    /// One Lambda per source (ARCHITECTURE §2).
     pub const fn of_source(source: Source) -> Binary {
         match source {
             Source::Pancake => Binary::Pancake,
@@ -273,7 +273,9 @@ pub const ALLOW_UNVERIFIED: Var = Var::new(
     Binaries::SOURCES.with(Binary::Cli),
     "`true` accepts unsigned requests when no credential is set",
 )
-.never("accepts unsigned requests when no credential is configured: never in AWS (DESIGN §3)");
+.never(
+    "accepts unsigned requests when no credential is configured: never in AWS (ARCHITECTURE §3)",
+);
 pub const MAX_BODY_BYTES: Var = Var::new(
     "MAX_BODY_BYTES",
     Binaries::SOURCES,
@@ -316,17 +318,17 @@ pub const SQLITE_SYNC: Var = Var::new(
 pub const EVENTS_TABLE: Var = Var::new(
     "EVENTS_TABLE",
     Binaries::ALL,
-    "the DynamoDB events table (DESIGN §5)",
+    "the DynamoDB events table (ARCHITECTURE §5)",
 );
 pub const ENTITIES_TABLE: Var = Var::new(
     "ENTITIES_TABLE",
     Binaries::ALL,
-    "the DynamoDB entities table (DESIGN §5)",
+    "the DynamoDB entities table (ARCHITECTURE §5)",
 );
 pub const TRANSITIONS_TABLE: Var = Var::new(
     "TRANSITIONS_TABLE",
     Binaries::ALL,
-    "the DynamoDB transitions table (DESIGN §5)",
+    "the DynamoDB transitions table (ARCHITECTURE §5)",
 );
 pub const TRANSITIONS_QUEUE_URL: Var = Var::new(
     "TRANSITIONS_QUEUE_URL",

@@ -84,7 +84,7 @@ impl RawResponse {
     }
 }
 
-/// The HTTP API routes of DESIGN §2: the one place that maps a path to its source.
+/// The HTTP API routes of ARCHITECTURE §2: the one place that maps a path to its source.
 pub const ROUTES: [(&str, Source); 5] = [
     ("/api/v1/pancake/webhook", Source::Pancake),
     ("/api/v1/pancake-pos/webhook", Source::PancakePos),

@@ -1,4 +1,4 @@
-//! Provider-shaped responses (DESIGN §7). Every source picks one style; the status code
+//! Provider-shaped responses (ARCHITECTURE §7). Every source picks one style; the status code
 //! comes from the outcome, so the shapes cannot drift from the error enum.
 
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! Notifier core (DESIGN §6), transport-agnostic: turns one queued transition into one
+//! Notifier core (ARCHITECTURE §6), transport-agnostic: turns one queued transition into one
 //! delivery attempt and classifies the result. Used by the `notifier` Lambda through
 //! [`batch`] (an SQS batch in, `batchItemFailures` out) and by the local [`worker`] over the
 //! embedded outbox.

@@ -12,7 +12,7 @@
 //! merchant or store: a gateway account, i.e. a secret, belongs to one deployment), version =
 //! body `timestamp`, state = `data.state`, transition `previousState → state` checked by the
 //! invoice state machine ([`Lifecycle::Invoice`]) in the store rules. Unlike the other
-//! providers, another `event` is 400 (the gateway's own examples answer it so, DESIGN §7).
+//! providers, another `event` is 400 (the gateway's own examples answer it so, ARCHITECTURE §7).
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;

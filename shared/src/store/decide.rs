@@ -1,4 +1,4 @@
-//! The store rules of DESIGN §5/§6 as one pure function, shared by every backend: given what
+//! The store rules of ARCHITECTURE §5/§6 as one pure function, shared by every backend: given what
 //! an event says about an entity and what is stored, decide whether the entity is written and
 //! which transition is recorded (and whether it is queued).
 

@@ -1,6 +1,7 @@
-//! The store: atomic dedupe, version-guarded entity upsert and transition record, per
-//! DESIGN §5. Backends: [`sqlite`] (local mode, tests) and `dynamodb` (AWS). Both apply the
-//! rules through the pure [`decide`] function, so their semantics cannot drift apart.
+//! The storage port: atomic dedupe, version-guarded entity upsert and transition record, per
+//! ARCHITECTURE §5. The adapters are `backends::sqlite` (local mode, tests) and
+//! `backends::aws::dynamodb` (AWS); both apply the rules through the pure [`decide`] function,
+//! so their semantics cannot drift apart.
 
 pub mod decide;
 pub mod inspect;

@@ -2,7 +2,7 @@
 //! in-memory SQLite store with the development credentials: malformed, truncated, oversized,
 //! non-UTF-8, deeply nested, wrongly typed, base64-encoded, empty and non-object bodies,
 //! missing or huge credential headers, and unicode / emoji / NUL in ids. Every answer is
-//! 4xx with nothing stored, or (a properly credentialed body of unknown shape, DESIGN §4)
+//! 4xx with nothing stored, or (a properly credentialed body of unknown shape, ARCHITECTURE §4)
 //! 2xx with the event stored; never 5xx, never a panic. Plus the Lambda adapter on
 //! `isBase64Encoded` API Gateway v2 events: the exact signed bytes reach verification.
 
@@ -269,7 +269,7 @@ async fn every_field_of_every_fixture_with_a_wrong_type_or_hostile_value_is_neve
     );
 }
 
-/// The fields that identify an event (DESIGN §4): missing, blank or not a string/number,
+/// The fields that identify an event (ARCHITECTURE §4): missing, blank or not a string/number,
 /// the request is 400. Seed envelopes: `payload.eventType` and `payload.pageId`/`shopId`;
 /// fulfilment: `event`; invoice: `event`, `data.invoiceId`, `data.state`.
 fn identifying_fields(source: Source, fixture: &Value) -> Vec<Vec<Value>> {

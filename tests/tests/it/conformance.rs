@@ -1,4 +1,4 @@
-//! The store semantics of DESIGN §5/§6, written once and run against every backend: the
+//! The store semantics of ARCHITECTURE §5/§6, written once and run against every backend: the
 //! embedded SQLite store + outbox, and DynamoDB + SQS FIFO on moto_server.
 //!
 //! Each case gets fresh backends (a new SQLite file; new tables and queue on moto). The

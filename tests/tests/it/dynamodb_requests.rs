@@ -1,5 +1,5 @@
 //! What an accepted event costs in DynamoDB requests, counted by an SDK interceptor on the
-//! store's client (every HTTP attempt, retries included) — DESIGN §5 rule 3: one write
+//! store's client (every HTTP attempt, retries included) — ARCHITECTURE §5 (one write per event): one write
 //! request on the happy path, plus one SQS send when it carries a transition.
 //!
 //! Run with `--nocapture` to see the figures printed.

@@ -331,7 +331,7 @@ async fn a_disallowed_or_terminal_leaving_transition_is_flagged_not_queued() {
 
 // ---- property: any arrival order converges -----------------------------------------------
 
-/// Valid invoice histories, state by state (DESIGN §6).
+/// Valid invoice histories, state by state (ARCHITECTURE §6).
 const HISTORIES: [&[&str]; 4] = [
     &["Ready", "Pending", "Complete"],
     &["Ready", "Wait", "Pending", "Fail"],

@@ -192,7 +192,7 @@ async fn a_status_change_is_one_transition_queued_once() {
     assert!(transitions[0].queued);
     assert_eq!(transitions[0].flag, None);
 
-    // the queued message is the DESIGN §6 contract
+    // the queued message is the ARCHITECTURE §6 contract
     let queued = h.outbox.receive(i64::MAX / 2, 10, 1_000).await.unwrap();
     let [msg] = queued.as_slice() else {
         panic!("{queued:?}")

@@ -1,5 +1,5 @@
 //! template.yaml against the code: what `cfn-lint` and `sam validate --lint` cannot know
-//! (issue 6, DESIGN §2, §5, §6, §8).
+//! (issue 6, ARCHITECTURE §2, §5, §6, §8).
 //!
 //! - every route of `webhook_core::http::ROUTES` is a POST `HttpApi` event of exactly one
 //!   function, and that function's binary serves the route's source;
@@ -17,7 +17,7 @@
 //! - the transitions queue is FIFO, redrives to a FIFO dead-letter queue, and is consumed by
 //!   the notifier with `ReportBatchItemFailures` under a long enough visibility timeout;
 //! - every metric the alarms watch in the `WebhookIngest` namespace is a name the code
-//!   emits, for a `Service` the code emits it for, and the alarms of DESIGN §8 exist.
+//!   emits, for a `Service` the code emits it for, and the alarms of ARCHITECTURE §8 exist.
 //!
 //! Every check returns its problems as text. The unit tests at the end break a copy of the
 //! real template (or of what the code declares) and assert each check notices.
@@ -623,7 +623,7 @@ fn refers_to(v: &Value, logical: &str) -> bool {
 // The checks.
 // =========================================================================================
 
-/// Every route of DESIGN §2 is a POST HttpApi event of one function, whose binary serves it.
+/// Every route of ARCHITECTURE §2 is a POST HttpApi event of one function, whose binary serves it.
 fn check_routes(t: &Template, code: &Code) -> Vec<String> {
     let mut problems = Vec::new();
     let mut declared = BTreeMap::new();
@@ -1159,7 +1159,7 @@ fn check_metrics(t: &Template, code: &Code) -> Vec<String> {
     problems
 }
 
-/// The alarms of DESIGN §8 exist and notify an SNS topic with an e-mail subscription.
+/// The alarms of ARCHITECTURE §8 exist and notify an SNS topic with an e-mail subscription.
 fn check_alerting(t: &Template, code: &Code) -> Vec<String> {
     let mut problems = Vec::new();
     let topics: BTreeSet<&String> = t

@@ -1,4 +1,4 @@
-//! The SQS FIFO transition queue (DESIGN §6): one `SendMessage` per transition to
+//! The SQS FIFO transition queue (ARCHITECTURE §6): one `SendMessage` per transition to
 //! `TRANSITIONS_QUEUE_URL`, `MessageGroupId` = the entity key (one entity's transitions stay
 //! in order), `MessageDeduplicationId` = the transition id (a republished transition is
 //! dropped by SQS within its 5-minute deduplication window; after that the notifier skips a

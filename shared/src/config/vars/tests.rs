@@ -111,14 +111,20 @@ fn binaries_name_their_sources() {
     for source in crate::model::Source::ALL {
         assert_eq!(Binary::of_source(source).source(), Some(source));
         let serving: Vec<Binary> = Binaries::serving(source).iter().collect();
-        assert_eq!(serving, [Binary::of_source(source), Binary::Local]);
+        assert_eq!(
+            serving,
+            [Binary::of_source(source), Binary::Local, Binary::Cli]
+        );
     }
     assert_eq!(Binary::from_name("webhooks_local"), None);
     assert_eq!(Binaries::INGEST.iter().count(), 5);
     assert_eq!(Binaries::ALL.iter().collect::<Vec<_>>(), Binary::ALL);
     assert!(!Binaries::LAMBDAS.contains(Binary::Local));
+    assert!(!Binaries::LAMBDAS.contains(Binary::Cli));
     assert_eq!(
-        Binaries::INGEST.union(Binaries::NOTIFIERS),
+        Binaries::INGEST
+            .union(Binaries::NOTIFIERS)
+            .with(Binary::Cli),
         Binaries::ALL,
         "{:?}",
         Binaries::INGEST.union(Binaries::NOTIFIERS)

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::items::{from_item, ItemKey, TransitionItem};
+use super::items::{from_item, EventItem, ItemKey, TransitionItem};
 use super::plan::{self, distinct_keys, Condition};
 use super::transact::Attempt;
 use super::{unavailable, DynamoDbStore, Item, MAX_ATTEMPTS};
@@ -64,21 +64,7 @@ impl DynamoDbStore {
         // The `limit + 1` best positions seen so far (one more tells a next page exists).
         let mut best: BTreeSet<(Position, usize)> = BTreeSet::new();
         let mut kept: Vec<Option<EventSummary>> = Vec::new();
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.tables.events)
-            .projection_expression("#k, #s, #t, #y, #st, #r, #e")
-            .expression_attribute_names("#k", "event_key")
-            .expression_attribute_names("#s", "source")
-            .expression_attribute_names("#t", "tenant")
-            .expression_attribute_names("#y", "event_type")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#r", "received_at")
-            .expression_attribute_names("#e", "entity_keys")
-            .into_paginator()
-            .items()
-            .send();
+        let mut pages = self.summary_scan().into_paginator().items().send();
         while let Some(item) = pages.next().await {
             let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
             let summary = summary(item);
@@ -116,6 +102,27 @@ impl DynamoDbStore {
         })
     }
 
+    /// A Scan of the events table reading only what a list line shows (not the bodies).
+    fn summary_scan(&self) -> aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.tables.events)
+            .projection_expression("#k, #s, #t, #y, #st, #r, #e");
+        for (placeholder, name) in [
+            ("#k", "event_key"),
+            ("#s", "source"),
+            ("#t", "tenant"),
+            ("#y", "event_type"),
+            ("#st", "status"),
+            ("#r", "received_at"),
+            ("#e", "entity_keys"),
+        ] {
+            scan = scan.expression_attribute_names(placeholder, name);
+        }
+        scan
+    }
+
     /// Re-applies a stored event: the rules against consistent reads of every entity, the
     /// event item rewritten (status, entities, transition keys) on condition it still exists.
     pub(super) async fn reapply_event(
@@ -132,19 +139,7 @@ impl DynamoDbStore {
         for attempt in 0..MAX_ATTEMPTS {
             let plan = plan::plan(event, &known);
             let was = EventStatus::parse(&stored.status).unwrap_or(EventStatus::Applied);
-            let mut item = stored.clone();
-            item.entity_keys = event.entities.iter().map(|u| u.key.stream()).collect();
-            let status = reapplied_status(was, plan.status, &stored.entity_keys, &item.entity_keys);
-            item.status = status.as_str().to_string();
-            for t in &plan.transitions {
-                let k = ItemKey {
-                    pk: t.stream.clone(),
-                    sk: t.sort.clone(),
-                };
-                if !item.transition_keys.contains(&k) {
-                    item.transition_keys.push(k);
-                }
-            }
+            let (item, status) = reapplied_item(&stored, incoming, &plan, was);
             let put = self.put(
                 &self.tables.events,
                 super::items::to_item(&item)?,
@@ -294,6 +289,35 @@ impl DynamoDbStore {
             .map_err(|e| unavailable("UpdateItem", e))?;
         Ok(())
     }
+}
+
+/// The stored event item as reprocessing leaves it: its status, entities, and the keys of
+/// every transition it has recorded (so a duplicate still finds them all).
+fn reapplied_item(
+    stored: &EventItem,
+    incoming: &IncomingEvent,
+    plan: &plan::Plan,
+    was: EventStatus,
+) -> (EventItem, EventStatus) {
+    let mut item = stored.clone();
+    item.entity_keys = incoming
+        .event
+        .entities
+        .iter()
+        .map(|u| u.key.stream())
+        .collect();
+    let status = reapplied_status(was, plan.status, &stored.entity_keys, &item.entity_keys);
+    item.status = status.as_str().to_string();
+    for t in &plan.transitions {
+        let k = ItemKey {
+            pk: t.stream.clone(),
+            sk: t.sort.clone(),
+        };
+        if !item.transition_keys.contains(&k) {
+            item.transition_keys.push(k);
+        }
+    }
+    (item, status)
 }
 
 fn summary(item: SummaryItem) -> EventSummary {

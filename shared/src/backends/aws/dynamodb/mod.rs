@@ -1,4 +1,4 @@
-//! The DynamoDB store (DESIGN §5): three tables, items converted with `serde_dynamo`.
+//! The DynamoDB store (ARCHITECTURE §5): three tables, items converted with `serde_dynamo`.
 //!
 //! | table | key | item |
 //! | --- | --- | --- |
