@@ -370,19 +370,36 @@ pub async fn reprocess(
     env: &Env,
     a: &ReprocessArgs,
 ) -> Result<(), Failure> {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new_spinner();
+    let filter = a.filter.filter();
+    // On a terminal: a bar with rate and ETA (one counting pass first); otherwise a plain
+    // line per 10,000 events.
+    let bar = if std::io::stderr().is_terminal() {
+        let total: u64 = op.stats(&filter).await?.values().sum();
+        let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {pos} events  {per_sec}  {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events  {per_sec}  elapsed {elapsed}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar
-    });
+        Some(bar)
+    } else {
+        None
+    };
+    let mut reported = 0;
     let mut progress = |s: &ReprocessSummary| match &bar {
         Some(bar) => bar.set_position(s.scanned),
-        None => eprintln!("reprocess: {} scanned", s.scanned),
+        None if s.scanned >= reported + 10_000 => {
+            reported = s.scanned;
+            eprintln!(
+                "reprocess: {} scanned, {} failed",
+                s.scanned,
+                s.failed.len()
+            );
+        }
+        None => {}
     };
-    let summary = ops::reprocess(op, env, &a.filter.filter(), a.dry_run, &mut progress).await?;
+    let summary = ops::reprocess(op, env, &filter, a.dry_run, &mut progress).await?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
