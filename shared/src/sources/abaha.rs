@@ -20,7 +20,7 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle, KEPT_HEADERS};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
 use crate::verify::check_static_key;
@@ -217,17 +217,10 @@ fn entity_update(
 /// cart declares its own change; when it is equal (or absent) a change shows only as the
 /// status differing from the stored one.
 fn cart_status(cart: &Map<String, Value>) -> (Option<String>, TransitionRule) {
-    let Some(to) = opt_string(cart, "status") else {
-        return (None, TransitionRule::None);
-    };
-    let transition = match opt_string(cart, "before_status") {
-        Some(from) if from != to => TransitionRule::Declared {
-            from,
-            to: to.clone(),
-        },
-        _ => TransitionRule::FromStored,
-    };
-    (Some(to), transition)
+    let to = opt_string(cart, "status");
+    let before = opt_string(cart, "before_status");
+    let transition = TransitionRule::from_previous(before, to.as_deref(), SameState::FromStored);
+    (to, transition)
 }
 
 #[cfg(test)]

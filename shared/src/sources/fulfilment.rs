@@ -15,7 +15,7 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
 use crate::verify::{check_hex_digest, sha256_body_then_secret_hex};
@@ -149,14 +149,9 @@ fn order_update(
     let to = opt_string(&payload, "to_status")
         .or_else(|| order.and_then(|o| opt_string(o, "status")))?;
     let version = version_of(order, now);
-    let transition = match opt_string(&payload, "from_status") {
-        Some(from) if from != to => TransitionRule::Declared {
-            from,
-            to: to.clone(),
-        },
-        Some(_) => TransitionRule::None,
-        None => TransitionRule::FromStored,
-    };
+    // A from_status equal to to_status announces no change.
+    let from = opt_string(&payload, "from_status");
+    let transition = TransitionRule::from_previous(from, Some(&to), SameState::Ignore);
     Some(EntityUpdate {
         key: EntityKey::new(Source::Fulfilment, tenant.clone(), EntityKind::Order, id),
         version,
@@ -381,6 +376,17 @@ mod tests {
             .unwrap();
         assert!(e.entities.is_empty());
         assert_eq!(e.tenant.as_str(), "default");
+    }
+
+    #[test]
+    fn from_status_equal_to_to_status_declares_no_change() {
+        let body = json!({"event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "M",
+            "order": {"id": 1}, "from_status": "PACKED", "to_status": "PACKED"}});
+        let e = provider()
+            .normalise(&signed(&body.to_string(), "s3cret"), now())
+            .unwrap();
+        assert_eq!(e.entities[0].state.as_deref(), Some("PACKED"));
+        assert_eq!(e.entities[0].transition, TransitionRule::None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
 use crate::verify::{check_hex_digest, hmac_sha256};
@@ -176,13 +176,10 @@ fn invoice_update(
     let state = required_str(data, "state", "data.state")?
         .trim()
         .to_string();
-    let transition = match opt_string(data, "previousState") {
-        Some(from) => TransitionRule::Declared {
-            from,
-            to: state.clone(),
-        },
-        None => TransitionRule::FromStored,
-    };
+    // An invoice declaring the state it is in is recorded as declared (the lifecycle
+    // then judges the edge).
+    let previous = opt_string(data, "previousState");
+    let transition = TransitionRule::from_previous(previous, Some(&state), SameState::Record);
     Ok(EntityUpdate {
         key: EntityKey::new(
             Source::Invoice,
@@ -594,6 +591,19 @@ mod tests {
         }
         let e = normalise(&p, &invoice(json!({"data.extra": deep})), SENT).unwrap();
         assert!(e.entities[0].data["extra"][0][0].is_array());
+    }
+
+    #[test]
+    fn a_previous_state_equal_to_the_state_is_declared() {
+        let body = invoice(json!({"data.previousState": "Complete"}));
+        let e = normalise(&provider(0), &body, SENT).unwrap();
+        assert_eq!(
+            e.entities[0].transition,
+            TransitionRule::Declared {
+                from: "Complete".into(),
+                to: "Complete".into()
+            }
+        );
     }
 
     #[test]

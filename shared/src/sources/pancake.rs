@@ -27,7 +27,9 @@ use super::{dotted, id_of, opt_string, parse_object, required_str, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{body_event_id, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant};
+use crate::model::{
+    body_event_id, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
+};
 use crate::verify::{check_hex_digest, hmac_sha256, SecretSet};
 use crate::version::Version;
 
@@ -161,7 +163,8 @@ fn envelope_entities(
         "message.received" => p.entity(EntityKind::Message, data).into_iter().collect(),
         "order.created" | "order.updated" => {
             let order = resource(data, "order");
-            p.order(order, opt_string(order, "status"), None)
+            // Pancake names no previous status: the stored one decides.
+            p.order(order, opt_string(order, "status"), None, SameState::Record)
                 .into_iter()
                 .collect()
         }

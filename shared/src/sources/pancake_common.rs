@@ -14,7 +14,7 @@ use crate::error::IngestError;
 use crate::http::RawRequest;
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule,
+    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant, TransitionRule,
 };
 use crate::verify::{check_static_key, SecretSet};
 use crate::version::Version;
@@ -194,22 +194,17 @@ impl Projector {
     /// An order in `state`. Without a declared previous state, a transition is the state
     /// differing from the stored one (`FromStored`); with one (a status-change event that
     /// says where it came from) the provider's word is taken (`Declared`), so even a late
-    /// delivery is recorded. Orders move freely between provider statuses.
+    /// delivery is recorded; `same` says what a declared previous state equal to `state`
+    /// means ([`TransitionRule::from_previous`]). Orders move freely between provider statuses.
     pub fn order(
         &self,
         obj: &Map<String, Value>,
         state: Option<String>,
         declared_from: Option<String>,
+        same: SameState,
     ) -> Option<EntityUpdate> {
         let mut update = self.entity(EntityKind::Order, obj)?;
-        update.transition = match (&state, declared_from) {
-            (None, _) => TransitionRule::None,
-            (Some(to), Some(from)) => TransitionRule::Declared {
-                from,
-                to: to.clone(),
-            },
-            (Some(_), None) => TransitionRule::FromStored,
-        };
+        update.transition = TransitionRule::from_previous(declared_from, state.as_deref(), same);
         update.state = state;
         Some(update)
     }
@@ -366,14 +361,18 @@ mod tests {
         assert_eq!(msg.version, Version::parse("2024-05-01T10:00:00Z").unwrap());
         // an unparseable updated_at falls through to the next field
         let o = obj(json!({"id": 1, "updated_at": "soon", "timestamp": 1714557600}));
-        let order = p.order(&o, Some("1".into()), None).unwrap();
+        let order = p
+            .order(&o, Some("1".into()), None, SameState::Record)
+            .unwrap();
         assert_eq!(
             order.version,
             Version::parse("2024-05-01T10:00:00Z").unwrap()
         );
         assert_eq!(order.transition, TransitionRule::FromStored);
         assert_eq!(order.state.as_deref(), Some("1"));
-        let declared = p.order(&o, Some("2".into()), Some("1".into())).unwrap();
+        let declared = p
+            .order(&o, Some("2".into()), Some("1".into()), SameState::Record)
+            .unwrap();
         assert_eq!(
             declared.transition,
             TransitionRule::Declared {
@@ -382,7 +381,9 @@ mod tests {
             }
         );
         assert_eq!(
-            p.order(&o, None, None).unwrap().transition,
+            p.order(&o, None, None, SameState::Record)
+                .unwrap()
+                .transition,
             TransitionRule::None
         );
         let with_ts = Projector::new(

@@ -31,7 +31,9 @@ use super::{id_of, opt_string, parse_object, required_str, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{body_event_id, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant};
+use crate::model::{
+    body_event_id, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
+};
 
 pub const API_KEYS_VAR: &str = "PANCAKE_POS_API_KEYS";
 pub const KEY_HEADER_VAR: &str = "PANCAKE_POS_KEY_HEADER";
@@ -134,7 +136,7 @@ fn envelope_entities(
     let update = match event_type {
         "order.created" | "order.updated" | "order.cancelled" => {
             let order = resource(data, "order");
-            p.order(order, opt_string(order, "status"), None)
+            p.order(order, opt_string(order, "status"), None, SameState::Record)
         }
         "order.status_changed" => {
             // The old status may sit beside the order (`{order, old_status}`) or in it.
@@ -144,10 +146,12 @@ fn envelope_entities(
                     .iter()
                     .find_map(|m| fields.iter().find_map(|f| opt_string(m, f)))
             };
+            // A declared old status equal to the new one is recorded as declared.
             p.order(
                 order,
                 first(&["status", "new_status"]),
                 first(&OLD_STATUS_FIELDS),
+                SameState::Record,
             )
         }
         "product.created" | "product.updated" | "product.deleted" => {
@@ -196,7 +200,7 @@ fn flat(
         other => (other.to_string(), false),
     };
     let update = match kind.filter(|_| known) {
-        Some(EntityKind::Order) => p.order(obj, opt_string(obj, "status"), None),
+        Some(EntityKind::Order) => p.order(obj, opt_string(obj, "status"), None, SameState::Record),
         Some(EntityKind::Variation) => variation(obj, &p),
         Some(kind) => p.entity(kind, obj),
         None => None,
@@ -499,6 +503,17 @@ mod tests {
             TransitionRule::Declared {
                 from: "2".into(),
                 to: "3".into()
+            }
+        );
+        // an old status equal to the new one is still declared
+        let body = json!({"payload": {"eventType": "order_status_changed", "shopId": 5,
+            "data": {"order_id": "123", "status": "2", "old_status": 2}}});
+        let e = normalise(&body.to_string());
+        assert_eq!(
+            e.entities[0].transition,
+            TransitionRule::Declared {
+                from: "2".into(),
+                to: "2".into()
             }
         );
         // without an old status the stored one decides
