@@ -14,10 +14,11 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::credential::credential_header;
 use super::{id_of, opt_string, parse_object, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle, KEPT_HEADERS};
+use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
     body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
@@ -121,21 +122,10 @@ impl Abaha {
         }
     }
 
+    /// The token fails closed like every source's credential; the header name is refused at
+    /// start-up when it could never match or would be stored ([`credential_header`]).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(HEADER_VAR, DEFAULT_HEADER);
-        if lambda_http::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-            return Err(ConfigError::Invalid {
-                var: HEADER_VAR,
-                reason: format!("{header:?} is not a valid HTTP header name"),
-            });
-        }
-        // The store keeps these headers with each event: a token sent in one would be stored.
-        if KEPT_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(header)) {
-            return Err(ConfigError::Invalid {
-                var: HEADER_VAR,
-                reason: format!("{header} is stored with every event; a token must not be"),
-            });
-        }
+        let header = credential_header(env, HEADER_VAR, DEFAULT_HEADER)?;
         let credentials = resolve_credentials(env, mode, "abaha", TOKENS_VAR, DEV_TOKEN)?;
         Ok(Self::new(credentials, header))
     }

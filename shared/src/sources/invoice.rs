@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::warn;
 
+use super::credential::credential_header;
 use super::{id_of, opt_string, parse_object, required_object, required_str, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
@@ -61,14 +62,10 @@ impl Invoice {
         }
     }
 
+    /// The secrets fail closed like every source's credential; the header name is refused at
+    /// start-up when it could never match or would be stored ([`credential_header`]).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(HEADER_VAR, DEFAULT_HEADER);
-        if lambda_http::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-            return Err(ConfigError::Invalid {
-                var: HEADER_VAR,
-                reason: format!("{header:?} is not a valid HTTP header name"),
-            });
-        }
+        let header = credential_header(env, HEADER_VAR, DEFAULT_HEADER)?;
         let default_tolerance = match mode {
             Mode::Lambda => DEFAULT_TOLERANCE_SECS,
             Mode::Local => 0,

@@ -3,6 +3,7 @@
 //! are unit-tested on the seed payloads. Adding a provider is copying `fulfilment.rs`.
 
 pub mod abaha;
+pub mod credential;
 pub mod fulfilment;
 pub mod invoice;
 pub mod pancake;
@@ -153,7 +154,48 @@ pub fn dotted(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::KEPT_HEADERS;
     use serde_json::json;
+
+    /// Every configurable credential header: (source, variable naming it).
+    const CONFIGURABLE_HEADERS: [(Source, &str); 3] = [
+        (Source::PancakePos, pancake_pos::KEY_HEADER_VAR),
+        (Source::Abaha, abaha::HEADER_VAR),
+        (Source::Invoice, invoice::HEADER_VAR),
+    ];
+
+    /// `Content-Type`, `X-Amzn-Trace-Id`: each word capitalised.
+    fn title_case(name: &str) -> String {
+        name.split('-')
+            .map(|word| word[..1].to_ascii_uppercase() + &word[1..])
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    #[test]
+    fn no_credential_header_may_be_one_the_event_log_keeps() {
+        for (source, var) in CONFIGURABLE_HEADERS {
+            for mode in [Mode::Local, Mode::Lambda] {
+                let ok = Env::from_pairs([("ALLOW_UNVERIFIED", "true"), (var, "X-Custom-Key")]);
+                assert!(provider_from_env(source, &ok, mode).is_ok(), "{source}");
+                for kept in KEPT_HEADERS {
+                    for name in [
+                        kept.to_string(),
+                        kept.to_ascii_uppercase(),
+                        title_case(kept),
+                    ] {
+                        let env = Env::from_pairs([("ALLOW_UNVERIFIED", "true"), (var, &name)]);
+                        let Err(err) = provider_from_env(source, &env, mode) else {
+                            panic!("{source}: {var}={name} must be refused");
+                        };
+                        let err = err.to_string();
+                        assert!(err.contains(var), "{source}: {err}");
+                        assert!(err.contains("stored with every event"), "{source}: {err}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn parse_object_names_the_problem() {
