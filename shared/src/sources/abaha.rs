@@ -14,17 +14,15 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::credential::credential_header;
-use super::{id_of, opt_string, parse_object, Provider};
+use super::credential::{credential_header, Credential, Guard, Place};
+use super::{id_of, opt_string, parse_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
-use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
     body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
-use crate::verify::check_static_key;
 use crate::version::Version;
 
 pub const TOKENS_VAR: &str = "ABAHA_TOKENS";
@@ -109,16 +107,16 @@ impl Shape {
 
 #[derive(Debug, Clone)]
 pub struct Abaha {
-    credentials: Credentials,
-    header: String,
+    guard: Guard,
 }
 
 impl Abaha {
     /// `header` is the name of the token header (matched case-insensitively).
     pub fn new(credentials: Credentials, header: impl Into<String>) -> Self {
+        let token =
+            Credential::static_key(vec![Place::Header(header.into())], "token does not match");
         Abaha {
-            credentials,
-            header: header.into(),
+            guard: Guard::new(credentials, token),
         }
     }
 
@@ -140,23 +138,11 @@ impl Provider for Abaha {
         ResponseStyle::Abaha
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        let Credentials::Verified(tokens) = &self.credentials else {
-            return Ok(());
-        };
-        check_static_key(
-            req.header(&self.header),
-            &format!("header {}", self.header),
-            tokens,
-            "token does not match",
-        )
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
         let body = parse_object(&req.body)?;
         let shape = Shape::of(&body);
         let tenant = opt_string(&body, "store_id")
@@ -216,6 +202,7 @@ fn cart_status(cart: &Map<String, Value>) -> (Option<String>, TransitionRule) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IngestError;
     use crate::verify::SecretSet;
     use serde_json::json;
 

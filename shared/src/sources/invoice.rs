@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::credential::credential_header;
-use super::{id_of, opt_string, parse_object, required_object, required_str, Provider};
+use super::credential::{credential_header, Credential, Guard};
+use super::{id_of, opt_string, parse_object, required_object, required_str, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
@@ -28,7 +28,7 @@ use crate::model::{
     body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
-use crate::verify::{check_hex_digest, hmac_sha256};
+use crate::verify::BodyDigest;
 use crate::version::Version;
 
 pub const SECRETS_VAR: &str = "INVOICE_SECRETS";
@@ -46,8 +46,7 @@ const MAX_ECHO: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Invoice {
-    credentials: Credentials,
-    header: String,
+    guard: Guard,
     tolerance_secs: u64,
 }
 
@@ -56,8 +55,10 @@ impl Invoice {
     /// replay window, 0 = off.
     pub fn new(credentials: Credentials, header: impl Into<String>, tolerance_secs: u64) -> Self {
         Invoice {
-            credentials,
-            header: header.into(),
+            guard: Guard::new(
+                credentials,
+                Credential::signature(header, BodyDigest::HmacSha256),
+            ),
             tolerance_secs,
         }
     }
@@ -89,7 +90,7 @@ impl Invoice {
 
     /// The signature header value for `body` under `secret` (tests and samples).
     pub fn sign(body: &[u8], secret: &str) -> String {
-        hex::encode(hmac_sha256(secret.as_bytes(), body))
+        BodyDigest::HmacSha256.sign_hex(body, secret)
     }
 
     /// Rejects a body whose `timestamp` is further than the tolerance from `now`, either
@@ -123,22 +124,13 @@ impl Provider for Invoice {
         ResponseStyle::Plain
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        let Credentials::Verified(secrets) = &self.credentials else {
-            return Ok(());
-        };
-        check_hex_digest(req.header(&self.header), &self.header, secrets, |s| {
-            hmac_sha256(s.expose().as_bytes(), &req.body).to_vec()
-        })
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     /// The replay window is checked first: a replayed body is refused as such (401)
     /// whatever else is wrong with it.
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
         let body = parse_object(&req.body)?;
         let sent_at = body.get("timestamp").and_then(Version::from_json);
         self.check_window(sent_at, now)?;

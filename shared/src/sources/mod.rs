@@ -18,19 +18,24 @@ use crate::config::{ConfigError, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::model::{NormalisedEvent, Source};
+use credential::Guard;
+
+/// What [`Provider::normalise`] gives: one event, or the 4xx that refuses the request.
+pub type Normalised = Result<NormalisedEvent, IngestError>;
 
 /// A webhook provider: credential check, then parse + normalise.
 pub trait Provider: Send + Sync {
     fn source(&self) -> Source;
     fn response_style(&self) -> ResponseStyle;
-    /// Checks the request's credential against the configured secrets, in constant time.
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError>;
+    /// The credential check the provider fixed at start-up.
+    fn guard(&self) -> &Guard;
+    /// Checks the request's credential against the configured secrets, in constant time: the
+    /// same for every provider, through its [`Guard`].
+    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
+        self.guard().verify(req)
+    }
     /// Parses a verified request into one normalised event; `now` drives replay windows.
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError>;
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised;
 }
 
 /// Builds a source's provider from the environment (used by every binary).

@@ -22,15 +22,14 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::pancake_common::{check_api_key, envelope_event, resource, Projector, API_KEY_HEADER};
-use super::{dotted, id_of, opt_string, parse_object, required_str, Provider};
+use super::credential::{Credential, Guard};
+use super::pancake_common::{api_key, normalise_delivery, resource, Projector, API_KEY_HEADER};
+use super::{dotted, id_of, opt_string, required_str, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{
-    body_event_id, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
-};
-use crate::verify::{check_hex_digest, hmac_sha256, SecretSet};
+use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
+use crate::verify::{BodyDigest, SecretSet};
 use crate::version::Version;
 
 pub const API_KEYS_VAR: &str = "PANCAKE_API_KEYS";
@@ -45,14 +44,17 @@ const MESSAGING: &str = "messaging";
 
 #[derive(Debug, Clone)]
 pub struct Pancake {
-    keys: Credentials,
-    /// Optional: empty means no signature is required.
-    signing: SecretSet,
+    guard: Guard,
 }
 
 impl Pancake {
+    /// `signing` is optional: empty means no signature is required.
     pub fn new(keys: Credentials, signing: SecretSet) -> Self {
-        Pancake { keys, signing }
+        let signature = Credential::signature(SIGNATURE_HEADER, BodyDigest::HmacSha256);
+        Pancake {
+            guard: Guard::new(keys, api_key(&[API_KEY_HEADER]))
+                .and_if_configured(signing, signature),
+        }
     }
 
     /// API keys fail closed like every source's credential; signing secrets are an extra,
@@ -66,7 +68,7 @@ impl Pancake {
 
     /// The `X-Pancake-Signature` value for `body` under `secret` (tests and samples).
     pub fn sign(body: &[u8], secret: &str) -> String {
-        hex::encode(hmac_sha256(secret.as_bytes(), body))
+        BodyDigest::HmacSha256.sign_hex(body, secret)
     }
 }
 
@@ -81,68 +83,48 @@ impl Provider for Pancake {
         }
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        if let Credentials::Verified(keys) = &self.keys {
-            check_api_key(req, &[API_KEY_HEADER], keys)?;
-        }
-        if self.signing.is_empty() {
-            return Ok(());
-        }
-        check_hex_digest(
-            req.header(SIGNATURE_HEADER),
-            SIGNATURE_HEADER,
-            &self.signing,
-            |s| hmac_sha256(s.expose().as_bytes(), &req.body).to_vec(),
-        )
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
-        let body = parse_object(&req.body)?;
-        let event_id = body_event_id(&req.body);
-        if let Some(event) = envelope_event(
-            Source::Pancake,
-            TENANT_FIELD,
-            &body,
-            &event_id,
-            now,
-            envelope_entities,
-        )? {
-            return Ok(event);
-        }
-        if !body.contains_key("event_type") {
-            // Neither form: name the seed's field, the documented one.
-            return Err(IngestError::invalid_field("payload"));
-        }
-        let provider_event = required_str(&body, "event_type", "event_type")?.trim();
-        let data = body.get("data").and_then(Value::as_object);
-        let tenant = page_id(&body, data).ok_or_else(|| IngestError::invalid_field("page_id"))?;
-        let projector = Projector::new(
-            Source::Pancake,
-            tenant.clone(),
-            body.get("timestamp").and_then(Version::from_json),
-            now,
-        );
-        let (event_type, entities) = if provider_event.eq_ignore_ascii_case(MESSAGING) {
-            let entities = data
-                .map(|d| messaging_entities(d, &projector))
-                .unwrap_or_default();
-            ("message.received".to_string(), entities)
-        } else {
-            (dotted(provider_event), Vec::new())
-        };
-        Ok(NormalisedEvent {
-            source: Source::Pancake,
-            event_id,
-            event_type,
-            provider_event: provider_event.to_string(),
-            tenant,
-            entities,
-        })
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+        let (source, tenant_field) = (Source::Pancake, TENANT_FIELD);
+        normalise_delivery(source, tenant_field, req, now, envelope_entities, chat)
     }
+}
+
+/// The real chat delivery: `event_type` beside `page_id` and `data`. 400 naming the field
+/// when `event_type` or the page id is missing.
+fn chat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
+    if !body.contains_key("event_type") {
+        // Neither form: name the seed's field, the documented one.
+        return Err(IngestError::invalid_field("payload"));
+    }
+    let provider_event = required_str(body, "event_type", "event_type")?.trim();
+    let data = body.get("data").and_then(Value::as_object);
+    let tenant = page_id(body, data).ok_or_else(|| IngestError::invalid_field("page_id"))?;
+    let projector = Projector::new(
+        Source::Pancake,
+        tenant.clone(),
+        body.get("timestamp").and_then(Version::from_json),
+        now,
+    );
+    let (event_type, entities) = if provider_event.eq_ignore_ascii_case(MESSAGING) {
+        let entities = data
+            .map(|d| messaging_entities(d, &projector))
+            .unwrap_or_default();
+        ("message.received".to_string(), entities)
+    } else {
+        (dotted(provider_event), Vec::new())
+    };
+    Ok(NormalisedEvent {
+        source: Source::Pancake,
+        event_id,
+        event_type,
+        provider_event: provider_event.to_string(),
+        tenant,
+        entities,
+    })
 }
 
 /// The entities of a seed-envelope event, by its canonical type.
@@ -213,7 +195,7 @@ fn page_id(body: &Map<String, Value>, data: Option<&Map<String, Value>>) -> Opti
 mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
-    use crate::model::TransitionRule;
+    use crate::model::{body_event_id, TransitionRule};
     use serde_json::json;
 
     const CONVERSATION: &str = include_str!("../../fixtures/pancake/conversation_updated.json");

@@ -1,5 +1,5 @@
-//! What the Pancake and Pancake POS providers have in common, kept once: the static API-key
-//! check (header or `api_key` query parameter), the seed envelope
+//! What the Pancake and Pancake POS providers have in common, kept once: the static API key
+//! (header or `api_key` query parameter), the seed envelope
 //! `{"payload":{"eventType", <tenant field>, "data", "timestamp"}}`, and the projection of a
 //! provider object onto an [`EntityUpdate`] (id, version, order state).
 //!
@@ -9,14 +9,15 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{dotted, id_of, opt_string, required_str};
+use super::credential::{Credential, Place};
+use super::{dotted, id_of, opt_string, parse_object, required_str, Normalised};
 use crate::error::IngestError;
 use crate::http::RawRequest;
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant, TransitionRule,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
+    TransitionRule,
 };
-use crate::verify::{check_static_key, SecretSet};
 use crate::version::Version;
 
 /// Header both providers may carry the key in (as the seed's setup guide configures it).
@@ -28,45 +29,19 @@ pub const API_KEY_QUERY: &str = "api_key";
 /// `updated_at` (orders, conversations, customers) or only `inserted_at` (messages).
 const VERSION_FIELDS: [&str; 3] = ["updated_at", "inserted_at", "timestamp"];
 
-/// Checks a static API key presented in any of `headers` (names as displayed in errors;
-/// matched case-insensitively) or in the `api_key` query parameter against `keys`.
+/// The static API key of both providers: presented in any of `headers` (names as displayed
+/// in errors; matched case-insensitively) or in the `api_key` query parameter.
 ///
 /// Every presented value is compared with every key in constant time (no short-circuit), so
 /// neither which place carried the key nor which key matched shows in the timing. Error
 /// messages name where a key is expected, never a value.
-pub fn check_api_key(
-    req: &RawRequest,
-    headers: &[&str],
-    keys: &SecretSet,
-) -> Result<(), IngestError> {
-    let presented = headers
+pub fn api_key(headers: &[&str]) -> Credential {
+    let places = headers
         .iter()
-        .filter_map(|h| req.header(h))
-        .chain(req.query_param(API_KEY_QUERY));
-    check_static_key(
-        presented,
-        &expected_places(headers),
-        keys,
-        "API key does not match",
-    )
-}
-
-/// "header X-API-Key, header X-Webhook-Secret or query parameter api_key".
-fn expected_places(headers: &[&str]) -> String {
-    let mut places: Vec<String> = Vec::new();
-    for h in headers {
-        let place = format!("header {h}");
-        if !places.iter().any(|p| p.eq_ignore_ascii_case(&place)) {
-            places.push(place);
-        }
-    }
-    places.push(format!("query parameter {API_KEY_QUERY}"));
-    let last = places.pop().unwrap_or_default();
-    if places.is_empty() {
-        last
-    } else {
-        format!("{} or {last}", places.join(", "))
-    }
+        .map(|h| Place::Header(h.to_string()))
+        .chain([Place::Query(API_KEY_QUERY)])
+        .collect();
+    Credential::static_key(places, "API key does not match")
 }
 
 /// The seed envelope's `payload`, validated.
@@ -109,18 +84,22 @@ pub fn parse_envelope<'a>(
     }))
 }
 
-/// Normalises a seed-envelope delivery, or `Ok(None)` when the body is not one. `project`
-/// maps the canonical event type and `data` to the provider's entities.
-pub fn envelope_event(
+/// Normalises a delivery of either provider, whose event id is the body hash: the seed
+/// envelope when the body has a `payload`, `project` mapping its canonical event type and
+/// `data` to the provider's entities; else the provider's real delivery form, read by `real`
+/// from the body, the event id and the receive time.
+pub fn normalise_delivery(
     source: Source,
     tenant_field: &str,
-    body: &Map<String, Value>,
-    event_id: &str,
+    req: &RawRequest,
     now: OffsetDateTime,
     project: impl Fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
-) -> Result<Option<NormalisedEvent>, IngestError> {
-    let Some(envelope) = parse_envelope(body, tenant_field)? else {
-        return Ok(None);
+    real: impl FnOnce(&Map<String, Value>, String, OffsetDateTime) -> Normalised,
+) -> Normalised {
+    let body = parse_object(&req.body)?;
+    let event_id = body_event_id(&req.body);
+    let Some(envelope) = parse_envelope(&body, tenant_field)? else {
+        return real(&body, event_id, now);
     };
     let event_type = dotted(envelope.event_type);
     let projector = Projector::new(source, envelope.tenant.clone(), envelope.timestamp, now);
@@ -128,14 +107,14 @@ pub fn envelope_event(
         .data
         .map(|data| project(&event_type, data, &projector))
         .unwrap_or_default();
-    Ok(Some(NormalisedEvent {
+    Ok(NormalisedEvent {
         source,
-        event_id: event_id.to_string(),
+        event_id,
         event_type,
         provider_event: envelope.event_type.to_string(),
         tenant: envelope.tenant,
         entities,
-    }))
+    })
 }
 
 /// The object a `data` holds for one resource: `data.<wrapper>` or `data.record` when the
@@ -221,7 +200,23 @@ impl Projector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::SecretSet;
     use serde_json::json;
+
+    fn check_api_key(
+        req: &RawRequest,
+        headers: &[&str],
+        keys: &SecretSet,
+    ) -> Result<(), IngestError> {
+        api_key(headers).check(req, keys)
+    }
+
+    fn expected_places(headers: &[&str]) -> String {
+        match api_key(headers) {
+            Credential::StaticKey { expected, .. } => expected,
+            other => panic!("not a static key: {other:?}"),
+        }
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

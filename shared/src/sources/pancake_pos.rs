@@ -26,15 +26,13 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::credential::credential_header;
-use super::pancake_common::{check_api_key, envelope_event, resource, Projector, API_KEY_HEADER};
-use super::{id_of, opt_string, parse_object, required_str, Provider};
+use super::credential::{credential_header, Guard};
+use super::pancake_common::{api_key, normalise_delivery, resource, Projector, API_KEY_HEADER};
+use super::{id_of, opt_string, required_str, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{
-    body_event_id, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
-};
+use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
 
 pub const API_KEYS_VAR: &str = "PANCAKE_POS_API_KEYS";
 pub const KEY_HEADER_VAR: &str = "PANCAKE_POS_KEY_HEADER";
@@ -49,16 +47,15 @@ const OLD_STATUS_FIELDS: [&str; 3] = ["old_status", "previous_status", "from_sta
 
 #[derive(Debug, Clone)]
 pub struct PancakePos {
-    keys: Credentials,
-    /// The shop's custom key header, as configured (matched case-insensitively).
-    key_header: String,
+    guard: Guard,
 }
 
 impl PancakePos {
+    /// `key_header`: the shop's custom key header, as configured (matched case-insensitively).
     pub fn new(keys: Credentials, key_header: impl Into<String>) -> Self {
+        let key = api_key(&[API_KEY_HEADER, &key_header.into()]);
         PancakePos {
-            keys,
-            key_header: key_header.into(),
+            guard: Guard::new(keys, key),
         }
     }
 
@@ -84,33 +81,13 @@ impl Provider for PancakePos {
         }
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        match &self.keys {
-            Credentials::Verified(keys) => {
-                check_api_key(req, &[API_KEY_HEADER, self.key_header.as_str()], keys)
-            }
-            Credentials::Unverified => Ok(()),
-        }
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
-        let body = parse_object(&req.body)?;
-        let event_id = body_event_id(&req.body);
-        if let Some(event) = envelope_event(
-            Source::PancakePos,
-            TENANT_FIELD,
-            &body,
-            &event_id,
-            now,
-            envelope_entities,
-        )? {
-            return Ok(event);
-        }
-        flat(&body, event_id, now)
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+        let (source, tenant_field) = (Source::PancakePos, TENANT_FIELD);
+        normalise_delivery(source, tenant_field, req, now, envelope_entities, flat)
     }
 }
 
@@ -155,11 +132,7 @@ fn envelope_entities(
 
 /// The real flat delivery: `type` + `event_type` beside (or around, as `data.record`) the
 /// resource. 400 naming the field when `type`, `event_type` or the shop id is missing.
-fn flat(
-    body: &Map<String, Value>,
-    event_id: String,
-    now: OffsetDateTime,
-) -> Result<NormalisedEvent, IngestError> {
+fn flat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
     if !body.contains_key("type") {
         // Neither form: name the seed's field, the documented one.
         return Err(IngestError::invalid_field("payload"));
@@ -230,7 +203,7 @@ fn variation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
 mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
-    use crate::model::TransitionRule;
+    use crate::model::{body_event_id, TransitionRule};
     use crate::verify::SecretSet;
     use crate::version::Version;
     use serde_json::json;
