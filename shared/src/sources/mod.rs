@@ -156,6 +156,36 @@ pub fn dotted(name: &str) -> String {
     }
 }
 
+/// Assertions the providers' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `p` refuses each `(body, needle, code)`, sent as `keyed(body)`, with a 400 of that code
+    /// whose message names `needle`; and refuses the bytes `not_utf8`, saying so.
+    pub fn assert_refused(
+        p: &dyn Provider,
+        keyed: fn(&str) -> RawRequest,
+        now: OffsetDateTime,
+        cases: &[(String, &str, &str)],
+        not_utf8: &[u8],
+    ) {
+        for (body, needle, code) in cases {
+            let err = p.normalise(&keyed(body), now).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert_eq!(err.code(), *code, "{body}");
+            assert!(
+                err.to_string().contains(needle),
+                "{err} should name {needle}"
+            );
+        }
+        let mut req = keyed("");
+        req.body = not_utf8.to_vec();
+        let err = p.normalise(&req, now).unwrap_err();
+        assert!(err.to_string().contains("UTF-8"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

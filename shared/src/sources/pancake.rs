@@ -23,11 +23,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::credential::{Credential, Guard};
-use super::pancake_common::{api_key, normalise_delivery, resource, Projector, API_KEY_HEADER};
-use super::{dotted, id_of, opt_string, required_str, Normalised, Provider};
+use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
+use super::{dotted, id_of, opt_string, required_str, Normalised};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle};
 use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
 use crate::verify::{BodyDigest, SecretSet};
 use crate::version::Version;
@@ -72,24 +71,16 @@ impl Pancake {
     }
 }
 
-impl Provider for Pancake {
-    fn source(&self) -> Source {
-        Source::Pancake
-    }
+impl Member for Pancake {
+    const FORM: Form = Form {
+        source: Source::Pancake,
+        tenant_field: TENANT_FIELD,
+        envelope_entities,
+        real_delivery: chat,
+    };
 
-    fn response_style(&self) -> ResponseStyle {
-        ResponseStyle::PancakeEnvelope {
-            tenant_field: TENANT_FIELD,
-        }
-    }
-
-    fn guard(&self) -> &Guard {
+    fn key_check(&self) -> &Guard {
         &self.guard
-    }
-
-    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
-        let (source, tenant_field) = (Source::Pancake, TENANT_FIELD);
-        normalise_delivery(source, tenant_field, req, now, envelope_entities, chat)
     }
 }
 
@@ -194,8 +185,11 @@ fn page_id(body: &Map<String, Value>, data: Option<&Map<String, Value>>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RawRequest;
     use crate::lifecycle::Lifecycle;
     use crate::model::{body_event_id, TransitionRule};
+    use crate::sources::testing::assert_refused;
+    use crate::sources::Provider;
     use serde_json::json;
 
     const CONVERSATION: &str = include_str!("../../fixtures/pancake/conversation_updated.json");
@@ -545,19 +539,7 @@ mod tests {
                 "VAL_001",
             ),
         ];
-        for (body, needle, code) in cases {
-            let err = provider().normalise(&keyed(&body), now()).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert_eq!(err.code(), code, "{body}");
-            assert!(
-                err.to_string().contains(needle),
-                "{err} should name {needle}"
-            );
-        }
-        let mut not_utf8 = keyed("");
-        not_utf8.body = b"{\"payload\":\"\xff\"}".to_vec();
-        let err = provider().normalise(&not_utf8, now()).unwrap_err();
-        assert!(err.to_string().contains("UTF-8"));
+        assert_refused(&provider(), keyed, now(), &cases, b"{\"payload\":\"\xff\"}");
     }
 
     #[test]

@@ -5,14 +5,17 @@
 //!
 //! Pancake sends no delivery id, so both providers use [`crate::model::body_event_id`]:
 //! a byte-identical redelivery is the same event.
+//!
+//! [`Provider`] is implemented here once for both: each provider module describes itself as a
+//! [`Member`] (its [`Form`] and its key check).
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::credential::{Credential, Place};
-use super::{dotted, id_of, opt_string, parse_object, required_str, Normalised};
+use super::credential::{Credential, Guard, Place};
+use super::{dotted, id_of, opt_string, parse_object, required_str, Normalised, Provider};
 use crate::error::IngestError;
-use crate::http::RawRequest;
+use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
     body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
@@ -84,31 +87,63 @@ pub fn parse_envelope<'a>(
     }))
 }
 
-/// Normalises a delivery of either provider, whose event id is the body hash: the seed
-/// envelope when the body has a `payload`, `project` mapping its canonical event type and
-/// `data` to the provider's entities; else the provider's real delivery form, read by `real`
-/// from the body, the event id and the receive time.
-pub fn normalise_delivery(
-    source: Source,
-    tenant_field: &str,
-    req: &RawRequest,
-    now: OffsetDateTime,
-    project: impl Fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
-    real: impl FnOnce(&Map<String, Value>, String, OffsetDateTime) -> Normalised,
-) -> Normalised {
+/// What tells one provider of the family from the other.
+pub struct Form {
+    pub source: Source,
+    /// The envelope's tenant field, echoed in responses (`pageId`, `shopId`).
+    pub tenant_field: &'static str,
+    /// The entities of a seed-envelope event, by its canonical type.
+    pub envelope_entities: fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
+    /// The provider's own delivery form: a body without `payload`, its event id (the body
+    /// hash) and the receive time.
+    pub real_delivery: fn(&Map<String, Value>, String, OffsetDateTime) -> Normalised,
+}
+
+/// A provider of the family: its [`Form`] and its key check. [`Provider`] is implemented
+/// once, here, for both.
+pub trait Member: Send + Sync {
+    const FORM: Form;
+    /// The key check (and any signature check) fixed at start-up.
+    fn key_check(&self) -> &Guard;
+}
+
+impl<M: Member> Provider for M {
+    fn source(&self) -> Source {
+        M::FORM.source
+    }
+
+    fn response_style(&self) -> ResponseStyle {
+        ResponseStyle::PancakeEnvelope {
+            tenant_field: M::FORM.tenant_field,
+        }
+    }
+
+    fn guard(&self) -> &Guard {
+        self.key_check()
+    }
+
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+        normalise_delivery(&M::FORM, req, now)
+    }
+}
+
+/// Normalises a delivery, whose event id is the body hash: the seed envelope when the body
+/// has a `payload`, else the provider's real delivery form.
+fn normalise_delivery(form: &Form, req: &RawRequest, now: OffsetDateTime) -> Normalised {
     let body = parse_object(&req.body)?;
     let event_id = body_event_id(&req.body);
-    let Some(envelope) = parse_envelope(&body, tenant_field)? else {
-        return real(&body, event_id, now);
+    let Some(envelope) = parse_envelope(&body, form.tenant_field)? else {
+        return (form.real_delivery)(&body, event_id, now);
     };
     let event_type = dotted(envelope.event_type);
-    let projector = Projector::new(source, envelope.tenant.clone(), envelope.timestamp, now);
+    let tenant = envelope.tenant.clone();
+    let projector = Projector::new(form.source, tenant, envelope.timestamp, now);
     let entities = envelope
         .data
-        .map(|data| project(&event_type, data, &projector))
+        .map(|data| (form.envelope_entities)(&event_type, data, &projector))
         .unwrap_or_default();
     Ok(NormalisedEvent {
-        source,
+        source: form.source,
         event_id,
         event_type,
         provider_event: envelope.event_type.to_string(),

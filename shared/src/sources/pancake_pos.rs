@@ -27,11 +27,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::credential::{credential_header, Guard};
-use super::pancake_common::{api_key, normalise_delivery, resource, Projector, API_KEY_HEADER};
-use super::{id_of, opt_string, required_str, Normalised, Provider};
+use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
+use super::{id_of, opt_string, required_str, Normalised};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle};
 use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
 
 pub const API_KEYS_VAR: &str = "PANCAKE_POS_API_KEYS";
@@ -70,24 +69,16 @@ impl PancakePos {
     }
 }
 
-impl Provider for PancakePos {
-    fn source(&self) -> Source {
-        Source::PancakePos
-    }
+impl Member for PancakePos {
+    const FORM: Form = Form {
+        source: Source::PancakePos,
+        tenant_field: TENANT_FIELD,
+        envelope_entities,
+        real_delivery: flat,
+    };
 
-    fn response_style(&self) -> ResponseStyle {
-        ResponseStyle::PancakeEnvelope {
-            tenant_field: TENANT_FIELD,
-        }
-    }
-
-    fn guard(&self) -> &Guard {
+    fn key_check(&self) -> &Guard {
         &self.guard
-    }
-
-    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
-        let (source, tenant_field) = (Source::PancakePos, TENANT_FIELD);
-        normalise_delivery(source, tenant_field, req, now, envelope_entities, flat)
     }
 }
 
@@ -202,8 +193,11 @@ fn variation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RawRequest;
     use crate::lifecycle::Lifecycle;
     use crate::model::{body_event_id, TransitionRule};
+    use crate::sources::testing::assert_refused;
+    use crate::sources::Provider;
     use crate::verify::SecretSet;
     use crate::version::Version;
     use serde_json::json;
@@ -655,19 +649,13 @@ mod tests {
                 "VAL_001",
             ),
         ];
-        for (body, needle, code) in cases {
-            let err = provider().normalise(&keyed(&body), now()).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert_eq!(err.code(), code, "{body}");
-            assert!(
-                err.to_string().contains(needle),
-                "{err} should name {needle}"
-            );
-        }
-        let mut not_utf8 = keyed("");
-        not_utf8.body = b"{\"type\":\"orders\xc3\x28\"}".to_vec();
-        let err = provider().normalise(&not_utf8, now()).unwrap_err();
-        assert!(err.to_string().contains("UTF-8"));
+        assert_refused(
+            &provider(),
+            keyed,
+            now(),
+            &cases,
+            b"{\"type\":\"orders\xc3\x28\"}",
+        );
     }
 
     #[test]
