@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::credential::{credential_header, Credential, Guard};
-use super::{id_of, opt_string, parse_object, required_object, required_str, Normalised, Provider};
+use super::{id_of, opt_string, parse_object, required_str, take_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
@@ -131,22 +131,22 @@ impl Provider for Invoice {
     /// The replay window is checked first: a replayed body is refused as such (401)
     /// whatever else is wrong with it.
     fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
-        let body = parse_object(&req.body)?;
+        let mut body = parse_object(&req.body)?;
         let sent_at = body.get("timestamp").and_then(Version::from_json);
         self.check_window(sent_at, now)?;
-        let event = required_str(&body, "event", "event")?.trim();
+        let event = required_str(&body, "event", "event")?.trim().to_string();
         if event != EVENT {
             return Err(IngestError::UnsupportedEvent(
                 event.chars().take(MAX_ECHO).collect(),
             ));
         }
-        let data = required_object(&body, "data", "data")?;
+        let data = take_object(&mut body, "data", "data")?;
         let update = invoice_update(data, sent_at.unwrap_or_else(|| Version::from_datetime(now)))?;
         Ok(NormalisedEvent {
             source: Source::Invoice,
             event_id: body_event_id(&req.body),
             event_type: EVENT.to_string(),
-            provider_event: event.to_string(),
+            provider_event: event,
             tenant: Tenant::default_tenant(),
             entities: vec![update],
         })
@@ -156,18 +156,15 @@ impl Provider for Invoice {
 /// The invoice of one event. `previousState` makes the event declare its transition (a
 /// late one is still a fact of the history); without it a change can only be seen against
 /// the stored state.
-fn invoice_update(
-    data: &Map<String, Value>,
-    version: Version,
-) -> Result<EntityUpdate, IngestError> {
+fn invoice_update(data: Map<String, Value>, version: Version) -> Result<EntityUpdate, IngestError> {
     let id =
         id_of(data.get("invoiceId")).ok_or_else(|| IngestError::invalid_field("data.invoiceId"))?;
-    let state = required_str(data, "state", "data.state")?
+    let state = required_str(&data, "state", "data.state")?
         .trim()
         .to_string();
     // An invoice declaring the state it is in is recorded as declared (the lifecycle
     // then judges the edge).
-    let previous = opt_string(data, "previousState");
+    let previous = opt_string(&data, "previousState");
     let transition = TransitionRule::from_previous(previous, Some(&state), SameState::Record);
     Ok(EntityUpdate {
         key: EntityKey::new(
@@ -178,7 +175,7 @@ fn invoice_update(
         ),
         version,
         state: Some(state),
-        data: Value::Object(data.clone()),
+        data: Value::Object(data),
         transition,
         lifecycle: Lifecycle::Invoice,
     })

@@ -113,18 +113,6 @@ pub fn required_str<'a>(
     }
 }
 
-/// A required object field.
-pub fn required_object<'a>(
-    obj: &'a Map<String, Value>,
-    field: &str,
-    name: &str,
-) -> Result<&'a Map<String, Value>, IngestError> {
-    match obj.get(field) {
-        Some(Value::Object(m)) => Ok(m),
-        _ => Err(IngestError::invalid_field(name)),
-    }
-}
-
 /// Removes and returns a required object field, so its content moves into the normalised
 /// event instead of being cloned (large bodies are parsed once and never copied).
 pub fn take_object(
