@@ -93,6 +93,20 @@ impl Invoice {
         BodyDigest::HmacSha256.sign_hex(body, secret)
     }
 
+    /// Parses the body and checks it against the replay window before anything else is read,
+    /// so a replayed body is refused as such (401) whatever else is wrong with it. Returns
+    /// the body and its `timestamp`.
+    fn parse_in_window(
+        &self,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(Map<String, Value>, Option<Version>), IngestError> {
+        let body = parse_object(body)?;
+        let sent_at = body.get("timestamp").and_then(Version::from_json);
+        self.check_window(sent_at, now)?;
+        Ok((body, sent_at))
+    }
+
     /// Rejects a body whose `timestamp` is further than the tolerance from `now`, either
     /// way: a replayed capture is old, and a far-future one would stay replayable for long.
     /// With the window on, a body without a readable timestamp cannot be checked: 400.
@@ -128,12 +142,8 @@ impl Provider for Invoice {
         &self.guard
     }
 
-    /// The replay window is checked first: a replayed body is refused as such (401)
-    /// whatever else is wrong with it.
     fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
-        let mut body = parse_object(&req.body)?;
-        let sent_at = body.get("timestamp").and_then(Version::from_json);
-        self.check_window(sent_at, now)?;
+        let (mut body, sent_at) = self.parse_in_window(&req.body, now)?;
         let event = required_str(&body, "event", "event")?.trim().to_string();
         if event != EVENT {
             return Err(IngestError::UnsupportedEvent(
