@@ -214,6 +214,40 @@ pub enum TransitionRule {
     FromStored,
 }
 
+/// What an event that names the previous state as the new one means: the one choice in which
+/// the providers differ when deriving a transition ([`TransitionRule::from_previous`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameState {
+    /// The provider's word is taken: `Declared {from: s, to: s}` is recorded (Pancake, Pancake
+    /// POS, invoice).
+    Record,
+    /// No change: `TransitionRule::None` (fulfilment: `from_status` equal to `to_status`).
+    Ignore,
+    /// As if no previous state were named, the stored one decides: `FromStored` (Abaha, whose
+    /// `before_status` equals `status` on every delivery that changes no status).
+    FromStored,
+}
+
+impl TransitionRule {
+    /// The rule of an update to state `to` whose event may name the `previous` state: no
+    /// state, no transition; no previous state, the stored one decides (`FromStored`); a
+    /// different previous state is declared; the same one is as `same` says.
+    pub fn from_previous(previous: Option<String>, to: Option<&str>, same: SameState) -> Self {
+        let Some(to) = to else {
+            return TransitionRule::None;
+        };
+        match (previous, same) {
+            (None, _) => TransitionRule::FromStored,
+            (Some(from), SameState::Ignore) if from == to => TransitionRule::None,
+            (Some(from), SameState::FromStored) if from == to => TransitionRule::FromStored,
+            (Some(from), _) => TransitionRule::Declared {
+                from,
+                to: to.to_string(),
+            },
+        }
+    }
+}
+
 /// What one event says about one entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityUpdate {
@@ -337,4 +371,33 @@ pub struct Accepted {
     pub duplicate: bool,
     pub status: EventStatus,
     pub published: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_from_the_previous_state_under_each_same_state_policy() {
+        let rule = |previous: Option<&str>, to: Option<&str>, same| {
+            TransitionRule::from_previous(previous.map(str::to_string), to, same)
+        };
+        let declared = |from: &str, to: &str| TransitionRule::Declared {
+            from: from.into(),
+            to: to.into(),
+        };
+        for same in [SameState::Record, SameState::Ignore, SameState::FromStored] {
+            assert_eq!(rule(Some("a"), None, same), TransitionRule::None);
+            assert_eq!(rule(None, None, same), TransitionRule::None);
+            assert_eq!(rule(None, Some("b"), same), TransitionRule::FromStored);
+            assert_eq!(rule(Some("a"), Some("b"), same), declared("a", "b"));
+        }
+        let same_state = |same| rule(Some("b"), Some("b"), same);
+        assert_eq!(same_state(SameState::Record), declared("b", "b"));
+        assert_eq!(same_state(SameState::Ignore), TransitionRule::None);
+        assert_eq!(
+            same_state(SameState::FromStored),
+            TransitionRule::FromStored
+        );
+    }
 }

@@ -74,12 +74,17 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// Lowercase hex sha256 of `body` followed by `secret` (the fulfilment scheme).
-pub fn sha256_body_then_secret_hex(body: &[u8], secret: &[u8]) -> String {
+/// sha256 of `body` followed by `secret` (the fulfilment scheme).
+pub fn sha256_body_then_secret(body: &[u8], secret: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(body);
     h.update(secret);
-    hex::encode(h.finalize())
+    h.finalize().into()
+}
+
+/// Lowercase hex sha256 of `body` followed by `secret` (the fulfilment scheme).
+pub fn sha256_body_then_secret_hex(body: &[u8], secret: &[u8]) -> String {
+    hex::encode(sha256_body_then_secret(body, secret))
 }
 
 /// HMAC-SHA256 of `body` keyed with `secret`.
@@ -87,6 +92,30 @@ pub fn hmac_sha256(secret: &[u8], body: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(body);
     mac.finalize().into_bytes().into()
+}
+
+/// How a provider signs the raw body with a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyDigest {
+    /// HMAC-SHA256(secret, body) (Pancake, invoice).
+    HmacSha256,
+    /// sha256(body ++ secret), a plain hash (fulfilment).
+    Sha256BodyThenSecret,
+}
+
+impl BodyDigest {
+    /// The digest `secret` yields over `body`.
+    pub fn of(self, secret: &[u8], body: &[u8]) -> [u8; 32] {
+        match self {
+            BodyDigest::HmacSha256 => hmac_sha256(secret, body),
+            BodyDigest::Sha256BodyThenSecret => sha256_body_then_secret(body, secret),
+        }
+    }
+
+    /// The lowercase hex signature of `body` under `secret` (tests and samples).
+    pub fn sign_hex(self, body: &[u8], secret: &str) -> String {
+        hex::encode(self.of(secret.as_bytes(), body))
+    }
 }
 
 /// Checks a presented hex digest (case-insensitive, optional `sha256=` prefix) against

@@ -14,20 +14,19 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{id_of, opt_string, parse_object, Provider};
+use super::credential::{credential_header, Credential, Guard, Place};
+use super::{id_of, opt_string, parse_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
-use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle, KEPT_HEADERS};
+use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
-use crate::verify::check_static_key;
 use crate::version::Version;
 
-pub const TOKENS_VAR: &str = "ABAHA_TOKENS";
-pub const HEADER_VAR: &str = "ABAHA_TOKEN_HEADER";
+pub const TOKENS_VAR: &str = crate::config::vars::ABAHA_TOKENS.name;
+pub const HEADER_VAR: &str = crate::config::vars::ABAHA_TOKEN_HEADER.name;
 pub const DEFAULT_HEADER: &str = "X-Abaha-Token";
 /// Local-mode token the events/ samples carry (README).
 pub const DEV_TOKEN: &str = "dev-abaha-token";
@@ -108,34 +107,27 @@ impl Shape {
 
 #[derive(Debug, Clone)]
 pub struct Abaha {
-    credentials: Credentials,
-    header: String,
+    guard: Guard,
 }
 
 impl Abaha {
     /// `header` is the name of the token header (matched case-insensitively).
     pub fn new(credentials: Credentials, header: impl Into<String>) -> Self {
+        let token =
+            Credential::static_key(vec![Place::Header(header.into())], "token does not match");
         Abaha {
-            credentials,
-            header: header.into(),
+            guard: Guard::new(credentials, token),
         }
     }
 
+    /// The token fails closed like every source's credential; the header name is refused at
+    /// start-up when it could never match or would be stored ([`credential_header`]).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(&crate::config::vars::ABAHA_TOKEN_HEADER, DEFAULT_HEADER);
-        if lambda_http::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-            return Err(ConfigError::Invalid {
-                var: crate::config::vars::ABAHA_TOKEN_HEADER.name,
-                reason: format!("{header:?} is not a valid HTTP header name"),
-            });
-        }
-        // The store keeps these headers with each event: a token sent in one would be stored.
-        if KEPT_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(header)) {
-            return Err(ConfigError::Invalid {
-                var: crate::config::vars::ABAHA_TOKEN_HEADER.name,
-                reason: format!("{header} is stored with every event; a token must not be"),
-            });
-        }
+        let header = credential_header(
+            env,
+            &crate::config::vars::ABAHA_TOKEN_HEADER,
+            DEFAULT_HEADER,
+        )?;
         let credentials = resolve_credentials(
             env,
             mode,
@@ -156,23 +148,11 @@ impl Provider for Abaha {
         ResponseStyle::Abaha
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        let Credentials::Verified(tokens) = &self.credentials else {
-            return Ok(());
-        };
-        check_static_key(
-            req.header(&self.header),
-            &format!("header {}", self.header),
-            tokens,
-            "token does not match",
-        )
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
         let body = parse_object(&req.body)?;
         let shape = Shape::of(&body);
         let tenant = opt_string(&body, "store_id")
@@ -223,22 +203,16 @@ fn entity_update(
 /// cart declares its own change; when it is equal (or absent) a change shows only as the
 /// status differing from the stored one.
 fn cart_status(cart: &Map<String, Value>) -> (Option<String>, TransitionRule) {
-    let Some(to) = opt_string(cart, "status") else {
-        return (None, TransitionRule::None);
-    };
-    let transition = match opt_string(cart, "before_status") {
-        Some(from) if from != to => TransitionRule::Declared {
-            from,
-            to: to.clone(),
-        },
-        _ => TransitionRule::FromStored,
-    };
-    (Some(to), transition)
+    let to = opt_string(cart, "status");
+    let before = opt_string(cart, "before_status");
+    let transition = TransitionRule::from_previous(before, to.as_deref(), SameState::FromStored);
+    (to, transition)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IngestError;
     use crate::verify::SecretSet;
     use serde_json::json;
 

@@ -9,34 +9,38 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{id_of, opt_string, parse_object, required_str, take_object, Provider};
+use super::credential::{Credential, Guard};
+use super::{id_of, opt_string, parse_object, required_str, take_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
-use crate::verify::{check_hex_digest, sha256_body_then_secret_hex};
+use crate::verify::BodyDigest;
 use crate::version::Version;
 
-pub const SECRETS_VAR: &str = "FULFILMENT_SECRETS";
+pub const SECRETS_VAR: &str = crate::config::vars::FULFILMENT_SECRETS.name;
 /// Local-mode secret the events/ samples are signed with (README).
 pub const DEV_SECRET: &str = "dev-fulfilment-secret";
-pub const SIGNATURE_HEADER: &str = "x-event-signature";
+pub const SIGNATURE_HEADER: &str = "X-Event-Signature";
 pub const DELIVERY_HEADER: &str = "x-event-delivery";
 /// Longest delivery id accepted (it becomes part of a key).
 const MAX_DELIVERY_ID: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct Fulfilment {
-    credentials: Credentials,
+    guard: Guard,
 }
 
 impl Fulfilment {
     pub fn new(credentials: Credentials) -> Self {
-        Fulfilment { credentials }
+        let signature = Credential::signature(SIGNATURE_HEADER, BodyDigest::Sha256BodyThenSecret);
+        Fulfilment {
+            guard: Guard::new(credentials, signature),
+        }
     }
 
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
@@ -51,7 +55,7 @@ impl Fulfilment {
 
     /// The signature header value for `body` under `secret` (tests and samples).
     pub fn sign(body: &[u8], secret: &str) -> String {
-        sha256_body_then_secret_hex(body, secret.as_bytes())
+        BodyDigest::Sha256BodyThenSecret.sign_hex(body, secret)
     }
 }
 
@@ -64,23 +68,11 @@ impl Provider for Fulfilment {
         ResponseStyle::Plain
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        let Credentials::Verified(secrets) = &self.credentials else {
-            return Ok(());
-        };
-        check_hex_digest(
-            req.header(SIGNATURE_HEADER),
-            "X-Event-Signature",
-            secrets,
-            |s| hex::decode(Self::sign(&req.body, s.expose())).expect("own hex"),
-        )
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
         let mut body = parse_object(&req.body)?;
         let event = required_str(&body, "event", "event")?.trim().to_string();
         let event_id = delivery_id(req)?;
@@ -149,14 +141,9 @@ fn order_update(
     let to = opt_string(&payload, "to_status")
         .or_else(|| order.and_then(|o| opt_string(o, "status")))?;
     let version = version_of(order, now);
-    let transition = match opt_string(&payload, "from_status") {
-        Some(from) if from != to => TransitionRule::Declared {
-            from,
-            to: to.clone(),
-        },
-        Some(_) => TransitionRule::None,
-        None => TransitionRule::FromStored,
-    };
+    // A from_status equal to to_status announces no change.
+    let from = opt_string(&payload, "from_status");
+    let transition = TransitionRule::from_previous(from, Some(&to), SameState::Ignore);
     Some(EntityUpdate {
         key: EntityKey::new(Source::Fulfilment, tenant.clone(), EntityKind::Order, id),
         version,
@@ -381,6 +368,17 @@ mod tests {
             .unwrap();
         assert!(e.entities.is_empty());
         assert_eq!(e.tenant.as_str(), "default");
+    }
+
+    #[test]
+    fn from_status_equal_to_to_status_declares_no_change() {
+        let body = json!({"event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "M",
+            "order": {"id": 1}, "from_status": "PACKED", "to_status": "PACKED"}});
+        let e = provider()
+            .normalise(&signed(&body.to_string(), "s3cret"), now())
+            .unwrap();
+        assert_eq!(e.entities[0].state.as_deref(), Some("PACKED"));
+        assert_eq!(e.entities[0].transition, TransitionRule::None);
     }
 
     #[test]

@@ -18,21 +18,22 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::{id_of, opt_string, parse_object, required_object, required_str, Provider};
+use super::credential::{credential_header, Credential, Guard};
+use super::{id_of, opt_string, parse_object, required_str, take_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
     TransitionRule,
 };
-use crate::verify::{check_hex_digest, hmac_sha256};
+use crate::verify::BodyDigest;
 use crate::version::Version;
 
-pub const SECRETS_VAR: &str = "INVOICE_SECRETS";
-pub const HEADER_VAR: &str = "INVOICE_SIGNATURE_HEADER";
-pub const TOLERANCE_VAR: &str = "INVOICE_TOLERANCE_SECS";
+pub const SECRETS_VAR: &str = crate::config::vars::INVOICE_SECRETS.name;
+pub const HEADER_VAR: &str = crate::config::vars::INVOICE_SIGNATURE_HEADER.name;
+pub const TOLERANCE_VAR: &str = crate::config::vars::INVOICE_TOLERANCE_SECS.name;
 pub const DEFAULT_HEADER: &str = "X-Signature";
 /// Replay window of a Lambda when `INVOICE_TOLERANCE_SECS` is not set.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -45,8 +46,7 @@ const MAX_ECHO: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Invoice {
-    credentials: Credentials,
-    header: String,
+    guard: Guard,
     tolerance_secs: u64,
 }
 
@@ -55,23 +55,22 @@ impl Invoice {
     /// replay window, 0 = off.
     pub fn new(credentials: Credentials, header: impl Into<String>, tolerance_secs: u64) -> Self {
         Invoice {
-            credentials,
-            header: header.into(),
+            guard: Guard::new(
+                credentials,
+                Credential::signature(header, BodyDigest::HmacSha256),
+            ),
             tolerance_secs,
         }
     }
 
+    /// The secrets fail closed like every source's credential; the header name is refused at
+    /// start-up when it could never match or would be stored ([`credential_header`]).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(
+        let header = credential_header(
+            env,
             &crate::config::vars::INVOICE_SIGNATURE_HEADER,
             DEFAULT_HEADER,
-        );
-        if lambda_http::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-            return Err(ConfigError::Invalid {
-                var: crate::config::vars::INVOICE_SIGNATURE_HEADER.name,
-                reason: format!("{header:?} is not a valid HTTP header name"),
-            });
-        }
+        )?;
         let default_tolerance = match mode {
             Mode::Lambda => DEFAULT_TOLERANCE_SECS,
             Mode::Local => 0,
@@ -104,7 +103,21 @@ impl Invoice {
 
     /// The signature header value for `body` under `secret` (tests and samples).
     pub fn sign(body: &[u8], secret: &str) -> String {
-        hex::encode(hmac_sha256(secret.as_bytes(), body))
+        BodyDigest::HmacSha256.sign_hex(body, secret)
+    }
+
+    /// Parses the body and checks it against the replay window before anything else is read,
+    /// so a replayed body is refused as such (401) whatever else is wrong with it. Returns
+    /// the body and its `timestamp`.
+    fn parse_in_window(
+        &self,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(Map<String, Value>, Option<Version>), IngestError> {
+        let body = parse_object(body)?;
+        let sent_at = body.get("timestamp").and_then(Version::from_json);
+        self.check_window(sent_at, now)?;
+        Ok((body, sent_at))
     }
 
     /// Rejects a body whose `timestamp` is further than the tolerance from `now`, either
@@ -138,38 +151,25 @@ impl Provider for Invoice {
         ResponseStyle::Plain
     }
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        let Credentials::Verified(secrets) = &self.credentials else {
-            return Ok(());
-        };
-        check_hex_digest(req.header(&self.header), &self.header, secrets, |s| {
-            hmac_sha256(s.expose().as_bytes(), &req.body).to_vec()
-        })
+    fn guard(&self) -> &Guard {
+        &self.guard
     }
 
-    /// The replay window is checked first: a replayed body is refused as such (401)
-    /// whatever else is wrong with it.
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
-        let body = parse_object(&req.body)?;
-        let sent_at = body.get("timestamp").and_then(Version::from_json);
-        self.check_window(sent_at, now)?;
-        let event = required_str(&body, "event", "event")?.trim();
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+        let (mut body, sent_at) = self.parse_in_window(&req.body, now)?;
+        let event = required_str(&body, "event", "event")?.trim().to_string();
         if event != EVENT {
             return Err(IngestError::UnsupportedEvent(
                 event.chars().take(MAX_ECHO).collect(),
             ));
         }
-        let data = required_object(&body, "data", "data")?;
+        let data = take_object(&mut body, "data", "data")?;
         let update = invoice_update(data, sent_at.unwrap_or_else(|| Version::from_datetime(now)))?;
         Ok(NormalisedEvent {
             source: Source::Invoice,
             event_id: body_event_id(&req.body),
             event_type: EVENT.to_string(),
-            provider_event: event.to_string(),
+            provider_event: event,
             tenant: Tenant::default_tenant(),
             entities: vec![update],
         })
@@ -179,22 +179,16 @@ impl Provider for Invoice {
 /// The invoice of one event. `previousState` makes the event declare its transition (a
 /// late one is still a fact of the history); without it a change can only be seen against
 /// the stored state.
-fn invoice_update(
-    data: &Map<String, Value>,
-    version: Version,
-) -> Result<EntityUpdate, IngestError> {
+fn invoice_update(data: Map<String, Value>, version: Version) -> Result<EntityUpdate, IngestError> {
     let id =
         id_of(data.get("invoiceId")).ok_or_else(|| IngestError::invalid_field("data.invoiceId"))?;
-    let state = required_str(data, "state", "data.state")?
+    let state = required_str(&data, "state", "data.state")?
         .trim()
         .to_string();
-    let transition = match opt_string(data, "previousState") {
-        Some(from) => TransitionRule::Declared {
-            from,
-            to: state.clone(),
-        },
-        None => TransitionRule::FromStored,
-    };
+    // An invoice declaring the state it is in is recorded as declared (the lifecycle
+    // then judges the edge).
+    let previous = opt_string(&data, "previousState");
+    let transition = TransitionRule::from_previous(previous, Some(&state), SameState::Record);
     Ok(EntityUpdate {
         key: EntityKey::new(
             Source::Invoice,
@@ -204,7 +198,7 @@ fn invoice_update(
         ),
         version,
         state: Some(state),
-        data: Value::Object(data.clone()),
+        data: Value::Object(data),
         transition,
         lifecycle: Lifecycle::Invoice,
     })
@@ -606,6 +600,19 @@ mod tests {
         }
         let e = normalise(&p, &invoice(json!({"data.extra": deep})), SENT).unwrap();
         assert!(e.entities[0].data["extra"][0][0].is_array());
+    }
+
+    #[test]
+    fn a_previous_state_equal_to_the_state_is_declared() {
+        let body = invoice(json!({"data.previousState": "Complete"}));
+        let e = normalise(&provider(0), &body, SENT).unwrap();
+        assert_eq!(
+            e.entities[0].transition,
+            TransitionRule::Declared {
+                from: "Complete".into(),
+                to: "Complete".into()
+            }
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! are unit-tested on the seed payloads. Adding a provider is copying `fulfilment.rs`.
 
 pub mod abaha;
+pub mod credential;
 pub mod fulfilment;
 pub mod invoice;
 pub mod pancake;
@@ -17,19 +18,24 @@ use crate::config::{ConfigError, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::model::{NormalisedEvent, Source};
+use credential::Guard;
+
+/// What [`Provider::normalise`] gives: one event, or the 4xx that refuses the request.
+pub type Normalised = Result<NormalisedEvent, IngestError>;
 
 /// A webhook provider: credential check, then parse + normalise.
 pub trait Provider: Send + Sync {
     fn source(&self) -> Source;
     fn response_style(&self) -> ResponseStyle;
-    /// Checks the request's credential against the configured secrets, in constant time.
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError>;
+    /// The credential check the provider fixed at start-up.
+    fn guard(&self) -> &Guard;
+    /// Checks the request's credential against the configured secrets, in constant time: the
+    /// same for every provider, through its [`Guard`].
+    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
+        self.guard().verify(req)
+    }
     /// Parses a verified request into one normalised event; `now` drives replay windows.
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError>;
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised;
 }
 
 /// Builds a source's provider from the environment (used by every binary).
@@ -107,18 +113,6 @@ pub fn required_str<'a>(
     }
 }
 
-/// A required object field.
-pub fn required_object<'a>(
-    obj: &'a Map<String, Value>,
-    field: &str,
-    name: &str,
-) -> Result<&'a Map<String, Value>, IngestError> {
-    match obj.get(field) {
-        Some(Value::Object(m)) => Ok(m),
-        _ => Err(IngestError::invalid_field(name)),
-    }
-}
-
 /// Removes and returns a required object field, so its content moves into the normalised
 /// event instead of being cloned (large bodies are parsed once and never copied).
 pub fn take_object(
@@ -150,10 +144,81 @@ pub fn dotted(name: &str) -> String {
     }
 }
 
+/// Assertions the providers' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `p` refuses each `(body, needle, code)`, sent as `keyed(body)`, with a 400 of that code
+    /// whose message names `needle`; and refuses the bytes `not_utf8`, saying so.
+    pub fn assert_refused(
+        p: &dyn Provider,
+        keyed: fn(&str) -> RawRequest,
+        now: OffsetDateTime,
+        cases: &[(String, &str, &str)],
+        not_utf8: &[u8],
+    ) {
+        for (body, needle, code) in cases {
+            let err = p.normalise(&keyed(body), now).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert_eq!(err.code(), *code, "{body}");
+            assert!(
+                err.to_string().contains(needle),
+                "{err} should name {needle}"
+            );
+        }
+        let mut req = keyed("");
+        req.body = not_utf8.to_vec();
+        let err = p.normalise(&req, now).unwrap_err();
+        assert!(err.to_string().contains("UTF-8"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::KEPT_HEADERS;
     use serde_json::json;
+
+    /// Every configurable credential header: (source, variable naming it).
+    const CONFIGURABLE_HEADERS: [(Source, &str); 3] = [
+        (Source::PancakePos, pancake_pos::KEY_HEADER_VAR),
+        (Source::Abaha, abaha::HEADER_VAR),
+        (Source::Invoice, invoice::HEADER_VAR),
+    ];
+
+    /// `Content-Type`, `X-Amzn-Trace-Id`: each word capitalised.
+    fn title_case(name: &str) -> String {
+        name.split('-')
+            .map(|word| word[..1].to_ascii_uppercase() + &word[1..])
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    #[test]
+    fn no_credential_header_may_be_one_the_event_log_keeps() {
+        for (source, var) in CONFIGURABLE_HEADERS {
+            for mode in [Mode::Local, Mode::Lambda] {
+                let ok = Env::from_pairs([("ALLOW_UNVERIFIED", "true"), (var, "X-Custom-Key")]);
+                assert!(provider_from_env(source, &ok, mode).is_ok(), "{source}");
+                for kept in KEPT_HEADERS {
+                    for name in [
+                        kept.to_string(),
+                        kept.to_ascii_uppercase(),
+                        title_case(kept),
+                    ] {
+                        let env = Env::from_pairs([("ALLOW_UNVERIFIED", "true"), (var, &name)]);
+                        let Err(err) = provider_from_env(source, &env, mode) else {
+                            panic!("{source}: {var}={name} must be refused");
+                        };
+                        let err = err.to_string();
+                        assert!(err.contains(var), "{source}: {err}");
+                        assert!(err.contains("stored with every event"), "{source}: {err}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn parse_object_names_the_problem() {

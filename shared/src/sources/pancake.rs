@@ -22,17 +22,17 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::pancake_common::{check_api_key, envelope_event, resource, Projector, API_KEY_HEADER};
-use super::{dotted, id_of, opt_string, parse_object, required_str, Provider};
+use super::credential::{Credential, Guard};
+use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
+use super::{dotted, id_of, opt_string, required_str, Normalised};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{body_event_id, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant};
-use crate::verify::{check_hex_digest, hmac_sha256, SecretSet};
+use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
+use crate::verify::{BodyDigest, SecretSet};
 use crate::version::Version;
 
-pub const API_KEYS_VAR: &str = "PANCAKE_API_KEYS";
-pub const SIGNING_SECRETS_VAR: &str = "PANCAKE_SIGNING_SECRETS";
+pub const API_KEYS_VAR: &str = crate::config::vars::PANCAKE_API_KEYS.name;
+pub const SIGNING_SECRETS_VAR: &str = crate::config::vars::PANCAKE_SIGNING_SECRETS.name;
 /// Local-mode key the events/ samples carry (README).
 pub const DEV_API_KEY: &str = "dev-pancake-key";
 pub const SIGNATURE_HEADER: &str = "X-Pancake-Signature";
@@ -43,14 +43,17 @@ const MESSAGING: &str = "messaging";
 
 #[derive(Debug, Clone)]
 pub struct Pancake {
-    keys: Credentials,
-    /// Optional: empty means no signature is required.
-    signing: SecretSet,
+    guard: Guard,
 }
 
 impl Pancake {
+    /// `signing` is optional: empty means no signature is required.
     pub fn new(keys: Credentials, signing: SecretSet) -> Self {
-        Pancake { keys, signing }
+        let signature = Credential::signature(SIGNATURE_HEADER, BodyDigest::HmacSha256);
+        Pancake {
+            guard: Guard::new(keys, api_key(&[API_KEY_HEADER]))
+                .and_if_configured(signing, signature),
+        }
     }
 
     /// API keys fail closed like every source's credential; signing secrets are an extra,
@@ -70,83 +73,55 @@ impl Pancake {
 
     /// The `X-Pancake-Signature` value for `body` under `secret` (tests and samples).
     pub fn sign(body: &[u8], secret: &str) -> String {
-        hex::encode(hmac_sha256(secret.as_bytes(), body))
+        BodyDigest::HmacSha256.sign_hex(body, secret)
     }
 }
 
-impl Provider for Pancake {
-    fn source(&self) -> Source {
-        Source::Pancake
-    }
+impl Member for Pancake {
+    const FORM: Form = Form {
+        source: Source::Pancake,
+        tenant_field: TENANT_FIELD,
+        envelope_entities,
+        real_delivery: chat,
+    };
 
-    fn response_style(&self) -> ResponseStyle {
-        ResponseStyle::PancakeEnvelope {
-            tenant_field: TENANT_FIELD,
-        }
+    fn key_check(&self) -> &Guard {
+        &self.guard
     }
+}
 
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        if let Credentials::Verified(keys) = &self.keys {
-            check_api_key(req, &[API_KEY_HEADER], keys)?;
-        }
-        if self.signing.is_empty() {
-            return Ok(());
-        }
-        check_hex_digest(
-            req.header(SIGNATURE_HEADER),
-            SIGNATURE_HEADER,
-            &self.signing,
-            |s| hmac_sha256(s.expose().as_bytes(), &req.body).to_vec(),
-        )
+/// The real chat delivery: `event_type` beside `page_id` and `data`. 400 naming the field
+/// when `event_type` or the page id is missing.
+fn chat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
+    if !body.contains_key("event_type") {
+        // Neither form: name the seed's field, the documented one.
+        return Err(IngestError::invalid_field("payload"));
     }
-
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
-        let body = parse_object(&req.body)?;
-        let event_id = body_event_id(&req.body);
-        if let Some(event) = envelope_event(
-            Source::Pancake,
-            TENANT_FIELD,
-            &body,
-            &event_id,
-            now,
-            envelope_entities,
-        )? {
-            return Ok(event);
-        }
-        if !body.contains_key("event_type") {
-            // Neither form: name the seed's field, the documented one.
-            return Err(IngestError::invalid_field("payload"));
-        }
-        let provider_event = required_str(&body, "event_type", "event_type")?.trim();
-        let data = body.get("data").and_then(Value::as_object);
-        let tenant = page_id(&body, data).ok_or_else(|| IngestError::invalid_field("page_id"))?;
-        let projector = Projector::new(
-            Source::Pancake,
-            tenant.clone(),
-            body.get("timestamp").and_then(Version::from_json),
-            now,
-        );
-        let (event_type, entities) = if provider_event.eq_ignore_ascii_case(MESSAGING) {
-            let entities = data
-                .map(|d| messaging_entities(d, &projector))
-                .unwrap_or_default();
-            ("message.received".to_string(), entities)
-        } else {
-            (dotted(provider_event), Vec::new())
-        };
-        Ok(NormalisedEvent {
-            source: Source::Pancake,
-            event_id,
-            event_type,
-            provider_event: provider_event.to_string(),
-            tenant,
-            entities,
-        })
-    }
+    let provider_event = required_str(body, "event_type", "event_type")?.trim();
+    let data = body.get("data").and_then(Value::as_object);
+    let tenant = page_id(body, data).ok_or_else(|| IngestError::invalid_field("page_id"))?;
+    let projector = Projector::new(
+        Source::Pancake,
+        tenant.clone(),
+        body.get("timestamp").and_then(Version::from_json),
+        now,
+    );
+    let (event_type, entities) = if provider_event.eq_ignore_ascii_case(MESSAGING) {
+        let entities = data
+            .map(|d| messaging_entities(d, &projector))
+            .unwrap_or_default();
+        ("message.received".to_string(), entities)
+    } else {
+        (dotted(provider_event), Vec::new())
+    };
+    Ok(NormalisedEvent {
+        source: Source::Pancake,
+        event_id,
+        event_type,
+        provider_event: provider_event.to_string(),
+        tenant,
+        entities,
+    })
 }
 
 /// The entities of a seed-envelope event, by its canonical type.
@@ -167,7 +142,8 @@ fn envelope_entities(
         "message.received" => p.entity(EntityKind::Message, data).into_iter().collect(),
         "order.created" | "order.updated" => {
             let order = resource(data, "order");
-            p.order(order, opt_string(order, "status"), None)
+            // Pancake names no previous status: the stored one decides.
+            p.order(order, opt_string(order, "status"), None, SameState::Record)
                 .into_iter()
                 .collect()
         }
@@ -215,8 +191,11 @@ fn page_id(body: &Map<String, Value>, data: Option<&Map<String, Value>>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RawRequest;
     use crate::lifecycle::Lifecycle;
-    use crate::model::TransitionRule;
+    use crate::model::{body_event_id, TransitionRule};
+    use crate::sources::testing::assert_refused;
+    use crate::sources::Provider;
     use serde_json::json;
 
     const CONVERSATION: &str = include_str!("../../fixtures/pancake/conversation_updated.json");
@@ -566,19 +545,7 @@ mod tests {
                 "VAL_001",
             ),
         ];
-        for (body, needle, code) in cases {
-            let err = provider().normalise(&keyed(&body), now()).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert_eq!(err.code(), code, "{body}");
-            assert!(
-                err.to_string().contains(needle),
-                "{err} should name {needle}"
-            );
-        }
-        let mut not_utf8 = keyed("");
-        not_utf8.body = b"{\"payload\":\"\xff\"}".to_vec();
-        let err = provider().normalise(&not_utf8, now()).unwrap_err();
-        assert!(err.to_string().contains("UTF-8"));
+        assert_refused(&provider(), keyed, now(), &cases, b"{\"payload\":\"\xff\"}");
     }
 
     #[test]

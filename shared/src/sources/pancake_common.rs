@@ -1,22 +1,26 @@
-//! What the Pancake and Pancake POS providers have in common, kept once: the static API-key
-//! check (header or `api_key` query parameter), the seed envelope
+//! What the Pancake and Pancake POS providers have in common, kept once: the static API key
+//! (header or `api_key` query parameter), the seed envelope
 //! `{"payload":{"eventType", <tenant field>, "data", "timestamp"}}`, and the projection of a
 //! provider object onto an [`EntityUpdate`] (id, version, order state).
 //!
 //! Pancake sends no delivery id, so both providers use [`crate::model::body_event_id`]:
 //! a byte-identical redelivery is the same event.
+//!
+//! [`Provider`] is implemented here once for both: each provider module describes itself as a
+//! [`Member`] (its [`Form`] and its key check).
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{dotted, id_of, opt_string, required_str};
+use super::credential::{Credential, Guard, Place};
+use super::{dotted, id_of, opt_string, parse_object, required_str, Normalised, Provider};
 use crate::error::IngestError;
-use crate::http::RawRequest;
+use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
+    TransitionRule,
 };
-use crate::verify::{check_static_key, SecretSet};
 use crate::version::Version;
 
 /// Header both providers may carry the key in (as the seed's setup guide configures it).
@@ -28,45 +32,19 @@ pub const API_KEY_QUERY: &str = "api_key";
 /// `updated_at` (orders, conversations, customers) or only `inserted_at` (messages).
 const VERSION_FIELDS: [&str; 3] = ["updated_at", "inserted_at", "timestamp"];
 
-/// Checks a static API key presented in any of `headers` (names as displayed in errors;
-/// matched case-insensitively) or in the `api_key` query parameter against `keys`.
+/// The static API key of both providers: presented in any of `headers` (names as displayed
+/// in errors; matched case-insensitively) or in the `api_key` query parameter.
 ///
 /// Every presented value is compared with every key in constant time (no short-circuit), so
 /// neither which place carried the key nor which key matched shows in the timing. Error
 /// messages name where a key is expected, never a value.
-pub fn check_api_key(
-    req: &RawRequest,
-    headers: &[&str],
-    keys: &SecretSet,
-) -> Result<(), IngestError> {
-    let presented = headers
+pub fn api_key(headers: &[&str]) -> Credential {
+    let places = headers
         .iter()
-        .filter_map(|h| req.header(h))
-        .chain(req.query_param(API_KEY_QUERY));
-    check_static_key(
-        presented,
-        &expected_places(headers),
-        keys,
-        "API key does not match",
-    )
-}
-
-/// "header X-API-Key, header X-Webhook-Secret or query parameter api_key".
-fn expected_places(headers: &[&str]) -> String {
-    let mut places: Vec<String> = Vec::new();
-    for h in headers {
-        let place = format!("header {h}");
-        if !places.iter().any(|p| p.eq_ignore_ascii_case(&place)) {
-            places.push(place);
-        }
-    }
-    places.push(format!("query parameter {API_KEY_QUERY}"));
-    let last = places.pop().unwrap_or_default();
-    if places.is_empty() {
-        last
-    } else {
-        format!("{} or {last}", places.join(", "))
-    }
+        .map(|h| Place::Header(h.to_string()))
+        .chain([Place::Query(API_KEY_QUERY)])
+        .collect();
+    Credential::static_key(places, "API key does not match")
 }
 
 /// The seed envelope's `payload`, validated.
@@ -109,33 +87,69 @@ pub fn parse_envelope<'a>(
     }))
 }
 
-/// Normalises a seed-envelope delivery, or `Ok(None)` when the body is not one. `project`
-/// maps the canonical event type and `data` to the provider's entities.
-pub fn envelope_event(
-    source: Source,
-    tenant_field: &str,
-    body: &Map<String, Value>,
-    event_id: &str,
-    now: OffsetDateTime,
-    project: impl Fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
-) -> Result<Option<NormalisedEvent>, IngestError> {
-    let Some(envelope) = parse_envelope(body, tenant_field)? else {
-        return Ok(None);
+/// What tells one provider of the family from the other.
+pub struct Form {
+    pub source: Source,
+    /// The envelope's tenant field, echoed in responses (`pageId`, `shopId`).
+    pub tenant_field: &'static str,
+    /// The entities of a seed-envelope event, by its canonical type.
+    pub envelope_entities: fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
+    /// The provider's own delivery form: a body without `payload`, its event id (the body
+    /// hash) and the receive time.
+    pub real_delivery: fn(&Map<String, Value>, String, OffsetDateTime) -> Normalised,
+}
+
+/// A provider of the family: its [`Form`] and its key check. [`Provider`] is implemented
+/// once, here, for both.
+pub trait Member: Send + Sync {
+    const FORM: Form;
+    /// The key check (and any signature check) fixed at start-up.
+    fn key_check(&self) -> &Guard;
+}
+
+impl<M: Member> Provider for M {
+    fn source(&self) -> Source {
+        M::FORM.source
+    }
+
+    fn response_style(&self) -> ResponseStyle {
+        ResponseStyle::PancakeEnvelope {
+            tenant_field: M::FORM.tenant_field,
+        }
+    }
+
+    fn guard(&self) -> &Guard {
+        self.key_check()
+    }
+
+    fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+        normalise_delivery(&M::FORM, req, now)
+    }
+}
+
+/// Normalises a delivery, whose event id is the body hash: the seed envelope when the body
+/// has a `payload`, else the provider's real delivery form.
+fn normalise_delivery(form: &Form, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+    let body = parse_object(&req.body)?;
+    let event_id = body_event_id(&req.body);
+    let Some(envelope) = parse_envelope(&body, form.tenant_field)? else {
+        return (form.real_delivery)(&body, event_id, now);
     };
     let event_type = dotted(envelope.event_type);
-    let projector = Projector::new(source, envelope.tenant.clone(), envelope.timestamp, now);
+    let tenant = envelope.tenant.clone();
+    let projector = Projector::new(form.source, tenant, envelope.timestamp, now);
     let entities = envelope
         .data
-        .map(|data| project(&event_type, data, &projector))
+        .map(|data| (form.envelope_entities)(&event_type, data, &projector))
         .unwrap_or_default();
-    Ok(Some(NormalisedEvent {
-        source,
-        event_id: event_id.to_string(),
+    Ok(NormalisedEvent {
+        source: form.source,
+        event_id,
         event_type,
         provider_event: envelope.event_type.to_string(),
         tenant: envelope.tenant,
         entities,
-    }))
+    })
 }
 
 /// The object a `data` holds for one resource: `data.<wrapper>` or `data.record` when the
@@ -194,22 +208,17 @@ impl Projector {
     /// An order in `state`. Without a declared previous state, a transition is the state
     /// differing from the stored one (`FromStored`); with one (a status-change event that
     /// says where it came from) the provider's word is taken (`Declared`), so even a late
-    /// delivery is recorded. Orders move freely between provider statuses.
+    /// delivery is recorded; `same` says what a declared previous state equal to `state`
+    /// means ([`TransitionRule::from_previous`]). Orders move freely between provider statuses.
     pub fn order(
         &self,
         obj: &Map<String, Value>,
         state: Option<String>,
         declared_from: Option<String>,
+        same: SameState,
     ) -> Option<EntityUpdate> {
         let mut update = self.entity(EntityKind::Order, obj)?;
-        update.transition = match (&state, declared_from) {
-            (None, _) => TransitionRule::None,
-            (Some(to), Some(from)) => TransitionRule::Declared {
-                from,
-                to: to.clone(),
-            },
-            (Some(_), None) => TransitionRule::FromStored,
-        };
+        update.transition = TransitionRule::from_previous(declared_from, state.as_deref(), same);
         update.state = state;
         Some(update)
     }
@@ -226,7 +235,23 @@ impl Projector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::SecretSet;
     use serde_json::json;
+
+    fn check_api_key(
+        req: &RawRequest,
+        headers: &[&str],
+        keys: &SecretSet,
+    ) -> Result<(), IngestError> {
+        api_key(headers).check(req, keys)
+    }
+
+    fn expected_places(headers: &[&str]) -> String {
+        match api_key(headers) {
+            Credential::StaticKey { expected, .. } => expected,
+            other => panic!("not a static key: {other:?}"),
+        }
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {
@@ -366,14 +391,18 @@ mod tests {
         assert_eq!(msg.version, Version::parse("2024-05-01T10:00:00Z").unwrap());
         // an unparseable updated_at falls through to the next field
         let o = obj(json!({"id": 1, "updated_at": "soon", "timestamp": 1714557600}));
-        let order = p.order(&o, Some("1".into()), None).unwrap();
+        let order = p
+            .order(&o, Some("1".into()), None, SameState::Record)
+            .unwrap();
         assert_eq!(
             order.version,
             Version::parse("2024-05-01T10:00:00Z").unwrap()
         );
         assert_eq!(order.transition, TransitionRule::FromStored);
         assert_eq!(order.state.as_deref(), Some("1"));
-        let declared = p.order(&o, Some("2".into()), Some("1".into())).unwrap();
+        let declared = p
+            .order(&o, Some("2".into()), Some("1".into()), SameState::Record)
+            .unwrap();
         assert_eq!(
             declared.transition,
             TransitionRule::Declared {
@@ -382,7 +411,9 @@ mod tests {
             }
         );
         assert_eq!(
-            p.order(&o, None, None).unwrap().transition,
+            p.order(&o, None, None, SameState::Record)
+                .unwrap()
+                .transition,
             TransitionRule::None
         );
         let with_ts = Projector::new(

@@ -26,15 +26,15 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::pancake_common::{check_api_key, envelope_event, resource, Projector, API_KEY_HEADER};
-use super::{id_of, opt_string, parse_object, required_str, Provider};
+use super::credential::{credential_header, Guard};
+use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
+use super::{id_of, opt_string, required_str, Normalised};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{body_event_id, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant};
+use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
 
-pub const API_KEYS_VAR: &str = "PANCAKE_POS_API_KEYS";
-pub const KEY_HEADER_VAR: &str = "PANCAKE_POS_KEY_HEADER";
+pub const API_KEYS_VAR: &str = crate::config::vars::PANCAKE_POS_API_KEYS.name;
+pub const KEY_HEADER_VAR: &str = crate::config::vars::PANCAKE_POS_KEY_HEADER.name;
 pub const DEFAULT_KEY_HEADER: &str = "X-Webhook-Secret";
 /// Local-mode key the events/ samples carry in `X-Webhook-Secret` (README).
 pub const DEV_API_KEY: &str = "dev-pancake-pos-key";
@@ -46,32 +46,26 @@ const OLD_STATUS_FIELDS: [&str; 3] = ["old_status", "previous_status", "from_sta
 
 #[derive(Debug, Clone)]
 pub struct PancakePos {
-    keys: Credentials,
-    /// The shop's custom key header, as configured (matched case-insensitively).
-    key_header: String,
+    guard: Guard,
 }
 
 impl PancakePos {
+    /// `key_header`: the shop's custom key header, as configured (matched case-insensitively).
     pub fn new(keys: Credentials, key_header: impl Into<String>) -> Self {
+        let key = api_key(&[API_KEY_HEADER, &key_header.into()]);
         PancakePos {
-            keys,
-            key_header: key_header.into(),
+            guard: Guard::new(keys, key),
         }
     }
 
-    /// Keys fail closed like every source's credential. A header name that is not an HTTP
-    /// token is refused at start-up: it could never match, and every delivery would be 401.
+    /// Keys fail closed like every source's credential; the header name is refused at
+    /// start-up when it could never match or would be stored ([`credential_header`]).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
-        let header = env.get_or(
+        let header = credential_header(
+            env,
             &crate::config::vars::PANCAKE_POS_KEY_HEADER,
             DEFAULT_KEY_HEADER,
-        );
-        if !is_header_name(header) {
-            return Err(ConfigError::Invalid {
-                var: crate::config::vars::PANCAKE_POS_KEY_HEADER.name,
-                reason: format!("{header:?} is not an HTTP header name"),
-            });
-        }
+        )?;
         Ok(Self::new(
             resolve_credentials(
                 env,
@@ -85,52 +79,16 @@ impl PancakePos {
     }
 }
 
-/// An RFC 9110 token: the characters a header name may have.
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
+impl Member for PancakePos {
+    const FORM: Form = Form {
+        source: Source::PancakePos,
+        tenant_field: TENANT_FIELD,
+        envelope_entities,
+        real_delivery: flat,
+    };
 
-impl Provider for PancakePos {
-    fn source(&self) -> Source {
-        Source::PancakePos
-    }
-
-    fn response_style(&self) -> ResponseStyle {
-        ResponseStyle::PancakeEnvelope {
-            tenant_field: TENANT_FIELD,
-        }
-    }
-
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        match &self.keys {
-            Credentials::Verified(keys) => {
-                check_api_key(req, &[API_KEY_HEADER, self.key_header.as_str()], keys)
-            }
-            Credentials::Unverified => Ok(()),
-        }
-    }
-
-    fn normalise(
-        &self,
-        req: &RawRequest,
-        now: OffsetDateTime,
-    ) -> Result<NormalisedEvent, IngestError> {
-        let body = parse_object(&req.body)?;
-        let event_id = body_event_id(&req.body);
-        if let Some(event) = envelope_event(
-            Source::PancakePos,
-            TENANT_FIELD,
-            &body,
-            &event_id,
-            now,
-            envelope_entities,
-        )? {
-            return Ok(event);
-        }
-        flat(&body, event_id, now)
+    fn key_check(&self) -> &Guard {
+        &self.guard
     }
 }
 
@@ -143,7 +101,7 @@ fn envelope_entities(
     let update = match event_type {
         "order.created" | "order.updated" | "order.cancelled" => {
             let order = resource(data, "order");
-            p.order(order, opt_string(order, "status"), None)
+            p.order(order, opt_string(order, "status"), None, SameState::Record)
         }
         "order.status_changed" => {
             // The old status may sit beside the order (`{order, old_status}`) or in it.
@@ -153,10 +111,12 @@ fn envelope_entities(
                     .iter()
                     .find_map(|m| fields.iter().find_map(|f| opt_string(m, f)))
             };
+            // A declared old status equal to the new one is recorded as declared.
             p.order(
                 order,
                 first(&["status", "new_status"]),
                 first(&OLD_STATUS_FIELDS),
+                SameState::Record,
             )
         }
         "product.created" | "product.updated" | "product.deleted" => {
@@ -173,11 +133,7 @@ fn envelope_entities(
 
 /// The real flat delivery: `type` + `event_type` beside (or around, as `data.record`) the
 /// resource. 400 naming the field when `type`, `event_type` or the shop id is missing.
-fn flat(
-    body: &Map<String, Value>,
-    event_id: String,
-    now: OffsetDateTime,
-) -> Result<NormalisedEvent, IngestError> {
+fn flat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
     if !body.contains_key("type") {
         // Neither form: name the seed's field, the documented one.
         return Err(IngestError::invalid_field("payload"));
@@ -205,7 +161,7 @@ fn flat(
         other => (other.to_string(), false),
     };
     let update = match kind.filter(|_| known) {
-        Some(EntityKind::Order) => p.order(obj, opt_string(obj, "status"), None),
+        Some(EntityKind::Order) => p.order(obj, opt_string(obj, "status"), None, SameState::Record),
         Some(EntityKind::Variation) => variation(obj, &p),
         Some(kind) => p.entity(kind, obj),
         None => None,
@@ -247,8 +203,11 @@ fn variation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RawRequest;
     use crate::lifecycle::Lifecycle;
-    use crate::model::TransitionRule;
+    use crate::model::{body_event_id, TransitionRule};
+    use crate::sources::testing::assert_refused;
+    use crate::sources::Provider;
     use crate::verify::SecretSet;
     use crate::version::Version;
     use serde_json::json;
@@ -510,6 +469,17 @@ mod tests {
                 to: "3".into()
             }
         );
+        // an old status equal to the new one is still declared
+        let body = json!({"payload": {"eventType": "order_status_changed", "shopId": 5,
+            "data": {"order_id": "123", "status": "2", "old_status": 2}}});
+        let e = normalise(&body.to_string());
+        assert_eq!(
+            e.entities[0].transition,
+            TransitionRule::Declared {
+                from: "2".into(),
+                to: "2".into()
+            }
+        );
         // without an old status the stored one decides
         let body = json!({"payload": {"eventType": "order_status_changed", "shopId": 5,
             "data": {"order_id": "123", "status": "completed"}}});
@@ -689,19 +659,13 @@ mod tests {
                 "VAL_001",
             ),
         ];
-        for (body, needle, code) in cases {
-            let err = provider().normalise(&keyed(&body), now()).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert_eq!(err.code(), code, "{body}");
-            assert!(
-                err.to_string().contains(needle),
-                "{err} should name {needle}"
-            );
-        }
-        let mut not_utf8 = keyed("");
-        not_utf8.body = b"{\"type\":\"orders\xc3\x28\"}".to_vec();
-        let err = provider().normalise(&not_utf8, now()).unwrap_err();
-        assert!(err.to_string().contains("UTF-8"));
+        assert_refused(
+            &provider(),
+            keyed,
+            now(),
+            &cases,
+            b"{\"type\":\"orders\xc3\x28\"}",
+        );
     }
 
     #[test]
@@ -761,14 +725,5 @@ mod tests {
         let body = json!({"type": "customers", "event_type": "create", "shop_id": 9,
             "data": {"id": "c-1", "name": "Lan"}});
         assert_eq!(normalise(&body.to_string()).entities[0].key.id, "c-1");
-    }
-
-    #[test]
-    fn header_names() {
-        assert!(is_header_name("X-Webhook-Secret"));
-        assert!(is_header_name("x_token.v2"));
-        assert!(!is_header_name(""));
-        assert!(!is_header_name("a b"));
-        assert!(!is_header_name("a\r\nb"));
     }
 }
