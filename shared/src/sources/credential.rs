@@ -1,8 +1,9 @@
 //! What every provider does the same way with its credential (ARCHITECTURE §3): the one
 //! reader of a configurable credential header name, and the one shape of `verify`. A
 //! provider builds a [`Guard`] at start-up from its resolved credentials
-//! (`config::resolve_credentials`) and the [`Credential`] it expects; its `verify` is then
-//! `self.guard.verify(req)`: extract what the request presents, compare it in constant time
+//! (`config::resolve_credentials`) and the [`Credential`] it expects, and hands it out as
+//! [`Provider::guard`](super::Provider::guard); [`Provider::verify`](super::Provider::verify)
+//! is then the same for all: extract what the request presents, compare it in constant time
 //! through [`crate::verify`]. A missing credential is `MissingCredential` naming where it was
 //! expected, a wrong one `BadCredential`, for every provider.
 
