@@ -64,14 +64,16 @@ pub async fn reprocess(
     let mut summary = ReprocessSummary::default();
     let mut cursor: Option<String> = None;
     loop {
-        let page = op
+        let (events, next) = op
             .store
-            .list_events(filter, Order::OldestFirst, PAGE, cursor.as_deref())
+            .events_page(filter, Order::OldestFirst, PAGE, cursor.as_deref())
             .await?;
-        let results: Vec<(String, Outcome)> = stream::iter(page.events.iter().map(|e| {
-            let key = e.event_key.clone();
+        let results: Vec<(String, Outcome)> = stream::iter(events.iter().map(|stored| {
             let providers = &providers;
-            async move { (key.clone(), one(op, providers, &key, dry_run).await) }
+            async move {
+                let outcome = one(op, providers, stored, dry_run).await;
+                (stored.event_key.clone(), outcome)
+            }
         }))
         .buffered(IN_FLIGHT)
         .collect()
@@ -91,7 +93,7 @@ pub async fn reprocess(
             }
         }
         progress(&summary);
-        match page.next {
+        match next {
             Some(next) => cursor = Some(next),
             None => return Ok(summary),
         }
@@ -118,21 +120,15 @@ pub fn providers(env: &Env) -> HashMap<Source, Result<Arc<dyn Provider>, String>
 async fn one(
     op: &Operator,
     providers: &HashMap<Source, Result<Arc<dyn Provider>, String>>,
-    key: &str,
+    stored: &StoredEvent,
     dry_run: bool,
 ) -> Outcome {
-    let event_key = EventKey::from_stored(key.to_string());
-    let stored = op
-        .store
-        .event(&event_key)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("expired meanwhile")?;
+    let event_key = EventKey::from_stored(stored.event_key.clone());
     let source = event_key.source().ok_or("the key names no source")?;
     let provider = providers[&source].as_ref().map_err(Clone::clone)?;
     let received =
         OffsetDateTime::from_unix_timestamp(stored.received_at).map_err(|e| e.to_string())?;
-    let request = request_of(&stored, source);
+    let request = request_of(stored, source);
     let event = provider
         .normalise(&request, received)
         .map_err(|e| format!("today's {source} code refuses it: {e}"))?;
@@ -147,7 +143,7 @@ async fn one(
         expires_at: stored.expires_at,
     };
     if dry_run {
-        return dry(op, &stored, &incoming).await.map(|v| (v, 0));
+        return dry(op, stored, &incoming).await.map(|v| (v, 0));
     }
     let applied = op
         .store

@@ -196,6 +196,16 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError>;
 
+    /// [`Store::list_events`] with each event whole (raw body, kept headers): reprocess
+    /// reads a page at once instead of one event at a time. The cursor is `list_events`'.
+    async fn events_page(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError>;
+
     /// Re-applies an event stored under the same key by the rules of [`Store::persist`]
     /// (version guard, a transition recorded once per key and queued only then, terminal
     /// states sticky) and records its new status and entities; its raw body, headers and

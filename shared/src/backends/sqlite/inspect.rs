@@ -35,20 +35,7 @@ pub(super) fn list_events(
     limit: usize,
     after: Option<i64>,
 ) -> Result<EventPage, StoreError> {
-    let (mut sql, mut args) = filter_sql(filter);
-    if let Some(after) = after {
-        sql.push_str(match order {
-            Order::NewestFirst => " AND rowid < ?",
-            Order::OldestFirst => " AND rowid > ?",
-        });
-        args.push(SqlValue::Integer(after));
-    }
-    sql.push_str(match order {
-        Order::NewestFirst => " ORDER BY rowid DESC LIMIT ?",
-        Order::OldestFirst => " ORDER BY rowid ASC LIMIT ?",
-    });
-    // One more than asked tells whether there is a next page.
-    args.push(SqlValue::Integer(limit as i64 + 1));
+    let (sql, args) = page_sql(filter, SUMMARY, order, limit, after);
     let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
     let mut rows: Vec<(i64, EventSummary)> = stmt
         .query_map(params_from_iter(args), summary)
@@ -65,11 +52,41 @@ pub(super) fn list_events(
     })
 }
 
-fn filter_sql(filter: &EventFilter) -> (String, Vec<SqlValue>) {
-    let mut sql = String::from(
-        "SELECT rowid, event_key, source, tenant, event_type, status, received_at, entity_keys \
-         FROM events WHERE 1 = 1",
-    );
+/// The filter, the cursor and the order, asking one more than `limit` (to tell whether a
+/// next page exists).
+fn page_sql(
+    filter: &EventFilter,
+    columns: &str,
+    order: Order,
+    limit: usize,
+    after: Option<i64>,
+) -> (String, Vec<SqlValue>) {
+    let (mut sql, mut args) = filter_sql(filter, columns);
+    if let Some(after) = after {
+        sql.push_str(match order {
+            Order::NewestFirst => " AND rowid < ?",
+            Order::OldestFirst => " AND rowid > ?",
+        });
+        args.push(SqlValue::Integer(after));
+    }
+    sql.push_str(match order {
+        Order::NewestFirst => " ORDER BY rowid DESC LIMIT ?",
+        Order::OldestFirst => " ORDER BY rowid ASC LIMIT ?",
+    });
+    // One more than asked tells whether there is a next page.
+    args.push(SqlValue::Integer(limit as i64 + 1));
+    (sql, args)
+}
+
+/// Summary columns of a list line.
+const SUMMARY: &str =
+    "rowid, event_key, source, tenant, event_type, status, received_at, entity_keys";
+/// Every column of an event, for reading it whole.
+const WHOLE: &str = "rowid, event_key, source, tenant, event_type, status, body_gz, headers, \
+     entity_keys, received_at, expires_at";
+
+fn filter_sql(filter: &EventFilter, columns: &str) -> (String, Vec<SqlValue>) {
+    let mut sql = format!("SELECT {columns} FROM events WHERE 1 = 1");
     let mut args = Vec::new();
     let mut text = |clause: &str, value: &str| {
         sql.push_str(clause);
@@ -195,45 +212,75 @@ pub(super) fn reset_delivery(c: &Connection, stream: &str, sort: &str) -> Result
     Ok(())
 }
 
-/// One stored event with its kept request.
-pub(super) fn stored_event(c: &Connection, key: &str) -> Result<Option<StoredEvent>, StoreError> {
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
-    let row = c
-        .query_row(
-            "SELECT event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, \
-             received_at, expires_at FROM events WHERE event_key = ?1",
-            [key],
-            |r| {
-                Ok((
-                    [
-                        r.get::<_, String>(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                    ],
-                    r.get::<_, Vec<u8>>(5)?,
-                    [r.get::<_, String>(6)?, r.get(7)?],
-                    [r.get::<_, i64>(8)?, r.get(9)?],
-                ))
-            },
-        )
-        .optional()
+/// A whole event as read on the writer thread; decompressed and parsed by the caller, off
+/// the writer (the embedded store's bottleneck).
+pub(super) struct RawEvent {
+    rowid: i64,
+    text: [String; 5],
+    body: Vec<u8>,
+    json: [String; 2],
+    times: [i64; 2],
+}
+
+fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
+    Ok(RawEvent {
+        rowid: r.get(0)?,
+        text: [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?],
+        body: r.get(6)?,
+        json: [r.get(7)?, r.get(8)?],
+        times: [r.get(9)?, r.get(10)?],
+    })
+}
+
+impl RawEvent {
+    pub(super) fn into_stored(self) -> Result<StoredEvent, StoreError> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        let [event_key, source, tenant, event_type, status] = self.text;
+        Ok(StoredEvent {
+            status: EventStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(status.clone()))?,
+            event_key,
+            source,
+            tenant,
+            event_type,
+            raw_body: decompress(&self.body)?,
+            headers: serde_json::from_str(&self.json[0]).map_err(corrupt)?,
+            entity_keys: serde_json::from_str(&self.json[1]).map_err(corrupt)?,
+            received_at: self.times[0],
+            expires_at: self.times[1],
+        })
+    }
+}
+
+/// A page of whole events (reprocess), and the rowid the next page continues after.
+pub(super) fn raw_page(
+    c: &Connection,
+    filter: &EventFilter,
+    order: Order,
+    limit: usize,
+    after: Option<i64>,
+) -> Result<(Vec<RawEvent>, Option<i64>), StoreError> {
+    let (sql, args) = page_sql(filter, WHOLE, order, limit, after);
+    let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
+    let mut rows: Vec<RawEvent> = stmt
+        .query_map(params_from_iter(args), raw_event)
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
         .map_err(unavailable)?;
-    let Some(([event_key, source, tenant, event_type, status], body, [headers, keys], times)) = row
-    else {
-        return Ok(None);
-    };
-    Ok(Some(StoredEvent {
-        status: EventStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(status.clone()))?,
-        event_key,
-        source,
-        tenant,
-        event_type,
-        raw_body: decompress(&body)?,
-        headers: serde_json::from_str(&headers).map_err(corrupt)?,
-        entity_keys: serde_json::from_str(&keys).map_err(corrupt)?,
-        received_at: times[0],
-        expires_at: times[1],
-    }))
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last().map_or(0, |r| r.rowid)
+    });
+    Ok((rows, next))
+}
+
+/// One stored event with its kept request.
+pub(super) fn stored_event(c: &Connection, key: &str) -> Result<Option<RawEvent>, StoreError> {
+    c.query_row(
+        &format!("SELECT {WHOLE} FROM events WHERE event_key = ?1"),
+        [key],
+        raw_event,
+    )
+    .optional()
+    .map_err(unavailable)
 }

@@ -230,7 +230,9 @@ impl Store for SqliteStore {
     async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError> {
         let key = key.to_string();
         self.with_conn(move |c| inspect::stored_event(c, &key))
-            .await
+            .await?
+            .map(inspect::RawEvent::into_stored)
+            .transpose()
     }
 
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError> {
@@ -298,6 +300,24 @@ impl Store for SqliteStore {
         let (filter, after) = (filter.clone(), inspect::parse_cursor(cursor)?);
         self.with_conn(move |c| inspect::list_events(c, &filter, order, limit, after))
             .await
+    }
+
+    async fn events_page(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
+        let (filter, after) = (filter.clone(), inspect::parse_cursor(cursor)?);
+        let (raw, next) = self
+            .with_conn(move |c| inspect::raw_page(c, &filter, order, limit, after))
+            .await?;
+        let events = raw
+            .into_iter()
+            .map(inspect::RawEvent::into_stored)
+            .collect::<Result<_, _>>()?;
+        Ok((events, next.map(|n| format!("r{n}"))))
     }
 
     async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError> {

@@ -8,7 +8,8 @@ use super::Item;
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey};
 use crate::store::{
-    compress, DeliveryRecord, EventStatus, IncomingEvent, StoredTransition, TransitionRecord,
+    compress, decompress, DeliveryRecord, EventStatus, IncomingEvent, StoredEvent,
+    StoredTransition, TransitionRecord,
 };
 
 /// An events-table item.
@@ -31,6 +32,27 @@ pub struct EventItem {
     pub received_at: i64,
     /// TTL attribute: unix seconds after which DynamoDB may delete the item.
     pub expires_at: i64,
+}
+
+/// The port's view of an events-table item.
+pub(super) fn stored_event(item: EventItem) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        status: EventStatus::parse(&item.status)
+            .ok_or_else(|| StoreError::Corrupt(item.status.clone()))?,
+        raw_body: decompress(&item.body_gz)?,
+        headers: item
+            .headers
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect(),
+        event_key: item.event_key,
+        source: item.source,
+        tenant: item.tenant,
+        event_type: item.event_type,
+        entity_keys: item.entity_keys,
+        received_at: item.received_at,
+        expires_at: item.expires_at,
+    })
 }
 
 impl EventItem {

@@ -73,9 +73,8 @@ use crate::config::{vars, ConfigError, Env};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
-    decompress, DeliveryRecord, EventFilter, EventPage, EventStatus, IncomingEvent, Order,
-    PersistOutcome, Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition,
-    TransitionSelector,
+    DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome, Reapplied,
+    Replayable, Store, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
 };
 
 mod inspect;
@@ -275,26 +274,10 @@ impl Store for DynamoDbStore {
     }
 
     async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(item) = self.event_item(key, true).await? else {
-            return Ok(None);
-        };
-        Ok(Some(StoredEvent {
-            status: EventStatus::parse(&item.status)
-                .ok_or_else(|| StoreError::Corrupt(item.status.clone()))?,
-            raw_body: decompress(&item.body_gz)?,
-            headers: item
-                .headers
-                .into_iter()
-                .map(|h| (h.name, h.value))
-                .collect(),
-            event_key: item.event_key,
-            source: item.source,
-            tenant: item.tenant,
-            event_type: item.event_type,
-            entity_keys: item.entity_keys,
-            received_at: item.received_at,
-            expires_at: item.expires_at,
-        }))
+        self.event_item(key, true)
+            .await?
+            .map(items::stored_event)
+            .transpose()
     }
 
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError> {
@@ -343,6 +326,25 @@ impl Store for DynamoDbStore {
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError> {
         self.list_events_page(filter, order, limit, cursor).await
+    }
+
+    async fn events_page(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
+        // A page of summaries, then each event read whole (consistently).
+        let page = self.list_events_page(filter, order, limit, cursor).await?;
+        let mut events = Vec::with_capacity(page.events.len());
+        for e in &page.events {
+            let key = EventKey::from_stored(e.event_key.clone());
+            if let Some(item) = self.event_item(&key, true).await? {
+                events.push(items::stored_event(item)?);
+            }
+        }
+        Ok((events, page.next))
     }
 
     async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError> {
