@@ -17,8 +17,10 @@ use webhook_core::pipeline::{Handler, Pipeline};
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
-use webhook_core::store::{Store, StoredEvent};
+use webhook_core::store::{EventSummary, Store, StoredEvent};
 use webhook_core::{EventKey, Source};
+
+use crate::inspect::{self, Snapshot};
 
 /// The repository root (the workspace).
 pub fn repo_root() -> PathBuf {
@@ -176,6 +178,16 @@ impl SourceHarness {
         rows(&self.store, sql)
     }
 
+    /// Every stored event's summary, oldest first ([`inspect::events`]).
+    pub async fn events(&self) -> Vec<EventSummary> {
+        inspect::events(&self.store).await
+    }
+
+    /// What the store and its outbox hold, through the read API ([`inspect::snapshot`]).
+    pub async fn snapshot(&self) -> Snapshot {
+        inspect::snapshot(&self.store, &self.outbox).await
+    }
+
     /// The handler's answer to `req`.
     pub async fn post(&self, req: &RawRequest) -> RawResponse {
         self.handler.handle(req).await
@@ -236,6 +248,16 @@ impl SourcesHarness {
     /// Every source's handler ([`Source::ALL`]), as webhooks-local builds them from `env`.
     pub fn every_source(env: &Env, mode: Mode, now_unix: i64) -> Self {
         Self::new(&Source::ALL, env, mode, now_unix)
+    }
+
+    /// Every stored event's summary, oldest first ([`inspect::events`]).
+    pub async fn events(&self) -> Vec<EventSummary> {
+        inspect::events(&self.store).await
+    }
+
+    /// What the store and its outbox hold, through the read API ([`inspect::snapshot`]).
+    pub async fn snapshot(&self) -> Snapshot {
+        inspect::snapshot(&self.store, &self.outbox).await
     }
 
     /// `source`'s handler's answer to `req`.
