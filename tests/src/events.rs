@@ -168,16 +168,6 @@ impl SourceHarness {
         }
     }
 
-    /// One integer from a SQL query over the store's file (`SELECT COUNT(*) ...`).
-    pub fn count(&self, sql: &str) -> i64 {
-        count(&self.store, sql)
-    }
-
-    /// One TEXT column per row of a SQL query over the store's file.
-    pub fn rows(&self, sql: &str) -> Vec<String> {
-        rows(&self.store, sql)
-    }
-
     /// Every stored event's summary, oldest first ([`inspect::events`]).
     pub async fn events(&self) -> Vec<EventSummary> {
         inspect::events(&self.store).await
@@ -264,24 +254,4 @@ impl SourcesHarness {
     pub async fn post(&self, source: Source, req: &RawRequest) -> RawResponse {
         self.handlers[&source].handle(req).await
     }
-}
-
-/// One TEXT column per row of a SQL query over the store's file.
-pub fn rows(store: &SqliteStore, sql: &str) -> Vec<String> {
-    let conn = store.connection();
-    let c = conn.lock().expect("connection");
-    let mut stmt = c.prepare(sql).expect("rows query");
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .expect("rows query")
-        .collect::<Result<_, _>>()
-        .expect("TEXT rows");
-    rows
-}
-
-/// One integer from a SQL query over the store's file (`SELECT COUNT(*) ...`).
-pub fn count(store: &SqliteStore, sql: &str) -> i64 {
-    let conn = store.connection();
-    let c = conn.lock().expect("connection");
-    c.query_row(sql, [], |r| r.get(0)).expect("count query")
 }
