@@ -17,8 +17,10 @@ use webhook_core::pipeline::{Handler, Pipeline};
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
-use webhook_core::store::{Store, StoredEvent};
+use webhook_core::store::{EventSummary, Store, StoredEvent};
 use webhook_core::{EventKey, Source};
+
+use crate::inspect::{self, Snapshot};
 
 /// The repository root (the workspace).
 pub fn repo_root() -> PathBuf {
@@ -166,14 +168,14 @@ impl SourceHarness {
         }
     }
 
-    /// One integer from a SQL query over the store's file (`SELECT COUNT(*) ...`).
-    pub fn count(&self, sql: &str) -> i64 {
-        count(&self.store, sql)
+    /// Every stored event's summary, oldest first ([`inspect::events`]).
+    pub async fn events(&self) -> Vec<EventSummary> {
+        inspect::events(&self.store).await
     }
 
-    /// One TEXT column per row of a SQL query over the store's file.
-    pub fn rows(&self, sql: &str) -> Vec<String> {
-        rows(&self.store, sql)
+    /// What the store and its outbox hold, through the read API ([`inspect::snapshot`]).
+    pub async fn snapshot(&self) -> Snapshot {
+        inspect::snapshot(&self.store, &self.outbox).await
     }
 
     /// The handler's answer to `req`.
@@ -238,28 +240,18 @@ impl SourcesHarness {
         Self::new(&Source::ALL, env, mode, now_unix)
     }
 
+    /// Every stored event's summary, oldest first ([`inspect::events`]).
+    pub async fn events(&self) -> Vec<EventSummary> {
+        inspect::events(&self.store).await
+    }
+
+    /// What the store and its outbox hold, through the read API ([`inspect::snapshot`]).
+    pub async fn snapshot(&self) -> Snapshot {
+        inspect::snapshot(&self.store, &self.outbox).await
+    }
+
     /// `source`'s handler's answer to `req`.
     pub async fn post(&self, source: Source, req: &RawRequest) -> RawResponse {
         self.handlers[&source].handle(req).await
     }
-}
-
-/// One TEXT column per row of a SQL query over the store's file.
-pub fn rows(store: &SqliteStore, sql: &str) -> Vec<String> {
-    let conn = store.connection();
-    let c = conn.lock().expect("connection");
-    let mut stmt = c.prepare(sql).expect("rows query");
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .expect("rows query")
-        .collect::<Result<_, _>>()
-        .expect("TEXT rows");
-    rows
-}
-
-/// One integer from a SQL query over the store's file (`SELECT COUNT(*) ...`).
-pub fn count(store: &SqliteStore, sql: &str) -> i64 {
-    let conn = store.connection();
-    let c = conn.lock().expect("connection");
-    c.query_row(sql, [], |r| r.get(0)).expect("count query")
 }

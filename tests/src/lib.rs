@@ -7,12 +7,15 @@
 //! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
 //! - [`samples`]: events for the store tests;
 //! - [`events`]: the events/ samples as requests, and sources' handlers over SQLite;
+//! - [`inspect`]: the store and queue through their read API (every event, a snapshot,
+//!   the queue drained), what behaviour tests assert on;
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
 
 pub mod aws;
 pub mod events;
+pub mod inspect;
 pub mod kit;
 pub mod lambda;
 pub mod moto;

@@ -23,6 +23,7 @@ use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
 use webhook_core::store::Store;
 use webhook_tests::events::repo_root;
+use webhook_tests::inspect;
 use webhook_tests::receiver::{Receiver, Reply};
 use webhook_tests::samples::order_key;
 
@@ -90,19 +91,11 @@ impl Harness {
         let accepted = self.pipeline.ingest(provider.as_ref(), &req).await.unwrap();
         assert_eq!(accepted.published, 1, "one transition queued");
         // The embedded store queues the transition in its outbox with the event; the body
-        // there is what SQS would carry.
-        let body: String = self
-            .store
-            .connection()
-            .lock()
-            .unwrap()
-            .query_row(
-                "SELECT body FROM outbox ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        serde_json::from_str(&body).unwrap()
+        // there is what SQS would carry. Taken off the queue (through its port) as it comes,
+        // so it is the one message there.
+        let queued = inspect::drain_queue(&self.store.outbox()).await;
+        assert_eq!(queued.len(), 1, "one message queued: {queued:?}");
+        serde_json::from_str(&queued[0].body).unwrap()
     }
 
     fn notifier(&self, target: Target) -> Notifier {

@@ -21,8 +21,9 @@ use webhook_core::notify::{Notifier, Target};
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::pancake::Pancake;
-use webhook_core::store::Store;
-use webhook_tests::events::{self, count, repo_root, rows, SourcesHarness};
+use webhook_core::store::{Store, StoredEntity};
+use webhook_tests::events::{self, repo_root, SourcesHarness};
+use webhook_tests::inspect;
 use webhook_tests::receiver::Receiver;
 use webhook_tests::samples::invoice_key;
 
@@ -97,28 +98,51 @@ impl Rig {
         Rig::new(&Env::default(), Mode::Local)
     }
 
-    fn entities(&self) -> Vec<String> {
-        rows(
-            &self.store,
-            "SELECT pk || '|' || sk || '|' || version || '|' || ifnull(state, '-') || '|' || data \
-             || '|' || last_event_key FROM entities ORDER BY pk, sk",
-        )
+    /// Every entity the stored events name (version, state, data, last event), by stream:
+    /// the read API reaches entities through the events naming them.
+    async fn entities(&self) -> BTreeMap<String, Option<StoredEntity>> {
+        self.snapshot().await.entities
     }
 
-    /// Transition ids, all of them or only the queued ones.
-    fn transition_ids(&self, queued_only: bool) -> Vec<String> {
-        rows(
-            &self.store,
-            if queued_only {
-                "SELECT transition_id FROM transitions WHERE queued = 1 ORDER BY transition_id"
-            } else {
-                "SELECT transition_id FROM transitions ORDER BY transition_id"
-            },
-        )
+    /// Transition ids of the entities the stored events name, all of them or only the
+    /// queued ones, sorted.
+    async fn transition_ids(&self, queued_only: bool) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .snapshot()
+            .await
+            .all_transitions()
+            .filter(|(_, t)| !queued_only || t.queued)
+            .map(|(_, t)| t.transition_id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
-    fn outbox_ids(&self) -> Vec<String> {
-        rows(&self.store, "SELECT dedup_id FROM outbox ORDER BY dedup_id")
+    /// How many live messages the queue holds; there is no dead letter.
+    async fn queue_depth(&self) -> usize {
+        assert_eq!(
+            self.outbox.dead_letters().await.unwrap(),
+            0,
+            "no dead letter"
+        );
+        self.outbox.depth().await.unwrap() as usize
+    }
+
+    /// The transition ids of every queued message, sorted; there is no dead letter. Drains
+    /// the queue (through its port): for a rig no notifier reads.
+    async fn take_queued_ids(&self) -> Vec<String> {
+        assert_eq!(
+            self.outbox.dead_letters().await.unwrap(),
+            0,
+            "no dead letter"
+        );
+        let mut ids: Vec<String> = inspect::drain_bodies(&self.outbox)
+            .await
+            .iter()
+            .map(|m| m["transitionId"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
     }
 }
 
@@ -238,25 +262,32 @@ async fn every_sample_redelivered_100_times_is_stored_and_notified_once() {
         assert_eq!(resp.status, 200, "{}: {:?}", s.name, resp.body);
         assert_ne!(duplicate_flag(&resp), Some(true), "{}", s.name);
     }
-    let events = count(&rig.store, "SELECT COUNT(*) FROM events");
-    assert_eq!(events, samples.len() as i64, "one event per sample");
-    let entities = rig.entities();
-    let transitions = rig.transition_ids(false);
-    let queued = rig.transition_ids(true);
+    let events = rig.events().await;
+    assert_eq!(events.len(), samples.len(), "one event per sample");
+    let entities = rig.entities().await;
+    let transitions = rig.transition_ids(false).await;
+    let queued = rig.transition_ids(true).await;
     assert!(
         queued.len() >= 5,
         "the samples carry transitions: {queued:?}"
     );
+    // One queued message per transition: as many as queued transitions here, and the
+    // receiver's count at the end names each of them exactly once (the queue is read
+    // through its port only by the notifier, which must find the messages).
     assert_eq!(
-        rig.outbox_ids(),
-        queued,
+        rig.queue_depth().await,
+        queued.len(),
         "one outbox message per transition"
     );
 
     for round in 0..REDELIVERIES {
         if round == REDELIVERIES / 2 {
             // Half the redeliveries arrive before the notifier ran, half after.
-            assert_eq!(rig.outbox_ids(), queued, "redeliveries queue nothing new");
+            assert_eq!(
+                rig.queue_depth().await,
+                queued.len(),
+                "redeliveries queue nothing new"
+            );
             assert_eq!(drain(&rig, &notifier).await, queued.len());
         }
         for s in &samples {
@@ -290,19 +321,20 @@ async fn every_sample_redelivered_100_times_is_stored_and_notified_once() {
         assert!(keys.insert(accepted.event_key), "{}: its own event", s.name);
     }
 
-    assert_eq!(count(&rig.store, "SELECT COUNT(*) FROM events"), events);
+    assert_eq!(rig.events().await, events);
     assert_eq!(
-        rig.entities(),
+        rig.entities().await,
         entities,
         "entities unchanged after the first delivery"
     );
     assert_eq!(
-        rig.transition_ids(false),
+        rig.transition_ids(false).await,
         transitions,
         "no new transition rows"
     );
-    assert!(
-        rig.outbox_ids().is_empty(),
+    assert_eq!(
+        rig.queue_depth().await,
+        0,
         "published transitions are not re-queued"
     );
     assert_eq!(drain(&rig, &notifier).await, 0);
@@ -329,7 +361,7 @@ async fn concurrent_identical_deliveries_have_one_winner() {
         // What one delivery records, on a fresh store.
         let reference = Rig::local();
         assert_eq!(reference.post(s.source, &s.req).await.status, 200);
-        let expected_transitions = reference.transition_ids(false).len();
+        let expected_transitions = reference.transition_ids(false).await.len();
 
         let rig = Rig::local();
         let provider = rig.handlers[&s.source].provider().clone();
@@ -358,15 +390,15 @@ async fn concurrent_identical_deliveries_have_one_winner() {
             winners += usize::from(!accepted.duplicate);
         }
         assert_eq!(winners, 1, "{}: exactly one non-duplicate", s.name);
+        assert_eq!(rig.events().await.len(), 1, "{}", s.name);
+        let transitions = rig.transition_ids(false).await;
+        assert_eq!(transitions.len(), expected_transitions, "{}", s.name);
         assert_eq!(
-            count(&rig.store, "SELECT COUNT(*) FROM events"),
-            1,
+            rig.take_queued_ids().await,
+            rig.transition_ids(true).await,
             "{}",
             s.name
         );
-        let transitions = rig.transition_ids(false);
-        assert_eq!(transitions.len(), expected_transitions, "{}", s.name);
-        assert_eq!(rig.outbox_ids(), rig.transition_ids(true), "{}", s.name);
         if s.source == Source::Fulfilment && s.name.contains("order") || s.source == Source::Invoice
         {
             assert_eq!(transitions.len(), 1, "{}: one transition", s.name);
@@ -441,10 +473,12 @@ async fn deliver_history(history: &[RawRequest], order: &[usize]) {
         transitions.iter().all(|t| t.queued && t.flag.is_none()),
         "order {order:?}: {transitions:?}"
     );
-    let queued = rig.transition_ids(true);
+    let queued = rig.transition_ids(true).await;
+    // Each queued once: as many messages as queued transitions, and (below) the notifier
+    // delivers each of those ids exactly once.
     assert_eq!(
-        rig.outbox_ids(),
-        queued,
+        rig.queue_depth().await,
+        queued.len(),
         "order {order:?}: each queued once"
     );
     assert_eq!(drain(&rig, &notifier).await, 3, "order {order:?}");
@@ -711,7 +745,7 @@ async fn no_configured_secret_appears_in_logs_or_responses() {
 
     // The notifier, configured from the environment (its construction logs the target).
     let notifier = notifier(&rig, &env);
-    let queued = rig.transition_ids(true);
+    let queued = rig.transition_ids(true).await;
     assert!(queued.len() >= 2, "{queued:?}");
     assert_eq!(drain(&rig, &notifier).await, queued.len());
     assert_eq!(receiver.counts(), exactly_once(&queued));
