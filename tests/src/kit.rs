@@ -140,3 +140,29 @@ impl Kit {
         }
     }
 }
+
+/// Runs each listed `async fn case(kit: &Kit)` of the calling module on every backend: a
+/// `sqlite` and a `dynamodb` test module, one test per case each (the conformance pattern:
+/// backend differences are test parameters, the cases are written once).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(&$crate::kit::Kit::sqlite()).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let kit = $crate::kit::Kit::dynamodb(stringify!($case)).await;
+                    super::$case(&kit).await;
+                }
+            )*
+        }
+    };
+}

@@ -18,29 +18,7 @@ use webhook_tests::samples::{
     stock_key, RECEIVED_AT, RETENTION_DAYS,
 };
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(&webhook_tests::kit::Kit::sqlite()).await;
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let kit = webhook_tests::kit::Kit::dynamodb(stringify!($case)).await;
-                    super::$case(&kit).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+webhook_tests::on_every_backend!(
     redelivery_is_a_duplicate_and_changes_nothing,
     concurrent_identical_deliveries_have_one_winner,
     older_event_never_overwrites_a_newer_entity,

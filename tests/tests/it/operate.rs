@@ -13,29 +13,7 @@ use webhook_core::Source;
 use webhook_tests::kit::Kit;
 use webhook_tests::samples::{order_event, order_key, RECEIVED_AT};
 
-macro_rules! operate {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(&webhook_tests::kit::Kit::sqlite()).await;
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let kit = webhook_tests::kit::Kit::dynamodb(stringify!($case)).await;
-                    super::$case(&kit).await;
-                }
-            )*
-        }
-    };
-}
-
-operate!(
+webhook_tests::on_every_backend!(
     events_list_newest_first_in_pages_and_filter,
     event_and_entity_reports_explain_what_happened,
     replay_requeues_once_and_force_keeps_the_webhook_id,

@@ -218,7 +218,11 @@ impl DynamoDbStore {
         Ok(out)
     }
 
-    async fn query_transitions(&self, stream: &str) -> Result<Vec<TransitionItem>, StoreError> {
+    /// An entity's transitions in version order (one paginated Query).
+    pub(super) async fn query_transitions(
+        &self,
+        stream: &str,
+    ) -> Result<Vec<TransitionItem>, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -227,6 +231,7 @@ impl DynamoDbStore {
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
             .consistent_read(true)
+            .scan_index_forward(true)
             .into_paginator()
             .items()
             .send();

@@ -298,24 +298,12 @@ impl Store for DynamoDbStore {
     }
 
     async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.tables.transitions)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", AttributeValue::S(key.stream()))
-            .consistent_read(true)
-            .scan_index_forward(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Query", e))?;
-            out.push(from_item::<TransitionItem>(item)?.into_stored());
-        }
-        Ok(out)
+        Ok(self
+            .query_transitions(&key.stream())
+            .await?
+            .into_iter()
+            .map(TransitionItem::into_stored)
+            .collect())
     }
 
     async fn list_events(
