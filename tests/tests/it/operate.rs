@@ -22,6 +22,7 @@ webhook_tests::on_every_backend!(
     reprocess_projects_what_an_older_release_ignored_once,
     reprocess_never_regresses_a_newer_entity,
     interrupted_reprocess_converges_on_a_rerun,
+    reprocess_rewrites_what_todays_code_projects_differently,
 );
 
 /// An order status change received `offset` seconds after the samples' time.
@@ -500,4 +501,24 @@ impl ParseKey for &str {
     fn parse_key(&self) -> webhook_core::EventKey {
         webhook_core::EventKey::parse(self).expect("an event key")
     }
+}
+
+async fn reprocess_rewrites_what_todays_code_projects_differently(kit: &Kit) {
+    let today = order_at("d1", 7, "NEW", "PACKED", 1, 0);
+    // As an older release might have projected it: same entity and version, other data.
+    let mut older = today.clone();
+    let mut event = (*older.event).clone();
+    event.entities[0].data = serde_json::json!({"projected_by": "an older release"});
+    older.event = event.into();
+    persist(kit, &older).await;
+    let op = kit.operator().await;
+    let summary = reprocess(&op, &EventFilter::default(), false).await;
+    assert_eq!(summary.failed.len(), 0, "[{}] {summary:?}", kit.name);
+    let entity = kit.store.entity(&order_key(7)).await.unwrap().unwrap();
+    assert_eq!(
+        entity.data, today.event.entities[0].data,
+        "[{}] today's data",
+        kit.name
+    );
+    assert_eq!(entity.state.as_deref(), Some("PACKED"), "[{}]", kit.name);
 }

@@ -63,7 +63,9 @@ pub(super) fn persist_tx(
         .entities
         .iter()
         .zip(&prepared.data)
-        .map(|(update, data)| apply(tx, event, &event_key, update, data).map(|(d, _)| d))
+        .map(|(update, data)| {
+            apply(tx, event, &event_key, update, data, Rewrite::Always).map(|(d, _)| d)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let status = EventStatus::summarise(&decisions);
     insert_event(tx, event, &event_key, prepared, status)?;
@@ -105,7 +107,7 @@ pub(super) fn reapply_tx(
     let mut decisions = Vec::with_capacity(event.entities.len());
     let mut new_transitions = Vec::new();
     for (update, data) in event.entities.iter().zip(&prepared.data) {
-        let (decision, recorded) = apply(tx, event, &event_key, update, data)?;
+        let (decision, recorded) = apply(tx, event, &event_key, update, data, Rewrite::IfChanged)?;
         if let (true, Some(t)) = (recorded, &decision.transition) {
             new_transitions.push(t.clone());
         }
@@ -121,12 +123,14 @@ pub(super) fn reapply_tx(
         &entities_were,
         &entities,
     );
-    exec(
-        tx,
-        "UPDATE events SET status = ?1, entity_keys = ?2 WHERE event_key = ?3",
-        params![status.as_str(), prepared.entity_keys, event_key.as_str()],
-    )
-    .map_err(unavailable)?;
+    if status != was || entities != entities_were {
+        exec(
+            tx,
+            "UPDATE events SET status = ?1, entity_keys = ?2 WHERE event_key = ?3",
+            params![status.as_str(), prepared.entity_keys, event_key.as_str()],
+        )
+        .map_err(unavailable)?;
+    }
     Ok(Some(Reapplied {
         was,
         status,
@@ -157,6 +161,15 @@ fn duplicate(tx: &Connection, event_key: &EventKey) -> Result<Option<PersistOutc
     }))
 }
 
+/// Whether an entity write that would change nothing is still sent: ingest always writes
+/// (its row is new or moves on); reprocess mostly meets rows that are already exactly what
+/// today's code produces, and skipping those writes is most of its speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    Always,
+    IfChanged,
+}
+
 /// Applies one entity update by the shared rules: the entity upsert (never to an older
 /// version) and its transition, queued in the outbox in the same transaction. `true` when
 /// the transition was recorded now (not stored already).
@@ -166,22 +179,15 @@ fn apply(
     event_key: &EventKey,
     update: &EntityUpdate,
     data: &str,
+    rewrite: Rewrite,
 ) -> Result<(Decision, bool), StoreError> {
     let (pk, sk) = (update.key.partition(), update.key.sort());
-    let current = tx
-        .prepare_cached("SELECT version, state FROM entities WHERE pk = ?1 AND sk = ?2")
-        .and_then(|mut st| {
-            st.query_row(params![pk, sk], |r| {
-                Ok(Snapshot {
-                    version: crate::version::Version::from_micros(r.get(0)?),
-                    state: r.get(1)?,
-                })
-            })
-            .optional()
-        })
-        .map_err(unavailable)?;
+    let (current, unchanged) = match rewrite {
+        Rewrite::Always => (snapshot(tx, &pk, &sk)?, false),
+        Rewrite::IfChanged => stored_as_written(tx, &pk, &sk, update, data, event_key)?,
+    };
     let decision = decide(event_key, &event.event_id, update, current.as_ref());
-    if decision.write_entity {
+    if decision.write_entity && !unchanged {
         exec(tx,
             "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version, state = COALESCE(excluded.state, entities.state),
@@ -195,6 +201,57 @@ fn apply(
         None => false,
     };
     Ok((decision, recorded))
+}
+
+fn snapshot(tx: &Connection, pk: &str, sk: &str) -> Result<Option<Snapshot>, StoreError> {
+    tx.prepare_cached("SELECT version, state FROM entities WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![pk, sk], |r| {
+                Ok(Snapshot {
+                    version: crate::version::Version::from_micros(r.get(0)?),
+                    state: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(unavailable)
+}
+
+/// The stored entity, and whether the upsert of `update` would leave it exactly as it is
+/// (same version, state, data and writing event).
+fn stored_as_written(
+    tx: &Connection,
+    pk: &str,
+    sk: &str,
+    update: &EntityUpdate,
+    data: &str,
+    event_key: &EventKey,
+) -> Result<(Option<Snapshot>, bool), StoreError> {
+    let row: Option<(Snapshot, String, String)> = tx
+        .prepare_cached(
+            "SELECT version, state, data, last_event_key FROM entities WHERE pk = ?1 AND sk = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![pk, sk], |r| {
+                let snapshot = Snapshot {
+                    version: crate::version::Version::from_micros(r.get(0)?),
+                    state: r.get(1)?,
+                };
+                Ok((snapshot, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+        })
+        .map_err(unavailable)?;
+    let unchanged = row.as_ref().is_some_and(|(s, stored_data, last)| {
+        s.version == update.version
+            && update
+                .state
+                .as_ref()
+                .is_none_or(|st| s.state.as_ref() == Some(st))
+            && stored_data == data
+            && last == event_key.as_str()
+    });
+    Ok((row.map(|(s, _, _)| s), unchanged))
 }
 
 /// Records a transition (once per key) and, when it is to be sent, its outbox message: the
