@@ -6,7 +6,10 @@
 #   bash functions/webhooks/bench/reprocess.sh [events ...]      (default 100000)
 #
 # Per size it prints the events stored, the reprocess summary, events/s and peak RSS, for a
-# dry run and for a real run (the real run rewrites every event: the worst case).
+# dry run, a real run over what today's code wrote (every event unchanged), and a real run
+# after the store is rolled back to what a release that ignored these events would have
+# written (status ignored, no entities, transitions or queued messages; needs the sqlite3
+# CLI): every event newly projected, the upgrade case and the most writes per event.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 sizes=("${@:-100000}")
@@ -37,7 +40,8 @@ start, end, scanned, peak, out = float(sys.argv[1]), float(sys.argv[2]), int(sys
 s = json.load(open(out))
 secs = end - start
 print(f"    {'dry run' if s['dryRun'] else 'real run'}: {scanned} scanned in {secs:.2f} s = {scanned / secs:,.0f} events/s, "
-      f"peak RSS {peak / 1024:.1f} MiB; changed {s['changed']}, unchanged {s['unchanged']}, failed {len(s['failed'])}")
+      f"peak RSS {peak / 1024:.1f} MiB; newly projected {s['newlyProjected']}, changed {s['changed']}, "
+      f"unchanged {s['unchanged']}, queued {s['queued']}, failed {len(s['failed'])}")
 PY
 }
 
@@ -56,4 +60,10 @@ for n in "${sizes[@]}"; do
   echo "store of $n events ($(du -h "$work/w.db" | cut -f1) file): $(tail -1 "$work/load.txt")"
   measure target/release/webhooks --db "$work/w.db" --json reprocess --dry-run
   measure target/release/webhooks --db "$work/w.db" --json reprocess
+  if command -v sqlite3 > /dev/null; then
+    sqlite3 "$work/w.db" "UPDATE events SET status = 'ignored', entity_keys = '[]';
+      DELETE FROM entities; DELETE FROM transitions; DELETE FROM outbox;"
+    echo "    (rolled back to an older release's store: every event ignored, nothing projected)"
+    measure target/release/webhooks --db "$work/w.db" --json reprocess
+  fi
 done
