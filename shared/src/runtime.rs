@@ -49,22 +49,31 @@ pub fn sqlite_backends(
 /// `AWS_REGION`, credentials: see [`crate::backends::aws::sdk`]).
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
-    let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
-    let queue_url = env.require(&crate::config::vars::TRANSITIONS_QUEUE_URL)?;
-    let limit = transaction_limit(env)?;
-    let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
-    let config = crate::backends::aws::sdk::sdk_config(&settings).await;
-    let store = crate::backends::aws::dynamodb::DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        tables,
-    )
-    .with_transaction_limit(limit);
-    let queue =
-        crate::backends::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url);
+    let (store, queue) = aws_store_and_queue(env).await?;
     Ok(Backends {
         store: Arc::new(store),
         queue: Arc::new(queue),
     })
+}
+
+/// The concrete DynamoDB store and SQS queue over one SDK configuration (the operator needs
+/// the queue's other ports too).
+#[cfg(feature = "aws")]
+async fn aws_store_and_queue(
+    env: &Env,
+) -> Result<
+    (
+        crate::backends::aws::DynamoDbStore,
+        crate::backends::aws::SqsQueue,
+    ),
+    ConfigError,
+> {
+    let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
+    let queue_url = env.require(&crate::config::vars::TRANSITIONS_QUEUE_URL)?;
+    let (store, config) = dynamodb_over(env, tables).await?;
+    let queue =
+        crate::backends::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url);
+    Ok((store, queue))
 }
 
 /// The IAM actions the backends of [`lambda_backends`] call, which template.yaml grants each
@@ -92,16 +101,25 @@ pub async fn dynamodb_store(
     env: &Env,
 ) -> Result<crate::backends::aws::dynamodb::DynamoDbStore, ConfigError> {
     let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
+    Ok(dynamodb_over(env, tables).await?.0)
+}
+
+/// The DynamoDB store over `tables`, and the SDK configuration its client was made from
+/// (for the other clients of the same process).
+#[cfg(feature = "aws")]
+async fn dynamodb_over(
+    env: &Env,
+    tables: crate::backends::aws::dynamodb::Tables,
+) -> Result<(crate::backends::aws::DynamoDbStore, aws_config::SdkConfig), ConfigError> {
     let limit = transaction_limit(env)?;
-    let config = crate::backends::aws::sdk::sdk_config(
-        &crate::backends::aws::sdk::AwsSettings::from_env(env)?,
-    )
-    .await;
-    Ok(crate::backends::aws::dynamodb::DynamoDbStore::new(
+    let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
+    let config = crate::backends::aws::sdk::sdk_config(&settings).await;
+    let store = crate::backends::aws::dynamodb::DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&config),
         tables,
     )
-    .with_transaction_limit(limit))
+    .with_transaction_limit(limit);
+    Ok((store, config))
 }
 
 /// `DYNAMODB_TRANSACTION_LIMIT`: 2 to 100 (DynamoDB's limit, the default).
@@ -145,21 +163,11 @@ pub fn sqlite_operator(
 /// `TRANSITIONS_DLQ_URL` for the dead-letter queue.
 #[cfg(feature = "aws")]
 pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError> {
-    use crate::backends::aws::{SqsDeadLetters, SqsQueue};
-    let Backends { store, .. } = lambda_backends(env).await?;
-    let config = crate::backends::aws::sdk::sdk_config(
-        &crate::backends::aws::sdk::AwsSettings::from_env(env)?,
-    )
-    .await;
-    let client = aws_sdk_sqs::Client::new(&config);
-    let queue = SqsQueue::new(client.clone(), env.require(&vars::TRANSITIONS_QUEUE_URL)?);
-    let dlq = SqsDeadLetters::new(
-        client,
-        env.require(&vars::TRANSITIONS_DLQ_URL)?,
-        queue.clone(),
-    );
+    use crate::backends::aws::SqsDeadLetters;
+    let (store, queue) = aws_store_and_queue(env).await?;
+    let dlq = SqsDeadLetters::new(env.require(&vars::TRANSITIONS_DLQ_URL)?, queue.clone());
     Ok(crate::ops::Operator {
-        store,
+        store: Arc::new(store),
         queue: Arc::new(queue.clone()),
         requeue: Arc::new(queue),
         dead_letters: Arc::new(dlq),

@@ -87,7 +87,7 @@ impl Kit {
                     store: self.store.clone(),
                     queue: self.queue.clone(),
                     requeue: Arc::new(f.queue()),
-                    dead_letters: Arc::new(SqsDeadLetters::new(f.sqs.clone(), dlq, f.queue())),
+                    dead_letters: Arc::new(SqsDeadLetters::new(dlq, f.queue())),
                 }
             }
         }

@@ -61,6 +61,10 @@ impl From<OpsError> for Failure {
     fn from(e: OpsError) -> Self {
         match e {
             OpsError::NotFound(m) => Failure::Usage(m),
+            // A cursor the store did not issue is the operator's input, not the system.
+            e @ OpsError::Store(webhook_core::StoreError::BadCursor(_)) => {
+                Failure::Usage(e.to_string())
+            }
             other => Failure::Backend(one_line(&other.to_string())),
         }
     }

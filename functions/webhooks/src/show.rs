@@ -104,10 +104,7 @@ pub async fn events(op: &Operator, out: &Output, a: &EventsArgs) -> Result<(), F
             a.cursor.as_deref(),
         )
         .await
-        .map_err(|e| match e {
-            webhook_core::StoreError::BadCursor(_) => Failure::Usage(e.to_string()),
-            other => ops::OpsError::from(other).into(),
-        })?;
+        .map_err(ops::OpsError::from)?;
     if out.json {
         for e in &page.events {
             out.line(json!({"eventKey": e.event_key, "source": e.source, "tenant": e.tenant,
@@ -297,7 +294,7 @@ pub async fn replay(op: &Operator, out: &Output, a: &ReplayArgs) -> Result<(), F
         if out.json {
             out.line(
                 json!({"transitionId": r.transition.transition_id, "entity": r.stream,
-                "outcome": format!("{outcome:?}").to_lowercase()}),
+                "outcome": outcome.as_str()}),
             );
         } else {
             say!(

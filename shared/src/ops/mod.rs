@@ -14,7 +14,7 @@ use crate::error::{QueueError, StoreError};
 use crate::model::{EntityKey, EntityKind, EventKey, Source, Tenant};
 use crate::queue::{DeadLetter, DeadLetters, Requeue, TransitionQueue};
 use crate::store::{
-    DeliveryRecord, EventFilter, EventStatus, Order, Replayable, Store, StoredEntity, StoredEvent,
+    DeliveryRecord, EventFilter, EventStatus, Replayable, Store, StoredEntity, StoredEvent,
     StoredTransition, TransitionSelector,
 };
 
@@ -69,6 +69,16 @@ pub enum ReplayOutcome {
     NotQueued,
 }
 
+impl ReplayOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayOutcome::Requeued => "requeued",
+            ReplayOutcome::AlreadyDelivered => "already_delivered",
+            ReplayOutcome::NotQueued => "not_queued",
+        }
+    }
+}
+
 /// Reads `{source}#{tenant}#{kind}#{id}`: the kind is the first segment after the tenant
 /// that names a kind, so tenants and ids may contain `#`.
 pub fn parse_stream(stream: &str) -> Option<EntityKey> {
@@ -98,9 +108,9 @@ impl Operator {
             .ok_or_else(|| OpsError::NotFound(format!("no event {key}")))?;
         let mut entities = Vec::new();
         let mut transitions = Vec::new();
-        let mut streams = event.entity_keys.clone();
-        streams.dedup();
-        for stream in &streams {
+        // An event may name an entity twice (not necessarily side by side): report it once.
+        let mut seen = std::collections::HashSet::new();
+        for stream in event.entity_keys.iter().filter(|s| seen.insert(s.as_str())) {
             let Some(entity) = parse_stream(stream) else {
                 continue;
             };
@@ -171,8 +181,14 @@ impl Operator {
         let mut out = Vec::new();
         for letter in self.dead_letters.dead_letters(max).await? {
             let message = crate::notify::parse_message(&letter.body).ok();
+            // A dead letter that names no stored transition has no record; an unreachable
+            // store fails the listing rather than showing every failure as unknown.
             let record = match &message {
-                Some(m) => self.store.delivery(m).await.unwrap_or(None),
+                Some(m) => match self.store.delivery(m).await {
+                    Ok(record) => record,
+                    Err(StoreError::Corrupt(_)) => None,
+                    Err(e) => return Err(e.into()),
+                },
                 None => None,
             };
             out.push(DeadLetterReport {
@@ -188,25 +204,11 @@ impl Operator {
         Ok(self.dead_letters.redrive(ids).await?)
     }
 
-    /// Events per (source, status) among those `filter` selects, paging in bounded memory.
+    /// Events per (source, status) among those `filter` selects.
     pub async fn stats(
         &self,
         filter: &EventFilter,
     ) -> Result<BTreeMap<(String, EventStatus), u64>, OpsError> {
-        let mut counts = BTreeMap::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_events(filter, Order::OldestFirst, 1_000, cursor.as_deref())
-                .await?;
-            for e in &page.events {
-                *counts.entry((e.source.clone(), e.status)).or_insert(0) += 1;
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(counts),
-            }
-        }
+        Ok(self.store.count_events(filter).await?)
     }
 }

@@ -196,6 +196,12 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError>;
 
+    /// How many events `filter` selects, per (source, status): one pass over the events.
+    async fn count_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<std::collections::BTreeMap<(String, EventStatus), u64>, StoreError>;
+
     /// [`Store::list_events`] with each event whole (raw body, kept headers): reprocess
     /// reads a page at once instead of one event at a time. The cursor is `list_events`'.
     async fn events_page(

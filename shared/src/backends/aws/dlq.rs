@@ -34,9 +34,10 @@ fn sqs_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
 }
 
 impl SqsDeadLetters {
-    pub fn new(client: Client, dlq_url: impl Into<String>, queue: SqsQueue) -> Self {
+    /// The DLQ at `dlq_url`, reached with the queue's own client.
+    pub fn new(dlq_url: impl Into<String>, queue: SqsQueue) -> Self {
         SqsDeadLetters {
-            client,
+            client: queue.client().clone(),
             dlq_url: dlq_url.into(),
             queue,
         }

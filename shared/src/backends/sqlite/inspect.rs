@@ -3,6 +3,8 @@
 //! transitions a replay names with their messages (the outbox copy while queued, the copy
 //! the notifier recorded once settled).
 
+use std::collections::BTreeMap;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
@@ -14,6 +16,34 @@ use crate::store::{
     StoredTransition, TransitionSelector,
 };
 use crate::version::Version;
+
+/// Events per (source, status) among those `filter` selects.
+pub(super) fn count_events(
+    c: &Connection,
+    filter: &EventFilter,
+) -> Result<BTreeMap<(String, EventStatus), u64>, StoreError> {
+    let (mut sql, args) = filter_sql(filter, "source, status, COUNT(*)");
+    sql.push_str(" GROUP BY source, status");
+    let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut counts = BTreeMap::new();
+    for row in rows {
+        let (source, status, n) = row.map_err(unavailable)?;
+        let Some(parsed) = EventStatus::parse(&status) else {
+            return Err(StoreError::Corrupt(status));
+        };
+        counts.insert((source, parsed), n as u64);
+    }
+    Ok(counts)
+}
 
 /// The rowid a cursor continues after; checked before the writer is asked (its jobs' errors
 /// come back as text).
@@ -133,10 +163,30 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<(i64, EventSummary)> {
     ))
 }
 
-const TRANSITION_COLUMNS: &str = "t.pk, t.sk, t.transition_id, t.from_state, t.to_state, \
-     t.event_key, t.flag, t.queued, t.published, t.notification, \
-     COALESCE((SELECT o.body FROM outbox o WHERE o.group_id = t.pk AND o.dedup_id = t.transition_id \
-               ORDER BY o.seq DESC LIMIT 1), t.sent_body)";
+/// The columns of one row of an entity's history, in the order [`stored_transition`] reads.
+pub(super) const HISTORY_COLUMNS: &str =
+    "sk, transition_id, from_state, to_state, event_key, flag, queued, published, notification";
+
+/// A history row whose first column is at `at`.
+pub(super) fn stored_transition(r: &Row<'_>, at: usize) -> rusqlite::Result<StoredTransition> {
+    Ok(StoredTransition {
+        sort: r.get(at)?,
+        transition_id: r.get(at + 1)?,
+        from: r.get(at + 2)?,
+        to: r.get(at + 3)?,
+        event_key: r.get(at + 4)?,
+        flag: r.get(at + 5)?,
+        queued: r.get(at + 6)?,
+        published: r.get(at + 7)?,
+        notification: r
+            .get::<_, Option<String>>(at + 8)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+/// The message of a transition: the outbox copy while queued, else the settled body.
+const MESSAGE_COLUMN: &str = "COALESCE((SELECT o.body FROM outbox o \
+     WHERE o.group_id = t.pk AND o.dedup_id = t.transition_id ORDER BY o.seq DESC LIMIT 1), t.sent_body)";
 
 /// The transitions a selector names, oldest first within an entity. By id and by window
 /// this scans the table (an operator's occasional query; no index is paid for on ingest).
@@ -157,26 +207,15 @@ pub(super) fn replayable(
         ),
     };
     let sql = format!(
-        "SELECT {TRANSITION_COLUMNS} FROM transitions t WHERE {condition} ORDER BY t.pk, t.sk"
+        "SELECT pk, {HISTORY_COLUMNS}, {MESSAGE_COLUMN} FROM transitions t \
+         WHERE {condition} ORDER BY t.pk, t.sk"
     );
     let mut stmt = c.prepare(&sql).map_err(unavailable)?;
     let rows = stmt
         .query_map(params_from_iter(args), |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                StoredTransition {
-                    sort: r.get(1)?,
-                    transition_id: r.get(2)?,
-                    from: r.get(3)?,
-                    to: r.get(4)?,
-                    event_key: r.get(5)?,
-                    flag: r.get(6)?,
-                    queued: r.get(7)?,
-                    published: r.get(8)?,
-                    notification: r
-                        .get::<_, Option<String>>(9)?
-                        .and_then(|s| serde_json::from_str(&s).ok()),
-                },
+                stored_transition(r, 1)?,
                 r.get::<_, Option<String>>(10)?,
             ))
         })

@@ -233,14 +233,10 @@ impl DeadLetters for Outbox {
     }
 
     async fn redrive(&self, ids: Option<&[String]>) -> Result<usize, QueueError> {
-        let seqs: Option<Vec<i64>> = ids
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| id.parse::<i64>())
-                    .collect::<Result<_, _>>()
-            })
-            .transpose()
-            .map_err(|_| QueueError::Unavailable("outbox ids are numbers".into()))?;
+        // An id that is not an outbox sequence number names no dead letter (as an unknown
+        // SQS message id does): it moves nothing.
+        let seqs: Option<Vec<i64>> =
+            ids.map(|ids| ids.iter().filter_map(|id| id.parse().ok()).collect());
         self.with_conn(move |c| {
             const REVIVE: &str =
                 "UPDATE outbox SET dead = 0, receive_count = 0, visible_at = 0 WHERE dead = 1";

@@ -94,13 +94,7 @@ pub(super) fn reapply_tx(
     prepared: &Prepared,
 ) -> Result<Option<Reapplied>, StoreError> {
     let event_key = event.key();
-    let stored: Option<(String, String)> = tx
-        .prepare_cached("SELECT status, entity_keys FROM events WHERE event_key = ?1")
-        .and_then(|mut st| {
-            st.query_row([event_key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(unavailable)?;
+    let stored = stored_status(tx, &event_key)?;
     let Some((was, entities_were)) = stored else {
         return Ok(None);
     };
@@ -140,15 +134,22 @@ pub(super) fn reapply_tx(
     }))
 }
 
-/// The outcome of an event key stored already: its status and what is still to send.
-fn duplicate(tx: &Connection, event_key: &EventKey) -> Result<Option<PersistOutcome>, StoreError> {
-    let stored: Option<(String, String)> = tx
-        .prepare_cached("SELECT status, entity_keys FROM events WHERE event_key = ?1")
+/// The stored event's status and entity keys (JSON), if the key is stored.
+fn stored_status(
+    tx: &Connection,
+    event_key: &EventKey,
+) -> Result<Option<(String, String)>, StoreError> {
+    tx.prepare_cached("SELECT status, entity_keys FROM events WHERE event_key = ?1")
         .and_then(|mut st| {
             st.query_row([event_key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
-        .map_err(unavailable)?;
+        .map_err(unavailable)
+}
+
+/// The outcome of an event key stored already: its status and what is still to send.
+fn duplicate(tx: &Connection, event_key: &EventKey) -> Result<Option<PersistOutcome>, StoreError> {
+    let stored = stored_status(tx, event_key)?;
     let Some((status, entity_keys)) = stored else {
         return Ok(None);
     };

@@ -262,28 +262,13 @@ impl Store for SqliteStore {
     async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError> {
         let pk = key.stream();
         self.with_conn(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT sk, transition_id, from_state, to_state, event_key, flag, queued, published, notification
-                     FROM transitions WHERE pk = ?1 ORDER BY sk",
-                )
-                .map_err(unavailable)?;
+            let sql = format!(
+                "SELECT {} FROM transitions WHERE pk = ?1 ORDER BY sk",
+                inspect::HISTORY_COLUMNS
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
             let rows = stmt
-                .query_map([&pk], |r| {
-                    Ok(StoredTransition {
-                        sort: r.get(0)?,
-                        transition_id: r.get(1)?,
-                        from: r.get(2)?,
-                        to: r.get(3)?,
-                        event_key: r.get(4)?,
-                        flag: r.get(5)?,
-                        queued: r.get(6)?,
-                        published: r.get(7)?,
-                        notification: r
-                            .get::<_, Option<String>>(8)?
-                            .and_then(|s| serde_json::from_str(&s).ok()),
-                    })
-                })
+                .query_map([&pk], |r| inspect::stored_transition(r, 0))
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
@@ -299,6 +284,16 @@ impl Store for SqliteStore {
     ) -> Result<EventPage, StoreError> {
         let (filter, after) = (filter.clone(), inspect::parse_cursor(cursor)?);
         self.with_conn(move |c| inspect::list_events(c, &filter, order, limit, after))
+            .await
+    }
+
+    async fn count_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<std::collections::BTreeMap<(String, crate::model::EventStatus), u64>, StoreError>
+    {
+        let filter = filter.clone();
+        self.with_conn(move |c| inspect::count_events(c, &filter))
             .await
     }
 

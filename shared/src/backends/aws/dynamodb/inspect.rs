@@ -6,7 +6,7 @@
 //! events past the cursor in a bounded heap. Memory is O(limit) whatever the table size; the
 //! cost is one read of the table per page (README: Operating).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -61,9 +61,9 @@ impl DynamoDbStore {
             (Some(a), Order::NewestFirst) => p < a,
             (Some(a), Order::OldestFirst) => p > a,
         };
-        // The `limit + 1` best positions seen so far (one more tells a next page exists).
-        let mut best: BTreeSet<(Position, usize)> = BTreeSet::new();
-        let mut kept: Vec<Option<EventSummary>> = Vec::new();
+        // The `limit + 1` best events seen so far (one more tells a next page exists): the
+        // heap is all that is kept, whatever the table's size.
+        let mut best: BTreeMap<Position, EventSummary> = BTreeMap::new();
         let mut pages = self.summary_scan().into_paginator().items().send();
         while let Some(item) = pages.next().await {
             let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
@@ -72,34 +72,45 @@ impl DynamoDbStore {
             if !filter.matches(&summary) || !beyond(&position) {
                 continue;
             }
-            best.insert((position, kept.len()));
-            kept.push(Some(summary));
+            best.insert(position, summary);
             if best.len() > limit + 1 {
-                let worst = match order {
+                match order {
                     Order::NewestFirst => best.pop_first(),
                     Order::OldestFirst => best.pop_last(),
                 };
-                if let Some((_, i)) = worst {
-                    kept[i] = None;
-                }
             }
         }
-        let mut ordered: Vec<(Position, usize)> = best.into_iter().collect();
+        let mut events: Vec<EventSummary> = best.into_values().collect();
         if order == Order::NewestFirst {
-            ordered.reverse();
+            events.reverse();
         }
-        let more = ordered.len() > limit;
-        ordered.truncate(limit);
+        let more = events.len() > limit;
+        events.truncate(limit);
         let next = more
-            .then(|| ordered.last().map(|((at, key), _)| format!("t{at}/{key}")))
+            .then(|| {
+                events
+                    .last()
+                    .map(|e| format!("t{}/{}", e.received_at, e.event_key))
+            })
             .flatten();
-        Ok(EventPage {
-            events: ordered
-                .into_iter()
-                .filter_map(|(_, i)| kept[i].take())
-                .collect(),
-            next,
-        })
+        Ok(EventPage { events, next })
+    }
+
+    /// Events per (source, status) among those `filter` selects: one Scan of the summaries.
+    pub(super) async fn count_events_scan(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<BTreeMap<(String, EventStatus), u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        let mut pages = self.summary_scan().into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
+            let summary = summary(item);
+            if filter.matches(&summary) {
+                *counts.entry((summary.source, summary.status)).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
     }
 
     /// A Scan of the events table reading only what a list line shows (not the bodies).

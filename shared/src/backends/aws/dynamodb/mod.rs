@@ -316,6 +316,14 @@ impl Store for DynamoDbStore {
         self.list_events_page(filter, order, limit, cursor).await
     }
 
+    async fn count_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<std::collections::BTreeMap<(String, crate::model::EventStatus), u64>, StoreError>
+    {
+        self.count_events_scan(filter).await
+    }
+
     async fn events_page(
         &self,
         filter: &EventFilter,
