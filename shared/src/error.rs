@@ -10,6 +10,8 @@ pub enum IngestError {
     MissingCredential(String),
     #[error("invalid credential: {0}")]
     BadCredential(&'static str),
+    #[error("the credential is not valid for tenant `{0}`")]
+    TenantNotBound(String),
     #[error("request timestamp is outside the {0} s replay window")]
     Replay(u64),
     #[error("body is not valid JSON: {0}")]
@@ -34,6 +36,7 @@ impl IngestError {
             IngestError::MissingCredential(_)
             | IngestError::BadCredential(_)
             | IngestError::Replay(_) => 401,
+            IngestError::TenantNotBound(_) => 403,
             IngestError::MalformedJson(_)
             | IngestError::InvalidField(_)
             | IngestError::UnsupportedEvent(_) => 400,
@@ -49,6 +52,7 @@ impl IngestError {
             IngestError::MissingCredential(_) => "AUTH_001",
             IngestError::BadCredential(_) => "AUTH_002",
             IngestError::Replay(_) => "AUTH_003",
+            IngestError::TenantNotBound(_) => "AUTH_004",
             IngestError::InvalidField(_) => "VAL_001",
             IngestError::MalformedJson(_) => "VAL_002",
             IngestError::UnsupportedEvent(_) => "VAL_003",
@@ -65,6 +69,7 @@ impl IngestError {
             IngestError::MissingCredential(_) => "missing_credential",
             IngestError::BadCredential(_) => "bad_credential",
             IngestError::Replay(_) => "replay",
+            IngestError::TenantNotBound(_) => "tenant_not_bound",
             IngestError::MalformedJson(_) => "malformed_json",
             IngestError::InvalidField(_) => "invalid_field",
             IngestError::UnsupportedEvent(_) => "unsupported_event",
@@ -75,8 +80,10 @@ impl IngestError {
         }
     }
 
+    /// Counted by the verification-failure metric and alarm: a wrong, missing or replayed
+    /// credential, or one used for a tenant it is not bound to.
     pub fn is_verification_failure(&self) -> bool {
-        self.status() == 401
+        matches!(self.status(), 401 | 403)
     }
 
     pub fn invalid_field(field: impl Into<String>) -> Self {

@@ -49,7 +49,7 @@ impl fmt::Display for Source {
 }
 
 /// The account an event belongs to: page id, shop id, store id or merchant code.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Tenant(String);
 

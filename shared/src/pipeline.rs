@@ -1,5 +1,7 @@
-//! Ingest: verify → normalise → persist (atomic dedupe) → publish transitions. The same
-//! code serves every source in Lambda and in the local gateway.
+//! Ingest: verify (the environment's keys, then the credential table) → normalise → hold
+//! the event's tenant against the tenants the credential admits (403 otherwise, nothing
+//! stored) → persist (atomic dedupe) → publish transitions. The same code serves every
+//! source in Lambda and in the local gateway.
 //!
 //! Outbox semantics: transitions are recorded in the store (one atomic write) before they are
 //! sent. If the send fails the request answers 5xx; the provider's retry is a duplicate, and
@@ -18,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::PipelineSettings;
+use crate::credentials::Admitter;
 use crate::error::IngestError;
 use crate::http::{respond, RawRequest, RawResponse, KEPT_HEADERS};
 use crate::metrics::{names, MetricLine, MetricsSink};
@@ -26,10 +29,11 @@ use crate::queue::TransitionQueue;
 use crate::sources::Provider;
 use crate::store::{IncomingEvent, Store};
 
-/// The ingest pipeline over a store and a queue.
+/// The ingest pipeline over a store, a queue and the credential table.
 pub struct Pipeline {
     store: Arc<dyn Store>,
     queue: Arc<dyn TransitionQueue>,
+    admitter: Admitter,
     clock: Arc<dyn Clock>,
     settings: PipelineSettings,
 }
@@ -44,9 +48,16 @@ impl Pipeline {
         Pipeline {
             store,
             queue,
+            admitter: Admitter::environment_only(clock.clone()),
             clock,
             settings,
         }
+    }
+
+    /// Also admits credentials of a credential table (tenant-bound keys).
+    pub fn with_credentials(mut self, admitter: Admitter) -> Self {
+        self.admitter = admitter;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -67,9 +78,10 @@ impl Pipeline {
                 limit: self.settings.max_body_bytes,
             });
         }
-        provider.verify(req)?;
+        let admission = self.admitter.admit(provider, req).await?;
         let now = self.clock.now();
         let event = provider.normalise(req, now)?;
+        admission.check(&event.tenant)?;
         let incoming = IncomingEvent {
             raw_body: req.body.clone(),
             headers: kept_headers(req),

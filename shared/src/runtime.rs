@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{vars, ConfigError, Env, Mode, PipelineSettings};
+use crate::credentials::{Admitter, CredentialLookup};
 use crate::http::lambda::{lambda_response, raw_request};
 use crate::metrics::MetricsSink;
 use crate::model::Source;
@@ -13,11 +14,12 @@ use crate::queue::TransitionQueue;
 use crate::sources::provider_from_env;
 use crate::store::Store;
 
-/// A store and the queue that goes with it.
+/// A store, the queue that goes with it, and the credential table beside them.
 #[derive(Clone)]
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn TransitionQueue>,
+    pub credentials: Arc<dyn CredentialLookup>,
 }
 
 /// The embedded backends over the SQLite file at `path`: the store, which queues transitions
@@ -36,6 +38,7 @@ pub fn sqlite_backends(
         Backends {
             store: Arc::new(store.clone()),
             queue: Arc::new(crate::queue::AlreadyQueued),
+            credentials: Arc::new(store.credentials()),
         },
         store,
     ))
@@ -50,10 +53,29 @@ pub fn sqlite_backends(
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
     let (store, queue) = aws_store_and_queue(env).await?;
+    let credentials: Arc<dyn CredentialLookup> = match aws_credentials(env, &store) {
+        Some(table) => Arc::new(table),
+        None => Arc::new(crate::credentials::NoStoredCredentials),
+    };
     Ok(Backends {
         store: Arc::new(store),
         queue: Arc::new(queue),
+        credentials,
     })
+}
+
+/// The credential table named by `CREDENTIALS_TABLE`, on the store's client; `None` when
+/// unset (the environment's keys are then the only ones).
+#[cfg(feature = "aws")]
+fn aws_credentials(
+    env: &Env,
+    store: &crate::backends::aws::DynamoDbStore,
+) -> Option<crate::backends::aws::DynamoDbCredentials> {
+    let table = env.get(&vars::CREDENTIALS_TABLE)?;
+    Some(crate::backends::aws::DynamoDbCredentials::new(
+        store.client().clone(),
+        table,
+    ))
 }
 
 /// The concrete DynamoDB store and SQS queue over one SDK configuration (the operator needs
@@ -78,14 +100,16 @@ async fn aws_store_and_queue(
 
 /// The IAM actions the backends of [`lambda_backends`] call, which template.yaml grants each
 /// ingest function (TransactWriteItems is authorised per item, as PutItem, UpdateItem and
-/// ConditionCheckItem). Declared beside the wiring because what a binary calls follows from
-/// the backends it builds; tests/tests/it/template.rs holds the template's policies and the
-/// AWS adapters' SDK calls to these lists.
-pub const INGEST_AWS_ACTIONS: [&str; 6] = [
+/// ConditionCheckItem; Query reads a tenant's signing secrets in the credential table, on
+/// which the functions get GetItem and Query only). Declared beside the wiring because what
+/// a binary calls follows from the backends it builds; tests/tests/it/template.rs holds the
+/// template's policies and the AWS adapters' SDK calls to these lists.
+pub const INGEST_AWS_ACTIONS: [&str; 7] = [
     "dynamodb:BatchGetItem",
     "dynamodb:ConditionCheckItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
+    "dynamodb:Query",
     "dynamodb:UpdateItem",
     "sqs:SendMessage",
 ];
@@ -152,6 +176,7 @@ pub fn sqlite_operator(
     let store = crate::backends::sqlite::SqliteStore::open(path, false)?;
     let outbox = Arc::new(store.outbox());
     Ok(crate::ops::Operator {
+        credentials: Arc::new(store.credentials()),
         store: Arc::new(store),
         queue: Arc::new(crate::queue::AlreadyQueued),
         requeue: outbox.clone(),
@@ -166,7 +191,13 @@ pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError
     use crate::backends::aws::SqsDeadLetters;
     let (store, queue) = aws_store_and_queue(env).await?;
     let dlq = SqsDeadLetters::new(env.require(&vars::TRANSITIONS_DLQ_URL)?, queue.clone());
+    let credentials: Arc<dyn crate::credentials::CredentialAdmin> =
+        match aws_credentials(env, &store) {
+            Some(table) => Arc::new(table),
+            None => Arc::new(crate::ops::credentials::NoCredentialTable),
+        };
     Ok(crate::ops::Operator {
+        credentials,
         store: Arc::new(store),
         queue: Arc::new(queue.clone()),
         requeue: Arc::new(queue),
@@ -180,6 +211,10 @@ pub fn refuse_to_start<E: std::fmt::Display>(err: E) -> E {
     err
 }
 
+/// How long a credential lookup is cached unless `CREDENTIALS_CACHE_SECS` says otherwise:
+/// the longest a revocation waits to take effect.
+pub const DEFAULT_CREDENTIALS_CACHE_SECS: u64 = 60;
+
 /// The handler of one source over `backends`.
 pub fn handler(
     source: Source,
@@ -188,12 +223,21 @@ pub fn handler(
     backends: &Backends,
 ) -> Result<Arc<Handler>, ConfigError> {
     let provider = provider_from_env(source, env, mode)?;
-    let pipeline = Arc::new(Pipeline::new(
-        backends.store.clone(),
-        backends.queue.clone(),
-        Arc::new(SystemClock),
-        PipelineSettings::from_env(env)?,
-    ));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ttl = env.u64_or(
+        &vars::CREDENTIALS_CACHE_SECS,
+        DEFAULT_CREDENTIALS_CACHE_SECS,
+    )?;
+    let admitter = Admitter::cached(backends.credentials.clone(), ttl, clock.clone());
+    let pipeline = Arc::new(
+        Pipeline::new(
+            backends.store.clone(),
+            backends.queue.clone(),
+            clock,
+            PipelineSettings::from_env(env)?,
+        )
+        .with_credentials(admitter),
+    );
     let metrics = match mode {
         Mode::Lambda => MetricsSink::Emf,
         Mode::Local => MetricsSink::Off,

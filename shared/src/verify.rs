@@ -3,10 +3,12 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::fmt;
 use subtle::ConstantTimeEq;
 
 use crate::error::IngestError;
+use crate::model::Tenant;
 
 /// A configured secret. `Debug` and `Display` never print it.
 #[derive(Clone, PartialEq, Eq)]
@@ -69,6 +71,54 @@ impl SecretSet {
     }
 }
 
+/// Secrets each bound to one tenant (a `*_BY_TENANT` variable): one that matches admits
+/// its tenant's events only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BoundSecrets(Vec<(Tenant, SecretSet)>);
+
+impl BoundSecrets {
+    /// Parses `{"tenant": ["secret", …], …}`. The reason names what is wrong and never
+    /// quotes a value: a tenant with no secret, a secret that is not a non-blank string,
+    /// a secret containing a comma, anything that is not such an object.
+    pub fn parse_json(value: &str) -> Result<Self, String> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value)
+            .map_err(|e| format!("expected a JSON object of tenant to a list of secrets ({e})"))?;
+        let mut bound = Vec::with_capacity(map.len());
+        for (tenant, secrets) in map {
+            let list = secrets
+                .as_array()
+                .filter(|list| !list.is_empty())
+                .ok_or_else(|| {
+                    format!("tenant {tenant:?}: expected a non-empty list of secrets")
+                })?;
+            let mut set = Vec::with_capacity(list.len());
+            for secret in list {
+                match secret.as_str().map(str::trim) {
+                    Some(s) if !s.is_empty() && !s.contains(',') => set.push(Secret::new(s)),
+                    _ => return Err(format!(
+                        "tenant {tenant:?}: every secret must be a non-blank string without commas"
+                    )),
+                }
+            }
+            bound.push((Tenant::new(tenant), SecretSet(set)));
+        }
+        Ok(BoundSecrets(bound))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The tenants with a secret `check` accepts, trying every secret of every tenant.
+    pub fn tenants_where(&self, mut check: impl FnMut(&Secret) -> bool) -> BTreeSet<Tenant> {
+        self.0
+            .iter()
+            .filter(|(_, secrets)| secrets.any(&mut check))
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    }
+}
+
 /// Constant-time equality (length is not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -118,53 +168,35 @@ impl BodyDigest {
     }
 }
 
-/// Checks a presented hex digest (case-insensitive, optional `sha256=` prefix) against
-/// the digest each secret yields; `MissingCredential` / `BadCredential` otherwise.
-pub fn check_hex_digest(
-    presented: Option<&str>,
-    header: &str,
-    secrets: &SecretSet,
-    digest: impl Fn(&Secret) -> Vec<u8>,
-) -> Result<(), IngestError> {
+/// The digest a request presents in `header`, decoded (hex in either case, optional
+/// `sha256=` prefix): `MissingCredential` naming the header when absent or blank,
+/// `BadCredential` when it is not hex.
+pub fn presented_digest(presented: Option<&str>, header: &str) -> Result<Vec<u8>, IngestError> {
     let presented = presented
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| IngestError::MissingCredential(format!("header {header}")))?;
     let presented = presented.strip_prefix("sha256=").unwrap_or(presented);
-    let Ok(presented) = hex::decode(presented.to_ascii_lowercase()) else {
-        return Err(IngestError::BadCredential("signature is not hex"));
-    };
-    if secrets.any(|s| ct_eq(&digest(s), &presented)) {
-        Ok(())
-    } else {
-        Err(IngestError::BadCredential("signature does not match"))
-    }
+    hex::decode(presented.to_ascii_lowercase())
+        .map_err(|_| IngestError::BadCredential("signature is not hex"))
 }
 
-/// Checks a static credential (API key, token) presented in one or more places: every
-/// presented value is compared with every key in constant time. `expected` names where it
-/// was looked for, for the 401 message (never the value).
-pub fn check_static_key<'a>(
+/// The values a request presents for a static credential (API key, token), trimmed, blanks
+/// dropped: `MissingCredential(expected)` when there are none. `expected` names where they
+/// were looked for (never a value).
+pub fn presented_keys<'a>(
     presented: impl IntoIterator<Item = &'a str>,
     expected: &str,
-    keys: &SecretSet,
-    mismatch: &'static str,
-) -> Result<(), IngestError> {
-    let mut any = false;
-    let mut matched = false;
-    for value in presented
+) -> Result<Vec<&'a str>, IngestError> {
+    let values: Vec<&str> = presented
         .into_iter()
         .map(str::trim)
         .filter(|v| !v.is_empty())
-    {
-        any = true;
-        matched |= keys.contains(value.as_bytes());
+        .collect();
+    if values.is_empty() {
+        return Err(IngestError::MissingCredential(expected.to_string()));
     }
-    match (any, matched) {
-        (false, _) => Err(IngestError::MissingCredential(expected.to_string())),
-        (true, true) => Ok(()),
-        (true, false) => Err(IngestError::BadCredential(mismatch)),
-    }
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -189,18 +221,38 @@ mod tests {
     }
 
     #[test]
-    fn static_key_checks_every_presented_value() {
-        let keys = SecretSet::parse("k1,k2");
-        assert!(check_static_key(["", "k2"], "header X", &keys, "no").is_ok());
-        assert!(check_static_key(["bad", "k1"], "header X", &keys, "no").is_ok());
+    fn presented_keys_drop_blanks_and_name_the_places() {
+        assert_eq!(presented_keys(["", " k2 "], "header X").unwrap(), ["k2"]);
         assert!(matches!(
-            check_static_key([" "], "header X", &keys, "no"),
+            presented_keys([" "], "header X"),
             Err(IngestError::MissingCredential(m)) if m == "header X"
         ));
-        assert!(matches!(
-            check_static_key(["k3"], "header X", &keys, "no"),
-            Err(IngestError::BadCredential("no"))
-        ));
+    }
+
+    #[test]
+    fn bound_secrets_parse_strictly_and_never_quote_a_value() {
+        let bound = BoundSecrets::parse_json(r#"{"A":["k1"],"B#2":["k2","k3"]}"#).unwrap();
+        let of = |key: &str| bound.tenants_where(|s| s.expose() == key);
+        assert_eq!(
+            of("k3").into_iter().collect::<Vec<_>>(),
+            [Tenant::new("B_2")]
+        );
+        assert!(of("k4").is_empty());
+        for bad in [
+            r#"["k1"]"#,
+            r#"{"A":"k1"}"#,
+            r#"{"A":[]}"#,
+            r#"{"A":["k1", 7]}"#,
+            r#"{"A":["sec,ret"]}"#,
+            r#"{"A":[" "]}"#,
+            "{",
+        ] {
+            let reason = BoundSecrets::parse_json(bad).unwrap_err();
+            assert!(
+                !reason.contains("k1") && !reason.contains("sec,ret"),
+                "{reason}"
+            );
+        }
     }
 
     #[test]
@@ -214,26 +266,18 @@ mod tests {
     }
 
     #[test]
-    fn hex_digest_check() {
-        let secrets = SecretSet::parse("k1,k2");
-        let body = b"{}";
-        let sig = sha256_body_then_secret_hex(body, b"k2");
-        let digest = |s: &Secret| {
-            hex::decode(sha256_body_then_secret_hex(body, s.expose().as_bytes())).unwrap()
-        };
-        assert!(check_hex_digest(Some(&sig), "X", &secrets, digest).is_ok());
-        assert!(check_hex_digest(Some(&sig.to_uppercase()), "X", &secrets, digest).is_ok());
+    fn presented_digests_decode_either_case_and_prefix() {
+        let sig = sha256_body_then_secret_hex(b"{}", b"k2");
+        let digest = sha256_body_then_secret(b"{}", b"k2").to_vec();
+        assert_eq!(presented_digest(Some(&sig), "X").unwrap(), digest);
+        let upper = format!("sha256={}", sig.to_uppercase());
+        assert_eq!(presented_digest(Some(&upper), "X").unwrap(), digest);
         assert!(matches!(
-            check_hex_digest(None, "X", &secrets, digest),
-            Err(IngestError::MissingCredential(_))
+            presented_digest(None, "X"),
+            Err(IngestError::MissingCredential(m)) if m == "header X"
         ));
         assert!(matches!(
-            check_hex_digest(Some("zz"), "X", &secrets, digest),
-            Err(IngestError::BadCredential(_))
-        ));
-        let other = sha256_body_then_secret_hex(b"{ }", b"k2");
-        assert!(matches!(
-            check_hex_digest(Some(&other), "X", &secrets, digest),
+            presented_digest(Some("zz"), "X"),
             Err(IngestError::BadCredential(_))
         ));
     }

@@ -20,6 +20,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use webhook_core::backends::aws::dynamodb::{DynamoDbStore, Tables};
 use webhook_core::backends::aws::sdk::{sdk_config, AwsSettings};
 use webhook_core::backends::aws::sqs::SqsQueue;
+use webhook_core::backends::aws::DynamoDbCredentials;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::PipelineSettings;
 use webhook_core::metrics::MetricsSink;
@@ -187,6 +188,8 @@ pub struct AwsFixture {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub tables: Tables,
+    /// The credential table (`CREDENTIALS_TABLE`).
+    pub credentials_table: String,
     pub queue_name: String,
     pub queue_url: String,
 }
@@ -207,6 +210,7 @@ impl AwsFixture {
         let fixture = AwsFixture {
             endpoint: endpoint.to_string(),
             tables: Tables::with_prefix(&prefix),
+            credentials_table: format!("{prefix}-credentials"),
             queue_name: format!("{prefix}.fifo"),
             queue_url: String::new(),
             config,
@@ -227,6 +231,26 @@ impl AwsFixture {
             .create_tables()
             .await
             .unwrap_or_else(|e| panic!("creating tables on {}: {e}", self.endpoint));
+        self.credentials()
+            .create_table()
+            .await
+            .unwrap_or_else(|e| panic!("creating the credential table on {}: {e}", self.endpoint));
+    }
+
+    /// The credential table's adapter.
+    pub fn credentials(&self) -> DynamoDbCredentials {
+        DynamoDbCredentials::new(self.dynamodb.clone(), &self.credentials_table)
+    }
+
+    /// The credential table over a client that counts its requests.
+    pub fn counted_credentials(&self, counter: &RequestCounter) -> DynamoDbCredentials {
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.config)
+            .interceptor(counter.clone())
+            .build();
+        DynamoDbCredentials::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            &self.credentials_table,
+        )
     }
 
     /// (Re)creates the FIFO queue (idempotent: same name, same URL) and returns its URL.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use webhook_core::backends::aws::SqsDeadLetters;
 use webhook_core::backends::sqlite::Outbox;
 use webhook_core::config::Env;
+use webhook_core::credentials::{CredentialAdmin, CredentialLookup};
 use webhook_core::model::TransitionMessage;
 use webhook_core::ops::Operator;
 use webhook_core::queue::{PullQueue, Settlement, TransitionQueue};
@@ -22,6 +23,9 @@ enum Probe {
 pub struct Kit {
     pub name: &'static str,
     pub store: Arc<dyn Store>,
+    /// The credential table beside the store: what ingest reads and what the CLI writes.
+    pub credentials: Arc<dyn CredentialLookup>,
+    pub credential_admin: Arc<dyn CredentialAdmin>,
     pub queue: Arc<dyn TransitionQueue>,
     probe: Probe,
     /// Holds the SQLite file's folder for the kit's lifetime.
@@ -32,12 +36,14 @@ impl Kit {
     /// The embedded backends, over a fresh SQLite file (WAL, as in local mode).
     pub fn sqlite() -> Kit {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (Backends { store, queue }, sqlite) =
+        let (Backends { store, queue, .. }, sqlite) =
             sqlite_backends(&dir.path().join("webhooks.db"), &Env::default())
                 .expect("opening sqlite");
         Kit {
             name: "sqlite",
             store,
+            credentials: Arc::new(sqlite.credentials()),
+            credential_admin: Arc::new(sqlite.credentials()),
             queue,
             probe: Probe::Outbox(sqlite.outbox()),
             _dir: Some(dir),
@@ -50,6 +56,8 @@ impl Kit {
         Kit {
             name: "dynamodb",
             store: Arc::new(fixture.store()),
+            credentials: Arc::new(fixture.credentials()),
+            credential_admin: Arc::new(fixture.credentials()),
             queue: Arc::new(fixture.queue()),
             probe: Probe::Sqs(Box::new(fixture)),
             _dir: None,
@@ -80,6 +88,7 @@ impl Kit {
                 queue: self.queue.clone(),
                 requeue: Arc::new(outbox.clone()),
                 dead_letters: Arc::new(outbox.clone()),
+                credentials: self.credential_admin.clone(),
             },
             Probe::Sqs(f) => {
                 let dlq = f.create_dlq().await;
@@ -88,6 +97,7 @@ impl Kit {
                     queue: self.queue.clone(),
                     requeue: Arc::new(f.queue()),
                     dead_letters: Arc::new(SqsDeadLetters::new(dlq, f.queue())),
+                    credentials: self.credential_admin.clone(),
                 }
             }
         }

@@ -25,7 +25,9 @@ pub const RECEIVED_AT: i64 = 1_757_069_100;
 pub const RETENTION_DAYS: i64 = 90;
 
 pub fn provider() -> Fulfilment {
-    Fulfilment::new(Credentials::Verified(SecretSet::parse(SECRET)))
+    Fulfilment::new(Credentials::Verified(webhook_core::config::Keys::any(
+        SecretSet::parse(SECRET),
+    )))
 }
 
 /// A signed request with a delivery id.

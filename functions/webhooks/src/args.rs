@@ -101,6 +101,9 @@ pub enum Command {
     /// Events per source and status over a window.
     #[command(after_help = "Example:\n  webhooks stats --since 24h")]
     Stats(FilterArgs),
+    /// Tenant-bound credentials in the credential table: add, list, rotate, revoke.
+    #[command(subcommand)]
+    Credentials(crate::credentials::CredentialsCommand),
 }
 
 #[derive(Args)]
@@ -243,7 +246,7 @@ pub struct ReprocessArgs {
     pub dry_run: bool,
 }
 
-fn parse_source(s: &str) -> Result<Source, String> {
+pub fn parse_source(s: &str) -> Result<Source, String> {
     Source::parse(&s.replace('-', "_"))
         .or_else(|| Source::parse(s))
         .ok_or_else(|| {
@@ -261,15 +264,25 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t.unix_timestamp());
     }
-    let bad = || format!("{s:?} is neither a duration (90s, 30m, 2h, 7d) nor an RFC 3339 time");
+    let secs = parse_span(s).map_err(|_| {
+        format!("{s:?} is neither a duration (90s, 30m, 2h, 7d) nor an RFC 3339 time")
+    })?;
+    Ok(OffsetDateTime::now_utc().unix_timestamp() - secs)
+}
+
+/// A duration, `90s`, `30m`, `2h` or `7d`, in seconds.
+pub fn parse_span(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a duration (90s, 30m, 2h, 7d)");
     let unit = s.chars().last().ok_or_else(bad)?;
     let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
-    let secs = match unit {
-        's' => n,
-        'm' => n * 60,
-        'h' => n * 3_600,
-        'd' => n * 86_400,
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
         _ => return Err(bad()),
     };
-    Ok(OffsetDateTime::now_utc().unix_timestamp() - secs)
+    n.checked_mul(unit)
+        .filter(|secs| *secs >= 0)
+        .ok_or_else(bad)
 }

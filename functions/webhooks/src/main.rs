@@ -3,7 +3,24 @@
 //! credentials). Exit codes: 0 done, 2 a usage error or an unknown key, 1 the backend could
 //! not be reached (one line naming it).
 
+#[macro_use]
+mod say {
+    /// `println!` that ends the process quietly when stdout is closed (`webhooks events | head`)
+    /// instead of panicking.
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            use std::io::Write;
+            if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    std::process::exit(0);
+                }
+            }
+        }};
+    }
+}
+
 mod args;
+mod credentials;
 mod show;
 
 use std::process::ExitCode;
@@ -60,7 +77,7 @@ pub enum Failure {
 impl From<OpsError> for Failure {
     fn from(e: OpsError) -> Self {
         match e {
-            OpsError::NotFound(m) => Failure::Usage(m),
+            OpsError::NotFound(m) | OpsError::Refused(m) => Failure::Usage(m),
             // A cursor the store did not issue is the operator's input, not the system.
             e @ OpsError::Store(webhook_core::StoreError::BadCursor(_)) => {
                 Failure::Usage(e.to_string())
@@ -86,5 +103,6 @@ async fn run(cli: &Cli, op: &Operator, env: &Env) -> Result<(), Failure> {
         Command::Dlq(a) => show::dlq(op, &out, a).await,
         Command::Reprocess(a) => show::reprocess(op, &out, env, a).await,
         Command::Stats(a) => show::stats(op, &out, a).await,
+        Command::Credentials(c) => credentials::run(op, &out, c).await,
     }
 }

@@ -15,21 +15,8 @@ use webhook_core::store::{EventStatus, Order, StoredTransition};
 use crate::args::{DlqCommand, EventsArgs, FilterArgs, ReplayArgs, ReprocessArgs};
 use crate::Failure;
 
-/// `println!` that ends the process quietly when stdout is closed (`webhooks events | head`)
-/// instead of panicking.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
-
 pub struct Output {
-    json: bool,
+    pub json: bool,
     colour: bool,
 }
 
@@ -39,7 +26,7 @@ impl Output {
         Output { json, colour }
     }
 
-    fn line(&self, value: Value) {
+    pub fn line(&self, value: Value) {
         say!("{value}");
     }
 
@@ -58,7 +45,7 @@ impl Output {
     }
 }
 
-fn time_of(unix: i64) -> String {
+pub fn time_of(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -66,7 +53,7 @@ fn time_of(unix: i64) -> String {
 }
 
 /// Columns padded to their widest cell.
-fn table(rows: &[Vec<String>]) {
+pub fn table(rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|c| rows.iter().map(|r| visible_len(&r[c])).max().unwrap_or(0))
         .collect();

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::verify::SecretSet;
+use crate::model::Source;
+use crate::verify::{BoundSecrets, SecretSet};
 pub use vars::Var;
 
 /// Where the code runs: a Lambda fails closed without credentials; the local gateway
@@ -22,7 +23,7 @@ pub enum Mode {
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("no credential configured for {source_name}: set {var} (or ALLOW_UNVERIFIED=true to accept unverified requests)")]
+    #[error("no credential configured for {source_name}: set {var}, its _BY_TENANT twin or CREDENTIALS_TABLE (or ALLOW_UNVERIFIED=true to accept unverified requests)")]
     NoCredential {
         source_name: &'static str,
         var: &'static str,
@@ -115,26 +116,65 @@ impl Env {
 /// The credential a source checks requests against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Verified(SecretSet),
+    Verified(Keys),
     /// `ALLOW_UNVERIFIED=true` and nothing configured: every request is accepted.
     Unverified,
 }
 
-/// Resolves a source's secrets: configured ones; else in local mode the development
+/// What a credential is checked against in the environment: secrets that admit any tenant
+/// (the plain list, as before tenant binding) and secrets bound to one tenant each (the
+/// list's `_BY_TENANT` twin). Both are empty for a Lambda whose credentials are all in the
+/// credential table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub any: SecretSet,
+    pub bound: BoundSecrets,
+}
+
+impl Keys {
+    /// Secrets admitting any tenant, none bound.
+    pub fn any(secrets: SecretSet) -> Self {
+        Keys {
+            any: secrets,
+            bound: BoundSecrets::default(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.bound.is_empty()
+    }
+}
+
+/// Resolves a source's credentials: the configured ones (its list and its `_BY_TENANT`
+/// twin, a malformed twin refused naming it; for a Lambda, `CREDENTIALS_TABLE` counts as
+/// configured, its keys being looked up per request); else in local mode the development
 /// secret (with a warning); else `ALLOW_UNVERIFIED=true`; else a fail-closed error.
 pub fn resolve_credentials(
     env: &Env,
     mode: Mode,
-    source_name: &'static str,
-    credential: &Var,
+    source: Source,
     dev_default: &str,
 ) -> Result<Credentials, ConfigError> {
-    let configured = env.secrets(credential);
-    if !configured.is_empty() {
-        return Ok(Credentials::Verified(configured));
+    let (list, by_tenant) = vars::credentials_of(source);
+    let keys = Keys {
+        any: env.secrets(list),
+        bound: match env.get(by_tenant) {
+            None => BoundSecrets::default(),
+            Some(json) => {
+                BoundSecrets::parse_json(json).map_err(|reason| ConfigError::Invalid {
+                    var: by_tenant.name,
+                    reason,
+                })?
+            }
+        },
+    };
+    let stored = mode == Mode::Lambda && env.get(&vars::CREDENTIALS_TABLE).is_some();
+    let allow_unverified = env.flag(&vars::ALLOW_UNVERIFIED);
+    if !keys.is_empty() || stored {
+        return Ok(Credentials::Verified(keys));
     }
-    let var = credential.name;
-    if env.flag(&vars::ALLOW_UNVERIFIED) {
+    let (source_name, var) = (source.as_str(), list.name);
+    if allow_unverified {
         warn!(
             source = source_name,
             var, "ALLOW_UNVERIFIED=true: accepting unverified requests"
@@ -147,7 +187,9 @@ pub fn resolve_credentials(
                 source = source_name,
                 var, "no credential configured: using the development credential (local mode only)"
             );
-            Ok(Credentials::Verified(SecretSet::parse(dev_default)))
+            Ok(Credentials::Verified(Keys::any(SecretSet::parse(
+                dev_default,
+            ))))
         }
         Mode::Lambda => Err(ConfigError::NoCredential { source_name, var }),
     }
@@ -189,42 +231,73 @@ mod tests {
 
     #[test]
     fn lambda_fails_closed_without_credentials() {
-        let env = Env::default();
-        let err = resolve_credentials(
-            &env,
-            Mode::Lambda,
-            "fulfilment",
-            &vars::FULFILMENT_SECRETS,
-            "dev",
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("FULFILMENT_SECRETS"));
+        let err = resolve_credentials(&Env::default(), Mode::Lambda, Source::Fulfilment, "dev")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FULFILMENT_SECRETS"), "{err}");
+        assert!(err.contains("CREDENTIALS_TABLE"), "{err}");
     }
 
     #[test]
     fn allow_unverified_must_be_explicit() {
-        let x = &vars::ABAHA_TOKENS;
+        let x = Source::Abaha;
         let env = Env::from_pairs([("ALLOW_UNVERIFIED", "true")]);
         assert_eq!(
-            resolve_credentials(&env, Mode::Lambda, "x", x, "dev").unwrap(),
+            resolve_credentials(&env, Mode::Lambda, x, "dev").unwrap(),
             Credentials::Unverified
         );
         let env = Env::from_pairs([("ALLOW_UNVERIFIED", "yes please")]);
-        assert!(resolve_credentials(&env, Mode::Lambda, "x", x, "dev").is_err());
+        assert!(resolve_credentials(&env, Mode::Lambda, x, "dev").is_err());
     }
 
     #[test]
     fn configured_secrets_win_and_local_falls_back_to_dev() {
-        let x = &vars::ABAHA_TOKENS;
+        let x = Source::Abaha;
         let env = Env::from_pairs([("ABAHA_TOKENS", "a,b")]);
         assert_eq!(
-            resolve_credentials(&env, Mode::Lambda, "x", x, "dev").unwrap(),
-            Credentials::Verified(SecretSet::parse("a,b"))
+            resolve_credentials(&env, Mode::Lambda, x, "dev").unwrap(),
+            Credentials::Verified(Keys::any(SecretSet::parse("a,b")))
         );
         assert_eq!(
-            resolve_credentials(&Env::default(), Mode::Local, "x", x, "dev").unwrap(),
-            Credentials::Verified(SecretSet::parse("dev"))
+            resolve_credentials(&Env::default(), Mode::Local, x, "dev").unwrap(),
+            Credentials::Verified(Keys::any(SecretSet::parse("dev")))
         );
+    }
+
+    #[test]
+    fn bound_keys_or_the_table_alone_configure_a_lambda() {
+        let x = Source::PancakePos;
+        let env = Env::from_pairs([("PANCAKE_POS_API_KEYS_BY_TENANT", r#"{"7":["k"]}"#)]);
+        let Credentials::Verified(keys) = resolve_credentials(&env, Mode::Lambda, x, "d").unwrap()
+        else {
+            panic!("bound keys are credentials");
+        };
+        assert!(keys.any.is_empty() && !keys.bound.is_empty());
+        let env = Env::from_pairs([("CREDENTIALS_TABLE", "creds")]);
+        assert_eq!(
+            resolve_credentials(&env, Mode::Lambda, x, "d").unwrap(),
+            Credentials::Verified(Keys::default())
+        );
+        // locally the table is the SQLite file's own: no variable to count
+        assert_eq!(
+            resolve_credentials(&env, Mode::Local, x, "d").unwrap(),
+            Credentials::Verified(Keys::any(SecretSet::parse("d")))
+        );
+    }
+
+    #[test]
+    fn a_malformed_binding_fails_start_up_naming_the_variable() {
+        for mode in [Mode::Lambda, Mode::Local] {
+            let env = Env::from_pairs([
+                ("ABAHA_TOKENS", "t"),
+                ("ABAHA_TOKENS_BY_TENANT", r#"{"552":"secret-token"}"#),
+            ]);
+            let err = resolve_credentials(&env, mode, Source::Abaha, "d")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ABAHA_TOKENS_BY_TENANT"), "{err}");
+            assert!(!err.contains("secret-token"), "{err}");
+        }
     }
 
     #[test]

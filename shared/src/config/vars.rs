@@ -212,6 +212,12 @@ pub const PANCAKE_API_KEYS: Var = Var::new(
     "comma-separated API keys (two at once while rotating)",
 )
 .secret();
+pub const PANCAKE_API_KEYS_BY_TENANT: Var = Var::new(
+    "PANCAKE_API_KEYS_BY_TENANT",
+    Binaries::serving(Source::Pancake),
+    "JSON {tenant: [key…]}: each admits only its tenant's events (403 otherwise)",
+)
+.secret();
 pub const PANCAKE_SIGNING_SECRETS: Var = Var::new(
     "PANCAKE_SIGNING_SECRETS",
     Binaries::serving(Source::Pancake),
@@ -222,6 +228,12 @@ pub const PANCAKE_POS_API_KEYS: Var = Var::new(
     "PANCAKE_POS_API_KEYS",
     Binaries::serving(Source::PancakePos),
     "comma-separated keys",
+)
+.secret();
+pub const PANCAKE_POS_API_KEYS_BY_TENANT: Var = Var::new(
+    "PANCAKE_POS_API_KEYS_BY_TENANT",
+    Binaries::serving(Source::PancakePos),
+    "JSON {tenant: [key…]}: each admits only its tenant's events (403 otherwise)",
 )
 .secret();
 pub const PANCAKE_POS_KEY_HEADER: Var = Var::new(
@@ -236,6 +248,12 @@ pub const ABAHA_TOKENS: Var = Var::new(
     "comma-separated tokens",
 )
 .secret();
+pub const ABAHA_TOKENS_BY_TENANT: Var = Var::new(
+    "ABAHA_TOKENS_BY_TENANT",
+    Binaries::serving(Source::Abaha),
+    "JSON {tenant: [token…]}: each admits only its tenant's events (403 otherwise)",
+)
+.secret();
 pub const ABAHA_TOKEN_HEADER: Var = Var::new(
     "ABAHA_TOKEN_HEADER",
     Binaries::serving(Source::Abaha),
@@ -248,10 +266,22 @@ pub const FULFILMENT_SECRETS: Var = Var::new(
     "comma-separated secrets",
 )
 .secret();
+pub const FULFILMENT_SECRETS_BY_TENANT: Var = Var::new(
+    "FULFILMENT_SECRETS_BY_TENANT",
+    Binaries::serving(Source::Fulfilment),
+    "JSON {tenant: [secret…]}: each admits only its tenant's events (403 otherwise)",
+)
+.secret();
 pub const INVOICE_SECRETS: Var = Var::new(
     "INVOICE_SECRETS",
     Binaries::serving(Source::Invoice),
     "comma-separated HMAC secrets",
+)
+.secret();
+pub const INVOICE_SECRETS_BY_TENANT: Var = Var::new(
+    "INVOICE_SECRETS_BY_TENANT",
+    Binaries::serving(Source::Invoice),
+    "JSON {tenant: [secret…]}: each admits only its tenant's events (403 otherwise)",
 )
 .secret();
 pub const INVOICE_SIGNATURE_HEADER: Var = Var::new(
@@ -288,6 +318,31 @@ pub const RETENTION_DAYS: Var = Var::new(
     "event records expire after this many days",
 )
 .defaults_to("90");
+
+pub const CREDENTIALS_TABLE: Var = Var::new(
+    "CREDENTIALS_TABLE",
+    Binaries::SOURCES.with(Binary::Cli),
+    "the DynamoDB credential table of tenant-bound keys (with the SQLite store: the file's own)",
+)
+.may_omit("the credential table; unset = credentials from the environment only");
+pub const CREDENTIALS_CACHE_SECS: Var = Var::new(
+    "CREDENTIALS_CACHE_SECS",
+    Binaries::SOURCES,
+    "seconds a credential lookup is cached: a revocation takes effect within it",
+)
+.defaults_to("60")
+.may_omit("the credential cache's lifetime; the default (60 s) bounds how late a revocation acts");
+
+/// A source's credential variable and its `_BY_TENANT` twin.
+pub const fn credentials_of(source: Source) -> (&'static Var, &'static Var) {
+    match source {
+        Source::Pancake => (&PANCAKE_API_KEYS, &PANCAKE_API_KEYS_BY_TENANT),
+        Source::PancakePos => (&PANCAKE_POS_API_KEYS, &PANCAKE_POS_API_KEYS_BY_TENANT),
+        Source::Abaha => (&ABAHA_TOKENS, &ABAHA_TOKENS_BY_TENANT),
+        Source::Fulfilment => (&FULFILMENT_SECRETS, &FULFILMENT_SECRETS_BY_TENANT),
+        Source::Invoice => (&INVOICE_SECRETS, &INVOICE_SECRETS_BY_TENANT),
+    }
+}
 
 // ---- webhooks-local ---------------------------------------------------------------------
 
@@ -422,18 +477,25 @@ pub const RUST_LOG: Var = Var::new("RUST_LOG", Binaries::ALL, "log filter")
 /// The registry, in the README's order.
 pub const ALL: &[&Var] = &[
     &PANCAKE_API_KEYS,
+    &PANCAKE_API_KEYS_BY_TENANT,
     &PANCAKE_SIGNING_SECRETS,
     &PANCAKE_POS_API_KEYS,
+    &PANCAKE_POS_API_KEYS_BY_TENANT,
     &PANCAKE_POS_KEY_HEADER,
     &ABAHA_TOKENS,
+    &ABAHA_TOKENS_BY_TENANT,
     &ABAHA_TOKEN_HEADER,
     &FULFILMENT_SECRETS,
+    &FULFILMENT_SECRETS_BY_TENANT,
     &INVOICE_SECRETS,
+    &INVOICE_SECRETS_BY_TENANT,
     &INVOICE_SIGNATURE_HEADER,
     &INVOICE_TOLERANCE_SECS,
     &ALLOW_UNVERIFIED,
     &MAX_BODY_BYTES,
     &RETENTION_DAYS,
+    &CREDENTIALS_TABLE,
+    &CREDENTIALS_CACHE_SECS,
     &LISTEN_ADDR,
     &STORE,
     &SQLITE_PATH,

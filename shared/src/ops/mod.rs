@@ -3,6 +3,7 @@
 //! entity, replay transitions, redrive dead letters, count, and reprocess stored raw bodies
 //! through today's provider code.
 
+pub mod credentials;
 mod reprocess;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,10 @@ pub enum OpsError {
     /// No event, entity or transition of that key (the operator's input, not the system).
     #[error("{0}")]
     NotFound(String),
+    /// The request breaks a rule of the data (a third active credential, a duplicate key):
+    /// the operator's input, not the system.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -40,6 +45,9 @@ pub struct Operator {
     pub queue: Arc<dyn TransitionQueue>,
     pub requeue: Arc<dyn Requeue>,
     pub dead_letters: Arc<dyn DeadLetters>,
+    /// The credential table (the null [`credentials::NoCredentialTable`] where none is
+    /// configured).
+    pub credentials: Arc<dyn crate::credentials::CredentialAdmin>,
 }
 
 /// An event with what it touched.

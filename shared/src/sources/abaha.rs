@@ -128,13 +128,7 @@ impl Abaha {
             &crate::config::vars::ABAHA_TOKEN_HEADER,
             DEFAULT_HEADER,
         )?;
-        let credentials = resolve_credentials(
-            env,
-            mode,
-            "abaha",
-            &crate::config::vars::ABAHA_TOKENS,
-            DEV_TOKEN,
-        )?;
+        let credentials = resolve_credentials(env, mode, Source::Abaha, DEV_TOKEN)?;
         Ok(Self::new(credentials, header))
     }
 }
@@ -223,7 +217,9 @@ mod tests {
 
     fn provider() -> Abaha {
         Abaha::new(
-            Credentials::Verified(SecretSet::parse("old-token,new-token")),
+            Credentials::Verified(crate::config::Keys::any(SecretSet::parse(
+                "old-token,new-token",
+            ))),
             DEFAULT_HEADER,
         )
     }

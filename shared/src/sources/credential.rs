@@ -7,12 +7,15 @@
 //! through [`crate::verify`]. A missing credential is `MissingCredential` naming where it was
 //! expected, a wrong one `BadCredential`, for every provider.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::config::{ConfigError, Credentials, Env, Var};
+use crate::config::{ConfigError, Credentials, Env, Keys, Var};
+use crate::credentials::{KeyHash, Material, StoredCredential};
 use crate::error::IngestError;
 use crate::http::{RawRequest, KEPT_HEADERS};
-use crate::verify::{check_hex_digest, check_static_key, BodyDigest, SecretSet};
+use crate::model::Tenant;
+use crate::verify::{ct_eq, presented_digest, presented_keys, BodyDigest, Secret, SecretSet};
 
 /// Reads the name of a configurable credential header: `var`, else `default`, trimmed and
 /// kept as written (requests are matched case-insensitively; messages show it as
@@ -93,7 +96,38 @@ pub enum Credential {
         mismatch: &'static str,
     },
     /// A hex digest of the raw body in `header` (optional `sha256=` prefix, either case).
-    Signature { header: String, digest: BodyDigest },
+    /// `tenant_of` reads the tenant a body claims, so the credential table is asked for that
+    /// tenant's secrets only (a signature cannot be looked up by itself).
+    Signature {
+        header: String,
+        digest: BodyDigest,
+        tenant_of: fn(&[u8]) -> Tenant,
+    },
+}
+
+/// What a request presented, extracted once and compared with each secret in constant time.
+enum Presented<'r> {
+    Keys(Vec<&'r str>),
+    Digest {
+        digest: BodyDigest,
+        body: &'r [u8],
+        value: Vec<u8>,
+    },
+}
+
+impl Presented<'_> {
+    fn matches(&self, secret: &Secret) -> bool {
+        match self {
+            Presented::Keys(values) => values.iter().fold(false, |hit, value| {
+                ct_eq(secret.expose().as_bytes(), value.as_bytes()) | hit
+            }),
+            Presented::Digest {
+                digest,
+                body,
+                value,
+            } => ct_eq(&digest.of(secret.expose().as_bytes(), body), value),
+        }
+    }
 }
 
 impl Credential {
@@ -105,32 +139,129 @@ impl Credential {
         }
     }
 
+    /// A signature whose body names no tenant: every event is the `default` tenant's.
     pub fn signature(header: impl Into<String>, digest: BodyDigest) -> Self {
+        Self::signature_of(header, digest, |_| Tenant::default_tenant())
+    }
+
+    pub fn signature_of(
+        header: impl Into<String>,
+        digest: BodyDigest,
+        tenant_of: fn(&[u8]) -> Tenant,
+    ) -> Self {
         Credential::Signature {
             header: header.into(),
             digest,
+            tenant_of,
         }
     }
 
-    /// Extracts the presented credential from `req` and checks it against `secrets` in
-    /// constant time, trying every secret.
-    pub fn check(&self, req: &RawRequest, secrets: &SecretSet) -> Result<(), IngestError> {
-        match self {
+    /// What `req` presents: `MissingCredential` naming where it was expected, or
+    /// `BadCredential` for a signature that is not hex.
+    fn presented<'r>(&self, req: &'r RawRequest) -> Result<Presented<'r>, IngestError> {
+        Ok(match self {
             Credential::StaticKey {
-                places,
+                places, expected, ..
+            } => Presented::Keys(presented_keys(
+                places.iter().filter_map(|place| place.read(req)),
                 expected,
-                mismatch,
-            } => {
-                let presented = places.iter().filter_map(|place| place.read(req));
-                check_static_key(presented, expected, secrets, mismatch)
+            )?),
+            Credential::Signature { header, digest, .. } => Presented::Digest {
+                digest: *digest,
+                body: &req.body,
+                value: presented_digest(req.header(header), header)?,
+            },
+        })
+    }
+
+    fn mismatch(&self) -> IngestError {
+        IngestError::BadCredential(match self {
+            Credential::StaticKey { mismatch, .. } => mismatch,
+            Credential::Signature { .. } => "signature does not match",
+        })
+    }
+
+    /// Checks `req` against `keys`, trying every secret: a plain one admits any tenant, a
+    /// bound one the tenants it is bound to.
+    pub fn check(&self, req: &RawRequest, keys: &Keys) -> Result<Admission, IngestError> {
+        let presented = self.presented(req)?;
+        if keys.any.any(|secret| presented.matches(secret)) {
+            return Ok(Admission::AnyTenant);
+        }
+        let tenants = keys.bound.tenants_where(|secret| presented.matches(secret));
+        if tenants.is_empty() {
+            Err(self.mismatch())
+        } else {
+            Ok(Admission::Tenants(tenants))
+        }
+    }
+
+    /// What to ask the credential table for, when the environment's keys refused `req`.
+    fn probe(&self, req: &RawRequest) -> Option<Probe> {
+        match (self, self.presented(req).ok()?) {
+            (Credential::StaticKey { .. }, Presented::Keys(values)) => Some(Probe::Keys(
+                values
+                    .into_iter()
+                    .map(|v| KeyHash::of(v.as_bytes()))
+                    .collect(),
+            )),
+            (Credential::Signature { tenant_of, .. }, Presented::Digest { body, .. }) => {
+                Some(Probe::Tenant(tenant_of(body)))
             }
-            Credential::Signature { header, digest } => {
-                check_hex_digest(req.header(header), header, secrets, |secret| {
-                    digest.of(secret.expose().as_bytes(), &req.body).to_vec()
-                })
+            _ => None,
+        }
+    }
+}
+
+/// Which tenants a verified request may speak for: checked against the normalised event's
+/// tenant, so a key bound to one shop never stores an event as another's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// A credential of the plain list (or none required): any tenant, as before binding.
+    AnyTenant,
+    /// A bound credential: these tenants only (never empty).
+    Tenants(BTreeSet<Tenant>),
+}
+
+impl Admission {
+    pub fn tenant(tenant: Tenant) -> Self {
+        Admission::Tenants(BTreeSet::from([tenant]))
+    }
+
+    pub fn admits(&self, tenant: &Tenant) -> bool {
+        match self {
+            Admission::AnyTenant => true,
+            Admission::Tenants(tenants) => tenants.contains(tenant),
+        }
+    }
+
+    /// `TenantNotBound` (403) when `tenant` is not one this admission covers.
+    pub fn check(&self, tenant: &Tenant) -> Result<(), IngestError> {
+        if self.admits(tenant) {
+            Ok(())
+        } else {
+            Err(IngestError::TenantNotBound(tenant.to_string()))
+        }
+    }
+
+    /// Both at once (a request passing two checks may speak only for what both admit).
+    fn and(self, other: Admission) -> Admission {
+        match (self, other) {
+            (Admission::AnyTenant, other) | (other, Admission::AnyTenant) => other,
+            (Admission::Tenants(a), Admission::Tenants(b)) => {
+                Admission::Tenants(a.intersection(&b).cloned().collect())
             }
         }
     }
+}
+
+/// The credential-table lookup a request needs when the environment's keys did not admit
+/// it: the hashes of the presented keys (the table holds only hashes of keys), or the
+/// tenant whose signature secrets to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Keys(Vec<KeyHash>),
+    Tenant(Tenant),
 }
 
 /// "header X-API-Key, header X-Webhook-Secret or query parameter api_key"; a place named
@@ -150,38 +281,98 @@ fn describe(places: &[Place]) -> String {
     }
 }
 
-/// A provider's whole credential check, fixed at start-up: each credential it requires with
-/// the secrets it is checked against, in order (the first failure answers).
+/// A provider's whole credential check, fixed at start-up: its credential with the keys it
+/// is checked against (and looked up in the credential table when they refuse it), then any
+/// optional extra checks, in order (the first failure answers).
 #[derive(Debug, Clone)]
 pub struct Guard {
-    checks: Vec<(SecretSet, Credential)>,
+    /// `None`: `ALLOW_UNVERIFIED` with nothing configured.
+    primary: Option<(Keys, Credential)>,
+    extras: Vec<(SecretSet, Credential)>,
 }
 
 impl Guard {
     /// Requires `credential` under the resolved `credentials`; `Unverified`
     /// (`ALLOW_UNVERIFIED`, nothing configured) checks nothing.
     pub fn new(credentials: Credentials, credential: Credential) -> Self {
-        let checks = match credentials {
-            Credentials::Verified(secrets) => vec![(secrets, credential)],
-            Credentials::Unverified => Vec::new(),
+        let primary = match credentials {
+            Credentials::Verified(keys) => Some((keys, credential)),
+            Credentials::Unverified => None,
         };
-        Guard { checks }
+        Guard {
+            primary,
+            extras: Vec::new(),
+        }
     }
 
     /// Also requires `credential` under `secrets` when any are configured: an optional check
-    /// (Pancake's signature), enforced even when the first credential is waived.
+    /// (Pancake's signature), enforced even when the first credential is waived. It binds
+    /// no tenant.
     pub fn and_if_configured(mut self, secrets: SecretSet, credential: Credential) -> Self {
         if !secrets.is_empty() {
-            self.checks.push((secrets, credential));
+            self.extras.push((secrets, credential));
         }
         self
     }
 
-    /// Every provider's `verify`.
-    pub fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
-        self.checks
+    /// Every provider's `verify`, on the environment's keys alone.
+    pub fn verify(&self, req: &RawRequest) -> Result<Admission, IngestError> {
+        self.verify_with(req, None)
+    }
+
+    /// As [`verify`](Self::verify), with what the credential table admitted for the
+    /// request's [`probe`](Self::probe): it stands in for the primary credential when the
+    /// environment's keys found it wrong (never when it is missing).
+    pub fn verify_with(
+        &self,
+        req: &RawRequest,
+        stored: Option<Admission>,
+    ) -> Result<Admission, IngestError> {
+        let mut admission = match &self.primary {
+            None => Admission::AnyTenant,
+            Some((keys, credential)) => match (credential.check(req, keys), stored) {
+                (Err(IngestError::BadCredential(_)), Some(stored)) => stored,
+                (checked, _) => checked?,
+            },
+        };
+        for (secrets, credential) in &self.extras {
+            admission = admission.and(credential.check(req, &Keys::any(secrets.clone()))?);
+        }
+        Ok(admission)
+    }
+
+    /// The credential-table lookup for a request the environment's keys refused as wrong;
+    /// `None` when there is nothing to look up (no credential required, or none presented).
+    pub fn probe(&self, req: &RawRequest) -> Option<Probe> {
+        let (_, credential) = self.primary.as_ref()?;
+        credential.probe(req)
+    }
+
+    /// What stored `entries` (those of the probe, active at the time) admit for `req`: a
+    /// key entry its tenant; a secret entry its tenant when the signature matches it.
+    pub fn admit_stored(
+        &self,
+        req: &RawRequest,
+        entries: &[StoredCredential],
+    ) -> Option<Admission> {
+        let (_, credential) = self.primary.as_ref()?;
+        let presented = credential.presented(req).ok()?;
+        let tenants: BTreeSet<Tenant> = entries
             .iter()
-            .try_for_each(|(secrets, credential)| credential.check(req, secrets))
+            .filter(|entry| match &entry.material {
+                Material::KeyHash(hash) => match &presented {
+                    Presented::Keys(values) => {
+                        values.iter().any(|v| KeyHash::of(v.as_bytes()) == *hash)
+                    }
+                    Presented::Digest { .. } => false,
+                },
+                Material::Secret(secret) => {
+                    matches!(presented, Presented::Digest { .. }) && presented.matches(secret)
+                }
+            })
+            .map(|entry| entry.tenant.clone())
+            .collect();
+        (!tenants.is_empty()).then_some(Admission::Tenants(tenants))
     }
 }
 
@@ -204,7 +395,8 @@ mod tests {
     #[test]
     fn a_guard_fails_closed_and_checks_in_order() {
         let req = RawRequest::post("/", "{}").with_header("x-token", "t1");
-        let verified = |list: &str| Credentials::Verified(SecretSet::parse(list));
+        let verified =
+            |list: &str| Credentials::Verified(crate::config::Keys::any(SecretSet::parse(list)));
         assert!(Guard::new(verified("t1,t2"), token_in("X-Token"))
             .verify(&req)
             .is_ok());

@@ -37,7 +37,11 @@ pub struct Fulfilment {
 
 impl Fulfilment {
     pub fn new(credentials: Credentials) -> Self {
-        let signature = Credential::signature(SIGNATURE_HEADER, BodyDigest::Sha256BodyThenSecret);
+        let signature = Credential::signature_of(
+            SIGNATURE_HEADER,
+            BodyDigest::Sha256BodyThenSecret,
+            claimed_tenant,
+        );
         Fulfilment {
             guard: Guard::new(credentials, signature),
         }
@@ -47,8 +51,7 @@ impl Fulfilment {
         Ok(Self::new(resolve_credentials(
             env,
             mode,
-            "fulfilment",
-            &crate::config::vars::FULFILMENT_SECRETS,
+            Source::Fulfilment,
             DEV_SECRET,
         )?))
     }
@@ -122,6 +125,19 @@ fn delivery_id(req: &RawRequest) -> Result<String, IngestError> {
         }
         _ => Ok(body_event_id(&req.body)),
     }
+}
+
+/// The tenant an unverified body claims, for the credential table's lookup of its secrets:
+/// the same field `normalise` reads (the pipeline holds the two together).
+fn claimed_tenant(body: &[u8]) -> Tenant {
+    parse_object(body)
+        .ok()
+        .and_then(|body| {
+            body.get("payload")
+                .and_then(Value::as_object)
+                .map(tenant_of)
+        })
+        .unwrap_or_else(Tenant::default_tenant)
 }
 
 fn tenant_of(payload: &Map<String, Value>) -> Tenant {
@@ -213,7 +229,9 @@ mod tests {
     const STOCK: &str = include_str!("../../fixtures/fulfilment/sku_change_stock.json");
 
     fn provider() -> Fulfilment {
-        Fulfilment::new(Credentials::Verified(SecretSet::parse("old-secret,s3cret")))
+        Fulfilment::new(Credentials::Verified(crate::config::Keys::any(
+            SecretSet::parse("old-secret,s3cret"),
+        )))
     }
 
     fn signed(body: &str, secret: &str) -> RawRequest {

@@ -86,13 +86,7 @@ impl Invoice {
                 "replay window disabled: a captured signed request can be replayed at any time"
             );
         }
-        let credentials = resolve_credentials(
-            env,
-            mode,
-            "invoice",
-            &crate::config::vars::INVOICE_SECRETS,
-            DEV_SECRET,
-        )?;
+        let credentials = resolve_credentials(env, mode, Source::Invoice, DEV_SECRET)?;
         Ok(Self::new(credentials, header, tolerance_secs))
     }
 
@@ -263,7 +257,9 @@ mod tests {
 
     fn provider(tolerance_secs: u64) -> Invoice {
         Invoice::new(
-            Credentials::Verified(SecretSet::parse("old-secret,s3cret")),
+            Credentials::Verified(crate::config::Keys::any(SecretSet::parse(
+                "old-secret,s3cret",
+            ))),
             DEFAULT_HEADER,
             tolerance_secs,
         )

@@ -18,7 +18,7 @@ use crate::config::{ConfigError, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::model::{NormalisedEvent, Source};
-use credential::Guard;
+use credential::{Admission, Guard};
 
 /// What [`Provider::normalise`] gives: one event, or the 4xx that refuses the request.
 pub type Normalised = Result<NormalisedEvent, IngestError>;
@@ -29,9 +29,10 @@ pub trait Provider: Send + Sync {
     fn response_style(&self) -> ResponseStyle;
     /// The credential check the provider fixed at start-up.
     fn guard(&self) -> &Guard;
-    /// Checks the request's credential against the configured secrets, in constant time: the
-    /// same for every provider, through its [`Guard`].
-    fn verify(&self, req: &RawRequest) -> Result<(), IngestError> {
+    /// Checks the request's credential against the environment's secrets, in constant time:
+    /// the same for every provider, through its [`Guard`]. Ingest also consults the
+    /// credential table ([`crate::credentials::Admitter`]).
+    fn verify(&self, req: &RawRequest) -> Result<Admission, IngestError> {
         self.guard().verify(req)
     }
     /// Parses a verified request into one normalised event; `now` drives replay windows.

@@ -60,13 +60,7 @@ impl Pancake {
     /// optional check (enforced whenever configured, even with `ALLOW_UNVERIFIED`).
     pub fn from_env(env: &Env, mode: Mode) -> Result<Self, ConfigError> {
         Ok(Self::new(
-            resolve_credentials(
-                env,
-                mode,
-                "pancake",
-                &crate::config::vars::PANCAKE_API_KEYS,
-                DEV_API_KEY,
-            )?,
+            resolve_credentials(env, mode, Source::Pancake, DEV_API_KEY)?,
             env.secrets(&crate::config::vars::PANCAKE_SIGNING_SECRETS),
         ))
     }
@@ -210,14 +204,16 @@ mod tests {
 
     fn provider() -> Pancake {
         Pancake::new(
-            Credentials::Verified(SecretSet::parse("old-key,new-key")),
+            Credentials::Verified(crate::config::Keys::any(SecretSet::parse(
+                "old-key,new-key",
+            ))),
             SecretSet::default(),
         )
     }
 
     fn signing_provider() -> Pancake {
         Pancake::new(
-            Credentials::Verified(SecretSet::parse("new-key")),
+            Credentials::Verified(crate::config::Keys::any(SecretSet::parse("new-key"))),
             SecretSet::parse("sign-old,sign-new"),
         )
     }

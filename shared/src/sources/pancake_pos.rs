@@ -67,13 +67,7 @@ impl PancakePos {
             DEFAULT_KEY_HEADER,
         )?;
         Ok(Self::new(
-            resolve_credentials(
-                env,
-                mode,
-                "pancake_pos",
-                &crate::config::vars::PANCAKE_POS_API_KEYS,
-                DEV_API_KEY,
-            )?,
+            resolve_credentials(env, mode, Source::PancakePos, DEV_API_KEY)?,
             header,
         ))
     }
@@ -261,7 +255,9 @@ mod tests {
 
     fn provider() -> PancakePos {
         PancakePos::new(
-            Credentials::Verified(SecretSet::parse("old-key,new-key")),
+            Credentials::Verified(crate::config::Keys::any(SecretSet::parse(
+                "old-key,new-key",
+            ))),
             DEFAULT_KEY_HEADER,
         )
     }

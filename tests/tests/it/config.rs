@@ -38,6 +38,7 @@ fn valid_value(var: &Var) -> &'static str {
         "SQLITE_SYNC" => "full",
         "ALLOW_UNVERIFIED" => "true",
         name if name.ends_with("_HEADER") => "X-Shop-Key",
+        name if name.ends_with("_BY_TENANT") => r#"{"shop-1":["configured"]}"#,
         _ => var.default.unwrap_or("configured"),
     }
 }

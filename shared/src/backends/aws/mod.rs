@@ -1,11 +1,13 @@
 //! The AWS backend: the DynamoDB store and the SQS FIFO queue, over SDK clients configured
 //! once per cold start ([`sdk`]).
 
+pub mod credentials;
 pub mod dlq;
 pub mod dynamodb;
 pub mod sdk;
 pub mod sqs;
 
+pub use credentials::DynamoDbCredentials;
 pub use dlq::SqsDeadLetters;
 pub use dynamodb::{DynamoDbStore, Tables};
 pub use sqs::SqsQueue;

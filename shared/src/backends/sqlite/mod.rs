@@ -6,6 +6,7 @@
 //! adapter [`crate::queue::AlreadyQueued`]; the worker drains [`Outbox`] through the
 //! [`crate::queue::PullQueue`] port.
 
+pub mod credentials;
 mod inspect;
 pub mod outbox;
 mod persist;
@@ -13,5 +14,6 @@ mod schema;
 pub mod store;
 pub mod writer;
 
+pub use credentials::SqliteCredentials;
 pub use outbox::Outbox;
 pub use store::SqliteStore;

@@ -53,6 +53,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error       TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox(group_id, dead, seq);
+CREATE TABLE IF NOT EXISTS credentials (
+    source      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    tenant      TEXT NOT NULL,
+    key_hash    TEXT,
+    secret      TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER,
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS credentials_by_key
+    ON credentials(source, key_hash) WHERE key_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS credentials_by_tenant ON credentials(source, tenant);
 "#;
 
 /// Brings a file written by an earlier version to the current layout. Earlier files kept

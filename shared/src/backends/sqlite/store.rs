@@ -106,6 +106,11 @@ impl SqliteStore {
         super::Outbox::new(self.writer.clone())
     }
 
+    /// The credential table of the same file, sharing this store's writer thread.
+    pub fn credentials(&self) -> super::SqliteCredentials {
+        super::SqliteCredentials::new(self.writer.clone())
+    }
+
     /// The shared connection (the embedded queue lives in the same file).
     pub fn connection(&self) -> Arc<Mutex<Connection>> {
         self.conn.clone()
