@@ -95,9 +95,11 @@ impl BoundSecrets {
             for secret in list {
                 match secret.as_str().map(str::trim) {
                     Some(s) if !s.is_empty() && !s.contains(',') => set.push(Secret::new(s)),
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "tenant {tenant:?}: every secret must be a non-blank string without commas"
-                    )),
+                    ))
+                    }
                 }
             }
             bound.push((Tenant::new(tenant), SecretSet(set)));

@@ -19,3 +19,4 @@ mod pancake;
 mod pancake_pos;
 mod reliability;
 mod template;
+mod tenants;
