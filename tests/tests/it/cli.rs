@@ -148,3 +148,168 @@ async fn an_unreachable_backend_is_one_line_naming_it() {
         stderr(&unset)
     );
 }
+
+/// `webhooks credentials`: a generated key is printed once, alone on stdout, and works at
+/// ingest for its tenant only; nothing lists a value; the rules of the table are usage
+/// errors (exit 2).
+#[tokio::test]
+async fn credentials_are_shown_once_and_bind_their_tenant() {
+    use std::io::Write;
+    use webhook_core::config::Mode;
+    use webhook_core::credentials::Admitter;
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_with_events(dir.path()).await;
+    let db = db.to_str().unwrap();
+    let add = webhooks(
+        &["--db", db, "credentials", "add", "pancake-pos", "987654321"],
+        &[],
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    let key = stdout(&add).trim().to_string();
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key:?}"
+    );
+    assert!(stderr(&add).contains("shown once"), "{}", stderr(&add));
+
+    let mut given = Command::new(build_function("webhooks"))
+        .args([
+            "--db",
+            db,
+            "credentials",
+            "add",
+            "fulfilment",
+            "M1",
+            "--stdin",
+            "--expires",
+            "30d",
+        ])
+        .env_remove("STORE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let secret = "a-secret-the-platform-issued";
+    given
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
+    let given = given.wait_with_output().unwrap();
+    assert!(given.status.success(), "{}", stderr(&given));
+    assert!(
+        stdout(&given).trim().starts_with("cred_"),
+        "only the id: {}",
+        stdout(&given)
+    );
+
+    for args in [
+        vec!["credentials", "list"],
+        vec!["credentials", "list", "--json"],
+    ] {
+        let list = webhooks(&[&["--db", db][..], &args[..]].concat(), &[]);
+        let text = stdout(&list);
+        assert!(
+            text.contains("987654321") && text.contains("active"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&key) && !text.contains(secret),
+            "no value is listed: {text}"
+        );
+    }
+
+    // the key the CLI printed admits its shop's events at ingest, and no other shop's
+    let (backends, _) = sqlite_backends(Path::new(db), &Env::default()).unwrap();
+    let clock = std::sync::Arc::new(webhook_core::clock::SystemClock);
+    let pipeline = webhook_core::pipeline::Pipeline::new(
+        backends.store.clone(),
+        backends.queue.clone(),
+        clock.clone(),
+        Default::default(),
+    )
+    .with_credentials(Admitter::cached(backends.credentials.clone(), 60, clock));
+    let env = Env::from_pairs([("CREDENTIALS_TABLE", "credentials")]);
+    let pos = webhook_core::sources::provider_from_env(
+        webhook_core::model::Source::PancakePos,
+        &env,
+        Mode::Lambda,
+    )
+    .unwrap();
+    let order = |shop: &str| {
+        let body = format!(
+            r#"{{"payload":{{"eventType":"order_created","shopId":"{shop}","data":{{"id":1,"status":0}}}}}}"#
+        );
+        webhook_core::http::RawRequest::post("/api/v1/pancake-pos/webhook", body.as_str())
+            .with_header("X-Webhook-Secret", &key)
+    };
+    pipeline
+        .ingest(pos.as_ref(), &order("987654321"))
+        .await
+        .expect("its own shop");
+    let other = pipeline
+        .ingest(pos.as_ref(), &order("123"))
+        .await
+        .unwrap_err();
+    assert_eq!(other.status(), 403);
+
+    let second = webhooks(
+        &["--db", db, "credentials", "add", "pancake-pos", "987654321"],
+        &[],
+    );
+    assert!(second.status.success(), "two may be active");
+    let third = webhooks(
+        &["--db", db, "credentials", "add", "pancake-pos", "987654321"],
+        &[],
+    );
+    assert_eq!(third.status.code(), Some(2));
+    assert!(
+        stderr(&third).contains("already has 2 active"),
+        "{}",
+        stderr(&third)
+    );
+    let bad_id = webhooks(
+        &[
+            "--db",
+            db,
+            "credentials",
+            "revoke",
+            "pancake-pos",
+            "987654321",
+            "key-1",
+        ],
+        &[],
+    );
+    assert_eq!(bad_id.status.code(), Some(2));
+    assert!(
+        stderr(&bad_id).contains("not a credential id"),
+        "{}",
+        stderr(&bad_id)
+    );
+    let revoke = webhooks(
+        &[
+            "--db",
+            db,
+            "credentials",
+            "revoke",
+            "pancake-pos",
+            "987654321",
+            "--all",
+        ],
+        &[],
+    );
+    assert!(revoke.status.success(), "{}", stderr(&revoke));
+    assert_eq!(stdout(&revoke).lines().count(), 2, "{}", stdout(&revoke));
+    let list = webhooks(
+        &["--db", db, "credentials", "list", "--source", "pancake-pos"],
+        &[],
+    );
+    assert_eq!(
+        stdout(&list).matches("revoked").count(),
+        2,
+        "{}",
+        stdout(&list)
+    );
+}
