@@ -4,6 +4,7 @@
 //! not be reached (one line naming it).
 
 mod args;
+mod console;
 mod show;
 
 use std::process::ExitCode;
@@ -86,5 +87,6 @@ async fn run(cli: &Cli, op: &Operator, env: &Env) -> Result<(), Failure> {
         Command::Dlq(a) => show::dlq(op, &out, a).await,
         Command::Reprocess(a) => show::reprocess(op, &out, env, a).await,
         Command::Stats(a) => show::stats(op, &out, a).await,
+        Command::Console(a) => console::serve(op, env, a).await,
     }
 }

@@ -3,6 +3,7 @@
 //! entity, replay transitions, redrive dead letters, count, and reprocess stored raw bodies
 //! through today's provider code.
 
+pub mod filter;
 mod reprocess;
 
 use std::collections::BTreeMap;
