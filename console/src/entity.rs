@@ -134,7 +134,8 @@ fn timeline(steps: &[Step]) -> Markup {
             @for (i, s) in steps.iter().enumerate() {
                 @let x = 20 + STEP * (i as i64 + 1);
                 @let kind = if s.t.flag.is_some() { "flagged" } else if s.late { "late" } else { "applied" };
-                line class={ "edge " (kind) } x1=(x - STEP + NODE_W) y1="58" x2=(x - 4) y2="58" marker-end="url(#arrow)" {}
+                line class={ "edge " (kind) } x1=(x - STEP + NODE_W) y1="58" x2=(x - 4) y2="58"
+                    stroke="#5b6478" stroke-width="1.5" stroke-dasharray=(if kind == "applied" { "" } else { "5,3" }) marker-end="url(#arrow)" {}
                 text class="when" x=(x + NODE_W / 2) y="92" text-anchor="middle" font-size="10" fill="#5b6478" {
                     (version_of(s.t).map(layout::version_time).unwrap_or_default().chars().take(19).collect::<String>().replace('T', " "))
                 }

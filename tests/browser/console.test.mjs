@@ -4,12 +4,13 @@
 //
 //   WEBHOOKS_LOCAL=target/debug/webhooks-local node --test tests/browser/console.test.mjs
 //
-// SCREENSHOTS=docs/console also saves the overview, an event page and an entity page there.
+// SCREENSHOTS=docs/console saves the overview, an event page and an entity page there
+// (the README shows them); otherwise they go to a temporary folder.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, mkdirSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -19,10 +20,11 @@ import { chromium } from "playwright-core";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = resolve(ROOT, process.env.WEBHOOKS_LOCAL ?? "target/debug/webhooks-local");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const SHOTS = process.env.SCREENSHOTS ? resolve(ROOT, process.env.SCREENSHOTS) : null;
 const TOKEN = "browser-test-console-token";
 
 const dir = mkdtempSync(join(tmpdir(), "console-browser-"));
+/// Where the screenshots go: SCREENSHOTS (docs/console for the README), else a temp folder.
+const SHOTS = process.env.SCREENSHOTS ? resolve(ROOT, process.env.SCREENSHOTS) : join(dir, "shots");
 const children = [];
 let browser, receiver, base, tokenBase;
 /// What the receiver answers: 400 (a permanent failure) until a test says otherwise.
@@ -100,9 +102,10 @@ async function reloadUntil(page, selector, text) {
 }
 
 async function shot(page, name) {
-  if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const path = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  assert.ok(statSync(path).size > 10_000, `${path} is a real picture`);
 }
 
 before(async () => {
@@ -199,12 +202,18 @@ test("replaying a failed transition changes its delivery outcome", async () => {
   await page.context().close();
 });
 
-test("screenshots of the overview and an entity page", { skip: !SHOTS && "SCREENSHOTS not set" }, async () => {
+test("the overview charts accepted and rejected requests; screenshots of overview and entity", async () => {
   for (const [folder, name] of [["fulfilment", "order_change_status"], ["fulfilment", "sku_change_stock"], ["invoice", "wait_reject"], ["invoice", "wait_pending"]]) {
     await postSample(base, folder, name);
   }
+  const unsigned = await fetch(`${base}/callback/update-invoice`, { method: "POST", body: "{}" });
+  assert.equal(unsigned.status, 401);
   const page = await newPage();
   await page.goto(`${base}/console`);
+  const chart = page.locator(".chart svg");
+  assert.ok((await chart.locator("rect.rejected[height]:not([height='0'])").count()) >= 1, "a rejected bar");
+  assert.ok((await chart.locator("rect.accepted:not([height='0'])").count()) >= 1, "an accepted bar");
+  assert.equal(await page.locator('tr[data-source="fulfilment"] td.num').last().textContent(), "2");
   await shot(page, "overview");
   await page.goto(`${base}/console/entity?source=invoice&tenant=default&kind=invoice&id=550e8400-e29b-41d4-a716-446655440000`);
   await shot(page, "entity");
