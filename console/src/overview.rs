@@ -140,14 +140,15 @@ fn chart(series: &Series) -> Markup {
     let plot_h = H - BOTTOM - 10;
     let slot = (W - LEFT - 10) / MINUTES as i64;
     let bar = |n: u64| (n as i64 * plot_h) / max as i64;
+    let right = LEFT + slot * MINUTES as i64;
     html! {
         svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="accepted and rejected per minute"
             width=(W) height=(H) viewBox={ "0 0 " (W) " " (H) } {
-            line x1=(LEFT) y1=(H - BOTTOM) x2=(W - 10) y2=(H - BOTTOM) stroke="#9aa3b5" {}
+            line x1=(LEFT) y1=(H - BOTTOM) x2=(right) y2=(H - BOTTOM) stroke="#9aa3b5" {}
             text x=(LEFT - 6) y="16" text-anchor="end" font-size="11" { (max) }
             text x=(LEFT - 6) y=(H - BOTTOM) text-anchor="end" font-size="11" { "0" }
             text x=(LEFT) y=(H - 6) font-size="11" { "−60 min" }
-            text x=(W - 10) y=(H - 6) text-anchor="end" font-size="11" { "now" }
+            text x=(right) y=(H - 6) text-anchor="end" font-size="11" { "now" }
             @for (i, (minute, accepted, rejected)) in series.minutes.iter().enumerate() {
                 @let x = LEFT + slot * i as i64 + 1;
                 @let when = layout::time(*minute);
@@ -161,11 +162,11 @@ fn chart(series: &Series) -> Markup {
                 }
             }
             g font-size="11" {
-                rect x=(W - 190) y="6" width="10" height="10" fill="#16a34a" {}
-                text x=(W - 176) y="15" { "accepted" }
+                rect x=(LEFT + 250) y=(H - 15) width="10" height="10" fill="#16a34a" {}
+                text x=(LEFT + 264) y=(H - 6) { "accepted" }
                 @if series.minutes.iter().any(|m| m.2.is_some()) {
-                    rect x=(W - 110) y="6" width="10" height="10" fill="#dc2626" {}
-                    text x=(W - 96) y="15" { "rejected" }
+                    rect x=(LEFT + 340) y=(H - 15) width="10" height="10" fill="#dc2626" {}
+                    text x=(LEFT + 354) y=(H - 6) { "rejected" }
                 }
             }
         }
