@@ -90,7 +90,8 @@ impl IntoResponse for ConsoleError {
             title,
             html! {
                 h1 { (status.as_u16()) " " (title) }
-                p.error { (self.to_string()) }
+                // Bounded: a message may quote the request (a cursor, a key).
+                p.error { (self.to_string().chars().take(500).collect::<String>()) }
                 p { a href=(crate::PREFIX) { "Back to the overview" } }
             },
         );

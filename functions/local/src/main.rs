@@ -60,19 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = Env::from_process();
     let settings = PipelineSettings::from_env(&env)?;
-    let (backends, sqlite) = match args.store {
-        StoreKind::Sqlite => {
-            let (backends, sqlite) = runtime::sqlite_backends(&args.db, &env)
-                .with_context(|| format!("opening {}", args.db.display()))?;
-            (backends, Some(sqlite))
-        }
-        StoreKind::Dynamodb => (
-            runtime::lambda_backends(&env)
-                .await
-                .context("--store dynamodb")?,
-            None,
-        ),
-    };
+    let (backends, sqlite) = open_backends(&args, &env).await?;
     let handlers = webhooks_local::handlers(&env, &backends)?;
     let routes: Vec<_> = handlers.keys().copied().collect();
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -119,6 +107,26 @@ async fn main() -> anyhow::Result<()> {
     }
     info!("webhooks-local stopped");
     Ok(())
+}
+
+/// The chosen store and queue, and the SQLite store itself when it is the embedded one.
+async fn open_backends(
+    args: &Args,
+    env: &Env,
+) -> anyhow::Result<(runtime::Backends, Option<SqliteStore>)> {
+    Ok(match args.store {
+        StoreKind::Sqlite => {
+            let (backends, sqlite) = runtime::sqlite_backends(&args.db, env)
+                .with_context(|| format!("opening {}", args.db.display()))?;
+            (backends, Some(sqlite))
+        }
+        StoreKind::Dynamodb => (
+            runtime::lambda_backends(env)
+                .await
+                .context("--store dynamodb")?,
+            None,
+        ),
+    })
 }
 
 /// The console's ports (the serving SQLite store itself, or the Lambdas' AWS backends with

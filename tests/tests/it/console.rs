@@ -115,6 +115,17 @@ async fn pages_explain_an_event_and_its_entity(kit: &Kit) {
     assert_eq!(states, ["Ready", "Pending", "Complete", "Fail"]);
     assert!(svg.contains("flagged: not_allowed, not applied"), "{svg}");
 
+    // A declared change that arrives after a newer state is drawn late.
+    let newer = invoice_event("l-2", "in_late", "Wait", "Pending", 1_757_000_200);
+    let older = invoice_event("l-1", "in_late", "Ready", "Wait", 1_757_000_100);
+    for e in [&newer, &older] {
+        kit.store.persist(e).await.expect("persist");
+    }
+    let (status, page) = get(&base, &entity.replace("in_console", "in_late")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"<g class="state late">"#), "{page}");
+    assert!(page.contains("late: after a newer state"), "{page}");
+
     let (status, overview) = get(&base, "/console").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
