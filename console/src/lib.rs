@@ -17,7 +17,9 @@ mod throughput;
 
 use std::sync::Arc;
 
+use axum::http::{header, HeaderValue};
 use axum::middleware;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use webhook_core::ops::Operator;
@@ -70,5 +72,30 @@ pub fn router(op: Operator, access: Access, throughput: Option<Arc<Throughput>>)
         )
         .route(&format!("{PREFIX}/assets/{{name}}"), get(assets::serve))
         .route(&format!("{PREFIX}/{{*rest}}"), get(error::unknown_page))
+        .layer(middleware::map_response(security_headers))
         .with_state(console)
+}
+
+/// Pages show customers' data: never cached, framed, or allowed to load or post anywhere
+/// but this console (the script and stylesheet are its own files, nothing is inline).
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }

@@ -486,3 +486,37 @@ async fn a_token_console_takes_a_bearer_or_the_login_cookie_and_never_shows_the_
         assert!(!body.contains(TOKEN), "a page showed the token: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_raw_body_is_shown_escaped_and_pages_are_not_cached_or_framed() {
+    let (base, _dir) = local_site(Some(open_access())).await;
+    let body = br#"{"store_id":"s1","user_id":"u1","tel":"0900","name":"</pre><script>alert(1)</script>"}"#;
+    let req = dev_credentialed(Source::Abaha, body, None);
+    let mut post = client()
+        .post(format!("{base}/api/v1/abaha/webhook"))
+        .body(req.body.clone());
+    for (k, v) in &req.headers {
+        post = post.header(k, v);
+    }
+    assert_eq!(post.send().await.unwrap().status(), StatusCode::OK);
+    let key = format!("abaha#{}", webhook_core::model::body_event_id(body));
+    let resp = client()
+        .get(format!("{base}/console/event?key={}", enc(&key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers().clone();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'self'"));
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "{page}");
+}
