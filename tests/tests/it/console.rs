@@ -208,6 +208,18 @@ async fn local_site(access: Option<Access>) -> (String, tempfile::TempDir) {
     (serve_in_background(app).await, dir)
 }
 
+/// Posts `body` to the Abaha route with the development token; it must be accepted.
+async fn post_abaha(base: &str, body: &[u8]) {
+    let req = dev_credentialed(Source::Abaha, body, None);
+    let mut post = client()
+        .post(format!("{base}/api/v1/abaha/webhook"))
+        .body(req.body.clone());
+    for (k, v) in &req.headers {
+        post = post.header(k, v);
+    }
+    assert_eq!(post.send().await.unwrap().status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn bad_input_on_console_routes_is_a_clear_4xx_page() {
     let (base, _dir) = local_site(Some(open_access())).await;
@@ -319,18 +331,11 @@ async fn the_root_redirects_and_rejections_are_counted_for_the_chart() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
-    let req = dev_credentialed(
-        Source::Abaha,
+    post_abaha(
+        &base,
         br#"{"store_id":"s1","cart_code":"C1","status":"NEW"}"#,
-        None,
-    );
-    let mut post = client()
-        .post(format!("{base}/api/v1/abaha/webhook"))
-        .body(req.body.clone());
-    for (k, v) in &req.headers {
-        post = post.header(k, v);
-    }
-    assert_eq!(post.send().await.unwrap().status(), StatusCode::OK);
+    )
+    .await;
     let (_, overview) = get(&base, "/console").await;
     assert!(overview.contains(": 1 rejected</title>"), "{overview}");
     assert!(overview.contains(": 1 accepted</title>"), "{overview}");
@@ -491,14 +496,7 @@ async fn a_token_console_takes_a_bearer_or_the_login_cookie_and_never_shows_the_
 async fn a_raw_body_is_shown_escaped_and_pages_are_not_cached_or_framed() {
     let (base, _dir) = local_site(Some(open_access())).await;
     let body = br#"{"store_id":"s1","user_id":"u1","tel":"0900","name":"</pre><script>alert(1)</script>"}"#;
-    let req = dev_credentialed(Source::Abaha, body, None);
-    let mut post = client()
-        .post(format!("{base}/api/v1/abaha/webhook"))
-        .body(req.body.clone());
-    for (k, v) in &req.headers {
-        post = post.header(k, v);
-    }
-    assert_eq!(post.send().await.unwrap().status(), StatusCode::OK);
+    post_abaha(&base, body).await;
     let key = format!("abaha#{}", webhook_core::model::body_event_id(body));
     let resp = client()
         .get(format!("{base}/console/event?key={}", enc(&key)))
