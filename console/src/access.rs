@@ -156,7 +156,10 @@ impl Access {
 /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
 fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
+        Some(rest) => match rest.split_once(']') {
+            Some((name, _)) => name,
+            None => return false,
+        },
         None => host.split(':').next().unwrap_or(""),
     };
     name.eq_ignore_ascii_case("localhost")
@@ -285,4 +288,82 @@ pub async fn logout(
 /// The hidden field every state-changing form carries.
 pub fn csrf_field(access: &Access) -> Markup {
     html! { input type="hidden" name="csrf" value=(access.csrf()); }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_host_names() {
+        for host in [
+            "localhost",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.8.9.1:80",
+            "[::1]",
+            "[::1]:3000",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "attacker.example",
+            "localhost.attacker.example",
+            "10.0.0.1:3000",
+            "[::2]",
+            "",
+            "[::1",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn next_stays_on_the_console() {
+        assert_eq!(
+            safe_next(Some("/console/events?source=abaha")),
+            "/console/events?source=abaha"
+        );
+        for bad in [
+            "//attacker.example/console",
+            "https://attacker.example/",
+            "/other",
+            "/console\\..\\x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), PREFIX, "{bad}");
+        }
+        assert_eq!(safe_next(None), PREFIX);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_holds_no_token() {
+        let access = ConsoleSettings::with_token("tok")
+            .access("127.0.0.1:1".parse().unwrap(), "")
+            .unwrap();
+        let session = access.session().unwrap();
+        assert!(!session.contains("tok") && session.len() == 64);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            format!("a=1; {COOKIE}={session}; b=2").parse().unwrap(),
+        );
+        assert_eq!(access.admits(&headers), Ok(true));
+        let first = if session.starts_with('0') { '1' } else { '0' };
+        let forged = format!("{COOKIE}={first}{}", &session[1..]);
+        headers.insert(header::COOKIE, forged.parse().unwrap());
+        assert_eq!(access.admits(&headers), Ok(false));
+        let other = ConsoleSettings::with_token("tok2")
+            .access("127.0.0.1:1".parse().unwrap(), "")
+            .unwrap();
+        assert_ne!(
+            other.session(),
+            access.session(),
+            "a new token logs everyone out"
+        );
+        assert_ne!(
+            other.csrf(),
+            access.csrf(),
+            "each process makes its own CSRF token"
+        );
+    }
 }

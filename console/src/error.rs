@@ -10,7 +10,7 @@ use webhook_core::StoreError;
 
 use crate::layout;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConsoleError {
     /// The request itself is wrong: a malformed filter, key or page size.
     #[error("{0}")]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
-use crate::config::{vars, ConfigError, Env, Mode, PipelineSettings};
+use crate::config::{ConfigError, Env, Mode, PipelineSettings};
 use crate::http::lambda::{lambda_response, raw_request};
 use crate::metrics::MetricsSink;
 use crate::model::Source;
@@ -172,7 +172,10 @@ pub fn sqlite_operator_over(store: &crate::backends::sqlite::SqliteStore) -> cra
 pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError> {
     use crate::backends::aws::SqsDeadLetters;
     let (store, queue) = aws_store_and_queue(env).await?;
-    let dlq = SqsDeadLetters::new(env.require(&vars::TRANSITIONS_DLQ_URL)?, queue.clone());
+    let dlq = SqsDeadLetters::new(
+        env.require(&crate::config::vars::TRANSITIONS_DLQ_URL)?,
+        queue.clone(),
+    );
     Ok(crate::ops::Operator {
         store: Arc::new(store),
         queue: Arc::new(queue.clone()),
