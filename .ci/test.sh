@@ -32,3 +32,5 @@ export MOTO_ENDPOINT="http://127.0.0.1:$port"
 export MOTO_SERVER_BIN="$root/.venv/bin/moto_server"
 export CFN_LINT_BIN="$root/.venv/bin/cfn-lint"
 cargo test --workspace --all-targets "$@"
+# The console in a real browser (installs Chromium and the driver if missing).
+bash .ci/browser.sh

@@ -174,14 +174,21 @@ pub fn sqlite_operator(
         )));
     }
     let store = crate::backends::sqlite::SqliteStore::open(path, false)?;
+    Ok(sqlite_operator_over(&store))
+}
+
+/// The operator's ports over an open SQLite store: `webhooks-local`'s console shares the
+/// serving store (and its one writer thread) rather than opening the file again.
+#[cfg(feature = "sqlite")]
+pub fn sqlite_operator_over(store: &crate::backends::sqlite::SqliteStore) -> crate::ops::Operator {
     let outbox = Arc::new(store.outbox());
-    Ok(crate::ops::Operator {
+    crate::ops::Operator {
         credentials: Arc::new(store.credentials()),
-        store: Arc::new(store),
+        store: Arc::new(store.clone()),
         queue: Arc::new(crate::queue::AlreadyQueued),
         requeue: outbox.clone(),
         dead_letters: outbox,
-    })
+    }
 }
 
 /// The operator's ports on AWS: the Lambdas' tables and queue variables, plus

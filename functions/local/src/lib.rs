@@ -1,5 +1,6 @@
 //! `webhooks-local`: every webhook route and the notifier worker in one process over the
-//! embedded SQLite store. The library part builds the axum app so tests run it in-process.
+//! embedded SQLite store, plus `/healthz` and the web console under `/console`. The library
+//! part builds the axum app so tests run it in-process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,15 +9,19 @@ use std::sync::Arc;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::Router;
 
+use webhook_console::{Access, Throughput};
 use webhook_core::config::{ConfigError, Env, Mode};
 use webhook_core::error::IngestError;
 use webhook_core::http::{respond, RawRequest, RawResponse, ROUTES};
+use webhook_core::model::{EventKey, Source};
+use webhook_core::ops::Operator;
 use webhook_core::pipeline::Handler;
 use webhook_core::runtime::{self, Backends};
+use webhook_core::store::Store;
 
 /// The handlers of every implemented source, keyed by route.
 pub fn handlers(
@@ -34,10 +39,20 @@ struct RouteState {
     handler: Arc<Handler>,
     max_body: usize,
     requests: Arc<AtomicU64>,
+    /// Answers per minute, for the console's chart (only when the console is mounted).
+    throughput: Option<Arc<Throughput>>,
 }
 
 /// The axum app: one POST route per source; other methods answer 405.
 pub fn app(handlers: HashMap<&'static str, Arc<Handler>>, max_body: usize) -> Router {
+    webhook_routes(handlers, max_body, None)
+}
+
+fn webhook_routes(
+    handlers: HashMap<&'static str, Arc<Handler>>,
+    max_body: usize,
+    throughput: Option<Arc<Throughput>>,
+) -> Router {
     let requests = Arc::new(AtomicU64::new(0));
     let mut router = Router::new();
     for (path, handler) in handlers {
@@ -45,10 +60,56 @@ pub fn app(handlers: HashMap<&'static str, Arc<Handler>>, max_body: usize) -> Ro
             handler,
             max_body,
             requests: requests.clone(),
+            throughput: throughput.clone(),
         };
         router = router.route(path, post(serve).with_state(state));
     }
     router
+}
+
+/// The console's ports and access rule (`None`: `--no-console`, webhook routes only).
+pub struct ConsoleParts {
+    pub operator: Operator,
+    pub access: Access,
+}
+
+/// Everything `webhooks-local` serves: the webhook routes, `GET /healthz` over `store`, and
+/// unless `console` is `None`, the console under `/console` with `/` redirecting to it.
+pub fn site(
+    handlers: HashMap<&'static str, Arc<Handler>>,
+    max_body: usize,
+    store: Arc<dyn Store>,
+    console: Option<ConsoleParts>,
+) -> Router {
+    let throughput = console.as_ref().map(|_| Arc::new(Throughput::new()));
+    let router = webhook_routes(handlers, max_body, throughput.clone())
+        .route("/healthz", get(healthz).with_state(store));
+    match console {
+        None => router,
+        Some(c) => router
+            .merge(webhook_console::router(c.operator, c.access, throughput))
+            .route("/", get(|| async { Redirect::to(webhook_console::PREFIX) })),
+    }
+}
+
+/// 200 when the store answers a read, else 503 naming the store: no detail, no auth (a
+/// load balancer or uptime check reads it). The read is one lookup of a key no event has.
+async fn healthz(State(store): State<Arc<dyn Store>>) -> Response {
+    let probe = EventKey::new(Source::Pancake, "healthz-probe");
+    let (status, body) = match store.event(&probe).await {
+        Ok(_) => (StatusCode::OK, r#"{"status":"ok","store":"ok"}"#),
+        Err(e) => {
+            tracing::warn!(error = %e, "healthz: the store did not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"status":"unavailable","store":"unavailable"}"#,
+            )
+        }
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
 }
 
 async fn serve(State(state): State<RouteState>, request: Request) -> Response {
@@ -61,10 +122,8 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
                 size: state.max_body + 1,
                 limit: state.max_body,
             };
-            return to_axum(respond(
-                state.handler.provider().response_style(),
-                &Err(err),
-            ));
+            let response = respond(state.handler.provider().response_style(), &Err(err));
+            return answered(&state, response);
         }
     };
     let request_id = parts
@@ -90,7 +149,19 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
         body: body.to_vec(),
         request_id: Some(request_id),
     };
-    to_axum(state.handler.handle(&raw).await)
+    let response = state.handler.handle(&raw).await;
+    answered(&state, response)
+}
+
+/// Counts the answer for the console's chart, then converts it.
+fn answered(state: &RouteState, response: RawResponse) -> Response {
+    if let Some(t) = &state.throughput {
+        t.record(
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            response.status,
+        );
+    }
+    to_axum(response)
 }
 
 /// The query's pairs, decoded as browsers and providers encode them (`+` is a space).

@@ -43,6 +43,9 @@ struct Args {
     db: PathBuf,
     #[arg(long, env = vars::STORE.name, help = vars::STORE.doc, value_enum, default_value = vars::STORE.default)]
     store: StoreKind,
+    /// Serve only the webhook routes and /healthz: no web console under /console.
+    #[arg(long)]
+    no_console: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -57,22 +60,22 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = Env::from_process();
     let settings = PipelineSettings::from_env(&env)?;
-    let (backends, sqlite) = match args.store {
-        StoreKind::Sqlite => {
-            let (backends, sqlite) = runtime::sqlite_backends(&args.db, &env)
-                .with_context(|| format!("opening {}", args.db.display()))?;
-            (backends, Some(sqlite))
-        }
-        StoreKind::Dynamodb => (
-            runtime::lambda_backends(&env)
-                .await
-                .context("--store dynamodb")?,
-            None,
-        ),
-    };
+    let (backends, sqlite) = open_backends(&args, &env).await?;
     let handlers = webhooks_local::handlers(&env, &backends)?;
     let routes: Vec<_> = handlers.keys().copied().collect();
-    let app = webhooks_local::app(handlers, settings.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let console = match args.no_console {
+        true => None,
+        false => Some(console_parts(&env, sqlite.as_ref(), listener.local_addr()?).await?),
+    };
+    let app = webhooks_local::site(
+        handlers,
+        settings.max_body_bytes,
+        backends.store.clone(),
+        console,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // Same NOTIFY_URL / NOTIFY_SECRET / NOTIFY_TIMEOUT_MS as the notifier Lambda.
@@ -94,10 +97,7 @@ async fn main() -> anyhow::Result<()> {
         ))
     });
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    info!(listen = %args.listen, store = ?args.store, db = %args.db.display(), ?routes, "webhooks-local serving");
+    info!(listen = %args.listen, store = ?args.store, db = %args.db.display(), ?routes, console = !args.no_console, "webhooks-local serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -107,6 +107,50 @@ async fn main() -> anyhow::Result<()> {
     }
     info!("webhooks-local stopped");
     Ok(())
+}
+
+/// The chosen store and queue, and the SQLite store itself when it is the embedded one.
+async fn open_backends(
+    args: &Args,
+    env: &Env,
+) -> anyhow::Result<(runtime::Backends, Option<SqliteStore>)> {
+    Ok(match args.store {
+        StoreKind::Sqlite => {
+            let (backends, sqlite) = runtime::sqlite_backends(&args.db, env)
+                .with_context(|| format!("opening {}", args.db.display()))?;
+            (backends, Some(sqlite))
+        }
+        StoreKind::Dynamodb => (
+            runtime::lambda_backends(env)
+                .await
+                .context("--store dynamodb")?,
+            None,
+        ),
+    })
+}
+
+/// The console's ports (the serving SQLite store itself, or the Lambdas' AWS backends with
+/// the DLQ) and its access rule for `addr`: beyond loopback without CONSOLE_TOKEN it
+/// refuses to start, naming both ways out.
+async fn console_parts(
+    env: &Env,
+    sqlite: Option<&SqliteStore>,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<webhooks_local::ConsoleParts> {
+    let access = webhook_console::ConsoleSettings::from_env(env)
+        .access(
+            addr,
+            "or pass --no-console to serve only the webhook routes",
+        )
+        .map_err(runtime::refuse_to_start)?;
+    let operator = match sqlite {
+        Some(store) => runtime::sqlite_operator_over(store),
+        None => runtime::aws_operator(env)
+            .await
+            .map_err(runtime::refuse_to_start)
+            .context("the console on --store dynamodb (or pass --no-console)")?,
+    };
+    Ok(webhooks_local::ConsoleParts { operator, access })
 }
 
 /// Deletes event records past their `expires_at` (RETENTION_DAYS) at start and hourly.

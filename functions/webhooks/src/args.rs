@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use webhook_core::config::vars::{self, Binary};
 use webhook_core::config::Var;
 use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
+use webhook_core::ops::filter::{parse_source, parse_status, parse_time};
 use webhook_core::store::{EventFilter, EventStatus, TransitionSelector};
 
 use crate::Failure;
@@ -104,6 +103,18 @@ pub enum Command {
     /// Tenant-bound credentials in the credential table: add, list, rotate, revoke.
     #[command(subcommand)]
     Credentials(crate::credentials::CredentialsCommand),
+    /// Serve the web console over this store (events, entities, replay, redrive, overview).
+    #[command(
+        after_help = "Examples:\n  webhooks console                      # http://127.0.0.1:3001/console\n  webhooks --store dynamodb console\n  CONSOLE_TOKEN=... webhooks console --listen 0.0.0.0:3001"
+    )]
+    Console(ConsoleArgs),
+}
+
+#[derive(Args)]
+pub struct ConsoleArgs {
+    /// Where to listen; beyond loopback the console requires CONSOLE_TOKEN.
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    pub listen: String,
 }
 
 #[derive(Args)]
@@ -244,45 +255,4 @@ pub struct ReprocessArgs {
     /// Report what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-pub fn parse_source(s: &str) -> Result<Source, String> {
-    Source::parse(&s.replace('-', "_"))
-        .or_else(|| Source::parse(s))
-        .ok_or_else(|| {
-            format!("{s:?} is not a source (pancake, pancake-pos, abaha, fulfilment, invoice)")
-        })
-}
-
-fn parse_status(s: &str) -> Result<EventStatus, String> {
-    EventStatus::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a status (applied, stale, flagged, ignored)"))
-}
-
-/// `2h` back from now, or an RFC 3339 time: unix seconds.
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t.unix_timestamp());
-    }
-    let secs = parse_span(s).map_err(|_| {
-        format!("{s:?} is neither a duration (90s, 30m, 2h, 7d) nor an RFC 3339 time")
-    })?;
-    Ok(OffsetDateTime::now_utc().unix_timestamp() - secs)
-}
-
-/// A duration, `90s`, `30m`, `2h` or `7d`, in seconds.
-pub fn parse_span(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a duration (90s, 30m, 2h, 7d)");
-    let unit = s.chars().last().ok_or_else(bad)?;
-    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
-    let unit = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(unit)
-        .filter(|secs| *secs >= 0)
-        .ok_or_else(bad)
 }

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use webhook_core::credentials::{CredentialId, Material, StoredCredential};
 use webhook_core::model::{Source, Tenant};
 use webhook_core::ops::credentials::{Issued, NewValue};
+use webhook_core::ops::filter::{parse_source, parse_span};
 use webhook_core::ops::Operator;
 
-use crate::args::{parse_source, parse_span};
 use crate::show::{table, time_of, Output};
 use crate::Failure;
 

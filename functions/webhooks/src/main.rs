@@ -20,6 +20,7 @@ mod say {
 }
 
 mod args;
+mod console;
 mod credentials;
 mod show;
 
@@ -104,5 +105,6 @@ async fn run(cli: &Cli, op: &Operator, env: &Env) -> Result<(), Failure> {
         Command::Reprocess(a) => show::reprocess(op, &out, env, a).await,
         Command::Stats(a) => show::stats(op, &out, a).await,
         Command::Credentials(c) => credentials::run(op, &out, c).await,
+        Command::Console(a) => console::serve(op, env, a).await,
     }
 }

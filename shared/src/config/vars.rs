@@ -251,6 +251,16 @@ pub const SQLITE_SYNC: Var = Var::new(
 )
 .defaults_to("normal");
 
+// ---- the web console (webhooks-local under /console, webhooks console) ----------------
+
+pub const CONSOLE_TOKEN: Var = Var::new(
+    "CONSOLE_TOKEN",
+    Binaries::WORKSTATION,
+    "the web console's token: required to listen beyond loopback with the console on; when set, \
+     the console asks for it (login form or Authorization: Bearer)",
+)
+.secret();
+
 // ---- the DynamoDB store and the SQS queue ------------------------------------------------
 
 pub const EVENTS_TABLE: Var = Var::new(
@@ -275,8 +285,8 @@ pub const TRANSITIONS_QUEUE_URL: Var = Var::new(
 );
 pub const TRANSITIONS_DLQ_URL: Var = Var::new(
     "TRANSITIONS_DLQ_URL",
-    Binaries::of(Binary::Cli),
-    "the transitions queue's SQS dead-letter queue (webhooks dlq, --store dynamodb)",
+    Binaries::WORKSTATION,
+    "the transitions queue's SQS dead-letter queue (webhooks dlq and the console's dead letters, --store dynamodb)",
 );
 pub const DYNAMODB_TRANSACTION_LIMIT: Var = Var::new(
     "DYNAMODB_TRANSACTION_LIMIT",
@@ -383,6 +393,7 @@ pub const ALL: &[&Var] = &[
     &STORE,
     &SQLITE_PATH,
     &SQLITE_SYNC,
+    &CONSOLE_TOKEN,
     &EVENTS_TABLE,
     &ENTITIES_TABLE,
     &TRANSITIONS_TABLE,

@@ -4,6 +4,7 @@
 //! through today's provider code.
 
 pub mod credentials;
+pub mod filter;
 mod reprocess;
 
 use std::collections::BTreeMap;

@@ -313,3 +313,48 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
         stdout(&list)
     );
 }
+
+#[tokio::test]
+async fn console_serves_the_store_on_loopback_and_refuses_beyond_it_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_with_events(dir.path()).await;
+    let db = db.to_str().unwrap();
+    let refused = webhooks(
+        &["--db", db, "console", "--listen", "0.0.0.0:0"],
+        &[("CONSOLE_TOKEN", "")],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains("set CONSOLE_TOKEN"), "{message}");
+    assert!(message.contains("--listen 127.0.0.1"), "{message}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(build_function("webhooks"))
+        .args(["--db", db, "console", "--listen", &listen])
+        .env_remove("CONSOLE_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("webhooks console");
+    let url = format!("http://{listen}/console/events");
+    let mut page = None;
+    for _ in 0..200 {
+        if let Ok(resp) = reqwest::get(&url).await {
+            page = Some((resp.status().as_u16(), resp.text().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, page) = page.expect("webhooks console answered");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("fulfilment#d1") && page.contains("fulfilment#d2"),
+        "{page}"
+    );
+}

@@ -53,9 +53,10 @@ async fn start_up(binary: Binary, env: &Env, dir: &Path) {
         return;
     }
     if binary == Binary::Cli {
-        // `--store dynamodb`'s ports, and the providers `reprocess` runs.
+        // `--store dynamodb`'s ports, the providers `reprocess` runs, and `console`'s token.
         let _ = runtime::aws_operator(env).await;
         let _ = webhook_core::ops::providers(env);
+        let _ = webhook_console::ConsoleSettings::from_env(env);
         return;
     }
     if binary == Binary::Notifier {
@@ -74,6 +75,9 @@ async fn start_up(binary: Binary, env: &Env, dir: &Path) {
             let _ = Target::from_env(env);
         }
     }
+    // The console: its token, and on `--store dynamodb` the operator's ports (with the DLQ).
+    let _ = webhook_console::ConsoleSettings::from_env(env);
+    let _ = runtime::aws_operator(env).await;
 }
 
 /// Every variable `binary` looks up: with all of them set, and with each one left out in

@@ -6,6 +6,7 @@ mod adversarial;
 mod cli;
 mod config;
 mod conformance;
+mod console;
 mod dynamodb_requests;
 mod faults;
 mod fulfilment;

@@ -1,0 +1,174 @@
+//! The overview: events per source and status (the CLI's `stats`), and accepted/rejected
+//! requests per minute over the last hour as a server-drawn SVG chart.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use maud::{html, Markup};
+use time::OffsetDateTime;
+use webhook_core::store::{EventFilter, EventStatus, Order};
+use webhook_core::Source;
+
+use crate::error::ConsoleError;
+use crate::layout;
+use crate::throughput::MINUTES;
+use crate::Console;
+
+/// Events read at most to draw the chart from the store (`webhooks console`): ten pages.
+const CHART_EVENTS_MAX: usize = 10_000;
+const CHART_PAGE: usize = 1_000;
+
+/// Per minute of the hour: (minute start, accepted, rejected if known).
+struct Series {
+    minutes: Vec<(i64, u64, Option<u64>)>,
+    /// What the numbers are, for the caption.
+    caption: &'static str,
+}
+
+pub async fn page(State(c): State<Console>) -> Result<Markup, ConsoleError> {
+    let counts = c.op.stats(&EventFilter::default()).await?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let series = series(&c, now).await?;
+    Ok(layout::page(
+        "Overview",
+        html! {
+            h1 { "Overview" }
+            (counts_table(&counts))
+            h2 { "Requests per minute, last hour" }
+            div.chart { (chart(&series)) }
+            p.muted { (series.caption) }
+            @if c.access.asks_token() {
+                form.inline method="post" action={ (crate::PREFIX) "/logout" } {
+                    (crate::access::csrf_field(&c.access))
+                    button type="submit" { "Log out" }
+                }
+            }
+        },
+    ))
+}
+
+async fn series(c: &Console, now: i64) -> Result<Series, ConsoleError> {
+    if let Some(t) = &c.throughput {
+        return Ok(Series {
+            minutes: t
+                .last_hour(now)
+                .into_iter()
+                .map(|(m, a, r)| (m, a, Some(r)))
+                .collect(),
+            caption: "Answers this process gave: accepted (2xx, duplicates included) and \
+                      rejected (any other status), since it started.",
+        });
+    }
+    let first = (now.div_euclid(60) - MINUTES as i64 + 1) * 60;
+    let filter = EventFilter {
+        since: Some(first),
+        ..EventFilter::default()
+    };
+    let mut per_minute = vec![0u64; MINUTES];
+    let (mut cursor, mut read) = (None::<String>, 0usize);
+    loop {
+        let page =
+            c.op.store
+                .list_events(&filter, Order::NewestFirst, CHART_PAGE, cursor.as_deref())
+                .await?;
+        for e in &page.events {
+            if let Some(slot) = usize::try_from((e.received_at - first) / 60)
+                .ok()
+                .filter(|i| *i < MINUTES)
+            {
+                per_minute[slot] += 1;
+            }
+        }
+        read += page.events.len();
+        match page.next {
+            Some(next) if read < CHART_EVENTS_MAX => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(Series {
+        minutes: per_minute
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (first + 60 * i as i64, n, None))
+            .collect(),
+        caption: "New events stored per minute (duplicates are not stored). Rejected requests \
+                  store nothing, so only the process that answered them counts them: see the \
+                  Rejected widgets of the CloudWatch dashboard.",
+    })
+}
+
+fn counts_table(counts: &BTreeMap<(String, EventStatus), u64>) -> Markup {
+    let statuses = [
+        EventStatus::Applied,
+        EventStatus::Stale,
+        EventStatus::Flagged,
+        EventStatus::Ignored,
+    ];
+    let get = |s: &str, st: EventStatus| counts.get(&(s.to_string(), st)).copied().unwrap_or(0);
+    html! {
+        table.counts {
+            thead { tr { th { "Source" } @for st in statuses { th.num { (st.as_str()) } } th.num { "total" } } }
+            tbody {
+                @for s in Source::ALL {
+                    @let name = s.as_str();
+                    tr data-source=(name) {
+                        td { a href=(layout::url("/events", &[("source", name)])) { (name) } }
+                        @for st in statuses {
+                            td.num { a href=(layout::url("/events", &[("source", name), ("status", st.as_str())])) { (get(name, st)) } }
+                        }
+                        td.num { (statuses.iter().map(|st| get(name, *st)).sum::<u64>()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+const W: i64 = 760;
+const H: i64 = 200;
+const LEFT: i64 = 40;
+const BOTTOM: i64 = 24;
+
+fn chart(series: &Series) -> Markup {
+    let max = series
+        .minutes
+        .iter()
+        .map(|(_, a, r)| (*a).max(r.unwrap_or(0)))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let plot_h = H - BOTTOM - 10;
+    let slot = (W - LEFT - 10) / MINUTES as i64;
+    let bar = |n: u64| (n as i64 * plot_h) / max as i64;
+    let right = LEFT + slot * MINUTES as i64;
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="accepted and rejected per minute"
+            width=(W) height=(H) viewBox={ "0 0 " (W) " " (H) } {
+            line x1=(LEFT) y1=(H - BOTTOM) x2=(right) y2=(H - BOTTOM) stroke="#9aa3b5" {}
+            text x=(LEFT - 6) y="16" text-anchor="end" font-size="11" { (max) }
+            text x=(LEFT - 6) y=(H - BOTTOM) text-anchor="end" font-size="11" { "0" }
+            text x=(LEFT) y=(H - 6) font-size="11" { "−60 min" }
+            text x=(right) y=(H - 6) text-anchor="end" font-size="11" { "now" }
+            @for (i, (minute, accepted, rejected)) in series.minutes.iter().enumerate() {
+                @let x = LEFT + slot * i as i64 + 1;
+                @let when = layout::time(*minute);
+                rect class="accepted" x=(x) y=(H - BOTTOM - bar(*accepted)) width=(slot / 2) height=(bar(*accepted)) fill="#16a34a" {
+                    title { (when) ": " (accepted) " accepted" }
+                }
+                @if let Some(r) = rejected {
+                    rect class="rejected" x=(x + slot / 2) y=(H - BOTTOM - bar(*r)) width=(slot / 2 - 1) height=(bar(*r)) fill="#dc2626" {
+                        title { (when) ": " (r) " rejected" }
+                    }
+                }
+            }
+            g font-size="11" {
+                rect x=(LEFT + 250) y=(H - 15) width="10" height="10" fill="#16a34a" {}
+                text x=(LEFT + 264) y=(H - 6) { "accepted" }
+                @if series.minutes.iter().any(|m| m.2.is_some()) {
+                    rect x=(LEFT + 340) y=(H - 15) width="10" height="10" fill="#dc2626" {}
+                    text x=(LEFT + 354) y=(H - 6) { "rejected" }
+                }
+            }
+        }
+    }
+}
