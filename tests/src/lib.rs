@@ -4,6 +4,7 @@
 //! - [`proxy`]: serialises requests to moto (DynamoDB's per-request isolation);
 //! - [`aws`]: per-test tables and FIFO queue on moto, SDK request counting, the pipeline
 //!   over counted clients;
+//! - [`capacity`]: DynamoDB's capacity rules over the requests sent and the items stored;
 //! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
 //! - [`samples`]: events for the store tests;
 //! - [`events`]: the events/ samples as requests, and sources' handlers over SQLite;
@@ -14,6 +15,7 @@
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
 
 pub mod aws;
+pub mod capacity;
 pub mod events;
 pub mod inspect;
 pub mod kit;

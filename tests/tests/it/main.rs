@@ -6,6 +6,7 @@ mod adversarial;
 mod cli;
 mod config;
 mod conformance;
+mod cost;
 mod dynamodb_requests;
 mod faults;
 mod fulfilment;
