@@ -157,7 +157,7 @@ impl DynamoDbStore {
                 Condition::exists("event_key"),
                 false,
             )?;
-            let transactions = self.transactions_with(incoming, &plan, &existing, put)?;
+            let transactions = self.transactions_with(&plan, &existing, put)?;
             match self.write(transactions).await? {
                 Attempt::Committed => {
                     return Ok(Some(Reapplied {
@@ -350,16 +350,13 @@ fn summary(item: SummaryItem) -> EventSummary {
 
 fn replayable(item: TransitionItem) -> Result<Replayable, StoreError> {
     let message = if item.queued {
-        Some(
-            serde_json::from_str(&item.message)
-                .map_err(|e| StoreError::Corrupt(format!("transition message: {e}")))?,
-        )
+        Some(item.message()?)
     } else {
         None
     };
     Ok(Replayable {
         stream: item.pk.clone(),
         message,
-        transition: item.into_stored(),
+        transition: item.into_stored()?,
     })
 }

@@ -288,11 +288,11 @@ impl Store for DynamoDbStore {
             return Ok(None);
         };
         let item: EntityItem = from_item(item)?;
+        let data = item.data()?;
         Ok(Some(StoredEntity {
             version: item.version,
             state: item.state,
-            data: serde_json::from_str(&item.data)
-                .map_err(|e| StoreError::Corrupt(format!("entity data: {e}")))?,
+            data,
             last_event_key: item.last_event_key,
         }))
     }
@@ -303,7 +303,7 @@ impl Store for DynamoDbStore {
             .await?
             .into_iter()
             .map(TransitionItem::into_stored)
-            .collect())
+            .collect::<Result<_, _>>()?)
     }
 
     async fn list_events(

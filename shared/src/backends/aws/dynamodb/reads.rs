@@ -217,8 +217,7 @@ impl DynamoDbStore {
             .filter(|t| t.queued && !t.published)
             .map(|t| {
                 Ok(PendingPublish {
-                    message: serde_json::from_str(&t.message)
-                        .map_err(|e| StoreError::Corrupt(format!("transition message: {e}")))?,
+                    message: t.message()?,
                     stream: t.pk,
                     sort: t.sk,
                 })

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 
-use super::items::{approx_size, to_item, EventItem, TransitionItem};
+use super::items::{approx_size, to_item, EventItem, TransitionItem, LEGACY_ENTITY_DATA};
 use super::plan::{Condition, EntityWrite, Plan};
 use super::Item;
 use super::{build_error, unavailable, DynamoDbStore, MAX_TRANSACTION_BYTES};
@@ -113,30 +113,27 @@ impl DynamoDbStore {
         plan: &Plan,
         stored_transitions: &HashSet<String>,
     ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
-        let event_item = EventItem::of(incoming, plan.status, &plan.transitions);
+        let event_item = EventItem::of(incoming, plan.status, &plan.transitions)?;
         let event_put = self.put(
             &self.tables.events,
             to_item(&event_item)?,
             Condition::not_exists("event_key"),
             true,
         )?;
-        self.transactions_with(incoming, plan, stored_transitions, event_put)
+        self.transactions_with(plan, stored_transitions, event_put)
     }
 
     /// [`Self::transactions`] with the event item's write given: a new event's conditional
     /// insert, or a reprocessed event's rewrite of the item that is there.
     pub(super) fn transactions_with(
         &self,
-        incoming: &IncomingEvent,
         plan: &Plan,
         stored_transitions: &HashSet<String>,
         (event_put, event_size): (TransactWriteItem, usize),
     ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
-        let event_key = incoming.event.key();
-
         let transition_write =
             |t: &TransitionRecord| -> Result<(Op, TransactWriteItem, usize), StoreError> {
-                let item = to_item(&TransitionItem::from_record(t, &event_key)?)?;
+                let item = to_item(&TransitionItem::from_record(t)?)?;
                 let (put, size) = self.put(
                     &self.tables.transitions,
                     item,
@@ -177,8 +174,9 @@ impl DynamoDbStore {
     }
 
     /// An entity's transaction item: an `Update` setting every attribute of the serialised
-    /// [`EntityItem`] (one without a state leaves the stored state as it is), or a
-    /// `ConditionCheck` of the guard when the entity is not written.
+    /// [`EntityItem`] (one without a state leaves the stored state as it is) and removing
+    /// the earlier form's text `data`, or a `ConditionCheck` of the guard when the entity is
+    /// not written.
     pub(super) fn entity_write(
         &self,
         write: &EntityWrite,
@@ -214,10 +212,11 @@ impl DynamoDbStore {
             values.insert(format!(":u{i}"), value);
             sets.push(format!("#u{i} = :u{i}"));
         }
+        names.insert("#legacy".to_string(), LEGACY_ENTITY_DATA.to_string());
         let update = Update::builder()
             .table_name(&self.tables.entities)
             .set_key(Some(key))
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(format!("SET {} REMOVE #legacy", sets.join(", ")))
             .condition_expression(condition.expression)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
