@@ -107,6 +107,38 @@ async fn the_reference_webhook_costs_what_the_budget_allows() {
     let total = FIXED_WITH_TRANSITION + m.dynamodb_usd();
     println!("  total: ${total:.3} per million webhooks");
     assert_eq!(m.notify.len(), 1, "one transition notified");
+
+    // every item written, and the transition after the notifier's update, fits in 1 KB
+    for line in m.ingest.lines.iter().chain(&m.notify[0].lines) {
+        assert!(
+            line.bytes <= 1024,
+            "{} of {} is {} B: billed as {} KB",
+            line.operation,
+            line.table,
+            line.bytes,
+            line.bytes.div_ceil(1024)
+        );
+    }
+    // ingest: entity, transition and event item, one single write each, nothing read
+    assert_eq!(
+        (m.ingest.wru, m.ingest.rru_halves, m.ingest.requests),
+        (3, 0, 3),
+        "ingest: 3 WRU, no read"
+    );
+    // notifier: one consistent read of the transition, one single write of its record
+    assert_eq!(
+        (
+            m.notify[0].wru,
+            m.notify[0].rru_halves,
+            m.notify[0].requests
+        ),
+        (1, 2, 2),
+        "notifier: 1 WRU + 1 RRU per transition"
+    );
+    assert!(
+        total <= 5.00,
+        "${total:.3} per million is over the $5.00 budget"
+    );
 }
 
 #[tokio::test]

@@ -20,3 +20,4 @@ mod pancake;
 mod pancake_pos;
 mod reliability;
 mod template;
+mod upgrade;

@@ -101,7 +101,9 @@ impl KeptRequest {
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        let (&format, rest) = bytes.split_first().ok_or_else(|| corrupt_request("empty"))?;
+        let (&format, rest) = bytes
+            .split_first()
+            .ok_or_else(|| corrupt_request("empty"))?;
         if format != REQUEST_FORMAT {
             return Err(corrupt_request(&format!("unknown format {format}")));
         }
@@ -324,7 +326,8 @@ impl TransitionItem {
 
     /// The queued message, from either form.
     pub(super) fn message(&self) -> Result<TransitionMessage, StoreError> {
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("transition message: {e}"));
+        let corrupt =
+            |e: serde_json::Error| StoreError::Corrupt(format!("transition message: {e}"));
         match (&self.message_z, &self.message) {
             (Some(z), _) => serde_json::from_slice(&decompress(z)?).map_err(corrupt),
             (None, Some(text)) => serde_json::from_str(text).map_err(corrupt),
@@ -570,7 +573,11 @@ mod tests {
         assert_eq!(transition.message().unwrap().to, "B");
         let stored = transition.into_stored().unwrap();
         assert_eq!(
-            (stored.from.as_deref(), stored.to.as_str(), stored.event_key.as_str()),
+            (
+                stored.from.as_deref(),
+                stored.to.as_str(),
+                stored.event_key.as_str()
+            ),
             (Some("A"), "B", "fulfilment#1")
         );
     }

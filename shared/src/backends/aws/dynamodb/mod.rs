@@ -79,6 +79,7 @@ use crate::store::{
 
 mod inspect;
 mod items;
+mod ordered;
 mod plan;
 mod reads;
 mod transact;
@@ -198,8 +199,14 @@ impl Store for DynamoDbStore {
         let mut stored_transitions = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
             let plan = plan::plan(event, &known);
-            let transactions = self.transactions(incoming, &plan, &stored_transitions)?;
-            match self.write(transactions).await? {
+            let written = if ordered::fits(event, &plan) {
+                self.write_ordered(incoming, &plan, &stored_transitions)
+                    .await?
+            } else {
+                let transactions = self.transactions(incoming, &plan, &stored_transitions)?;
+                self.write(transactions).await?
+            };
+            match written {
                 Attempt::Committed => return Ok(plan.outcome()),
                 Attempt::Duplicate(stored) => return self.duplicate(&key, stored).await,
                 Attempt::TransitionsExist(ids) => {

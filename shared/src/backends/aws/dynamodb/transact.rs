@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 
-use super::items::{approx_size, to_item, EventItem, TransitionItem, LEGACY_ENTITY_DATA};
+use super::items::{
+    approx_size, to_item, EntityItem, EventItem, ItemKey, TransitionItem, LEGACY_ENTITY_DATA,
+};
 use super::plan::{Condition, EntityWrite, Plan};
 use super::Item;
 use super::{build_error, unavailable, DynamoDbStore, MAX_TRANSACTION_BYTES};
@@ -105,6 +107,47 @@ pub(super) fn chunk(
     chunks
 }
 
+/// An entity's upsert, in a transaction or alone: an update expression setting every
+/// attribute of the serialised [`EntityItem`] but the key (one without a state leaves the
+/// stored state as it is) and removing the earlier form's text `data`, under the guard's
+/// condition (their placeholders share one map).
+pub(super) struct EntityUpsert {
+    pub(super) key: Item,
+    pub(super) expression: String,
+    pub(super) condition: Condition,
+    /// Approximate size of the item written.
+    pub(super) size: usize,
+}
+
+impl EntityUpsert {
+    pub(super) fn of(
+        key: &ItemKey,
+        entity: &EntityItem,
+        mut condition: Condition,
+    ) -> Result<Self, StoreError> {
+        let item = to_item(entity)?;
+        let size = approx_size(&item);
+        let mut attributes: Vec<(String, AttributeValue)> = item
+            .into_iter()
+            .filter(|(name, _)| name != "pk" && name != "sk")
+            .collect();
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sets = Vec::with_capacity(attributes.len());
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            condition = condition
+                .name(&format!("#u{i}"), &name)
+                .value(&format!(":u{i}"), value);
+            sets.push(format!("#u{i} = :u{i}"));
+        }
+        Ok(EntityUpsert {
+            key: key.to_item()?,
+            expression: format!("SET {} REMOVE #legacy", sets.join(", ")),
+            condition: condition.name("#legacy", LEGACY_ENTITY_DATA),
+            size,
+        })
+    }
+}
+
 impl DynamoDbStore {
     /// The transaction items of one attempt, split into transactions (see the module doc).
     pub(super) fn transactions(
@@ -197,29 +240,15 @@ impl DynamoDbStore {
                 200,
             ));
         };
-        let item = to_item(entity)?;
-        let size = approx_size(&item);
-        let mut names = condition.names;
-        let mut values = condition.values;
-        let mut sets = Vec::with_capacity(item.len());
-        let mut attributes: Vec<(String, AttributeValue)> = item
-            .into_iter()
-            .filter(|(name, _)| name != "pk" && name != "sk")
-            .collect();
-        attributes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (name, value)) in attributes.into_iter().enumerate() {
-            names.insert(format!("#u{i}"), name);
-            values.insert(format!(":u{i}"), value);
-            sets.push(format!("#u{i} = :u{i}"));
-        }
-        names.insert("#legacy".to_string(), LEGACY_ENTITY_DATA.to_string());
+        let upsert = EntityUpsert::of(&write.key, entity, condition)?;
+        let size = upsert.size;
         let update = Update::builder()
             .table_name(&self.tables.entities)
-            .set_key(Some(key))
-            .update_expression(format!("SET {} REMOVE #legacy", sets.join(", ")))
-            .condition_expression(condition.expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .set_key(Some(upsert.key))
+            .update_expression(upsert.expression)
+            .condition_expression(upsert.condition.expression)
+            .set_expression_attribute_names(Some(upsert.condition.names))
+            .set_expression_attribute_values(Some(upsert.condition.values))
             .build()
             .map_err(build_error)?;
         Ok((TransactWriteItem::builder().update(update).build(), size))
