@@ -323,7 +323,8 @@ mod tests {
         assert_eq!(number_size("5342"), 3);
         assert_eq!(number_size("1000"), 2);
         assert_eq!(number_size("-0.0012"), 2);
-        assert_eq!(number_size("1757069100000000"), 9);
+        assert_eq!(number_size("1757069100000000"), 5);
+        assert_eq!(number_size("1757069100000001"), 9);
         let item: Item = HashMap::from([
             ("pk".to_string(), AttributeValue::S("ab".into())),
             ("ok".to_string(), AttributeValue::Bool(true)),

@@ -555,7 +555,8 @@ mod tests {
             ("last_event_key".to_string(), s("fulfilment#1")),
         ]);
         let entity: EntityItem = from_item(entity).unwrap();
-        assert_eq!(entity.data().unwrap().to_string(), "{\"id\":1,\"n\":1.50}");
+        let expected: serde_json::Value = serde_json::from_str("{\"id\":1,\"n\":1.50}").unwrap();
+        assert_eq!(entity.data().unwrap(), expected);
 
         let message = r#"{"transitionId":"tr_1","source":"fulfilment","tenant":"XYZ","entity":{"kind":"order","id":"1"},"from":"A","to":"B","occurredAt":"2025-01-01T00:00:00Z","eventKey":"fulfilment#1","late":false,"data":{"id":1}}"#;
         let transition: Item = HashMap::from([

@@ -6,7 +6,7 @@
 //! write once. For an event naming one entity (the common shape: a status change, an
 //! order, a customer) the three writes cost half the transaction, for two more round trips.
 //!
-//! Why it is safe (ARCHITECTURE §5, decision 20):
+//! Why it is safe (ARCHITECTURE §5, decision 22):
 //! - **Dedupe** is still decided by one conditional write, the event item's
 //!   `attribute_not_exists(event_key)`, written last: concurrent duplicates resolve to one
 //!   winner, the losers find the stored event in the failed condition's `ALL_OLD` item.
