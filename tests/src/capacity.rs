@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
-use crate::aws::{AwsFixture, SentRequest};
+use crate::aws::AwsFixture;
+use crate::requests::SentRequest;
 
 /// An item as the SDK returns it.
 pub type Item = HashMap<String, AttributeValue>;

@@ -10,6 +10,7 @@
 //! - [`events`]: the events/ samples as requests, and sources' handlers over SQLite;
 //! - [`inspect`]: the store and queue through their read API (every event, a snapshot,
 //!   the queue drained), what behaviour tests assert on;
+//! - [`requests`]: what an SDK client sent (operations, bodies, answers), and injected faults;
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
@@ -23,4 +24,5 @@ pub mod lambda;
 pub mod moto;
 pub mod proxy;
 pub mod receiver;
+pub mod requests;
 pub mod samples;

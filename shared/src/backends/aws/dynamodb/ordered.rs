@@ -25,6 +25,9 @@
 //! inferred from the stored state (a retry after a partial write would no longer infer it),
 //! and for a plan with a condition check (an entity decided but not written).
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::items::{from_item, to_item, EntityHead, EventItem, TransitionItem};
@@ -116,19 +119,10 @@ impl DynamoDbStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_conditional_check_failed_exception() => {
-                    let stored = match s {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
-                        _ => None,
-                    };
-                    Ok(Written::ConditionFailed(stored))
-                }
-                _ => Err(unavailable("UpdateItem", e)),
-            },
-        }
+        written("UpdateItem", result, |e| match e {
+            UpdateItemError::ConditionalCheckFailedException(c) => Some(c.item().cloned()),
+            _ => None,
+        })
     }
 
     async fn put_transition(&self, t: &TransitionRecord) -> Result<(), StoreError> {
@@ -156,15 +150,30 @@ impl DynamoDbStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) => match e.as_service_error() {
-                Some(
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c),
-                ) => Ok(Written::ConditionFailed(c.item().cloned())),
-                _ => Err(unavailable("PutItem", e)),
-            },
-        }
+        written("PutItem", result, |e| match e {
+            PutItemError::ConditionalCheckFailedException(c) => Some(c.item().cloned()),
+            _ => None,
+        })
+    }
+}
+
+/// A single write's result: written, its condition failed (`failed` reads the stored item
+/// out of the service error), or any other error: unavailable.
+fn written<O, E, R>(
+    operation: &str,
+    result: Result<O, SdkError<E, R>>,
+    failed: impl Fn(&E) -> Option<Option<Item>>,
+) -> Result<Written, StoreError>
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(Written::Yes),
+        Err(e) => match e.as_service_error().and_then(failed) {
+            Some(stored) => Ok(Written::ConditionFailed(stored)),
+            None => Err(unavailable(operation, e)),
+        },
     }
 }
 
