@@ -175,7 +175,8 @@ impl DynamoDbStore {
                 // The event item's condition failed: it expired (TTL) meanwhile.
                 Attempt::Duplicate(_) => return Ok(None),
                 Attempt::TransitionsExist(ids) => existing.extend(ids),
-                Attempt::Conflict => {
+                // reprocess writes transactions only: a conflict is read again
+                Attempt::Conflict | Attempt::Changed(_) => {
                     if attempt > 0 {
                         super::backoff(attempt).await;
                     }

@@ -220,6 +220,13 @@ impl Store for DynamoDbStore {
                     }
                     known = self.read_entities(&distinct_keys(event)).await?;
                 }
+                Attempt::Changed(now) => {
+                    debug!(event_key = %key, attempt, "entity changed under the write, deciding on it");
+                    if attempt > 0 {
+                        backoff(attempt).await;
+                    }
+                    known = now;
+                }
             }
         }
         warn!(event_key = %key, attempts = MAX_ATTEMPTS, "giving up on contention");

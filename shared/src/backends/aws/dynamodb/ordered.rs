@@ -14,7 +14,8 @@
 //!   not recorded, the request answers 503 on any failure, and the provider's retry is not a
 //!   duplicate: it writes again. Every step is idempotent for a retry: the entity update's
 //!   condition also fails when the item is already this event's write (`last_event_key`),
-//!   which the returned item tells apart from a newer write (a conflict: read, plan again);
+//!   which the returned item (`ALL_OLD`) tells apart from a newer write — the rules then
+//!   decide again on that item, as on a consistent read, and the next write is locked on it;
 //!   a transition already stored is kept; the event item is written once.
 //! - What a failed attempt can leave behind — the entity moved on, a transition recorded,
 //!   no event — is exactly what a multi-transaction event (module doc of the store) could
@@ -30,8 +31,11 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::items::{from_item, to_item, EntityHead, EventItem, TransitionItem};
+use std::collections::HashMap;
+
+use super::items::{to_item, EventItem, TransitionItem};
 use super::plan::{distinct_keys, needs_read, Condition, EntityWrite, Plan};
+use super::reads::current_of;
 use super::transact::{Attempt, EntityUpsert};
 use super::{unavailable, DynamoDbStore, Item};
 use crate::error::StoreError;
@@ -63,8 +67,14 @@ impl DynamoDbStore {
         let key = incoming.event.key();
         for write in &plan.entities {
             if let Written::ConditionFailed(stored) = self.update_entity(write, &key).await? {
-                if !written_by(stored.as_ref(), &key)? {
+                let Some(stored) = stored else {
                     return Ok(Attempt::Conflict);
+                };
+                let (at, current) = current_of(stored)?;
+                // this event's own earlier write: done already; else a newer write, decided on
+                if current.last_event_key != key.to_string() {
+                    let stream = format!("{}#{}", at.pk, at.sk);
+                    return Ok(Attempt::Changed(HashMap::from([(stream, Some(current))])));
                 }
             }
         }
@@ -175,14 +185,4 @@ where
             None => Err(unavailable(operation, e)),
         },
     }
-}
-
-/// Whether the stored entity item is the write of `event` (each event writes an entity at
-/// most once, naming itself in `last_event_key`).
-fn written_by(stored: Option<&Item>, event: &EventKey) -> Result<bool, StoreError> {
-    let Some(item) = stored else {
-        return Ok(false);
-    };
-    let head: EntityHead = from_item(item.clone())?;
-    Ok(head.last_event_key == event.to_string())
 }

@@ -1,7 +1,7 @@
 //! Writing a plan: its items as `TransactWriteItems` (chunked past the limit, the event item
 //! last as the commit marker), and what a cancelled transaction's reasons mean.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use super::items::{
     approx_size, to_item, EntityItem, EventItem, ItemKey, TransitionItem, LEGACY_ENTITY_DATA,
 };
-use super::plan::{Condition, EntityWrite, Plan};
+use super::plan::{Condition, Current, EntityWrite, Plan};
 use super::Item;
 use super::{build_error, unavailable, DynamoDbStore, MAX_TRANSACTION_BYTES};
 use crate::error::StoreError;
@@ -35,6 +35,9 @@ pub(super) enum Attempt {
     Duplicate(Option<Box<Item>>),
     /// An entity changed under us (or a transaction conflict): read and plan again.
     Conflict,
+    /// An entity changed under a single write: plan again on what its failed condition
+    /// returned (by stream), which is what a consistent read would say.
+    Changed(HashMap<String, Option<Current>>),
     /// These transitions are stored already: plan again without writing them.
     TransitionsExist(Vec<String>),
 }
