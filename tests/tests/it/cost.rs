@@ -25,10 +25,11 @@ const NOW: i64 = 1_757_069_100;
 /// us-east-1 on-demand list prices, $ per million.
 const WRU_PRICE: f64 = 0.625;
 const RRU_PRICE: f64 = 0.125;
-/// Per webhook, $ per million, independent of the store: API Gateway HTTP API 1.00, ingest
-/// Lambda requests 0.20 + duration 0.017, SQS FIFO send 0.50, notifier receive + delete
-/// 0.10, notifier Lambda requests 0.02 + duration 0.01 (BENCHMARKS.md: cost per million).
-const FIXED_WITH_TRANSITION: f64 = 1.847;
+/// Per webhook, $ per million, besides DynamoDB: API Gateway HTTP API 1.00, ingest Lambda
+/// requests 0.20 + duration 0.033 (20 ms billed: the ordered writes' two more round trips
+/// counted generously), SQS FIFO send 0.50, notifier receive + delete 0.10, notifier Lambda
+/// requests 0.02 + duration 0.01 (BENCHMARKS.md: cost per million).
+const FIXED_WITH_TRANSITION: f64 = 1.863;
 
 /// What one webhook cost: the ingest's requests and, per notified transition, the
 /// notifier's.

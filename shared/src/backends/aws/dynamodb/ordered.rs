@@ -26,12 +26,12 @@
 //! inferred from the stored state (a retry after a partial write would no longer infer it),
 //! and for a plan with a condition check (an entity decided but not written).
 
+use std::collections::{HashMap, HashSet};
+
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-
-use std::collections::HashMap;
 
 use super::items::{to_item, EventItem, TransitionItem};
 use super::plan::{distinct_keys, needs_read, Condition, EntityWrite, Plan};
@@ -62,7 +62,7 @@ impl DynamoDbStore {
         &self,
         incoming: &IncomingEvent,
         plan: &Plan,
-        stored_transitions: &std::collections::HashSet<String>,
+        stored_transitions: &HashSet<String>,
     ) -> Result<Attempt, StoreError> {
         let key = incoming.event.key();
         for write in &plan.entities {
