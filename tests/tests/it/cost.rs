@@ -142,14 +142,41 @@ async fn the_reference_webhook_costs_what_the_budget_allows() {
     );
 }
 
+/// The variants of BENCHMARKS.md, each pinned to its write units (WRU, RRU halves,
+/// requests), none with a transition.
 #[tokio::test]
 async fn what_the_variants_cost() {
-    for (folder, name, source) in [
-        ("pancake-pos", "customer_created", Source::PancakePos),
-        ("pancake-pos", "order_created", Source::PancakePos),
-        ("fulfilment", "sku_change_stock", Source::Fulfilment),
+    for (folder, name, source, expected) in [
+        // event + entity, two single writes
+        (
+            "pancake-pos",
+            "customer_created",
+            Source::PancakePos,
+            (2, 0, 2),
+        ),
+        // status inferred from the stored state: a read, then a transaction of 2 items
+        (
+            "pancake-pos",
+            "order_created",
+            Source::PancakePos,
+            (4, 2, 2),
+        ),
+        // two warehouses: a transaction of 3 items
+        (
+            "fulfilment",
+            "sku_change_stock",
+            Source::Fulfilment,
+            (6, 0, 1),
+        ),
     ] {
         let m = measure(folder, name, source).await;
         m.print(&format!("{folder} {name}"));
+        assert!(m.notify.is_empty(), "{name}: no transition");
+        assert!(
+            m.ingest.lines.iter().all(|l| l.bytes <= 1024),
+            "{name}: an item is over 1 KB"
+        );
+        let i = &m.ingest;
+        assert_eq!((i.wru, i.rru_halves, i.requests), expected, "{name}");
     }
 }

@@ -31,7 +31,8 @@ pub struct EventItem {
     pub tenant: String,
     pub event_type: String,
     pub status: String,
-    /// The kept request, [`KeptRequest::encode`]d and deflated (the compact form).
+    /// The kept request (headers and raw body, length-prefixed: `KeptRequest::encode`),
+    /// deflated (the compact form).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "binary_opt")]
     pub request_z: Option<Vec<u8>>,
     /// Earlier form: the raw body, deflated.
