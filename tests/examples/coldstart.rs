@@ -179,32 +179,6 @@ fn memory_kb(pid: u32) -> Option<(f64, f64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
-/// DynamoDB's size of an attribute value (names and values; numbers about 1 byte per two
-/// significant digits plus one; a map or list 3 bytes plus 1 per element).
-fn value_size(v: &AttributeValue) -> usize {
-    match v {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => {
-            n.trim_start_matches(['-', '0'])
-                .replace('.', "")
-                .len()
-                .div_ceil(2)
-                + 1
-        }
-        AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(m) => {
-            3 + m
-                .iter()
-                .map(|(k, v)| 1 + k.len() + value_size(v))
-                .sum::<usize>()
-        }
-        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
-        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
-        _ => 1,
-    }
-}
-
 /// Prints every item of the fixture's three tables with its key and DynamoDB size.
 async fn print_item_sizes(fixture: &AwsFixture) {
     let tables = [
@@ -222,7 +196,7 @@ async fn print_item_sizes(fixture: &AwsFixture) {
             .map(|r| r.items.unwrap_or_default())
             .unwrap_or_default();
         for item in items {
-            let size: usize = item.iter().map(|(k, v)| k.len() + value_size(v)).sum();
+            let size = webhook_tests::capacity::item_size(&item);
             let key: Vec<String> = ["event_key", "pk", "sk"]
                 .iter()
                 .filter_map(|k| match item.get(*k) {
@@ -230,8 +204,8 @@ async fn print_item_sizes(fixture: &AwsFixture) {
                     _ => None,
                 })
                 .collect();
-            let body = match item.get("body_gz") {
-                Some(AttributeValue::B(b)) => format!(", body_gz {} B", b.as_ref().len()),
+            let body = match item.get("request_z") {
+                Some(AttributeValue::B(b)) => format!(", request_z {} B", b.as_ref().len()),
                 _ => String::new(),
             };
             println!("item size: {name} {} = {size} B{body}", key.join(" / "));

@@ -4,18 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 
 use webhook_core::backends::aws::dynamodb::{DynamoDbStore, Tables};
 use webhook_core::backends::aws::sdk::{sdk_config, AwsSettings};
@@ -28,6 +20,8 @@ use webhook_core::model::TransitionMessage;
 use webhook_core::pipeline::{Handler, Pipeline};
 use webhook_core::sources::Provider;
 use webhook_core::store::Store;
+
+pub use crate::requests::{RequestCounter, SentRequest};
 
 /// moto 5.2 still enforces the original limit of 25 items per `TransactWriteItems`
 /// (DynamoDB's is 100), so stores used against moto are configured with it.
@@ -64,82 +58,6 @@ pub struct QueuedMessage {
 impl QueuedMessage {
     pub fn message(&self) -> TransitionMessage {
         serde_json::from_str(&self.body).expect("queued body is a TransitionMessage")
-    }
-}
-
-/// Counts the requests an SDK client sends (every attempt, retries included), by operation,
-/// and the HTTP status of those that got an answer.
-#[derive(Debug, Clone, Default)]
-pub struct RequestCounter {
-    sent: Arc<Mutex<Vec<String>>>,
-    answered: Arc<Mutex<Vec<(String, u16)>>>,
-}
-
-fn operation(cfg: &ConfigBag) -> String {
-    cfg.load::<Metadata>()
-        .map(|m| m.name().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-impl RequestCounter {
-    /// The operations sent since the last `take`, in order.
-    pub fn take(&self) -> Vec<String> {
-        self.answered.lock().expect("counter lock").clear();
-        std::mem::take(&mut *self.sent.lock().expect("counter lock"))
-    }
-
-    pub fn count(&self) -> usize {
-        self.sent.lock().expect("counter lock").len()
-    }
-
-    /// Requests of `operation` sent (answered or not).
-    pub fn count_of(&self, operation: &str) -> usize {
-        self.sent
-            .lock()
-            .expect("counter lock")
-            .iter()
-            .filter(|o| *o == operation)
-            .count()
-    }
-
-    /// Requests of `operation` answered with a 2xx status (for a write: committed).
-    pub fn succeeded(&self, operation: &str) -> usize {
-        self.answered
-            .lock()
-            .expect("counter lock")
-            .iter()
-            .filter(|(o, status)| o == operation && (200..300).contains(status))
-            .count()
-    }
-}
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.sent.lock().expect("counter lock").push(operation(cfg));
-        Ok(())
-    }
-
-    fn read_after_transmit(
-        &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let status = context.response().status().as_u16();
-        self.answered
-            .lock()
-            .expect("counter lock")
-            .push((operation(cfg), status));
-        Ok(())
     }
 }
 

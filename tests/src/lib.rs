@@ -4,16 +4,19 @@
 //! - [`proxy`]: serialises requests to moto (DynamoDB's per-request isolation);
 //! - [`aws`]: per-test tables and FIFO queue on moto, SDK request counting, the pipeline
 //!   over counted clients;
+//! - [`capacity`]: DynamoDB's capacity rules over the requests sent and the items stored;
 //! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
 //! - [`samples`]: events for the store tests;
 //! - [`events`]: the events/ samples as requests, and sources' handlers over SQLite;
 //! - [`inspect`]: the store and queue through their read API (every event, a snapshot,
 //!   the queue drained), what behaviour tests assert on;
+//! - [`requests`]: what an SDK client sent (operations, bodies, answers), and injected faults;
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
 
 pub mod aws;
+pub mod capacity;
 pub mod events;
 pub mod inspect;
 pub mod kit;
@@ -21,4 +24,5 @@ pub mod lambda;
 pub mod moto;
 pub mod proxy;
 pub mod receiver;
+pub mod requests;
 pub mod samples;

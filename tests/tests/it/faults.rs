@@ -1,6 +1,8 @@
 //! Faults: moto_server stopped mid-run answers 503 with nothing half written; restarted, the
 //! provider's retry completes the work exactly once (one entity write, one transition, one
-//! queue message).
+//! queue message). An event naming one entity is written as ordered single writes (entity,
+//! transition, event item last): each step is made to fail in turn, and the retry still
+//! completes exactly once.
 //!
 //! Each test runs a private moto_server with moto's request recorder on
 //! (`MOTO_ENABLE_RECORDING`, a file per test): moto keeps its state in memory, so after a
@@ -15,7 +17,7 @@ use serde_json::Value;
 use webhook_core::http::RawRequest;
 use webhook_core::pipeline::Handler;
 use webhook_core::store::{DeliveryRecord, EventStatus};
-use webhook_tests::aws::{AwsFixture, CountedPipeline};
+use webhook_tests::aws::{AwsFixture, CountedPipeline, SentRequest};
 use webhook_tests::moto::MotoServer;
 use webhook_tests::samples::{order_key, order_status_body, provider, signed, RECEIVED_AT};
 
@@ -61,6 +63,13 @@ fn error_code(body: &Value) -> &str {
     body["error"].as_str().unwrap_or_default()
 }
 
+/// Committed writes (2xx) to the events, entities and transitions tables, whatever form the
+/// writes took (single writes or a transaction).
+fn committed(rig: &CountedPipeline, fixture: &AwsFixture) -> [usize; 3] {
+    let t = &fixture.tables;
+    [&t.events, &t.entities, &t.transitions].map(|table| rig.dynamodb.committed_writes_to(table))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,7 +84,7 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(error_code(&down.body), "SYS_001", "{}", down.body);
     assert!(
-        rig.dynamodb.count_of("TransactWriteItems") >= 1,
+        rig.dynamodb.requests().iter().any(SentRequest::is_write),
         "the write was attempted"
     );
     assert_eq!(rig.sqs.count(), 0, "nothing to send without a stored event");
@@ -100,7 +109,7 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     assert_eq!(again.status, 200);
     assert_eq!(again.body["duplicate"], true);
 
-    assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1, "one write");
+    assert_eq!(committed(&rig, &fixture), [1, 1, 1], "one write");
     let entity = rig.store.entity(&order_key(11)).await.unwrap().unwrap();
     assert_eq!(entity.state.as_deref(), Some("PACKED"));
     assert_eq!(entity.last_event_key, "fulfilment#f-1");
@@ -134,7 +143,7 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(error_code(&down.body), "SYS_002", "{}", down.body);
     // the event and its transition are stored (the outbox), not yet published
-    assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1);
+    assert_eq!(committed(&rig, &tables), [1, 1, 1]);
     assert!(rig.store.event(&key).await.unwrap().is_some());
     let transitions = rig.store.transitions(&order_key(12)).await.unwrap();
     assert_eq!(transitions.len(), 1);
@@ -152,7 +161,7 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     let again = handler.handle(&req).await;
     assert_eq!(again.status, 200);
     assert_eq!(queue.queue_depth().await, 1, "one message");
-    assert_eq!(rig.dynamodb.succeeded("TransactWriteItems"), 1, "one write");
+    assert_eq!(committed(&rig, &tables), [1, 1, 1], "one write");
     assert_eq!(
         rig.store.transitions(&order_key(12)).await.unwrap().len(),
         1
@@ -179,4 +188,66 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     assert_eq!(late.status, 200);
     assert_eq!(rig.sqs.count_of("SendMessage"), sends, "nothing sent again");
     assert_eq!(queue.queue_depth().await, 0);
+}
+
+/// The ordered single writes of a new one-entity event, in order.
+const STEPS: [&str; 3] = ["UpdateItem", "PutItem", "PutItem"];
+
+#[tokio::test]
+async fn each_write_step_failing_answers_503_and_the_retry_applies_once() {
+    for step in 1..=STEPS.len() {
+        let fixture = AwsFixture::new(&format!("faults-step-{step}")).await;
+        let (rig, handler) = rig(&fixture, &fixture);
+        let order = 20 + step as u64;
+        let delivery = format!("step-{step}");
+        let req = request(order, &delivery);
+        let key = webhook_core::model::EventKey::new(
+            webhook_core::model::Source::Fulfilment,
+            delivery.as_str(),
+        );
+
+        rig.dynamodb.fail_request(step);
+        let failed = handler.handle(&req).await;
+        assert_eq!(failed.status, 503, "step {step}: {}", failed.body);
+        assert_eq!(error_code(&failed.body), "SYS_001", "{}", failed.body);
+        let sent: Vec<String> = rig
+            .dynamodb
+            .requests()
+            .into_iter()
+            .map(|r| r.operation)
+            .collect();
+        assert_eq!(
+            sent,
+            STEPS[..step],
+            "step {step}: the writes up to the failed one"
+        );
+        // the event is not recorded (its item is the last write): the retry is not a
+        // duplicate, and nothing was queued
+        assert_eq!(rig.store.event(&key).await.unwrap(), None, "step {step}");
+        assert_eq!(fixture.queue_depth().await, 0, "step {step}");
+
+        let retry = handler.handle(&req).await;
+        assert_eq!(retry.status, 200, "step {step}: {}", retry.body);
+        assert_eq!(retry.body["duplicate"], false, "step {step}");
+        let again = handler.handle(&req).await;
+        assert_eq!(again.status, 200, "step {step}");
+        assert_eq!(again.body["duplicate"], true, "step {step}");
+
+        // exactly once: each item written once over the failed attempt, the retry and the
+        // duplicate; the entity at the event, one transition, one message
+        assert_eq!(committed(&rig, &fixture), [1, 1, 1], "step {step}");
+        let entity = rig.store.entity(&order_key(order)).await.unwrap().unwrap();
+        assert_eq!(entity.state.as_deref(), Some("PACKED"), "step {step}");
+        assert_eq!(entity.last_event_key, format!("fulfilment#{delivery}"));
+        let transitions = rig.store.transitions(&order_key(order)).await.unwrap();
+        assert_eq!(transitions.len(), 1, "step {step}");
+        assert_eq!(
+            rig.store.event(&key).await.unwrap().unwrap().status,
+            EventStatus::Applied,
+            "step {step}"
+        );
+        let queued = fixture.drain_queue().await;
+        assert_eq!(queued.len(), 1, "step {step}: one message");
+        assert_eq!(queued[0].dedup_id, transitions[0].transition_id);
+    }
 }

@@ -157,7 +157,7 @@ impl DynamoDbStore {
                 Condition::exists("event_key"),
                 false,
             )?;
-            let transactions = self.transactions_with(incoming, &plan, &existing, put)?;
+            let transactions = self.transactions_with(&plan, &existing, put)?;
             match self.write(transactions).await? {
                 Attempt::Committed => {
                     return Ok(Some(Reapplied {
@@ -175,7 +175,8 @@ impl DynamoDbStore {
                 // The event item's condition failed: it expired (TTL) meanwhile.
                 Attempt::Duplicate(_) => return Ok(None),
                 Attempt::TransitionsExist(ids) => existing.extend(ids),
-                Attempt::Conflict => {
+                // reprocess writes transactions only: a conflict is read again
+                Attempt::Conflict | Attempt::Changed(_) => {
                     if attempt > 0 {
                         super::backoff(attempt).await;
                     }
@@ -350,16 +351,13 @@ fn summary(item: SummaryItem) -> EventSummary {
 
 fn replayable(item: TransitionItem) -> Result<Replayable, StoreError> {
     let message = if item.queued {
-        Some(
-            serde_json::from_str(&item.message)
-                .map_err(|e| StoreError::Corrupt(format!("transition message: {e}")))?,
-        )
+        Some(item.message()?)
     } else {
         None
     };
     Ok(Replayable {
         stream: item.pk.clone(),
         message,
-        transition: item.into_stored(),
+        transition: item.into_stored()?,
     })
 }

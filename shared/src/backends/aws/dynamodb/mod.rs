@@ -2,17 +2,23 @@
 //!
 //! | table | key | item |
 //! | --- | --- | --- |
-//! | events (`EVENTS_TABLE`) | `event_key` | [`EventItem`]: gzip body (Binary), kept headers, entity keys, the keys of its transitions, status, `received_at`, TTL `expires_at` (unix seconds) |
-//! | entities (`ENTITIES_TABLE`) | `pk` = `{source}#{tenant}`, `sk` = `{kind}#{id}` | [`EntityItem`]: `version` (µs), `state`, `data` (JSON text, lossless), `last_event_key` |
-//! | transitions (`TRANSITIONS_TABLE`) | `pk` = `{source}#{tenant}#{kind}#{id}`, `sk` = `{version}#{event_id}` | [`TransitionItem`]: id, event key, from, to, flag, queued, published, the queued message (JSON text), notification outcome |
+//! | events (`EVENTS_TABLE`) | `event_key` | [`EventItem`]: the kept request (headers + raw body, deflated Binary), entity keys, the keys of its transitions, status, `received_at`, TTL `expires_at` (unix seconds) |
+//! | entities (`ENTITIES_TABLE`) | `pk` = `{source}#{tenant}`, `sk` = `{kind}#{id}` | [`EntityItem`]: `version` (µs), `state`, `data` (JSON text, lossless, deflated), `last_event_key` |
+//! | transitions (`TRANSITIONS_TABLE`) | `pk` = `{source}#{tenant}#{kind}#{id}`, `sk` = `{version}#{event_id}` | [`TransitionItem`]: id, flag, queued, published, the queued message (JSON text, deflated: its from, to and event key), notification outcome |
 //!
-//! # One write per accepted event
+//! Items are compact so the common ones stay under 1 KB (billed per started KB); items of
+//! the earlier, uncompressed form are read too (`items`).
 //!
-//! [`Store::persist`] applies the shared rules ([`decide()`]) and writes everything in ONE
-//! `TransactWriteItems`: the event (`Put`, condition `attribute_not_exists(event_key)`: the
-//! dedupe), each entity to write (an `Update` setting every attribute of the serialised
-//! [`EntityItem`], so an update without a state keeps the stored one, as SQLite's upsert
-//! does), and each transition (`Put`, `attribute_not_exists(pk)`). An entity decided
+//! # The writes of an accepted event
+//!
+//! [`Store::persist`] applies the shared rules ([`decide()`]) and writes, without reading
+//! first: the event (`Put`, condition `attribute_not_exists(event_key)`: the dedupe), each
+//! entity to write (an `Update` setting every attribute of the serialised [`EntityItem`], so
+//! an update without a state keeps the stored one, as SQLite's upsert does), and each
+//! transition (`Put`, `attribute_not_exists(pk)`). An event naming one entity is written as
+//! ordered conditional single writes, the event item last as the commit marker (`ordered`:
+//! half the write units); any other event in ONE `TransactWriteItems`, described here. An
+//! entity decided
 //! optimistically but not written (a transition its lifecycle forbids) gets a
 //! `ConditionCheck` of the same guard, so the decision stays exact. On the happy path
 //! nothing is read first: the decision is taken *optimistically* as if nothing were stored,
@@ -24,7 +30,8 @@
 //! then guards the write with `version = :read AND last_event_key = :read` (optimistic
 //! locking; `last_event_key` names the one write that produced the item).
 //!
-//! When the transaction is cancelled, its `CancellationReasons` (one per item) say why:
+//! When a transaction is cancelled, its `CancellationReasons` (one per item) say why (a
+//! single write's failed condition means the same, see `ordered`):
 //! - the event item's condition failed: a **duplicate**. Nothing was written. The stored event
 //!   comes back in the reason (`ReturnValuesOnConditionCheckFailure = ALL_OLD`); its
 //!   transitions are read (consistent `BatchGetItem` of the keys kept on the event) and those
@@ -38,7 +45,8 @@
 //!   expired by TTL was redelivered). It is left as it is and the rest is written.
 //!
 //! Concurrent duplicates therefore resolve to one winner by the event's condition, never by
-//! read-then-write, and nothing is ever half written: a transaction is all or nothing. Any
+//! read-then-write, and no event is ever half recorded: a transaction is all or nothing, and
+//! ordered writes record the event only with their last write. Any
 //! SDK failure (throttling after the SDK's own retries, an unreachable endpoint, 5xx) is
 //! [`StoreError::Unavailable`], which the pipeline answers with 503.
 //!
@@ -79,6 +87,7 @@ use crate::store::{
 
 mod inspect;
 mod items;
+mod ordered;
 mod plan;
 mod reads;
 mod transact;
@@ -198,8 +207,14 @@ impl Store for DynamoDbStore {
         let mut stored_transitions = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
             let plan = plan::plan(event, &known);
-            let transactions = self.transactions(incoming, &plan, &stored_transitions)?;
-            match self.write(transactions).await? {
+            let written = if ordered::fits(event, &plan) {
+                self.write_ordered(incoming, &plan, &stored_transitions)
+                    .await?
+            } else {
+                let transactions = self.transactions(incoming, &plan, &stored_transitions)?;
+                self.write(transactions).await?
+            };
+            match written {
                 Attempt::Committed => return Ok(plan.outcome()),
                 Attempt::Duplicate(stored) => return self.duplicate(&key, stored).await,
                 Attempt::TransitionsExist(ids) => {
@@ -212,6 +227,13 @@ impl Store for DynamoDbStore {
                         backoff(attempt).await;
                     }
                     known = self.read_entities(&distinct_keys(event)).await?;
+                }
+                Attempt::Changed(now) => {
+                    debug!(event_key = %key, attempt, "entity changed under the write, deciding on it");
+                    if attempt > 0 {
+                        backoff(attempt).await;
+                    }
+                    known = now;
                 }
             }
         }
@@ -288,11 +310,11 @@ impl Store for DynamoDbStore {
             return Ok(None);
         };
         let item: EntityItem = from_item(item)?;
+        let data = item.data()?;
         Ok(Some(StoredEntity {
             version: item.version,
             state: item.state,
-            data: serde_json::from_str(&item.data)
-                .map_err(|e| StoreError::Corrupt(format!("entity data: {e}")))?,
+            data,
             last_event_key: item.last_event_key,
         }))
     }
@@ -303,7 +325,7 @@ impl Store for DynamoDbStore {
             .await?
             .into_iter()
             .map(TransitionItem::into_stored)
-            .collect())
+            .collect::<Result<_, _>>()?)
     }
 
     async fn list_events(

@@ -309,7 +309,8 @@ impl Slot {
             sk: update.key.sort(),
             version: update.version.micros(),
             state: update.state.clone(),
-            data: update.data.to_string(),
+            data_z: EntityItem::compact_data(&update.data),
+            data: None,
             last_event_key: event_key.to_string(),
         });
     }

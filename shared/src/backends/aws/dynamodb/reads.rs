@@ -116,22 +116,9 @@ impl DynamoDbStore {
             .batch_get(&self.tables.entities, &item_keys, Some(projection))
             .await?
         {
-            let head: EntityHead = from_item(item)?;
-            let key = ItemKey {
-                pk: head.pk.clone(),
-                sk: head.sk.clone(),
-            };
+            let (key, current) = current_of(item)?;
             if let Some(stream) = by_key.get(&key) {
-                out.insert(
-                    stream.clone(),
-                    Some(Current {
-                        snapshot: Snapshot {
-                            version: Version::from_micros(head.version),
-                            state: head.state,
-                        },
-                        last_event_key: head.last_event_key,
-                    }),
-                );
+                out.insert(stream.clone(), Some(current));
             }
         }
         Ok(out)
@@ -217,8 +204,7 @@ impl DynamoDbStore {
             .filter(|t| t.queued && !t.published)
             .map(|t| {
                 Ok(PendingPublish {
-                    message: serde_json::from_str(&t.message)
-                        .map_err(|e| StoreError::Corrupt(format!("transition message: {e}")))?,
+                    message: t.message()?,
                     stream: t.pk,
                     sort: t.sk,
                 })
@@ -260,4 +246,21 @@ impl DynamoDbStore {
             .map_err(|e| unavailable("GetItem", e))?;
         Ok(response.item)
     }
+}
+
+/// What a stored entity item says for the rules and the locking condition, and its key.
+pub(super) fn current_of(item: Item) -> Result<(ItemKey, Current), StoreError> {
+    let head: EntityHead = from_item(item)?;
+    let key = ItemKey {
+        pk: head.pk,
+        sk: head.sk,
+    };
+    let current = Current {
+        snapshot: Snapshot {
+            version: Version::from_micros(head.version),
+            state: head.state,
+        },
+        last_event_key: head.last_event_key,
+    };
+    Ok((key, current))
 }

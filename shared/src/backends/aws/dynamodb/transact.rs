@@ -1,7 +1,7 @@
 //! Writing a plan: its items as `TransactWriteItems` (chunked past the limit, the event item
 //! last as the commit marker), and what a cancelled transaction's reasons mean.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -9,8 +9,10 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 
-use super::items::{approx_size, to_item, EventItem, TransitionItem};
-use super::plan::{Condition, EntityWrite, Plan};
+use super::items::{
+    approx_size, to_item, EntityItem, EventItem, ItemKey, TransitionItem, LEGACY_ENTITY_DATA,
+};
+use super::plan::{Condition, Current, EntityWrite, Plan};
 use super::Item;
 use super::{build_error, unavailable, DynamoDbStore, MAX_TRANSACTION_BYTES};
 use crate::error::StoreError;
@@ -33,6 +35,9 @@ pub(super) enum Attempt {
     Duplicate(Option<Box<Item>>),
     /// An entity changed under us (or a transaction conflict): read and plan again.
     Conflict,
+    /// An entity changed under a single write: plan again on what its failed condition
+    /// returned (by stream), which is what a consistent read would say.
+    Changed(HashMap<String, Option<Current>>),
     /// These transitions are stored already: plan again without writing them.
     TransitionsExist(Vec<String>),
 }
@@ -105,6 +110,47 @@ pub(super) fn chunk(
     chunks
 }
 
+/// An entity's upsert, in a transaction or alone: an update expression setting every
+/// attribute of the serialised [`EntityItem`] but the key (one without a state leaves the
+/// stored state as it is) and removing the earlier form's text `data`, under the guard's
+/// condition (their placeholders share one map).
+pub(super) struct EntityUpsert {
+    pub(super) key: Item,
+    pub(super) expression: String,
+    pub(super) condition: Condition,
+    /// Approximate size of the item written.
+    pub(super) size: usize,
+}
+
+impl EntityUpsert {
+    pub(super) fn of(
+        key: &ItemKey,
+        entity: &EntityItem,
+        mut condition: Condition,
+    ) -> Result<Self, StoreError> {
+        let item = to_item(entity)?;
+        let size = approx_size(&item);
+        let mut attributes: Vec<(String, AttributeValue)> = item
+            .into_iter()
+            .filter(|(name, _)| name != "pk" && name != "sk")
+            .collect();
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sets = Vec::with_capacity(attributes.len());
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            condition = condition
+                .name(&format!("#u{i}"), &name)
+                .value(&format!(":u{i}"), value);
+            sets.push(format!("#u{i} = :u{i}"));
+        }
+        Ok(EntityUpsert {
+            key: key.to_item()?,
+            expression: format!("SET {} REMOVE #legacy", sets.join(", ")),
+            condition: condition.name("#legacy", LEGACY_ENTITY_DATA),
+            size,
+        })
+    }
+}
+
 impl DynamoDbStore {
     /// The transaction items of one attempt, split into transactions (see the module doc).
     pub(super) fn transactions(
@@ -113,30 +159,27 @@ impl DynamoDbStore {
         plan: &Plan,
         stored_transitions: &HashSet<String>,
     ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
-        let event_item = EventItem::of(incoming, plan.status, &plan.transitions);
+        let event_item = EventItem::of(incoming, plan.status, &plan.transitions)?;
         let event_put = self.put(
             &self.tables.events,
             to_item(&event_item)?,
             Condition::not_exists("event_key"),
             true,
         )?;
-        self.transactions_with(incoming, plan, stored_transitions, event_put)
+        self.transactions_with(plan, stored_transitions, event_put)
     }
 
     /// [`Self::transactions`] with the event item's write given: a new event's conditional
     /// insert, or a reprocessed event's rewrite of the item that is there.
     pub(super) fn transactions_with(
         &self,
-        incoming: &IncomingEvent,
         plan: &Plan,
         stored_transitions: &HashSet<String>,
         (event_put, event_size): (TransactWriteItem, usize),
     ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
-        let event_key = incoming.event.key();
-
         let transition_write =
             |t: &TransitionRecord| -> Result<(Op, TransactWriteItem, usize), StoreError> {
-                let item = to_item(&TransitionItem::from_record(t, &event_key)?)?;
+                let item = to_item(&TransitionItem::from_record(t)?)?;
                 let (put, size) = self.put(
                     &self.tables.transitions,
                     item,
@@ -177,8 +220,9 @@ impl DynamoDbStore {
     }
 
     /// An entity's transaction item: an `Update` setting every attribute of the serialised
-    /// [`EntityItem`] (one without a state leaves the stored state as it is), or a
-    /// `ConditionCheck` of the guard when the entity is not written.
+    /// [`EntityItem`] (one without a state leaves the stored state as it is) and removing
+    /// the earlier form's text `data`, or a `ConditionCheck` of the guard when the entity is
+    /// not written.
     pub(super) fn entity_write(
         &self,
         write: &EntityWrite,
@@ -199,28 +243,15 @@ impl DynamoDbStore {
                 200,
             ));
         };
-        let item = to_item(entity)?;
-        let size = approx_size(&item);
-        let mut names = condition.names;
-        let mut values = condition.values;
-        let mut sets = Vec::with_capacity(item.len());
-        let mut attributes: Vec<(String, AttributeValue)> = item
-            .into_iter()
-            .filter(|(name, _)| name != "pk" && name != "sk")
-            .collect();
-        attributes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (name, value)) in attributes.into_iter().enumerate() {
-            names.insert(format!("#u{i}"), name);
-            values.insert(format!(":u{i}"), value);
-            sets.push(format!("#u{i} = :u{i}"));
-        }
+        let upsert = EntityUpsert::of(&write.key, entity, condition)?;
+        let size = upsert.size;
         let update = Update::builder()
             .table_name(&self.tables.entities)
-            .set_key(Some(key))
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .condition_expression(condition.expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .set_key(Some(upsert.key))
+            .update_expression(upsert.expression)
+            .condition_expression(upsert.condition.expression)
+            .set_expression_attribute_names(Some(upsert.condition.names))
+            .set_expression_attribute_values(Some(upsert.condition.values))
             .build()
             .map_err(build_error)?;
         Ok((TransactWriteItem::builder().update(update).build(), size))
