@@ -48,12 +48,7 @@ impl Operator {
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<Issued, OpsError> {
-        let active = self.credentials_of(source, tenant, now).await?;
-        if active.len() >= MAX_ACTIVE {
-            return Err(refused(format!(
-                "{source} tenant {tenant} already has {MAX_ACTIVE} active credentials; revoke one first"
-            )));
-        }
+        self.room_for_one(source, tenant, now).await?;
         self.issue(source, tenant, value, expires_at, now).await
     }
 
@@ -112,16 +107,22 @@ impl Operator {
         Ok(all)
     }
 
-    /// The active credentials of one tenant.
-    async fn credentials_of(
+    /// The active credentials of one tenant, refused when there are [`MAX_ACTIVE`] already
+    /// (during a rotation's grace period, the old and the new one).
+    async fn room_for_one(
         &self,
         source: Source,
         tenant: &Tenant,
         now: i64,
     ) -> Result<Vec<StoredCredential>, OpsError> {
-        let mut found = self.list_credentials(Some(source), Some(tenant)).await?;
-        found.retain(|c| c.is_active(now));
-        Ok(found)
+        let mut active = self.list_credentials(Some(source), Some(tenant)).await?;
+        active.retain(|c| c.is_active(now));
+        if active.len() >= MAX_ACTIVE {
+            return Err(refused(format!(
+                "{source} tenant {tenant} already has {MAX_ACTIVE} active credentials; revoke one first"
+            )));
+        }
+        Ok(active)
     }
 
     /// Issues a successor and lets the tenant's current credential expire after `grace_secs`
@@ -135,12 +136,7 @@ impl Operator {
         grace_secs: i64,
         now: i64,
     ) -> Result<(Issued, Vec<StoredCredential>), OpsError> {
-        let active = self.credentials_of(source, tenant, now).await?;
-        if active.len() >= MAX_ACTIVE {
-            return Err(refused(format!(
-                "{source} tenant {tenant} has {MAX_ACTIVE} active credentials (a rotation is under way); revoke one first"
-            )));
-        }
+        let active = self.room_for_one(source, tenant, now).await?;
         let issued = self.issue(source, tenant, value, None, now).await?;
         let ends = now + grace_secs.max(0);
         let mut retiring = Vec::new();

@@ -112,6 +112,34 @@ fn from_item(item: &Item) -> Option<StoredCredential> {
 }
 
 impl DynamoDbCredentials {
+    /// Puts `credential` under `condition` (which may name `:id`, its id); `false` when the
+    /// condition failed and nothing was written.
+    async fn put(
+        &self,
+        credential: &StoredCredential,
+        condition: &str,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(credential)))
+            .condition_expression(condition);
+        if condition.contains(":id") {
+            request = request.expression_attribute_values(":id", s(credential.id.as_str()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("PutItem", e)),
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoDbCredentials {
             client,
@@ -201,48 +229,20 @@ impl CredentialLookup for DynamoDbCredentials {
 #[async_trait]
 impl CredentialAdmin for DynamoDbCredentials {
     async fn insert(&self, credential: &StoredCredential) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(credential)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable("PutItem", e)),
-        }
+        self.put(credential, "attribute_not_exists(pk)").await
     }
 
     async fn update(&self, credential: &StoredCredential) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(credential)))
-            .condition_expression("attribute_exists(pk) AND id = :id")
-            .expression_attribute_values(":id", s(credential.id.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Corrupt(format!(
-                    "credential {} is not in the table",
-                    credential.id
-                )))
-            }
-            Err(e) => Err(unavailable("PutItem", e)),
+        if self
+            .put(credential, "attribute_exists(pk) AND id = :id")
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "credential {} is not in the table",
+                credential.id
+            )))
         }
     }
 
