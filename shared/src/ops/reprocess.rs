@@ -53,6 +53,10 @@ enum Verdict {
 
 /// Re-runs the events `filter` selects; `dry_run` reports what would change and writes
 /// nothing. `env` configures the providers (credentials are not needed: nothing is verified).
+///
+/// Pages are read ahead: the next page's read is queued while the last `IN_FLIGHT` events
+/// of the current one are still being applied, so the store never idles at a page boundary
+/// (draining the pipeline per page cost a fifth of the run on SQLite).
 pub async fn reprocess(
     op: &Operator,
     env: &Env,
@@ -62,41 +66,64 @@ pub async fn reprocess(
 ) -> Result<ReprocessSummary, OpsError> {
     let providers = providers(env);
     let mut summary = ReprocessSummary::default();
-    let mut cursor: Option<String> = None;
-    loop {
-        let (events, next) = op
-            .store
-            .events_page(filter, Order::OldestFirst, PAGE, cursor.as_deref())
-            .await?;
-        let results: Vec<(String, Outcome)> = stream::iter(events.iter().map(|stored| {
+    let mut outcomes = std::pin::pin!(events(op, filter)
+        .map(|page| {
             let providers = &providers;
             async move {
-                let outcome = one(op, providers, stored, dry_run).await;
-                (stored.event_key.clone(), outcome)
+                let stored = page?;
+                let outcome = one(op, providers, &stored, dry_run).await;
+                Ok::<_, OpsError>((stored.event_key, outcome))
             }
-        }))
-        .buffered(IN_FLIGHT)
-        .collect()
-        .await;
-        for (key, result) in results {
-            summary.scanned += 1;
-            match result {
-                Ok((verdict, queued)) => {
-                    summary.queued += queued;
-                    *match verdict {
-                        Verdict::NewlyProjected => &mut summary.newly_projected,
-                        Verdict::Changed => &mut summary.changed,
-                        Verdict::Unchanged => &mut summary.unchanged,
-                    } += 1;
-                }
-                Err(reason) => summary.failed.push((key, reason)),
+        })
+        .buffered(IN_FLIGHT));
+    while let Some(next) = outcomes.next().await {
+        let (key, result) = next?;
+        tally(&mut summary, key, result);
+        if summary.scanned % PAGE as u64 == 0 {
+            progress(&summary);
+        }
+    }
+    progress(&summary);
+    Ok(summary)
+}
+
+/// The selected events in arrival order, one at a time, read a page per store round trip;
+/// a failed read ends the stream with its error.
+fn events<'a>(
+    op: &'a Operator,
+    filter: &'a EventFilter,
+) -> impl futures::Stream<Item = Result<StoredEvent, OpsError>> + 'a {
+    // `None` once the last page has been read.
+    let start: Option<Option<String>> = Some(None);
+    stream::unfold(start, move |cursor| async move {
+        let cursor = cursor?;
+        let page = op
+            .store
+            .events_page(filter, Order::OldestFirst, PAGE, cursor.as_deref())
+            .await;
+        Some(match page {
+            Ok((events, next)) => {
+                let items: Vec<_> = events.into_iter().map(Ok).collect();
+                (stream::iter(items), next.map(Some))
             }
+            Err(e) => (stream::iter(vec![Err(e.into())]), None),
+        })
+    })
+    .flatten()
+}
+
+fn tally(summary: &mut ReprocessSummary, key: String, result: Outcome) {
+    summary.scanned += 1;
+    match result {
+        Ok((verdict, queued)) => {
+            summary.queued += queued;
+            *match verdict {
+                Verdict::NewlyProjected => &mut summary.newly_projected,
+                Verdict::Changed => &mut summary.changed,
+                Verdict::Unchanged => &mut summary.unchanged,
+            } += 1;
         }
-        progress(&summary);
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(summary),
-        }
+        Err(reason) => summary.failed.push((key, reason)),
     }
 }
 
