@@ -32,6 +32,12 @@ use webhook_core::ops::{Operator, OpsError};
 
 use args::{Cli, Command, StoreKind};
 
+/// mimalloc, as in `webhooks-local`: reprocess hands every event's rows from the runtime's
+/// threads to the SQLite writer thread, and glibc's malloc was a fifth of that thread's time
+/// (perf, BENCHMARKS.md "Operator CLI").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -22,7 +22,10 @@ use crate::version::Version;
 
 /// Events per page read; applied `IN_FLIGHT` at a time.
 const PAGE: usize = 500;
-const IN_FLIGHT: usize = 64;
+/// As many as the SQLite writer takes into one transaction (`writer::MAX_BATCH`): a fuller
+/// batch shares its pages and its commit among more events (64 in flight was 15 % slower
+/// for the upgrade case, BENCHMARKS.md). Memory stays bounded by a page plus this many.
+const IN_FLIGHT: usize = 256;
 
 /// Counts after a run (or so far, for progress).
 #[derive(Debug, Clone, Default, PartialEq)]
