@@ -16,7 +16,14 @@ if [ ! -x "$chromium" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-command -v node >/dev/null || { echo "browser tests: node (20 or later) is required" >&2; exit 1; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "browser tests: node and npm are required (apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 
 lock=tests/browser/package-lock.json
 stamp=tests/browser/node_modules/.installed-lock

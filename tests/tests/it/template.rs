@@ -487,11 +487,40 @@ fn literal_text(v: &Value) -> String {
     }
 }
 
+/// Replaces every `Fn::If [condition, on, AWS::NoValue]` by its `on` branch, so the checks
+/// see the template with every optional part switched on: the superset of what any stack
+/// gets (its variables, grants and resources together; the off form only drops them, and
+/// cfn-lint checks that nothing unconditional refers to a conditional resource). Any other
+/// shape of `Fn::If`, or one naming an undeclared condition, is refused: it could hide a
+/// variable or a grant from the checks.
+fn switch_on(v: &mut Value, conditions: &BTreeSet<String>) -> Result<(), String> {
+    if let Some(args) = v.get("Fn::If").and_then(Value::as_array) {
+        let no_value = serde_json::json!({"Ref": "AWS::NoValue"});
+        let condition = args.first().and_then(Value::as_str).unwrap_or_default();
+        if args.len() != 3 || args[2] != no_value || !conditions.contains(condition) {
+            return Err(format!(
+                "Fn::If must be [a declared condition, the value, {{Ref: AWS::NoValue}}]: {v}"
+            ));
+        }
+        *v = args[1].clone();
+    }
+    match v {
+        Value::Array(items) => items.iter_mut().try_for_each(|x| switch_on(x, conditions)),
+        Value::Object(map) => map.values_mut().try_for_each(|x| switch_on(x, conditions)),
+        _ => Ok(()),
+    }
+}
+
 impl Template {
     fn load() -> (String, Template) {
         let text = std::fs::read_to_string(workspace_root().join("template.yaml"))
             .expect("template.yaml at the workspace root");
-        let doc = parse_template(&text).unwrap_or_else(|e| panic!("{e}"));
+        let mut doc = parse_template(&text).unwrap_or_else(|e| panic!("{e}"));
+        let conditions: BTreeSet<String> = doc["Conditions"]
+            .as_object()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default();
+        switch_on(&mut doc, &conditions).unwrap_or_else(|e| panic!("template.yaml: {e}"));
         (text, Template { doc })
     }
 
@@ -2114,4 +2143,21 @@ fn a_missing_or_lenient_silence_alarm_is_noticed() {
         "no silence alarm (Accepted, Service=invoice)",
     );
     assert_notices(check_silence, &t, "TreatMissingData must be breaching");
+}
+
+#[test]
+fn a_conditional_that_could_hide_a_variable_or_a_grant_is_refused() {
+    let conditions = BTreeSet::from(["On".to_string()]);
+    let no_value = serde_json::json!({"Ref": "AWS::NoValue"});
+    let mut optional = serde_json::json!({"A": [{"Fn::If": ["On", {"B": 1}, no_value]}]});
+    switch_on(&mut optional, &conditions).unwrap();
+    assert_eq!(optional, serde_json::json!({"A": [{"B": 1}]}));
+    for hiding in [
+        serde_json::json!({"Fn::If": ["On", 1, 2]}),
+        serde_json::json!({"Fn::If": ["Undeclared", 1, no_value]}),
+        serde_json::json!({"X": {"Fn::If": ["On", no_value, 1]}}),
+    ] {
+        let mut v = hiding.clone();
+        assert!(switch_on(&mut v, &conditions).is_err(), "{hiding}");
+    }
 }
