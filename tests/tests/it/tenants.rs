@@ -726,7 +726,7 @@ async fn only_the_bound_tenant_has_events(kit: &Kit, source: Source, bound: &str
 async fn tenant_fields_cannot_smuggle_another_tenant(kit: &Kit, binding: Binding) {
     let rig = Rig::new(kit);
     for claims in EVERY_CLAIM {
-        let admitted = try_to_smuggle(kit, &rig, &claims, binding).await;
+        let admitted = try_to_smuggle(kit, &rig, claims, binding).await;
         only_the_bound_tenant_has_events(kit, claims.source, claims.bound, admitted).await;
     }
 }
