@@ -79,10 +79,18 @@ pub struct BoundSecrets(Vec<(Tenant, SecretSet)>);
 impl BoundSecrets {
     /// Parses `{"tenant": ["secret", …], …}`. The reason names what is wrong and never
     /// quotes a value: a tenant with no secret, a secret that is not a non-blank string,
-    /// a secret containing a comma, anything that is not such an object.
+    /// a secret containing a comma, anything that is not such an object. Only a tenant (an
+    /// id, logged with every event anyway) is named.
     pub fn parse_json(value: &str) -> Result<Self, String> {
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value)
-            .map_err(|e| format!("expected a JSON object of tenant to a list of secrets ({e})"))?;
+        let map = match serde_json::from_str(value).map_err(|e| not_json(&e))? {
+            serde_json::Value::Object(map) => map,
+            other => {
+                return Err(format!(
+                    "expected a JSON object of tenant to a list of secrets, got {}",
+                    json_kind(&other)
+                ))
+            }
+        };
         let mut bound = Vec::with_capacity(map.len());
         for (tenant, secrets) in map {
             let list = secrets
@@ -118,6 +126,34 @@ impl BoundSecrets {
             .filter(|(_, secrets)| secrets.any(&mut check))
             .map(|(tenant, _)| tenant.clone())
             .collect()
+    }
+}
+
+/// Why a `_BY_TENANT` value is not JSON, by category and position only: serde's own message
+/// can quote the input (`invalid type: string "key-a"`), and the input is secrets.
+fn not_json(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Eof => "it ends early",
+        Category::Syntax => "a syntax error",
+        Category::Data | Category::Io => "an unreadable value",
+    };
+    format!(
+        "expected a JSON object of tenant to a list of secrets: not valid JSON ({what} at line {}, column {})",
+        e.line(),
+        e.column()
+    )
+}
+
+/// The kind of a JSON value, for messages that must not show the value itself.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 
@@ -254,6 +290,34 @@ mod tests {
                 !reason.contains("k1") && !reason.contains("sec,ret"),
                 "{reason}"
             );
+        }
+    }
+
+    /// The shapes serde would describe by quoting the input: a JSON string set as the whole
+    /// variable, a bare word, an unterminated string, a list of strings.
+    #[test]
+    fn a_value_that_is_no_json_object_is_described_without_its_content() {
+        let cases = [
+            (r#""key-a-Hx73""#, "got a string"),
+            (r#"  ["key-a-Hx73"]"#, "got an array"),
+            ("key-a-Hx73", "a syntax error at line 1, column 1"),
+            (r#"{"1001": ["key-a-Hx73"#, "it ends early at line 1"),
+            (
+                r#"{"1001": ["key-a-Hx73" "key-b"]}"#,
+                "a syntax error at line 1",
+            ),
+            (
+                "{\"1001\":\n [key-a-Hx73]}",
+                "a syntax error at line 2, column 3",
+            ),
+            ("", "it ends early"),
+        ];
+        for (value, expected) in cases {
+            let reason = BoundSecrets::parse_json(value).unwrap_err();
+            assert!(!reason.contains("key-a-Hx73"), "{reason}");
+            assert!(!reason.contains("Hx73"), "{reason}");
+            assert!(reason.contains(expected), "{value}: {reason}");
+            assert!(reason.starts_with("expected a JSON object"), "{reason}");
         }
     }
 

@@ -11,9 +11,11 @@ use webhook_core::backends::sqlite::Outbox;
 use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode, PipelineSettings};
+use webhook_core::credentials::Admitter;
 use webhook_core::http::{route_for, RawRequest, RawResponse};
 use webhook_core::metrics::MetricsSink;
 use webhook_core::pipeline::{Handler, Pipeline};
+use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
@@ -194,7 +196,8 @@ impl SourceHarness {
 }
 
 /// Several sources' handlers as the binaries build them from `env`, sharing one pipeline
-/// over a fresh in-memory store and its outbox, with a fixed clock.
+/// over a fresh in-memory store, its outbox and its credential table (empty until a test
+/// adds to it, through [`runtime::sqlite_operator_over`]), with a fixed clock.
 pub struct SourcesHarness {
     pub handlers: HashMap<Source, Handler>,
     pub pipeline: Arc<Pipeline>,
@@ -208,14 +211,23 @@ impl SourcesHarness {
         let store = SqliteStore::in_memory().expect("in-memory store");
         let outbox = store.outbox();
         let clock = Arc::new(FixedClock::at_unix(now_unix));
-        // Wired as runtime::sqlite_backends wires the product: the store queues in its own
-        // transaction, so the pipeline's queue is the null adapter.
-        let pipeline = Arc::new(Pipeline::new(
-            Arc::new(store.clone()),
-            Arc::new(webhook_core::queue::AlreadyQueued),
+        // Wired as runtime::sqlite_backends and runtime::handler wire the product: the store
+        // queues in its own transaction, so the pipeline's queue is the null adapter, and the
+        // file's credential table is consulted for a credential the environment refused.
+        let admitter = Admitter::cached(
+            Arc::new(store.credentials()),
+            runtime::DEFAULT_CREDENTIALS_CACHE_SECS,
             clock.clone(),
-            PipelineSettings::from_env(env).expect("pipeline settings"),
-        ));
+        );
+        let pipeline = Arc::new(
+            Pipeline::new(
+                Arc::new(store.clone()),
+                Arc::new(webhook_core::queue::AlreadyQueued),
+                clock.clone(),
+                PipelineSettings::from_env(env).expect("pipeline settings"),
+            )
+            .with_credentials(admitter),
+        );
         let handlers = sources
             .iter()
             .map(|&source| {

@@ -4,7 +4,8 @@
 
 pub mod vars;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 use tracing::warn;
@@ -34,8 +35,8 @@ pub enum ConfigError {
     Missing(&'static str),
 }
 
-/// A snapshot of environment variables.
-#[derive(Debug, Clone, Default)]
+/// A snapshot of environment variables. Its `Debug` shows no credential (see the impl).
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
     /// The names looked up so far (shared with clones), so a test can hold what a binary
@@ -112,6 +113,38 @@ impl Env {
             .clone()
     }
 }
+
+/// Names every variable but shows only the values that cannot hold a credential: those of
+/// the registry's variables not marked secret. A secret variable's value, a `NOTIFY_URL`
+/// (its user info or query may carry the receiver's token) and a variable the registry does
+/// not know (the process environment holds anything) show as `***`, so an `Env` printed in
+/// a panic message or a debug log leaks nothing.
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |name: &str| {
+            vars::by_name(name).is_some_and(|var| !var.secret && var.name != vars::NOTIFY_URL.name)
+        };
+        let values: BTreeMap<&str, &str> = self
+            .vars
+            .iter()
+            .map(|(name, value)| {
+                let value = if shown(name) {
+                    value.as_str()
+                } else {
+                    REDACTED
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        f.debug_struct("Env")
+            .field("vars", &values)
+            .field("read", &self.names_read())
+            .finish()
+    }
+}
+
+/// What [`Env`]'s `Debug` shows for a value it must not.
+const REDACTED: &str = "***";
 
 /// The credential a source checks requests against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,17 +320,63 @@ mod tests {
 
     #[test]
     fn a_malformed_binding_fails_start_up_naming_the_variable() {
-        for mode in [Mode::Lambda, Mode::Local] {
-            let env = Env::from_pairs([
-                ("ABAHA_TOKENS", "t"),
-                ("ABAHA_TOKENS_BY_TENANT", r#"{"552":"secret-token"}"#),
-            ]);
+        // A list where the object should be, a JSON string as the whole value (serde's own
+        // message would quote it), and a bare word.
+        let values = [
+            r#"{"552":"secret-token"}"#,
+            r#""secret-token""#,
+            "secret-token",
+        ];
+        for (mode, value) in [Mode::Lambda, Mode::Local]
+            .into_iter()
+            .flat_map(|m| values.map(|v| (m, v)))
+        {
+            let env = Env::from_pairs([("ABAHA_TOKENS", "t"), ("ABAHA_TOKENS_BY_TENANT", value)]);
             let err = resolve_credentials(&env, mode, Source::Abaha, "d")
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("ABAHA_TOKENS_BY_TENANT"), "{err}");
             assert!(!err.contains("secret-token"), "{err}");
         }
+    }
+
+    #[test]
+    fn debug_shows_no_secret_value() {
+        let secret_looking = "s3cr3t-Value-Zq81";
+        let mut pairs: Vec<(String, String)> = vars::ALL
+            .iter()
+            .filter(|var| var.secret)
+            .map(|var| {
+                (
+                    var.name.to_string(),
+                    format!("{secret_looking}-{}", var.name),
+                )
+            })
+            .collect();
+        assert!(
+            pairs.len() >= 10,
+            "the registry marks the credentials secret"
+        );
+        pairs.extend([
+            (
+                "NOTIFY_URL".to_string(),
+                format!("https://u:{secret_looking}@x.test/n?token={secret_looking}"),
+            ),
+            ("GITHUB_TOKEN".to_string(), secret_looking.to_string()),
+            ("RETENTION_DAYS".to_string(), "7".to_string()),
+        ]);
+        let env = Env::from_pairs(pairs);
+        assert_eq!(env.u64_or(&vars::RETENTION_DAYS, 90).unwrap(), 7);
+        let shown = format!("{env:?}");
+        assert!(!shown.contains(secret_looking), "{shown}");
+        assert!(shown.contains("\"RETENTION_DAYS\": \"7\""), "{shown}");
+        assert!(
+            shown.contains("\"PANCAKE_API_KEYS_BY_TENANT\": \"***\""),
+            "{shown}"
+        );
+        assert!(shown.contains("\"GITHUB_TOKEN\": \"***\""), "{shown}");
+        assert!(shown.contains("read: {\"RETENTION_DAYS\"}"), "{shown}");
+        assert!(!format!("{env:#?}").contains(secret_looking));
     }
 
     #[test]

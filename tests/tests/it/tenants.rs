@@ -10,20 +10,22 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{json, Map};
 use webhook_core::clock::FixedClock;
+use webhook_core::config::vars::credentials_of;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::credentials::{
     Admitter, CredentialId, CredentialLookup, KeyHash, Material, StoredCredential,
 };
 use webhook_core::error::{IngestError, StoreError};
-use webhook_core::http::RawRequest;
+use webhook_core::http::{route_for, RawRequest};
 use webhook_core::model::{Source, Tenant};
 use webhook_core::ops::credentials::NewValue;
 use webhook_core::pipeline::Pipeline;
 use webhook_core::sources::fulfilment::Fulfilment;
+use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{provider_from_env, Provider};
-use webhook_core::store::EventFilter;
+use webhook_core::store::{EventFilter, Order};
 use webhook_tests::aws::RequestCounter;
 use webhook_tests::kit::Kit;
 use webhook_tests::samples::RECEIVED_AT;
@@ -344,6 +346,8 @@ webhook_tests::on_every_backend!(
     rotation_keeps_two_keys_for_the_grace_period,
     a_revoked_key_is_refused_once_its_lookup_ages_out,
     ten_thousand_tenants_cost_one_read_cold_and_none_cached,
+    tenant_fields_cannot_smuggle_past_an_environment_binding,
+    tenant_fields_cannot_smuggle_past_a_stored_binding,
 );
 
 /// The environment's bindings: the plain list still admits any tenant; a bound key or secret
@@ -402,63 +406,340 @@ async fn environment_bindings_admit_only_their_tenants() {
     );
 }
 
-/// Tenant fields missing, of the wrong type, given twice or different in the envelope and in
-/// `data`: a 4xx with nothing stored, or one deterministic tenant — never one the key is
-/// not bound to.
-#[tokio::test]
-async fn tenant_fields_cannot_smuggle_another_tenant() {
-    let kit = Kit::sqlite();
-    let rig = Rig::new(&kit);
-    let env = Env::from_pairs([("PANCAKE_POS_API_KEYS_BY_TENANT", r#"{"A":["key-a"]}"#)]);
-    let pos = provider_from_env(Source::PancakePos, &env, Mode::Lambda).unwrap();
-    let data = r#"{"id": 9, "status": 0, "updated_at": "2025-09-05T10:00:00"}"#;
-    let bodies = [
-        format!(r#"{{"payload": {{"eventType": "order_created", "data": {data}}}}}"#),
-        format!(
-            r#"{{"payload": {{"eventType": "order_created", "shopId": {{"id": "A"}}, "data": {data}}}}}"#
+// ---- the adversarial suite: tenant fields that try to speak for another tenant ----------
+
+/// The tenant the credential under test is bound to, and another tenant with a credential of
+/// its own: every body below tries to get the first's credential an event stored as the
+/// second's. Numeric, as Pancake's page and shop ids are, so a number and a string can name
+/// the same tenant.
+const BOUND: &str = "1001";
+const OTHER: &str = "1002";
+const BOUND_CREDENTIAL: &str = "credential-bound-to-1001";
+const OTHER_CREDENTIAL: &str = "credential-bound-to-1002";
+
+/// The tenant field as a body may give it (`{f}` is its name; each ends in a comma so it can
+/// open an object): missing, null, blank, an object, an array, a boolean, the bound tenant
+/// as a number, padded or as a float, the other tenant as a number, given twice (serde_json
+/// keeps the last one), carrying the key separator `#`, or naming the other tenant outright.
+const TENANT_FIELDS: [&str; 15] = [
+    "",
+    r#""{f}": null,"#,
+    r#""{f}": "","#,
+    r#""{f}": {"id": "1001"},"#,
+    r#""{f}": ["1001"],"#,
+    r#""{f}": true,"#,
+    r#""{f}": 1001,"#,
+    r#""{f}": " 1001 ","#,
+    r#""{f}": 1001.0,"#,
+    r#""{f}": 1002,"#,
+    r#""{f}": "1001", "{f}": "1002","#,
+    r#""{f}": "1002", "{f}": "1001","#,
+    r#""{f}": "1001", "{f}": null,"#,
+    r#""{f}": "1001#1002","#,
+    r#""{f}": "1002","#,
+];
+
+/// The well-formed field naming the bound tenant: the control every provider must admit.
+const OWN_FIELD: &str = r#""{f}": "1001","#;
+
+/// One provider whose tenant the body names (ARCHITECTURE §3, §4), and how to tempt it.
+struct Claims {
+    source: Source,
+    /// The tenant a credential must be bound to for its events to be admitted at all:
+    /// [`BOUND`], or invoice's fixed `default` (its payload names no tenant).
+    bound: &'static str,
+    /// Bodies with a `{tenant}` slot, each with the name of the field that fills it; the
+    /// first, with [`OWN_FIELD`], is the control.
+    templates: &'static [(&'static str, &'static str)],
+    /// Bodies in which two places name tenants that disagree: the envelope and `data`, the
+    /// top level and the record, two payloads.
+    disagreeing: &'static [&'static str],
+    /// `body` presenting `credential` where the provider expects it.
+    request: fn(&str, &str) -> RawRequest,
+}
+
+impl Claims {
+    /// Every body to try: each template with each form of its field, then the disagreeing.
+    fn bodies(&self) -> Vec<String> {
+        let filled = self.templates.iter().flat_map(|(template, field)| {
+            TENANT_FIELDS
+                .iter()
+                .map(move |form| template.replace("{tenant}", &form.replace("{f}", field)))
+        });
+        filled
+            .chain(self.disagreeing.iter().map(|b| b.to_string()))
+            .collect()
+    }
+
+    fn own(&self) -> String {
+        let (template, field) = self.templates[0];
+        template.replace("{tenant}", &OWN_FIELD.replace("{f}", field))
+    }
+}
+
+fn pancake_keyed(body: &str, key: &str) -> RawRequest {
+    RawRequest::post(route_for(Source::Pancake), body).with_header("X-API-Key", key)
+}
+
+fn abaha_keyed(body: &str, token: &str) -> RawRequest {
+    RawRequest::post(route_for(Source::Abaha), body).with_header("X-Abaha-Token", token)
+}
+
+fn fulfilment_signed_by(body: &str, secret: &str) -> RawRequest {
+    let signature = Fulfilment::sign(body.as_bytes(), secret);
+    RawRequest::post(route_for(Source::Fulfilment), body)
+        .with_header("X-Event-Signature", &signature)
+}
+
+fn invoice_signed_by(body: &str, secret: &str) -> RawRequest {
+    let signature = Invoice::sign(body.as_bytes(), secret);
+    RawRequest::post(route_for(Source::Invoice), body).with_header("X-Signature", &signature)
+}
+
+/// Pancake: `payload.pageId` in the seed envelope, else the chat delivery's `page_id` (top
+/// level, then `data`, the conversation, the message, the conversation id's prefix).
+const PANCAKE_CLAIMS: Claims = Claims {
+    source: Source::Pancake,
+    bound: BOUND,
+    templates: &[
+        (
+            r#"{"payload": {"eventType": "order_created", {tenant} "data": {"id": 1, "page_id": "1002", "status": 0, "updated_at": "2025-09-05T10:00:00"}}}"#,
+            "pageId",
         ),
-        format!(
-            r#"{{"payload": {{"eventType": "order_created", "shopId": ["A"], "data": {data}}}}}"#
+        (
+            r#"{"event_type": "messaging", {tenant} "data": {"page_id": "1002", "conversation": {"id": "1002_7", "page_id": "1002"}, "message": {"id": "m1", "inserted_at": "2025-09-05T10:00:00"}}}"#,
+            "page_id",
         ),
-        format!(
-            r#"{{"payload": {{"eventType": "order_created", "shopId": null, "data": {data}}}}}"#
+    ],
+    disagreeing: &[
+        r#"{"payload": {"eventType": "order_created", "pageId": "1002", "data": {"id": 2, "page_id": "1001", "status": 0}}}"#,
+        r#"{"page_id": "1001", "payload": {"eventType": "order_created", "pageId": "1002", "data": {}}}"#,
+        r#"{"page_id": "1002", "payload": {"eventType": "order_created", "pageId": "1001", "data": {}}}"#,
+        r#"{"event_type": "messaging", "data": {"page_id": "1001", "conversation": {"id": "1002_7", "page_id": "1002"}}}"#,
+        r#"{"event_type": "messaging", "page_id": {"id": "1001"}, "data": {"conversation": {"id": "1002_7"}}}"#,
+        r#"{"event_type": "messaging", "data": {"conversation": {"id": "1001_7", "page_id": "1002"}}}"#,
+        r#"{"event_type": "messaging", "data": {"message": {"page_id": "1002"}, "conversation": {"id": "1001_7"}}}"#,
+        r#"{"event_type": "messaging", "data": {"conversation": {"id": "1001_1002_7"}}}"#,
+    ],
+    request: pancake_keyed,
+};
+
+/// Pancake POS: `payload.shopId` in the seed envelope, else the flat delivery's `shop_id`
+/// (top level, then the record's).
+const POS_CLAIMS: Claims = Claims {
+    source: Source::PancakePos,
+    bound: BOUND,
+    templates: &[
+        (
+            r#"{"payload": {"eventType": "order_created", {tenant} "data": {"id": 9, "shop_id": 1002, "status": 0, "updated_at": "2025-09-05T10:00:00"}}}"#,
+            "shopId",
         ),
-        format!(
-            r#"{{"payload": {{"eventType": "order_created", "shopId": "A", "shopId": "B", "data": {data}}}}}"#
+        (
+            r#"{"type": "orders", "event_type": "update", {tenant} "data": {"record": {"id": 9, "shop_id": 1002, "status": 1}}}"#,
+            "shop_id",
         ),
-        format!(
-            r#"{{"payload": {{"eventType": "order_created", "shopId": "B", "shopId": "A", "data": {data}}}}}"#
+    ],
+    disagreeing: &[
+        r#"{"payload": {"eventType": "order_created", "shopId": 1002, "data": {"id": 10, "shop_id": 1001, "status": 0}}}"#,
+        r#"{"shop_id": 1001, "payload": {"eventType": "order_created", "shopId": 1002, "data": {}}}"#,
+        r#"{"type": "orders", "event_type": "update", "shop_id": 1002, "data": {"record": {"id": 11, "shop_id": 1001}}}"#,
+        r#"{"type": "orders", "event_type": "update", "shop_id": {"id": 1002}, "data": {"record": {"id": 12, "shop_id": 1001}}}"#,
+        r#"{"type": "orders", "event_type": "update", "data": {"record": {"id": 13, "shop_id": 1002}}, "shop_id": 1001}"#,
+    ],
+    request: pos_keyed,
+};
+
+/// Abaha: the bare object's `store_id` (`default` without one).
+const ABAHA_CLAIMS: Claims = Claims {
+    source: Source::Abaha,
+    bound: BOUND,
+    templates: &[(
+        r#"{ {tenant} "id": "208610", "cart_code": "C1", "status": "1", "modified": "2025-09-05 10:00:00", "data": {"store_id": "1002"}, "store": {"id": "1002"}}"#,
+        "store_id",
+    )],
+    disagreeing: &[
+        r#"{"id": "5", "product_code": "P5", "store_id": "1002", "payload": {"store_id": "1001"}}"#,
+        r#"{"id": "6", "product_code": "P6", "store_id": [1001, 1002]}"#,
+    ],
+    request: abaha_keyed,
+};
+
+/// Fulfilment: `payload.merchant_code` (`default` without one), which is also what the
+/// credential table's secrets are looked up by.
+const FULFILMENT_CLAIMS: Claims = Claims {
+    source: Source::Fulfilment,
+    bound: BOUND,
+    templates: &[
+        (
+            r#"{"event": "ORDER.CHANGE_STATUS", "merchant_code": "1002", "payload": { {tenant} "from_status": "NEW", "to_status": "PACKED", "order": {"id": 5, "merchant_code": "1002", "updated_at": "2025-09-05T10:00:00Z"}}}"#,
+            "merchant_code",
         ),
-        r#"{"payload": {"eventType": "order_created", "shopId": "A", "data": {"shop_id": "B", "id": 10, "status": 0}}}"#
-            .to_string(),
-        r#"{"payload": {"eventType": "order_created", "shopId": "B", "data": {"shop_id": "A", "id": 11, "status": 0}}}"#
-            .to_string(),
-        r#"{"shop_id": "B", "id": 12, "status": 0}"#.to_string(),
-        r#"{"shop_id": "A", "shopId": "B", "id": 13, "status": 0}"#.to_string(),
-        r#"{"payload": {"eventType": "order_created", "shopId": "A#B", "data": {}}}"#.to_string(),
-    ];
-    for body in &bodies {
-        let before = stored(&kit).await;
-        match rig.post(pos.as_ref(), pos_keyed(body, "key-a")).await {
-            Ok(accepted) => assert_eq!(accepted.tenant, "A", "{body}"),
+        (
+            r#"{"event": "SKU.CHANGE_STOCK", "payload": { {tenant} "product_code": "P1", "stocks": []}}"#,
+            "merchant_code",
+        ),
+        (
+            r#"{"event": "ORDER.CREATED", "payload": { {tenant} "order": {"id": 6}}}"#,
+            "merchant_code",
+        ),
+    ],
+    disagreeing: &[
+        r#"{"event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "1001", "to_status": "PACKED", "order": {"id": 7}}, "payload": {"merchant_code": "1002", "to_status": "PACKED", "order": {"id": 7}}}"#,
+        r#"{"event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "1002", "to_status": "PACKED", "order": {"id": 8}}, "payload": {"merchant_code": "1001", "to_status": "PACKED", "order": {"id": 8}}}"#,
+        r#"{"event": "ORDER.CREATED", "merchant_code": "1002", "payload": "1002"}"#,
+        r#"{"event": "ORDER.CREATED", "event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "1001", "to_status": "PACKED", "order": {"id": 9}}}"#,
+    ],
+    request: fulfilment_signed_by,
+};
+
+/// Invoice: always `default`, whatever the body says.
+const INVOICE_CLAIMS: Claims = Claims {
+    source: Source::Invoice,
+    bound: Tenant::DEFAULT,
+    templates: &[
+        (
+            r#"{"event": "invoice.updated", "timestamp": "2025-09-05T10:45:00Z", {tenant} "data": {"invoiceId": "inv-1", "state": "Pending", "previousState": "Ready"}}"#,
+            "tenant",
+        ),
+        (
+            r#"{"event": "invoice.updated", "timestamp": "2025-09-05T10:45:00Z", "data": { {tenant} "invoiceId": "inv-2", "state": "Pending", "previousState": "Ready"}}"#,
+            "merchant_code",
+        ),
+    ],
+    disagreeing: &[
+        r#"{"event": "invoice.updated", "timestamp": "2025-09-05T10:45:00Z", "store_id": "1002", "shopId": 1002, "pageId": "1002", "data": {"invoiceId": "inv-3", "state": "Wait", "previousState": "Ready", "merchant_code": "1002"}}"#,
+    ],
+    request: invoice_signed_by,
+};
+
+const EVERY_CLAIM: [&Claims; 5] = [
+    &PANCAKE_CLAIMS,
+    &POS_CLAIMS,
+    &ABAHA_CLAIMS,
+    &FULFILMENT_CLAIMS,
+    &INVOICE_CLAIMS,
+];
+
+/// Where the bindings under test live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    /// The source's `_BY_TENANT` variable.
+    Environment,
+    /// Rows of the credential table, and a Lambda configured by `CREDENTIALS_TABLE` alone.
+    Table,
+}
+
+/// `claims`' provider with [`BOUND_CREDENTIAL`] bound to its tenant and [`OTHER_CREDENTIAL`]
+/// to [`OTHER`], where `binding` says.
+async fn bound_provider(kit: &Kit, claims: &Claims, binding: Binding) -> Arc<dyn Provider> {
+    let source = claims.source;
+    let pairs = [(claims.bound, BOUND_CREDENTIAL), (OTHER, OTHER_CREDENTIAL)];
+    if binding == Binding::Environment {
+        let json = json!(Map::from_iter(
+            pairs.map(|(tenant, value)| (tenant.to_string(), json!([value])))
+        ));
+        let env = Env::from_pairs([(credentials_of(source).1.name, json.to_string())]);
+        return provider_from_env(source, &env, Mode::Lambda).expect("bound credentials");
+    }
+    let op = kit.operator().await;
+    for (tenant, value) in pairs {
+        let given = NewValue::Given(value.to_string());
+        op.add_credential(source, &Tenant::new(tenant), given, None, RECEIVED_AT)
+            .await
+            .expect("stored");
+    }
+    table_only(source)
+}
+
+/// Posts every one of `claims`' bodies with the credential bound to its tenant: each is
+/// admitted as that tenant, or refused 4xx with nothing stored; the other tenant gets
+/// nothing. Returns how many were admitted.
+async fn try_to_smuggle(kit: &Kit, rig: &Rig, claims: &Claims, binding: Binding) -> usize {
+    let provider = bound_provider(kit, claims, binding).await;
+    let source = claims.source;
+    let own = (claims.request)(&claims.own(), BOUND_CREDENTIAL);
+    let control = rig.post(provider.as_ref(), own).await;
+    assert_eq!(
+        control.expect("the control").tenant,
+        claims.bound,
+        "{source}"
+    );
+    let mut admitted = 1;
+    for body in claims.bodies() {
+        let before = stored(kit).await;
+        let req = (claims.request)(&body, BOUND_CREDENTIAL);
+        match rig.post(provider.as_ref(), req).await {
+            Ok(accepted) => {
+                assert_eq!(accepted.tenant, claims.bound, "{source}: {body}");
+                admitted += 1;
+            }
             Err(err) => {
-                assert!((400..500).contains(&err.status()), "{body}: {err}");
-                assert_eq!(stored(&kit).await, before, "{body}: nothing stored");
+                assert!(
+                    (400..500).contains(&err.status()),
+                    "{source}: {body}: {err}"
+                );
+                // The environment knows the credential whatever the body claims, so only the
+                // body or its tenant can be refused; the table finds a signing secret by the
+                // claimed tenant, so a claim of another tenant is 401 there.
+                if binding == Binding::Environment {
+                    assert_ne!(err.status(), 401, "{source}: {body}: {err}");
+                }
+                assert_eq!(
+                    stored(kit).await,
+                    before,
+                    "{source}: {body}: nothing stored"
+                );
             }
         }
     }
+    admitted
+}
+
+/// Every event of `source` the store holds is `bound`'s, through the read API, and there
+/// are `admitted` of them; none is [`OTHER`]'s.
+async fn only_the_bound_tenant_has_events(kit: &Kit, source: Source, bound: &str, admitted: usize) {
+    let of = |tenant: Option<&str>| EventFilter {
+        source: Some(source),
+        tenant: tenant.map(str::to_string),
+        ..EventFilter::default()
+    };
+    let other = kit.store.count_events(&of(Some(OTHER))).await.unwrap();
+    assert_eq!(
+        other.values().sum::<u64>(),
+        0,
+        "{source}: nothing is {OTHER}'s"
+    );
     let page = kit
         .store
-        .list_events(
-            &EventFilter::default(),
-            webhook_core::store::Order::NewestFirst,
-            100,
-            None,
-        )
+        .list_events(&of(None), Order::NewestFirst, 1_000, None)
         .await
         .unwrap();
+    assert_eq!(page.events.len(), admitted, "{source}");
     assert!(
-        page.events.iter().all(|e| e.tenant == "A"),
-        "every stored event is A's"
+        page.events.iter().all(|e| e.tenant == bound),
+        "{source}: every stored event is {bound}'s"
     );
+}
+
+/// The adversarial suite (issue 15) for every provider whose tenant the body names, against
+/// `binding`.
+async fn tenant_fields_cannot_smuggle_another_tenant(kit: &Kit, binding: Binding) {
+    let rig = Rig::new(kit);
+    for claims in EVERY_CLAIM {
+        let admitted = try_to_smuggle(kit, &rig, claims, binding).await;
+        only_the_bound_tenant_has_events(kit, claims.source, claims.bound, admitted).await;
+    }
+}
+
+/// Tenant fields missing, of the wrong type, given twice or different in the envelope and in
+/// `data`, against the environment's `_BY_TENANT` bindings: a 4xx with nothing stored, or
+/// the one tenant the key is bound to.
+async fn tenant_fields_cannot_smuggle_past_an_environment_binding(kit: &Kit) {
+    tenant_fields_cannot_smuggle_another_tenant(kit, Binding::Environment).await;
+}
+
+/// The same against credentials stored in the table: keys found by their hash, signing
+/// secrets by the tenant the body claims.
+async fn tenant_fields_cannot_smuggle_past_a_stored_binding(kit: &Kit) {
+    tenant_fields_cannot_smuggle_another_tenant(kit, Binding::Table).await;
 }

@@ -81,7 +81,7 @@ pub const INVOICE_SECRETS: Var = Var::new(
 pub const INVOICE_SECRETS_BY_TENANT: Var = Var::new(
     "INVOICE_SECRETS_BY_TENANT",
     Binaries::serving(Source::Invoice),
-    "JSON {tenant: [secret…]}: each admits only its tenant's events (403 otherwise)",
+    "JSON {\"default\": [secret…]}: every invoice event is tenant default (the gateway names none), so only default's secrets admit it (403 otherwise)",
 )
 .secret();
 pub const INVOICE_SIGNATURE_HEADER: Var = Var::new(
