@@ -15,6 +15,7 @@ use webhook_core::backends::aws::sqs::SqsQueue;
 use webhook_core::backends::aws::DynamoDbCredentials;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::PipelineSettings;
+use webhook_core::credentials::Admitter;
 use webhook_core::metrics::MetricsSink;
 use webhook_core::model::TransitionMessage;
 use webhook_core::pipeline::{Handler, Pipeline};
@@ -63,7 +64,7 @@ impl QueuedMessage {
 
 /// The ingest pipeline over the store of one fixture and the queue of another (or of the
 /// same one), on SDK clients that count their requests, with the clock fixed and the
-/// default settings.
+/// default settings; optionally admitting the credential table's credentials too.
 pub struct CountedPipeline {
     pub pipeline: Arc<Pipeline>,
     /// The pipeline's store (reads through it are counted too).
@@ -72,24 +73,55 @@ pub struct CountedPipeline {
     pub dynamodb: RequestCounter,
     /// The queue's SQS requests.
     pub sqs: RequestCounter,
+    /// The credential table's DynamoDB requests (none without the table).
+    pub credentials: RequestCounter,
 }
 
 impl CountedPipeline {
-    /// The pipeline over `tables`' store and `queue`'s queue, its clock at `now_unix`.
+    /// The pipeline over `tables`' store and `queue`'s queue, its clock at `now_unix`; the
+    /// environment's credentials only.
     pub fn new(tables: &AwsFixture, queue: &AwsFixture, now_unix: i64) -> Self {
+        Self::admitting(tables, queue, now_unix, None)
+    }
+
+    /// The same, also admitting the credentials of `tables`' credential table as a Lambda
+    /// with `CREDENTIALS_TABLE` does: read through a counted client, behind the Lambdas'
+    /// cache of `cache_secs` (so what a cold and a cached lookup cost can be counted).
+    pub fn with_credential_table(
+        tables: &AwsFixture,
+        queue: &AwsFixture,
+        now_unix: i64,
+        cache_secs: u64,
+    ) -> Self {
+        Self::admitting(tables, queue, now_unix, Some(cache_secs))
+    }
+
+    fn admitting(
+        tables: &AwsFixture,
+        queue: &AwsFixture,
+        now_unix: i64,
+        cache_secs: Option<u64>,
+    ) -> Self {
         let (dynamodb, sqs) = (RequestCounter::default(), RequestCounter::default());
+        let credentials = RequestCounter::default();
         let store: Arc<dyn Store> = Arc::new(tables.counted_store(&dynamodb));
-        let pipeline = Arc::new(Pipeline::new(
+        let clock = Arc::new(FixedClock::at_unix(now_unix));
+        let mut pipeline = Pipeline::new(
             store.clone(),
             Arc::new(queue.counted_queue(&sqs)),
-            Arc::new(FixedClock::at_unix(now_unix)),
+            clock.clone(),
             PipelineSettings::default(),
-        ));
+        );
+        if let Some(ttl) = cache_secs {
+            let table = Arc::new(tables.counted_credentials(&credentials));
+            pipeline = pipeline.with_credentials(Admitter::cached(table, ttl, clock));
+        }
         CountedPipeline {
-            pipeline,
+            pipeline: Arc::new(pipeline),
             store,
             dynamodb,
             sqs,
+            credentials,
         }
     }
 

@@ -9,7 +9,9 @@
 //!   counts its name); sets = the sum of their elements;
 //! - a write costs 1 WRU per started KB (1,024 B) of the larger of the item before and after;
 //!   an item in a `TransactWriteItems` costs twice that;
-//! - a read costs 1 RRU per started 4 KB, consistent; half of that eventually consistent.
+//! - a read costs 1 RRU per started 4 KB, consistent; half of that eventually consistent;
+//!   a `Query` is one read of the sum of the items it reads (one partition's here), so even
+//!   an empty one costs a read.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -84,7 +86,7 @@ pub struct ItemRef {
     pub key: Vec<(String, String)>,
 }
 
-/// Every item of the fixture's three tables, by key.
+/// Every item of the fixture's three tables and its credential table, by key.
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
     pub items: BTreeMap<ItemRef, Item>,
@@ -133,11 +135,16 @@ fn key_of_json(names: &[&str], table: &str, json: &Value) -> ItemRef {
 }
 
 impl Tables {
-    /// Scans the fixture's three tables (consistently), directly on moto.
+    /// Scans the fixture's four tables (consistently), directly on moto.
     pub async fn scan(fixture: &AwsFixture) -> Self {
         let mut items = BTreeMap::new();
         let t = &fixture.tables;
-        for table in [&t.events, &t.entities, &t.transitions] {
+        for table in [
+            &t.events,
+            &t.entities,
+            &t.transitions,
+            &fixture.credentials_table,
+        ] {
             let mut pages = fixture
                 .dynamodb
                 .scan()
@@ -157,6 +164,20 @@ impl Tables {
     pub fn size(&self, item: &ItemRef) -> Option<usize> {
         self.items.get(item).map(item_size)
     }
+
+    /// The summed size of the items of one partition (`partition` names the table and the
+    /// partition key alone); `None` when it holds none.
+    pub fn partition_size(&self, partition: &ItemRef) -> Option<usize> {
+        let sizes: Vec<usize> = self
+            .items
+            .iter()
+            .filter(|(at, _)| {
+                at.table == partition.table && at.key.first() == partition.key.first()
+            })
+            .map(|(_, item)| item_size(item))
+            .collect();
+        (!sizes.is_empty()).then(|| sizes.iter().sum())
+    }
 }
 
 /// What a sequence of DynamoDB requests cost.
@@ -175,7 +196,7 @@ pub struct Bill {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BillLine {
     pub operation: String,
-    /// `write`, `txn write`, `consistent read` or `read`.
+    /// `write`, `txn write`, `consistent read`, `read`, `consistent query` or `query`.
     pub kind: &'static str,
     pub table: String,
     pub bytes: usize,
@@ -205,15 +226,18 @@ impl Bill {
                         .flatten()
                         .max(),
                     Kind::Read { .. } => before.size(&access.item),
+                    Kind::Query { .. } => before.partition_size(&access.item),
                 }
                 .unwrap_or(1);
                 let units = match access.kind {
                     Kind::Write { transactional } => write_units(bytes, transactional),
-                    Kind::Read { consistent } => read_half_units(bytes, consistent),
+                    Kind::Read { consistent } | Kind::Query { consistent } => {
+                        read_half_units(bytes, consistent)
+                    }
                 };
                 match access.kind {
                     Kind::Write { .. } => bill.wru += units,
-                    Kind::Read { .. } => bill.rru_halves += units,
+                    Kind::Read { .. } | Kind::Query { .. } => bill.rru_halves += units,
                 }
                 bill.lines.push(BillLine {
                     operation: request.operation.clone(),
@@ -230,8 +254,16 @@ impl Bill {
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Write { transactional: bool },
-    Read { consistent: bool },
+    Write {
+        transactional: bool,
+    },
+    Read {
+        consistent: bool,
+    },
+    /// A `Query`: one read of every item of the partition it names.
+    Query {
+        consistent: bool,
+    },
 }
 
 impl Kind {
@@ -243,6 +275,8 @@ impl Kind {
             Kind::Write { .. } => "write",
             Kind::Read { consistent: true } => "consistent read",
             Kind::Read { .. } => "read",
+            Kind::Query { consistent: true } => "consistent query",
+            Kind::Query { .. } => "query",
         }
     }
 }
@@ -275,6 +309,10 @@ fn accesses(fixture: &AwsFixture, request: &SentRequest) -> Vec<Access> {
             item: key_of_json(names(table), table, &body["Key"]),
             kind: Kind::Read { consistent },
         }],
+        "Query" => vec![Access {
+            item: queried_partition(table, body),
+            kind: Kind::Query { consistent },
+        }],
         "BatchGetItem" => body["RequestItems"]
             .as_object()
             .into_iter()
@@ -291,27 +329,54 @@ fn accesses(fixture: &AwsFixture, request: &SentRequest) -> Vec<Access> {
                     })
             })
             .collect(),
-        "TransactWriteItems" => body["TransactItems"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| {
-                let (action, spec) = entry.as_object()?.iter().next()?;
-                let table = spec["TableName"].as_str()?;
-                let key = if action == "Put" {
-                    &spec["Item"]
-                } else {
-                    &spec["Key"]
-                };
-                Some(Access {
-                    item: key_of_json(names(table), table, key),
-                    kind: Kind::Write {
-                        transactional: true,
-                    },
-                })
-            })
-            .collect(),
+        "TransactWriteItems" => transaction_accesses(fixture, body),
         _ => Vec::new(),
+    }
+}
+
+/// The items of a `TransactWriteItems`, each a transactional write (a `ConditionCheck` is
+/// billed as one too).
+fn transaction_accesses(fixture: &AwsFixture, body: &Value) -> Vec<Access> {
+    body["TransactItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let (action, spec) = entry.as_object()?.iter().next()?;
+            let table = spec["TableName"].as_str()?;
+            let key = if action == "Put" {
+                &spec["Item"]
+            } else {
+                &spec["Key"]
+            };
+            Some(Access {
+                item: key_of_json(key_names(fixture, table), table, key),
+                kind: Kind::Write {
+                    transactional: true,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The partition a `Query` reads, from a key condition of the form `name = :value` (the
+/// name possibly a `#placeholder`), the only form the adapters send; any other is priced
+/// as an empty partition (a visible 1 B line).
+fn queried_partition(table: &str, body: &Value) -> ItemRef {
+    let condition = body["KeyConditionExpression"].as_str().unwrap_or_default();
+    let (name, placeholder) = condition.split_once(" = ").unwrap_or_default();
+    let name = match name.trim() {
+        alias if alias.starts_with('#') => body["ExpressionAttributeNames"][alias]
+            .as_str()
+            .unwrap_or_default(),
+        plain => plain,
+    };
+    let value = body["ExpressionAttributeValues"][placeholder.trim()]["S"]
+        .as_str()
+        .unwrap_or_default();
+    ItemRef {
+        table: table.to_string(),
+        key: vec![(name.to_string(), value.to_string())],
     }
 }
 
@@ -348,5 +413,37 @@ mod tests {
         assert_eq!(write_units(1025, true), 4);
         assert_eq!(read_half_units(4096, true), 2);
         assert_eq!(read_half_units(4097, false), 2);
+    }
+
+    #[test]
+    fn a_query_reads_its_whole_partition_once() {
+        let item = |pk: &str, sk: &str| -> Item {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.into())),
+                ("sk".to_string(), AttributeValue::S(sk.into())),
+            ])
+        };
+        let mut tables = Tables::default();
+        for (pk, sk) in [("a", "1"), ("a", "22"), ("b", "1")] {
+            let at = key_of(&["pk", "sk"], "credentials", &item(pk, sk));
+            tables.items.insert(at, item(pk, sk));
+        }
+        let body = serde_json::json!({
+            "TableName": "credentials",
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": "a"}},
+        });
+        let partition = queried_partition("credentials", &body);
+        // (2 + 1) + (2 + 1) and (2 + 1) + (2 + 2): the two items of "a", not "b"'s
+        assert_eq!(tables.partition_size(&partition), Some(13));
+        let aliased = serde_json::json!({
+            "KeyConditionExpression": "#pk = :p",
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeValues": {":p": {"S": "b"}},
+        });
+        let partition = queried_partition("credentials", &aliased);
+        assert_eq!(tables.partition_size(&partition), Some(6));
+        let empty = queried_partition("credentials", &serde_json::json!({}));
+        assert_eq!(tables.partition_size(&empty), None);
     }
 }

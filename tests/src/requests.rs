@@ -1,21 +1,25 @@
 //! Counting what an SDK client sends: every request's operation, JSON body and answer, kept
-//! by an interceptor; the fault tests make a chosen request fail through the same hook.
+//! by an interceptor; the fault tests make a chosen request fail through the same hook,
+//! before it is sent or after DynamoDB has applied it (its answer lost).
 
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    BeforeDeserializationInterceptorContextMut, BeforeDeserializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// Counts the requests an SDK client sends (every attempt, retries included), by operation,
 /// and the HTTP status of those that got an answer; keeps each request's JSON body (what
-/// [`crate::capacity`] prices) and can make a chosen request fail before it is sent (the
-/// fault tests' "this step fails").
+/// [`crate::capacity`] prices) and can make a chosen request fail, before it is sent (the
+/// fault tests' "this step fails") or after it was applied ("this step's answer is lost").
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     sent: Arc<Mutex<Vec<String>>>,
@@ -23,10 +27,15 @@ pub struct RequestCounter {
     log: Arc<Mutex<Vec<SentRequest>>>,
     /// Requests still to pass before the armed one fails (`None`: nothing armed).
     fail_in: Arc<Mutex<Option<usize>>>,
+    /// Requests still to pass before the armed one's answer is lost (`None`: nothing armed).
+    lose_in: Arc<Mutex<Option<usize>>>,
+    /// How many attempts of that request lose their answer.
+    lose_attempts: Arc<Mutex<u32>>,
 }
 
-/// One request as sent: its operation, its JSON body, and the HTTP status it got (`None`:
-/// no answer, or it failed before being sent).
+/// One request as sent: its operation, its JSON body, and the HTTP status DynamoDB answered
+/// (`None`: no answer, or it failed before being sent). A lost answer keeps the status
+/// DynamoDB gave it: the log says what was applied, whatever the client was told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentRequest {
     pub operation: String,
@@ -78,8 +87,46 @@ impl SentRequest {
 #[derive(Debug, Clone, Copy)]
 struct Sequence(usize);
 
-impl aws_smithy_types::config_bag::Storable for Sequence {
-    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+impl Storable for Sequence {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Kept on an operation whose answers are lost (its attempts share the operation's bag):
+/// how many more of its attempts lose theirs.
+#[derive(Debug, Clone, Copy)]
+struct Losing(u32);
+
+impl Storable for Losing {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Counts one request down on an armed `slot`: whether this one is the armed request.
+fn arrived(slot: &Mutex<Option<usize>>) -> bool {
+    let mut slot = slot.lock().expect("counter lock");
+    match *slot {
+        Some(0) => {
+            *slot = None;
+            true
+        }
+        Some(n) => {
+            *slot = Some(n - 1);
+            false
+        }
+        None => false,
+    }
+}
+
+/// What the client is handed instead of a lost answer: DynamoDB's own "may or may not have
+/// been applied" error, a 500 `InternalServerError`, which the SDK's standard retry mode
+/// retries like a timed-out attempt.
+fn lost_answer() -> HttpResponse {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected fault: the answer was lost"}"#;
+    let status = StatusCode::try_from(500).expect("500 is a status");
+    let mut response = HttpResponse::new(status, SdkBody::from(body));
+    response
+        .headers_mut()
+        .insert("content-type", "application/x-amz-json-1.0");
+    response
 }
 
 fn operation(cfg: &ConfigBag) -> String {
@@ -123,6 +170,16 @@ impl RequestCounter {
     pub fn fail_request(&self, n: usize) {
         assert!(n >= 1, "requests are counted from 1");
         *self.fail_in.lock().expect("counter lock") = Some(n - 1);
+    }
+
+    /// Lets the `n`-th request from now (1 = the next one) reach DynamoDB and be applied, but
+    /// hands the client a 500 instead of the answer, for its first `attempts` attempts (the
+    /// SDK's own retries of it are the same request): a response lost on its way back. With
+    /// `attempts` at least the client's maximum, the SDK call fails after its retries.
+    pub fn lose_answer(&self, n: usize, attempts: u32) {
+        assert!(n >= 1, "requests are counted from 1");
+        *self.lose_attempts.lock().expect("counter lock") = attempts;
+        *self.lose_in.lock().expect("counter lock") = Some(n - 1);
     }
 
     pub fn count(&self) -> usize {
@@ -180,18 +237,15 @@ impl Intercept for RequestCounter {
             status: None,
         });
         drop(log);
-        let mut fail_in = self.fail_in.lock().expect("counter lock");
-        match *fail_in {
-            Some(0) => {
-                *fail_in = None;
-                Err(format!("injected fault: {operation} not sent").into())
-            }
-            Some(n) => {
-                *fail_in = Some(n - 1);
-                Ok(())
-            }
-            None => Ok(()),
+        // a retry of a request whose answers are lost is that same request, not the next
+        if cfg.load::<Losing>().is_none() && arrived(&self.lose_in) {
+            let attempts = *self.lose_attempts.lock().expect("counter lock");
+            cfg.interceptor_state().store_put(Losing(attempts));
         }
+        if arrived(&self.fail_in) {
+            return Err(format!("injected fault: {operation} not sent").into());
+        }
+        Ok(())
     }
 
     fn read_after_transmit(
@@ -209,6 +263,22 @@ impl Intercept for RequestCounter {
             if let Some(entry) = self.log.lock().expect("counter lock").get_mut(i) {
                 entry.status = Some(status);
             }
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match cfg.load::<Losing>().copied() {
+            Some(Losing(left)) if left > 0 => {
+                cfg.interceptor_state().store_put(Losing(left - 1));
+                *context.response_mut() = lost_answer();
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -6,14 +6,22 @@
 //! notified once. Its budget is asserted, so a change that grows an item past 1 KB or adds
 //! a write fails here.
 //!
+//! The credential table (tenant-bound credentials) is on the hot path of a Lambda that keeps
+//! its secrets there: the reference webhook is measured with its signing secret in the table,
+//! its cold lookup counted on every request (the worst case), and what a cold and a cached
+//! lookup read is pinned for a signature source and a key source.
+//!
 //! Run with `--nocapture` to see every item's size and units (the figures in BENCHMARKS.md).
 
 use std::sync::Arc;
 
 use webhook_core::clock::FixedClock;
 use webhook_core::config::{Env, Mode};
+use webhook_core::credentials::{CredentialAdmin, CredentialId, Material, StoredCredential};
+use webhook_core::model::Tenant;
 use webhook_core::notify::{Notifier, Outcome, Target};
-use webhook_core::sources::provider_from_env;
+use webhook_core::pipeline::Handler;
+use webhook_core::sources::{fulfilment, pancake_pos, provider_from_env, Provider};
 use webhook_core::Source;
 use webhook_tests::aws::{AwsFixture, CountedPipeline, RequestCounter};
 use webhook_tests::capacity::{Bill, Tables};
@@ -31,25 +39,50 @@ const RRU_PRICE: f64 = 0.125;
 /// requests 0.02 + duration 0.01 (BENCHMARKS.md: cost per million).
 const FIXED_WITH_TRANSITION: f64 = 1.863;
 
-/// What one webhook cost: the ingest's requests and, per notified transition, the
+/// The Lambdas' default credential cache lifetime (`CREDENTIALS_CACHE_SECS`).
+const CACHE_SECS: u64 = 60;
+
+/// Where the handler finds the sample's credential.
+#[derive(Debug, Clone, Copy)]
+enum Admit {
+    /// The environment (local mode's development secret or key): nothing is read.
+    Environment,
+    /// The credential table alone (a Lambda with `CREDENTIALS_TABLE` and no keys of its
+    /// own), holding the sample's development secret or key for `tenant`.
+    Table { tenant: &'static str },
+}
+
+fn usd(bill: &Bill) -> f64 {
+    bill.wru as f64 * WRU_PRICE + bill.rru() * RRU_PRICE
+}
+
+/// What one webhook cost: the credential table's reads to admit it (cold: the first
+/// request of the function), the ingest's requests and, per notified transition, the
 /// notifier's.
 struct Measured {
+    lookup: Bill,
     ingest: Bill,
     notify: Vec<Bill>,
 }
 
 impl Measured {
     fn dynamodb_usd(&self) -> f64 {
-        let bills = std::iter::once(&self.ingest).chain(&self.notify);
-        bills
-            .map(|b| b.wru as f64 * WRU_PRICE + b.rru() * RRU_PRICE)
-            .sum()
+        let bills = [&self.lookup, &self.ingest].into_iter().chain(&self.notify);
+        bills.map(usd).sum()
     }
 
     fn print(&self, name: &str) {
         println!("== {name}");
-        for (label, bill) in std::iter::once(("ingest", &self.ingest))
-            .chain(self.notify.iter().map(|b| ("notifier", b)))
+        let lines = [
+            ("credential lookup", &self.lookup),
+            ("ingest", &self.ingest),
+        ];
+        let notifier = self.notify.iter().map(|b| ("notifier", b));
+        // nothing read to admit it (the environment's credential): no line
+        for (label, bill) in lines
+            .into_iter()
+            .chain(notifier)
+            .filter(|(_, b)| b.requests > 0)
         {
             println!(
                 "  {label}: {} WRU, {} RRU, {} requests",
@@ -69,18 +102,54 @@ impl Measured {
     }
 }
 
+/// The handler of `source` on counted clients over `fixture`, admitting as `admit` says
+/// (for [`Admit::Table`], the development credential is stored for its tenant first).
+async fn admitting(
+    fixture: &AwsFixture,
+    source: Source,
+    admit: Admit,
+) -> (CountedPipeline, Handler) {
+    let Admit::Table { tenant } = admit else {
+        let rig = CountedPipeline::new(fixture, fixture, NOW);
+        let provider = provider_from_env(source, &Env::default(), Mode::Local).expect("provider");
+        let handler = rig.handler(provider);
+        return (rig, handler);
+    };
+    let value = match source {
+        Source::Fulfilment => fulfilment::DEV_SECRET,
+        Source::PancakePos => pancake_pos::DEV_API_KEY,
+        other => panic!("no development credential wired here for {other}"),
+    };
+    let credential = StoredCredential {
+        source,
+        tenant: Tenant::new(tenant),
+        id: CredentialId::generate().expect("an id"),
+        material: Material::for_source(source, value),
+        created_at: NOW - 60,
+        expires_at: None,
+        revoked_at: None,
+    };
+    let inserted = fixture.credentials().insert(&credential).await;
+    assert!(inserted.expect("stored"), "a fresh table");
+    let env = Env::from_pairs([("CREDENTIALS_TABLE", fixture.credentials_table.as_str())]);
+    let provider: Arc<dyn Provider> =
+        provider_from_env(source, &env, Mode::Lambda).expect("the table alone configures it");
+    let rig = CountedPipeline::with_credential_table(fixture, fixture, NOW, CACHE_SECS);
+    let handler = rig.handler(provider);
+    (rig, handler)
+}
+
 /// Posts one events/ sample through the real handler on counted clients, then delivers
 /// every message it queued through the notifier (log target) on a counted store.
-async fn measure(folder: &str, name: &str, source: Source) -> Measured {
+async fn measure(folder: &str, name: &str, source: Source, admit: Admit) -> Measured {
     let fixture = AwsFixture::new(&format!("cost-{name}")).await;
-    let rig = CountedPipeline::new(&fixture, &fixture, NOW);
-    let provider = provider_from_env(source, &Env::default(), Mode::Local).expect("provider");
-    let handler = rig.handler(provider);
+    let (rig, handler) = admitting(&fixture, source, admit).await;
 
     let before = Tables::scan(&fixture).await;
     let response = handler.handle(&sample(folder, name)).await;
     assert_eq!(response.status, 200, "{name}: {}", response.body);
     let after = Tables::scan(&fixture).await;
+    let lookup = Bill::of(&fixture, &rig.credentials.take_requests(), &before, &after);
     let ingest = Bill::of(&fixture, &rig.dynamodb.take_requests(), &before, &after);
 
     let counter = RequestCounter::default();
@@ -98,16 +167,40 @@ async fn measure(folder: &str, name: &str, source: Source) -> Measured {
         notify.push(Bill::of(&fixture, &counter.take_requests(), &tables, &now));
         tables = now;
     }
-    Measured { ingest, notify }
+    Measured {
+        lookup,
+        ingest,
+        notify,
+    }
 }
 
+/// The reference webhook with its signing secret in the credential table, its lookup cold
+/// (so counted on every request: the worst case; a cached lookup reads nothing, pinned by
+/// `a_stored_credential_is_one_read_cold_and_none_cached`).
 #[tokio::test]
 async fn the_reference_webhook_costs_what_the_budget_allows() {
-    let m = measure("fulfilment", "order_change_status", Source::Fulfilment).await;
+    let merchant = Admit::Table { tenant: "XYZ" };
+    let m = measure(
+        "fulfilment",
+        "order_change_status",
+        Source::Fulfilment,
+        merchant,
+    )
+    .await;
     m.print("reference: fulfilment ORDER.CHANGE_STATUS (seed 003)");
     let total = FIXED_WITH_TRANSITION + m.dynamodb_usd();
-    println!("  total: ${total:.3} per million webhooks");
+    let cached = total - usd(&m.lookup);
+    println!("  total: ${cached:.3} per million webhooks (environment secret or cached lookup)");
+    println!("  total: ${total:.3} per million webhooks (cold lookup on every request)");
     assert_eq!(m.notify.len(), 1, "one transition notified");
+    // the signing secret: one eventually consistent Query of the merchant's partition
+    let lookup = &m.lookup;
+    assert_eq!(
+        (lookup.wru, lookup.rru_halves, lookup.requests),
+        (0, 1, 1),
+        "credential lookup: 0.5 RRU"
+    );
+    assert_eq!(lookup.lines[0].operation, "Query");
 
     // every item written, and the transition after the notifier's update, fits in 1 KB
     for line in m.ingest.lines.iter().chain(&m.notify[0].lines) {
@@ -142,6 +235,67 @@ async fn the_reference_webhook_costs_what_the_budget_allows() {
     );
 }
 
+/// What admitting a request from the credential table reads, cold (a fresh function, or the
+/// row aged out of the cache) and cached: a signature source's secrets are one `Query` of
+/// the tenant's partition, a key source's key one `GetItem` by its hash, both eventually
+/// consistent (0.5 RRU); a cached lookup reads nothing. The second request of each is the
+/// same sample again (a duplicate: the lookup comes before the store).
+#[tokio::test]
+async fn a_stored_credential_is_one_read_cold_and_none_cached() {
+    for (folder, name, source, tenant, operation) in [
+        (
+            "fulfilment",
+            "order_change_status",
+            Source::Fulfilment,
+            "XYZ",
+            "Query",
+        ),
+        (
+            "pancake-pos",
+            "customer_created",
+            Source::PancakePos,
+            "20462817",
+            "GetItem",
+        ),
+    ] {
+        let fixture = AwsFixture::new(&format!("cost-lookup-{name}")).await;
+        let (rig, handler) = admitting(&fixture, source, Admit::Table { tenant }).await;
+        let tables = Tables::scan(&fixture).await;
+        let mut bills = Vec::new();
+        for _ in 0..2 {
+            let response = handler.handle(&sample(folder, name)).await;
+            assert_eq!(response.status, 200, "{name}: {}", response.body);
+            let sent = rig.credentials.take_requests();
+            bills.push(Bill::of(&fixture, &sent, &tables, &tables));
+        }
+        let [cold, cached] = [&bills[0], &bills[1]];
+        for line in &cold.lines {
+            let (op, kind, bytes) = (&line.operation, line.kind, line.bytes);
+            let rru = line.units as f64 / 2.0;
+            println!("== {folder} {name}, cold lookup: {op} ({kind}) of {bytes} B: {rru} RRU");
+        }
+        println!(
+            "== {folder} {name}, cached lookup: {} requests",
+            cached.requests
+        );
+        assert_eq!(
+            (cold.wru, cold.rru_halves, cold.requests),
+            (0, 1, 1),
+            "{name} cold"
+        );
+        assert_eq!(cold.lines[0].operation, operation, "{name}");
+        assert!(
+            !cold.lines[0].kind.starts_with("consistent"),
+            "{name}: an eventually consistent read"
+        );
+        assert_eq!(
+            cached,
+            &Bill::default(),
+            "{name}: a cached lookup reads nothing"
+        );
+    }
+}
+
 /// The variants of BENCHMARKS.md, each pinned to its write units (WRU, RRU halves,
 /// requests), none with a transition.
 #[tokio::test]
@@ -169,7 +323,7 @@ async fn what_the_variants_cost() {
             (6, 0, 1),
         ),
     ] {
-        let m = measure(folder, name, source).await;
+        let m = measure(folder, name, source, Admit::Environment).await;
         m.print(&format!("{folder} {name}"));
         assert!(m.notify.is_empty(), "{name}: no transition");
         assert!(

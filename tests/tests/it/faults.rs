@@ -1,8 +1,10 @@
 //! Faults: moto_server stopped mid-run answers 503 with nothing half written; restarted, the
 //! provider's retry completes the work exactly once (one entity write, one transition, one
 //! queue message). An event naming one entity is written as ordered single writes (entity,
-//! transition, event item last): each step is made to fail in turn, and the retry still
-//! completes exactly once.
+//! transition, event item last): each step is made to fail in turn — before it is sent, and
+//! after DynamoDB applied it but its answer was lost (on every attempt of the SDK, then on
+//! the first only) — and the retry still completes exactly once; so does an event written
+//! as one transaction whose answer was lost.
 //!
 //! Each test runs a private moto_server with moto's request recorder on
 //! (`MOTO_ENABLE_RECORDING`, a file per test): moto keeps its state in memory, so after a
@@ -14,7 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
+use webhook_core::backends::aws::sdk::AwsSettings;
 use webhook_core::http::RawRequest;
+use webhook_core::model::{EventKey, Source};
 use webhook_core::pipeline::Handler;
 use webhook_core::store::{DeliveryRecord, EventStatus};
 use webhook_tests::aws::{AwsFixture, CountedPipeline, SentRequest};
@@ -77,7 +81,7 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     let fixture = AwsFixture::on(&moto.endpoint(), "faults-dynamodb").await;
     let (rig, handler) = rig(&fixture, &fixture);
     let req = request(11, "f-1");
-    let key = webhook_core::model::EventKey::new(webhook_core::model::Source::Fulfilment, "f-1");
+    let key = EventKey::new(Source::Fulfilment, "f-1");
 
     moto.stop();
     let down = handler.handle(&req).await;
@@ -136,7 +140,7 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     let queue = AwsFixture::on(&sqs_moto.endpoint(), "faults-sqs-queue").await;
     let (rig, handler) = rig(&tables, &queue);
     let req = request(12, "f-2");
-    let key = webhook_core::model::EventKey::new(webhook_core::model::Source::Fulfilment, "f-2");
+    let key = EventKey::new(Source::Fulfilment, "f-2");
 
     sqs_moto.stop();
     let down = handler.handle(&req).await;
@@ -201,10 +205,7 @@ async fn each_write_step_failing_answers_503_and_the_retry_applies_once() {
         let order = 20 + step as u64;
         let delivery = format!("step-{step}");
         let req = request(order, &delivery);
-        let key = webhook_core::model::EventKey::new(
-            webhook_core::model::Source::Fulfilment,
-            delivery.as_str(),
-        );
+        let key = EventKey::new(Source::Fulfilment, delivery.as_str());
 
         rig.dynamodb.fail_request(step);
         let failed = handler.handle(&req).await;
@@ -233,21 +234,175 @@ async fn each_write_step_failing_answers_503_and_the_retry_applies_once() {
         assert_eq!(again.status, 200, "step {step}");
         assert_eq!(again.body["duplicate"], true, "step {step}");
 
-        // exactly once: each item written once over the failed attempt, the retry and the
-        // duplicate; the entity at the event, one transition, one message
-        assert_eq!(committed(&rig, &fixture), [1, 1, 1], "step {step}");
-        let entity = rig.store.entity(&order_key(order)).await.unwrap().unwrap();
-        assert_eq!(entity.state.as_deref(), Some("PACKED"), "step {step}");
-        assert_eq!(entity.last_event_key, format!("fulfilment#{delivery}"));
-        let transitions = rig.store.transitions(&order_key(order)).await.unwrap();
-        assert_eq!(transitions.len(), 1, "step {step}");
+        assert_applied_once(&rig, &fixture, order, &delivery, &format!("step {step}")).await;
+    }
+}
+
+/// Exactly once, over a failed attempt, the retry and a duplicate: each item written once;
+/// the entity at the event, one transition, the event applied, one message.
+async fn assert_applied_once(
+    rig: &CountedPipeline,
+    fixture: &AwsFixture,
+    order: u64,
+    delivery: &str,
+    label: &str,
+) {
+    let key = EventKey::new(Source::Fulfilment, delivery);
+    assert_eq!(committed(rig, fixture), [1, 1, 1], "{label}");
+    let entity = rig.store.entity(&order_key(order)).await.unwrap().unwrap();
+    assert_eq!(entity.state.as_deref(), Some("PACKED"), "{label}");
+    assert_eq!(entity.last_event_key, format!("fulfilment#{delivery}"));
+    let transitions = rig.store.transitions(&order_key(order)).await.unwrap();
+    assert_eq!(transitions.len(), 1, "{label}");
+    assert_eq!(
+        rig.store.event(&key).await.unwrap().unwrap().status,
+        EventStatus::Applied,
+        "{label}"
+    );
+    let queued = fixture.drain_queue().await;
+    assert_eq!(queued.len(), 1, "{label}: one message");
+    assert_eq!(queued[0].dedup_id, transitions[0].transition_id);
+}
+
+/// Attempts per SDK call, as the Lambdas configure them (`AWS_MAX_ATTEMPTS`'s default).
+const SDK_ATTEMPTS: u32 = AwsSettings::DEFAULT_MAX_ATTEMPTS;
+
+/// The operations logged since the counter was last taken, each with DynamoDB's answer.
+fn answered(rig: &CountedPipeline) -> Vec<(String, Option<u16>)> {
+    let requests = rig.dynamodb.requests().into_iter();
+    requests.map(|r| (r.operation, r.status)).collect()
+}
+
+/// Each ordered write applied by DynamoDB with its answer lost on every attempt: the SDK's
+/// own retries of it find its condition failed by its own write (400), the call fails, 503.
+/// The provider's retry completes exactly once: before the event item the event is not
+/// recorded and the retry writes again; after it, the retry is a duplicate that publishes
+/// the stored transition.
+#[tokio::test]
+async fn each_write_step_applied_with_its_answer_lost_answers_503_and_the_retry_applies_once() {
+    for step in 1..=STEPS.len() {
+        let fixture = AwsFixture::new(&format!("faults-lost-{step}")).await;
+        let (rig, handler) = rig(&fixture, &fixture);
+        let (order, delivery) = (30 + step as u64, format!("lost-{step}"));
+        let req = request(order, &delivery);
+
+        rig.dynamodb.lose_answer(step, SDK_ATTEMPTS);
+        let failed = handler.handle(&req).await;
+        assert_eq!(failed.status, 503, "step {step}: {}", failed.body);
+        assert_eq!(error_code(&failed.body), "SYS_001", "{}", failed.body);
+        let ok = |op: &str| (op.to_string(), Some(200));
+        let mut expected: Vec<_> = STEPS[..step].iter().map(|op| ok(op)).collect();
+        let refused = (STEPS[step - 1].to_string(), Some(400));
+        expected.extend(std::iter::repeat_n(refused, SDK_ATTEMPTS as usize - 1));
         assert_eq!(
-            rig.store.event(&key).await.unwrap().unwrap().status,
-            EventStatus::Applied,
+            answered(&rig),
+            expected,
+            "step {step}: applied once, retries refused"
+        );
+        let key = EventKey::new(Source::Fulfilment, delivery.as_str());
+        let recorded = rig.store.event(&key).await.unwrap().is_some();
+        assert_eq!(
+            recorded,
+            step == STEPS.len(),
+            "step {step}: recorded by its item"
+        );
+        assert_eq!(fixture.queue_depth().await, 0, "step {step}");
+
+        let retry = handler.handle(&req).await;
+        assert_eq!(retry.status, 200, "step {step}: {}", retry.body);
+        assert_eq!(retry.body["duplicate"], recorded, "step {step}");
+        let again = handler.handle(&req).await;
+        assert_eq!(again.status, 200, "step {step}");
+        assert_eq!(again.body["duplicate"], true, "step {step}");
+        assert_applied_once(&rig, &fixture, order, &delivery, &format!("lost {step}")).await;
+    }
+}
+
+/// Each ordered write applied with only its first answer lost (a timed-out attempt): the
+/// SDK's own retry is refused by the write's condition, which hands back this event's own
+/// write, and the call completes: 200, exactly once. After the event item the store cannot
+/// tell its own write from a concurrent duplicate's, so that one answers `duplicate: true`
+/// (and publishes the transition, as a duplicate does).
+#[tokio::test]
+async fn each_write_step_with_its_first_answer_lost_is_completed_by_the_sdk_retry() {
+    for step in 1..=STEPS.len() {
+        let fixture = AwsFixture::new(&format!("faults-lost-once-{step}")).await;
+        let (rig, handler) = rig(&fixture, &fixture);
+        let (order, delivery) = (40 + step as u64, format!("lost-once-{step}"));
+        let req = request(order, &delivery);
+
+        rig.dynamodb.lose_answer(step, 1);
+        let first = handler.handle(&req).await;
+        assert_eq!(first.status, 200, "step {step}: {}", first.body);
+        assert_eq!(first.body["duplicate"], step == STEPS.len(), "step {step}");
+        let lost = &answered(&rig)[step - 1..=step];
+        let op = STEPS[step - 1].to_string();
+        assert_eq!(
+            lost,
+            [(op.clone(), Some(200)), (op, Some(400))],
             "step {step}"
         );
-        let queued = fixture.drain_queue().await;
-        assert_eq!(queued.len(), 1, "step {step}: one message");
-        assert_eq!(queued[0].dedup_id, transitions[0].transition_id);
+        let again = handler.handle(&req).await;
+        assert_eq!(again.body["duplicate"], true, "step {step}");
+        assert_applied_once(
+            &rig,
+            &fixture,
+            order,
+            &delivery,
+            &format!("lost once {step}"),
+        )
+        .await;
     }
+}
+
+/// An event written as one transaction (a status inferred from the stored state: read
+/// first, then `TransactWriteItems`) applied with its answer lost on every attempt: 503, and
+/// the provider's retry is a duplicate (the transaction recorded the event with its
+/// writes) that publishes the stored transition once.
+#[tokio::test]
+async fn a_transaction_applied_with_its_answer_lost_answers_503_and_the_retry_publishes_once() {
+    let fixture = AwsFixture::new("faults-lost-transaction").await;
+    let (rig, handler) = rig(&fixture, &fixture);
+    let first = handler.handle(&request(50, "tx-0")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(fixture.drain_queue().await.len(), 1);
+    rig.dynamodb.take();
+    let shipped = order_status_body(50, None, "SHIPPED", "2025-09-05T11:00:00Z");
+    let req = signed(&shipped, "tx-1");
+
+    rig.dynamodb.lose_answer(2, SDK_ATTEMPTS);
+    let failed = handler.handle(&req).await;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    let sent = answered(&rig);
+    println!("transaction, answers lost: {sent:?}");
+    let ops: Vec<&str> = sent.iter().map(|(op, _)| op.as_str()).collect();
+    let mut expected = vec!["BatchGetItem"];
+    expected.extend(std::iter::repeat_n(
+        "TransactWriteItems",
+        SDK_ATTEMPTS as usize,
+    ));
+    assert_eq!(
+        ops, expected,
+        "read, then the transaction and the SDK's retries"
+    );
+    assert_eq!(sent[1].1, Some(200), "the first attempt was applied");
+    let key = EventKey::new(Source::Fulfilment, "tx-1");
+    assert!(rig.store.event(&key).await.unwrap().is_some(), "recorded");
+    assert_eq!(fixture.queue_depth().await, 0);
+
+    let retry = handler.handle(&req).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.body["duplicate"], true);
+    let again = handler.handle(&req).await;
+    assert_eq!(again.body["duplicate"], true);
+    // since the first event: the inferred one's writes applied once, by its lost transaction
+    assert_eq!(committed(&rig, &fixture), [1, 1, 1]);
+    let entity = rig.store.entity(&order_key(50)).await.unwrap().unwrap();
+    assert_eq!(entity.state.as_deref(), Some("SHIPPED"));
+    assert_eq!(entity.last_event_key, "fulfilment#tx-1");
+    let transitions = rig.store.transitions(&order_key(50)).await.unwrap();
+    assert_eq!(transitions.len(), 2);
+    let queued = fixture.drain_queue().await;
+    assert_eq!(queued.len(), 1, "the inferred transition, once");
+    assert_eq!(queued[0].message().to, "SHIPPED");
 }
