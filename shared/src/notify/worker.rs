@@ -4,6 +4,12 @@
 //! hands out a group's oldest message, and a failed head stays the head until it is
 //! delivered or dead-lettered: a receiver outage delays a group, it never reorders or
 //! drops it.
+//!
+//! Batches run concurrently (`WorkerSettings::batches_in_flight`): a batch settles only when
+//! its slowest delivery ends, so with one batch at a time a receiver that holds 1 % of
+//! requests until the timeout held back every other entity behind it, and the outbox grew
+//! without bound under a busy gateway (the soak, BENCHMARKS.md). Concurrent batches never
+//! share a group: a handed-out head stays invisible until it is settled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +27,9 @@ pub struct WorkerSettings {
     /// costs four store round trips (receive, delivery lookup, record, settle) whatever its
     /// size, so a larger batch is what lets the worker keep up with a busy gateway.
     pub batch: usize,
+    /// Batches handed out and not yet settled, at most: the worker's throughput is about
+    /// `batch * batches_in_flight` divided by the slowest delivery of a batch.
+    pub batches_in_flight: usize,
     /// How long a handed-out message stays invisible (covers the HTTP timeout).
     pub visibility: Duration,
     /// Delay before the first retry; doubles per receive, capped at `max_backoff`.
@@ -37,6 +46,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             poll_interval: Duration::from_millis(200),
             batch: 64,
+            batches_in_flight: 16,
             visibility: Duration::from_secs(30),
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
@@ -55,8 +65,15 @@ pub async fn drain_once(
     notifier: &Notifier,
     settings: &WorkerSettings,
 ) -> usize {
-    let started = std::time::Instant::now();
-    let batch = match outbox
+    let batch = receive(outbox, settings).await;
+    let handled = batch.len();
+    deliver_and_settle(outbox, notifier, settings, batch).await;
+    handled
+}
+
+/// The next batch of group heads (empty when none is visible or the outbox failed).
+async fn receive(outbox: &dyn PullQueue, settings: &WorkerSettings) -> Vec<OutboxMessage> {
+    match outbox
         .receive(
             now_ms(),
             settings.batch,
@@ -67,13 +84,22 @@ pub async fn drain_once(
         Ok(b) => b,
         Err(e) => {
             error!(error = %e, "outbox receive failed");
-            return 0;
+            Vec::new()
         }
-    };
-    let handled = batch.len();
-    if handled == 0 {
-        return 0;
     }
+}
+
+/// Delivers one received batch and settles it: acks, retries with backoff, dead letters.
+async fn deliver_and_settle(
+    outbox: &dyn PullQueue,
+    notifier: &Notifier,
+    settings: &WorkerSettings,
+    batch: Vec<OutboxMessage>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
     // One message per group per batch, so the groups can be delivered concurrently.
     let items: Vec<(&str, u32)> = batch
         .iter()
@@ -95,7 +121,6 @@ pub async fn drain_once(
     tally
         .metric_line(started.elapsed().as_secs_f64() * 1_000.0)
         .emit(notifier.metrics());
-    handled
 }
 
 fn settlement(message: &OutboxMessage, outcome: Outcome, settings: &WorkerSettings) -> Settlement {
@@ -127,8 +152,10 @@ fn settlement(message: &OutboxMessage, outcome: Outcome, settings: &WorkerSettin
     }
 }
 
-/// Runs until `shutdown` turns true. The visibility timeout is raised to cover the
-/// notifier's request timeout, so a slow attempt is never handed out twice.
+/// Runs until `shutdown` turns true, then lets the batches in flight settle. The visibility
+/// timeout is raised to cover the notifier's request timeout, so a slow attempt is never
+/// handed out twice. A new batch is taken whenever fewer than `batches_in_flight` are out;
+/// an empty receive waits for the poll interval or for a batch to settle.
 pub async fn run(
     outbox: Arc<dyn PullQueue>,
     notifier: Arc<Notifier>,
@@ -138,16 +165,25 @@ pub async fn run(
     if let Some(timeout) = notifier.target().timeout() {
         settings.visibility = settings.visibility.max(timeout * 2);
     }
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let handled = drain_once(outbox.as_ref(), &notifier, &settings).await;
-        if handled == 0 {
-            tokio::select! {
-                _ = tokio::time::sleep(settings.poll_interval) => {}
-                _ = shutdown.changed() => {}
+    let settings = Arc::new(settings);
+    let mut in_flight = tokio::task::JoinSet::new();
+    while !*shutdown.borrow() {
+        if in_flight.len() < settings.batches_in_flight.max(1) {
+            let batch = receive(outbox.as_ref(), &settings).await;
+            if !batch.is_empty() {
+                let (outbox, notifier, settings) =
+                    (outbox.clone(), notifier.clone(), settings.clone());
+                in_flight.spawn(async move {
+                    deliver_and_settle(outbox.as_ref(), &notifier, &settings, batch).await
+                });
+                continue;
             }
         }
+        tokio::select! {
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = shutdown.changed() => {}
+        }
     }
+    while in_flight.join_next().await.is_some() {}
 }

@@ -22,7 +22,7 @@ use webhook_core::runtime;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::store::Store;
 use webhook_tests::events::{repo_root, request_from_event, serve_in_background};
-use webhook_tests::receiver::{Received, Receiver};
+use webhook_tests::receiver::{Received, Receiver, Reply};
 
 const SECRET: &str = "whsec_e6LzkAkOPhxyM6SeRvqLbzWanlbSTQ4ewcbx3KSE484=";
 
@@ -71,6 +71,7 @@ impl Local {
         let settings = WorkerSettings {
             poll_interval: Duration::from_millis(20),
             batch: 10,
+            batches_in_flight: 4,
             visibility: Duration::from_secs(30),
             base_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
@@ -381,5 +382,54 @@ async fn a_permanent_rejection_is_dead_lettered_and_recorded_and_the_order_goes_
     assert_eq!(
         transitions_of(&receiver.accepted(), "7102"),
         pairs(&[("WAITING_CONFIRM", "CANCELED")])
+    );
+}
+
+/// A receiver that holds one request until the notifier's timeout must not hold back the
+/// other entities: their transitions are delivered while that request is outstanding, i.e.
+/// before its retry arrives (one batch at a time, they waited behind it; under a receiver
+/// that hangs 1 % of requests the outbox then grew without bound).
+#[tokio::test]
+async fn a_hung_delivery_does_not_hold_back_other_entities() {
+    let (receiver, url) = Receiver::start(SECRET).await;
+    let local = Local::start(&url).await;
+    let held = EntityKey::new(
+        Source::Fulfilment,
+        Tenant::new("XYZ"),
+        EntityKind::Order,
+        "7200",
+    );
+    let held_id = transition_id(&EventKey::new(Source::Fulfilment, "7200-0"), &held);
+    receiver.script(&held_id, &[Reply::Hang]);
+    assert_eq!(
+        local.order_status(7200, "NEW", "WAITING_CONFIRM", 0).await,
+        200
+    );
+    let others = 40;
+    for order in 7201..7201 + others {
+        assert_eq!(
+            local.order_status(order, "NEW", "WAITING_CONFIRM", 0).await,
+            200
+        );
+    }
+    eventually(
+        "every transition delivered and the queue drained",
+        || async { receiver.accepted().len() as u64 == others + 1 && local.depth().await == 0 },
+    )
+    .await;
+    local.shutdown().await;
+
+    let requests = receiver.received();
+    let attempts: Vec<usize> = (0..requests.len())
+        .filter(|&i| requests[i].id == held_id)
+        .collect();
+    assert_eq!(attempts.len(), 2, "held once, then accepted on its retry");
+    let before_retry = requests[..attempts[1]]
+        .iter()
+        .filter(|r| r.id != held_id && r.answered == Some(200))
+        .count() as u64;
+    assert_eq!(
+        before_retry, others,
+        "every other entity was delivered while the held request was outstanding"
     );
 }
