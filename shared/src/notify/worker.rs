@@ -46,7 +46,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             poll_interval: Duration::from_millis(200),
             batch: 64,
-            batches_in_flight: 16,
+            batches_in_flight: 32,
             visibility: Duration::from_secs(30),
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
