@@ -565,3 +565,49 @@ fn regression_inputs_normalise_or_answer_400_401() {
     }
     assert_eq!(runs, 6 * bodies.len() * 3);
 }
+
+// ---- findings of the coverage-guided fuzzer (fuzz/, fuzz/RESULTS.md) -----------------
+
+/// `version` target: `-9999-12-31T23:59:59.99999` (and any time before 1970) parsed to a
+/// negative version, whose sort key `-0…` ordered backwards and whose `occurredAt` could
+/// not be rendered as RFC 3339. Such a time is now no timestamp: an object carrying one is
+/// versioned by the envelope's `timestamp` or the receipt time, like one without.
+#[test]
+fn regression_fuzz_times_before_1970_are_not_versions() {
+    let times = [
+        "-9999-12-31T23:59:59.99999",
+        "1969-12-31T23:59:59.999999Z",
+        "0000-01-01 00:00:00",
+    ];
+    for target in targets() {
+        for time in times {
+            let body = match target.source {
+                Source::Pancake => format!(
+                    r#"{{"payload":{{"eventType":"order_updated","pageId":"1","data":{{"id":"o1","updated_at":"{time}"}}}}}}"#
+                ),
+                Source::PancakePos => format!(
+                    r#"{{"payload":{{"eventType":"order_updated","shopId":1,"data":{{"id":"o1","status":1,"updated_at":"{time}"}}}}}}"#
+                ),
+                Source::Abaha => format!(
+                    r#"{{"cart_code":"c1","store_id":"552","status":"new","modified":"{time}"}}"#
+                ),
+                Source::Fulfilment => format!(
+                    r#"{{"event":"ORDER.CHANGE_STATUS","payload":{{"merchant_code":"XYZ","to_status":"A","order":{{"id":1,"updated_at":"{time}"}}}}}}"#
+                ),
+                Source::Invoice => format!(
+                    r#"{{"event":"invoice.updated","timestamp":"{time}","data":{{"invoiceId":"i1","state":"Ready"}}}}"#
+                ),
+            };
+            let req = dev_credentialed(target.source, body.as_bytes(), Some("1"));
+            check(&target, &req).unwrap_or_else(|e| panic!("{}: {body}: {e}", target.label));
+            let Ok(event) = target.provider.normalise(&req, now()) else {
+                continue; // the invoice window refuses a body without a readable timestamp
+            };
+            for entity in &event.entities {
+                let v = entity.version;
+                assert!(v.micros() >= 0, "{}: {time} versioned {v}", target.label);
+                assert!(v.to_rfc3339().ends_with('Z'), "{}: {v}", target.label);
+            }
+        }
+    }
+}
