@@ -29,7 +29,7 @@ while getopts "r:t:h" opt; do
     case "$opt" in
         r) limit="-runs=$OPTARG" ;;
         t) limit="-max_total_time=$OPTARG" ;;
-        *) sed -n '2,21p' "$0"; exit 2 ;;
+        *) sed -n '2,21p' "$fuzz_dir/run.sh"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
