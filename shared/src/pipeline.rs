@@ -139,7 +139,23 @@ impl Handler {
     pub async fn handle(&self, req: &RawRequest) -> RawResponse {
         let started = Instant::now();
         let outcome = self.pipeline.ingest(self.provider.as_ref(), req).await;
-        let response = respond(self.provider.response_style(), &outcome);
+        self.answer(&outcome, req.request_id.as_deref(), started)
+    }
+
+    /// Answers a request the transport could not decode (a Lambda event whose body is
+    /// flagged base64 but is not): logged and counted like any other refusal.
+    pub fn refuse(&self, err: IngestError, request_id: Option<&str>) -> RawResponse {
+        self.answer(&Err(err), request_id, Instant::now())
+    }
+
+    /// The provider-shaped response for `outcome`, with its log line and metrics.
+    fn answer(
+        &self,
+        outcome: &Result<Accepted, IngestError>,
+        request_id: Option<&str>,
+        started: Instant,
+    ) -> RawResponse {
+        let response = respond(self.provider.response_style(), outcome);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
         let source = self.provider.source().as_str();
         let line = MetricLine::new(source)
@@ -147,11 +163,11 @@ impl Handler {
             .millis(names::LATENCY, elapsed_ms);
         let log = LogContext {
             source,
-            request_id: req.request_id.as_deref().unwrap_or("-"),
+            request_id: request_id.unwrap_or("-"),
             status: response.status,
             elapsed_ms,
         };
-        let line = match &outcome {
+        let line = match outcome {
             Ok(accepted) => log.accepted(accepted, line),
             Err(err) => log.rejected(err, line),
         };

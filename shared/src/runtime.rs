@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{vars, ConfigError, Env, Mode, PipelineSettings};
 use crate::credentials::{Admitter, CredentialLookup};
-use crate::http::lambda::{lambda_response, raw_request};
+use crate::http::lambda::{event_response, request_from_event};
 use crate::metrics::MetricsSink;
 use crate::model::Source;
 use crate::pipeline::{Handler, Pipeline};
@@ -265,14 +265,23 @@ pub async fn serve_ingest_lambda(source: Source) -> Result<(), lambda_http::Erro
     serve_lambda(handler).await
 }
 
-/// Serves one source's handler on the Lambda runtime until the runtime stops.
+/// Serves one source's handler on the Lambda runtime until the runtime stops. The API
+/// Gateway v2 event is read by [`request_from_event`], not converted by `lambda_http`, whose
+/// conversion panics on some events (see `http::lambda`): every event gets an answer.
 pub async fn serve_lambda(handler: Arc<Handler>) -> Result<(), lambda_http::Error> {
-    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
-        let handler = handler.clone();
-        async move {
-            let raw = raw_request(&req);
-            Ok::<_, lambda_http::Error>(lambda_response(handler.handle(&raw).await))
-        }
-    }))
+    use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest>| {
+            let handler = handler.clone();
+            async move {
+                let request_id = event.context.request_id.clone();
+                let response = match request_from_event(&event.payload, Some(request_id)) {
+                    Ok(raw) => handler.handle(&raw).await,
+                    Err(err) => handler.refuse(err, Some(&event.context.request_id)),
+                };
+                Ok::<_, lambda_http::Error>(event_response(response))
+            }
+        },
+    ))
     .await
 }

@@ -4,6 +4,9 @@
 //! Accepted forms: RFC 3339 (`2025-09-05T10:45:00.000Z`), ISO without a zone
 //! (`2024-05-01T10:00:00`, Pancake POS) and `2022-06-10 10:53:56` (Abaha) read as UTC,
 //! and unix time as a number or numeric string in seconds, milliseconds or microseconds.
+//! A time before the Unix epoch is not a version (as a negative unix number is not): a
+//! version is never negative, so its zero-padded sort key orders as it does and it renders
+//! as RFC 3339.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -47,7 +50,7 @@ impl Version {
             return Self::from_unix_number(n);
         }
         if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-            return Some(Self::from_datetime(t));
+            return Self::from_provider_time(t);
         }
         let naive_t = format_description!(
             version = 2,
@@ -60,7 +63,16 @@ impl Version {
         PrimitiveDateTime::parse(s, &naive_t)
             .or_else(|_| PrimitiveDateTime::parse(s, &naive_space))
             .ok()
-            .map(|p| Self::from_datetime(p.assume_utc()))
+            .and_then(|p| Self::from_provider_time(p.assume_utc()))
+    }
+
+    /// A provider's date-time as a version; `None` before the Unix epoch. A negative
+    /// version would break the sort key's promise (`-0…05` sorts before `-0…10`) and have no
+    /// RFC 3339 rendering for years before 0, so such a time counts as no timestamp, like a
+    /// negative unix number (the fuzzer found `-9999-12-31T23:59:59`).
+    fn from_provider_time(t: OffsetDateTime) -> Option<Self> {
+        let v = Self::from_datetime(t);
+        (v.0 >= 0).then_some(v)
     }
 
     /// Unix time in seconds, milliseconds or microseconds, told apart by magnitude.
@@ -119,6 +131,30 @@ mod tests {
         assert_eq!(Version::parse(""), None);
         assert_eq!(Version::from_json(&json!(true)), None);
         assert_eq!(Version::from_json(&json!(-5)), None);
+    }
+
+    /// Fuzz finding (version target): a negative year parsed to a negative version whose
+    /// sort key ordered backwards and whose RFC 3339 rendering fell back to a number that
+    /// did not parse back. Times before the epoch are no version, in every form.
+    #[test]
+    fn times_before_the_epoch_are_not_versions() {
+        for s in [
+            "-9999-12-31T23:59:59.99999",
+            "-0001-01-01 00:00:00",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999999Z",
+            "1970-01-01T07:00:00+07:01",
+        ] {
+            assert_eq!(Version::parse(s), None, "{s}");
+        }
+        assert_eq!(
+            Version::parse("1970-01-01T00:00:00Z"),
+            Some(Version::from_micros(0))
+        );
+        let early = Version::parse("1970-01-01T00:00:00.000005Z").unwrap();
+        let later = Version::parse("1970-01-01T00:00:00.000010Z").unwrap();
+        assert!(early < later && early.sort_key() < later.sort_key());
+        assert_eq!(Version::parse(&early.to_rfc3339()), Some(early));
     }
 
     #[test]

@@ -565,3 +565,91 @@ fn regression_inputs_normalise_or_answer_400_401() {
     }
     assert_eq!(runs, 6 * bodies.len() * 3);
 }
+
+// ---- findings of the coverage-guided fuzzer (fuzz/, fuzz/RESULTS.md) -----------------
+
+/// `version` target: `-9999-12-31T23:59:59.99999` (and any time before 1970) parsed to a
+/// negative version, whose sort key `-0…` ordered backwards and whose `occurredAt` could
+/// not be rendered as RFC 3339. Such a time is now no timestamp: an object carrying one is
+/// versioned by the envelope's `timestamp` or the receipt time, like one without.
+#[test]
+fn regression_fuzz_times_before_1970_are_not_versions() {
+    let times = [
+        "-9999-12-31T23:59:59.99999",
+        "1969-12-31T23:59:59.999999Z",
+        "0000-01-01 00:00:00",
+    ];
+    for target in targets() {
+        for time in times {
+            let body = match target.source {
+                Source::Pancake => format!(
+                    r#"{{"payload":{{"eventType":"order_updated","pageId":"1","data":{{"id":"o1","updated_at":"{time}"}}}}}}"#
+                ),
+                Source::PancakePos => format!(
+                    r#"{{"payload":{{"eventType":"order_updated","shopId":1,"data":{{"id":"o1","status":1,"updated_at":"{time}"}}}}}}"#
+                ),
+                Source::Abaha => format!(
+                    r#"{{"cart_code":"c1","store_id":"552","status":"new","modified":"{time}"}}"#
+                ),
+                Source::Fulfilment => format!(
+                    r#"{{"event":"ORDER.CHANGE_STATUS","payload":{{"merchant_code":"XYZ","to_status":"A","order":{{"id":1,"updated_at":"{time}"}}}}}}"#
+                ),
+                Source::Invoice => format!(
+                    r#"{{"event":"invoice.updated","timestamp":"{time}","data":{{"invoiceId":"i1","state":"Ready"}}}}"#
+                ),
+            };
+            let req = dev_credentialed(target.source, body.as_bytes(), Some("1"));
+            check(&target, &req).unwrap_or_else(|e| panic!("{}: {body}: {e}", target.label));
+            let Ok(event) = target.provider.normalise(&req, now()) else {
+                continue; // the invoice window refuses a body without a readable timestamp
+            };
+            for entity in &event.entities {
+                let v = entity.version;
+                assert!(v.micros() >= 0, "{}: {time} versioned {v}", target.label);
+                assert!(v.to_rfc3339().ends_with('Z'), "{}: {v}", target.label);
+            }
+        }
+    }
+}
+
+/// `apigw_event` target: `lambda_http` panicked converting an API Gateway v2 event whose
+/// `rawQueryString` held a character `http::Uri` refuses (`"`, `{`, `|`, a space), or
+/// whose `isBase64Encoded` body was not base64; the Lambda runtime reported the panic as
+/// an invocation error, which API Gateway answers 500. The ingest Lambdas now read the
+/// event themselves: such a query decodes, such a body is a 400.
+#[test]
+fn regression_fuzz_lambda_events_lambda_http_could_not_convert() {
+    use base64::Engine;
+    use webhook_core::http::lambda::request_from_event;
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("events/fulfilment/order_change_status.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let provider = &targets()[3];
+    assert_eq!(provider.source, Source::Fulfilment);
+    for query in [r#"q={"a":1}"#, "q=a|b", "q=a b", "x=<>^`\\"] {
+        let mut event = sample.clone();
+        event["rawQueryString"] = query.into();
+        let req = request_from_event(&serde_json::from_value(event).unwrap(), None).unwrap();
+        assert_eq!(req.body, sample["body"].as_str().unwrap().as_bytes());
+        provider
+            .provider
+            .verify(&req)
+            .expect("the signed sample verifies");
+        check(provider, &req).unwrap();
+    }
+    let mut event = sample.clone();
+    event["isBase64Encoded"] = true.into();
+    event["body"] = "{not base64}".into();
+    let err = request_from_event(&serde_json::from_value(event).unwrap(), None).unwrap_err();
+    assert_eq!(err.status(), 400);
+    let mut event = sample.clone();
+    let bytes = sample["body"].as_str().unwrap().as_bytes();
+    event["isBase64Encoded"] = true.into();
+    event["body"] = base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .into();
+    let req = request_from_event(&serde_json::from_value(event).unwrap(), None).unwrap();
+    assert_eq!(req.body, bytes, "base64 bodies decode to the signed bytes");
+}
