@@ -18,9 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use webhook_core::sources::fulfilment::Fulfilment;
+
+#[path = "common/http1.rs"]
+mod http1;
+use http1::read_response;
 
 const PATH: &str = "/api/v1/fulfilment/webhook";
 
@@ -98,45 +102,6 @@ fn request_for(n: u64, run_id: u64, addr: SocketAddr, secret: &str) -> Vec<u8> {
     request
 }
 
-/// Reads one response off a keep-alive connection; returns its status.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
-    let broken =
-        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(broken("connection closed"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| broken("head not UTF-8"))?;
-    let status: u16 = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| broken("no status"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .ok_or_else(|| broken("no content-length"))?;
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(broken("connection closed"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(status)
-}
-
 fn main() {
     let args = parse_args();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -186,7 +151,9 @@ async fn run(args: Args) {
                     },
                 };
                 let answered = match stream.write_all(&request).await {
-                    Ok(()) => read_response(stream, &mut buf).await,
+                    Ok(()) => read_response(stream, &mut buf)
+                        .await
+                        .map(|(status, _)| status),
                     Err(e) => Err(e),
                 };
                 match answered {

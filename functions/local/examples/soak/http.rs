@@ -4,8 +4,10 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use crate::http1::{broken, read_response};
 
 /// A request taking longer than this is counted as a connection error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,10 +22,6 @@ pub struct Conn {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
-}
-
-fn broken(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 impl Conn {
@@ -55,46 +53,10 @@ impl Conn {
         }
         let stream = self.stream.as_mut().expect("connected");
         stream.write_all(request).await?;
-        read_answer(stream, &mut self.buf).await
-    }
-}
-
-/// Reads one response (`content-length` framed, as axum answers).
-async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Answer> {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(broken("connection closed"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| broken("head not UTF-8"))?;
-    let status: u16 = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| broken("no status"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
+        let (status, body) = read_response(stream, &mut self.buf).await?;
+        Ok(Answer {
+            status,
+            body: self.buf[body].to_vec(),
         })
-        .ok_or_else(|| broken("no content-length"))?;
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(broken("connection closed"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(Answer {
-        status,
-        body: buf[head_end..head_end + length].to_vec(),
-    })
 }

@@ -25,6 +25,8 @@
 mod check;
 mod flows;
 mod http;
+#[path = "../common/http1.rs"]
+mod http1;
 mod load;
 mod receiver;
 mod sample;
