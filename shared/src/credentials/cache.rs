@@ -31,12 +31,18 @@ impl<K: Hash + Eq, V: Clone> Entries<K, V> {
         (now - at < ttl).then(|| value.clone())
     }
 
+    /// Aged rows are dropped whenever the map would otherwise grow, so it holds about one
+    /// lifetime's lookups, not every key ever tried: a sender spraying wrong keys for hours
+    /// leaves a minute of them (the 30-minute soak's memory stepped up by the map's growth
+    /// when only a full map was swept). Each sweep is followed by room for as many rows
+    /// again, so sweeps stay amortised O(1) per lookup.
     fn put(&mut self, key: K, value: V, now: i64, ttl: i64) {
-        if self.rows.len() >= MAX_CACHED {
+        if self.rows.len() >= self.rows.capacity().min(MAX_CACHED) {
             self.rows.retain(|_, (at, _)| now - *at < ttl);
             if self.rows.len() >= MAX_CACHED {
                 self.rows.clear();
             }
+            self.rows.reserve(self.rows.len().max(16));
         }
         self.rows.insert(key, (now, value));
     }
@@ -132,5 +138,22 @@ mod tests {
         // a zero lifetime caches nothing usable
         rows.put(7, 7, 300, 0);
         assert_eq!(rows.get(&7, 300, 0), None);
+    }
+
+    #[test]
+    fn a_stream_of_new_keys_keeps_about_one_lifetime_of_them() {
+        let mut rows: Entries<u32, u32> = Entries {
+            rows: HashMap::new(),
+        };
+        // An hour of 6 new (wrong) keys a second, with a 60 s lifetime: 360 are live at once,
+        // 21,600 in all (a sweep of full maps only would have kept all of them).
+        for k in 0..21_600_u32 {
+            rows.put(k, k, i64::from(k / 6), 60);
+            // (the map's own growth and tombstones leave up to ~5 lifetimes before a sweep)
+            assert!(rows.rows.len() <= 6 * 360, "{} rows", rows.rows.len());
+        }
+        assert!(rows.rows.capacity() <= 8 * 360, "{}", rows.rows.capacity());
+        assert_eq!(rows.get(&21_599, 3_599, 60), Some(21_599));
+        assert_eq!(rows.get(&0, 3_599, 60), None);
     }
 }
