@@ -33,9 +33,9 @@ impl<K: Hash + Eq, V: Clone> Entries<K, V> {
 
     /// Aged rows are dropped whenever the map would otherwise grow, so it holds about one
     /// lifetime's lookups, not every key ever tried: a sender spraying wrong keys for hours
-    /// leaves a minute of them (the 30-minute soak's memory stepped up by the map's growth
-    /// when only a full map was swept). Each sweep is followed by room for as many rows
-    /// again, so sweeps stay amortised O(1) per lookup.
+    /// leaves a minute of them (swept only when full, the soak's wrong keys piled up towards
+    /// the 20,000 bound). Each sweep is followed by room for as many rows again, so sweeps
+    /// stay amortised O(1) per lookup.
     fn put(&mut self, key: K, value: V, now: i64, ttl: i64) {
         if self.rows.len() >= self.rows.capacity().min(MAX_CACHED) {
             self.rows.retain(|_, (at, _)| now - *at < ttl);
