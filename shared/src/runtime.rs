@@ -34,14 +34,17 @@ pub fn sqlite_backends(
         .get(&crate::config::vars::SQLITE_SYNC)
         .is_some_and(|v| v.eq_ignore_ascii_case("full"));
     let store = crate::backends::sqlite::SqliteStore::open(path, full_sync)?;
-    Ok((
-        Backends {
-            store: Arc::new(store.clone()),
-            queue: Arc::new(crate::queue::AlreadyQueued),
-            credentials: Arc::new(store.credentials()),
-        },
-        store,
-    ))
+    Ok((sqlite_backends_over(&store), store))
+}
+
+/// The embedded backends over an open store (a file, or an in-memory one in tests).
+#[cfg(feature = "sqlite")]
+pub fn sqlite_backends_over(store: &crate::backends::sqlite::SqliteStore) -> Backends {
+    Backends {
+        store: Arc::new(store.clone()),
+        queue: Arc::new(crate::queue::AlreadyQueued),
+        credentials: Arc::new(store.credentials()),
+    }
 }
 
 /// The backends every Lambda binary uses: the DynamoDB store and the SQS FIFO queue, their
@@ -222,6 +225,29 @@ pub fn refuse_to_start<E: std::fmt::Display>(err: E) -> E {
 /// the longest a revocation waits to take effect.
 pub const DEFAULT_CREDENTIALS_CACHE_SECS: u64 = 60;
 
+/// The ingest pipeline over `backends` on `clock`: the settings of `env`, and the credential
+/// table behind the lookup cache (`CREDENTIALS_CACHE_SECS`).
+pub fn pipeline(
+    env: &Env,
+    backends: &Backends,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Pipeline>, ConfigError> {
+    let ttl = env.u64_or(
+        &vars::CREDENTIALS_CACHE_SECS,
+        DEFAULT_CREDENTIALS_CACHE_SECS,
+    )?;
+    let admitter = Admitter::cached(backends.credentials.clone(), ttl, clock.clone());
+    Ok(Arc::new(
+        Pipeline::new(
+            backends.store.clone(),
+            backends.queue.clone(),
+            clock,
+            PipelineSettings::from_env(env)?,
+        )
+        .with_credentials(admitter),
+    ))
+}
+
 /// The handler of one source over `backends`.
 pub fn handler(
     source: Source,
@@ -230,21 +256,7 @@ pub fn handler(
     backends: &Backends,
 ) -> Result<Arc<Handler>, ConfigError> {
     let provider = provider_from_env(source, env, mode)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ttl = env.u64_or(
-        &vars::CREDENTIALS_CACHE_SECS,
-        DEFAULT_CREDENTIALS_CACHE_SECS,
-    )?;
-    let admitter = Admitter::cached(backends.credentials.clone(), ttl, clock.clone());
-    let pipeline = Arc::new(
-        Pipeline::new(
-            backends.store.clone(),
-            backends.queue.clone(),
-            clock,
-            PipelineSettings::from_env(env)?,
-        )
-        .with_credentials(admitter),
-    );
+    let pipeline = pipeline(env, backends, Arc::new(SystemClock))?;
     let metrics = match mode {
         Mode::Lambda => MetricsSink::Emf,
         Mode::Local => MetricsSink::Off,

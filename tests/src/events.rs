@@ -10,8 +10,7 @@ use serde_json::Value;
 use webhook_core::backends::sqlite::Outbox;
 use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::FixedClock;
-use webhook_core::config::{Env, Mode, PipelineSettings};
-use webhook_core::credentials::Admitter;
+use webhook_core::config::{Env, Mode};
 use webhook_core::http::{route_for, RawRequest, RawResponse};
 use webhook_core::metrics::MetricsSink;
 use webhook_core::pipeline::{Handler, Pipeline};
@@ -124,23 +123,33 @@ pub fn credential_header(source: Source) -> &'static str {
     }
 }
 
-/// `body` posted to the source's route with its development credential over the exact
-/// bytes (and, for fulfilment, `delivery` as `X-Event-Delivery` when given).
-pub fn dev_credentialed(source: Source, body: &[u8], delivery: Option<&str>) -> RawRequest {
+/// `body` posted to the source's route presenting `value` as its credential, in the
+/// source's default header: the key or token itself, or (fulfilment, invoice) the signature
+/// of the exact bytes with `value` as the secret.
+pub fn credentialed(source: Source, body: &[u8], value: &str) -> RawRequest {
     let req = RawRequest::post(route_for(source), body.to_vec());
     let header = credential_header(source);
     match source {
-        Source::Pancake => req.with_header(header, pancake::DEV_API_KEY),
-        Source::PancakePos => req.with_header(header, pancake_pos::DEV_API_KEY),
-        Source::Abaha => req.with_header(header, abaha::DEV_TOKEN),
-        Source::Fulfilment => {
-            let req = req.with_header(header, &Fulfilment::sign(body, fulfilment::DEV_SECRET));
-            match delivery {
-                Some(d) => req.with_header("X-Event-Delivery", d),
-                None => req,
-            }
-        }
-        Source::Invoice => req.with_header(header, &Invoice::sign(body, invoice::DEV_SECRET)),
+        Source::Pancake | Source::PancakePos | Source::Abaha => req.with_header(header, value),
+        Source::Fulfilment => req.with_header(header, &Fulfilment::sign(body, value)),
+        Source::Invoice => req.with_header(header, &Invoice::sign(body, value)),
+    }
+}
+
+/// `body` posted to the source's route with its development credential over the exact
+/// bytes (and, for fulfilment, `delivery` as `X-Event-Delivery` when given).
+pub fn dev_credentialed(source: Source, body: &[u8], delivery: Option<&str>) -> RawRequest {
+    let value = match source {
+        Source::Pancake => pancake::DEV_API_KEY,
+        Source::PancakePos => pancake_pos::DEV_API_KEY,
+        Source::Abaha => abaha::DEV_TOKEN,
+        Source::Fulfilment => fulfilment::DEV_SECRET,
+        Source::Invoice => invoice::DEV_SECRET,
+    };
+    let req = credentialed(source, body, value);
+    match delivery {
+        Some(d) if source == Source::Fulfilment => req.with_header("X-Event-Delivery", d),
+        _ => req,
     }
 }
 
@@ -211,23 +220,9 @@ impl SourcesHarness {
         let store = SqliteStore::in_memory().expect("in-memory store");
         let outbox = store.outbox();
         let clock = Arc::new(FixedClock::at_unix(now_unix));
-        // Wired as runtime::sqlite_backends and runtime::handler wire the product: the store
-        // queues in its own transaction, so the pipeline's queue is the null adapter, and the
-        // file's credential table is consulted for a credential the environment refused.
-        let admitter = Admitter::cached(
-            Arc::new(store.credentials()),
-            runtime::DEFAULT_CREDENTIALS_CACHE_SECS,
-            clock.clone(),
-        );
-        let pipeline = Arc::new(
-            Pipeline::new(
-                Arc::new(store.clone()),
-                Arc::new(webhook_core::queue::AlreadyQueued),
-                clock.clone(),
-                PipelineSettings::from_env(env).expect("pipeline settings"),
-            )
-            .with_credentials(admitter),
-        );
+        // Wired by the product's own runtime functions, on the fixed clock.
+        let backends = runtime::sqlite_backends_over(&store);
+        let pipeline = runtime::pipeline(env, &backends, clock.clone()).expect("pipeline settings");
         let handlers = sources
             .iter()
             .map(|&source| {

@@ -168,6 +168,8 @@ pub async fn run(
     let settings = Arc::new(settings);
     let mut in_flight = tokio::task::JoinSet::new();
     while !*shutdown.borrow() {
+        // A settled batch leaves the set here, so `len` counts only batches still out.
+        while in_flight.try_join_next().is_some() {}
         if in_flight.len() < settings.batches_in_flight.max(1) {
             let batch = receive(outbox.as_ref(), &settings).await;
             if !batch.is_empty() {

@@ -156,7 +156,6 @@ async fn an_unreachable_backend_is_one_line_naming_it() {
 async fn credentials_are_shown_once_and_bind_their_tenant() {
     use std::io::Write;
     use webhook_core::config::Mode;
-    use webhook_core::credentials::Admitter;
     let dir = tempfile::tempdir().unwrap();
     let db = store_with_events(dir.path()).await;
     let db = db.to_str().unwrap();
@@ -224,13 +223,7 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
     // the key the CLI printed admits its shop's events at ingest, and no other shop's
     let (backends, _) = sqlite_backends(Path::new(db), &Env::default()).unwrap();
     let clock = std::sync::Arc::new(webhook_core::clock::SystemClock);
-    let pipeline = webhook_core::pipeline::Pipeline::new(
-        backends.store.clone(),
-        backends.queue.clone(),
-        clock.clone(),
-        Default::default(),
-    )
-    .with_credentials(Admitter::cached(backends.credentials.clone(), 60, clock));
+    let pipeline = webhook_core::runtime::pipeline(&Env::default(), &backends, clock).unwrap();
     let env = Env::from_pairs([("CREDENTIALS_TABLE", "credentials")]);
     let pos = webhook_core::sources::provider_from_env(
         webhook_core::model::Source::PancakePos,

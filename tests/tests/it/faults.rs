@@ -106,12 +106,7 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     assert_eq!(fixture.queue_depth().await, 0);
 
     // the provider retries: done, exactly once
-    let retry = handler.handle(&req).await;
-    assert_eq!(retry.status, 200, "{}", retry.body);
-    assert_eq!(retry.body["duplicate"], false);
-    let again = handler.handle(&req).await;
-    assert_eq!(again.status, 200);
-    assert_eq!(again.body["duplicate"], true);
+    retry_then_again(&handler, &req, false, "after the outage").await;
 
     assert_eq!(committed(&rig, &fixture), [1, 1, 1], "one write");
     let entity = rig.store.entity(&order_key(11)).await.unwrap().unwrap();
@@ -227,15 +222,26 @@ async fn each_write_step_failing_answers_503_and_the_retry_applies_once() {
         assert_eq!(rig.store.event(&key).await.unwrap(), None, "step {step}");
         assert_eq!(fixture.queue_depth().await, 0, "step {step}");
 
-        let retry = handler.handle(&req).await;
-        assert_eq!(retry.status, 200, "step {step}: {}", retry.body);
-        assert_eq!(retry.body["duplicate"], false, "step {step}");
-        let again = handler.handle(&req).await;
-        assert_eq!(again.status, 200, "step {step}");
-        assert_eq!(again.body["duplicate"], true, "step {step}");
+        retry_then_again(&handler, &req, false, &format!("step {step}")).await;
 
         assert_applied_once(&rig, &fixture, order, &delivery, &format!("step {step}")).await;
     }
+}
+
+/// The provider's retry after a failed attempt, answered 200 (a duplicate exactly when the
+/// failed attempt had recorded the event), and one more delivery, answered as a duplicate.
+async fn retry_then_again(
+    handler: &Handler,
+    req: &RawRequest,
+    retry_is_duplicate: bool,
+    label: &str,
+) {
+    let retry = handler.handle(req).await;
+    assert_eq!(retry.status, 200, "{label}: {}", retry.body);
+    assert_eq!(retry.body["duplicate"], retry_is_duplicate, "{label}");
+    let again = handler.handle(req).await;
+    assert_eq!(again.status, 200, "{label}");
+    assert_eq!(again.body["duplicate"], true, "{label}");
 }
 
 /// Exactly once, over a failed attempt, the retry and a duplicate: each item written once;
@@ -308,12 +314,7 @@ async fn each_write_step_applied_with_its_answer_lost_answers_503_and_the_retry_
         );
         assert_eq!(fixture.queue_depth().await, 0, "step {step}");
 
-        let retry = handler.handle(&req).await;
-        assert_eq!(retry.status, 200, "step {step}: {}", retry.body);
-        assert_eq!(retry.body["duplicate"], recorded, "step {step}");
-        let again = handler.handle(&req).await;
-        assert_eq!(again.status, 200, "step {step}");
-        assert_eq!(again.body["duplicate"], true, "step {step}");
+        retry_then_again(&handler, &req, recorded, &format!("step {step}")).await;
         assert_applied_once(&rig, &fixture, order, &delivery, &format!("lost {step}")).await;
     }
 }

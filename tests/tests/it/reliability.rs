@@ -895,19 +895,13 @@ fn event_of(source: Source, tenant: &str, n: u64) -> String {
 /// `body` presenting `value` as `source`'s credential (Pancake's requests also carry the
 /// configured signing secret's signature, which is required whenever one is set).
 fn presenting(source: Source, body: &str, value: &str) -> RawRequest {
-    let req = RawRequest::post(route_for(source), body);
+    let req = events::credentialed(source, body.as_bytes(), value);
     match source {
-        Source::Pancake => req.with_header("X-API-Key", value).with_header(
+        Source::Pancake => req.with_header(
             "X-Pancake-Signature",
             &Pancake::sign(body.as_bytes(), "psig-live-Kd02b"),
         ),
-        Source::PancakePos => req.with_header("X-Webhook-Secret", value),
-        Source::Abaha => req.with_header("X-Abaha-Token", value),
-        Source::Fulfilment => req.with_header(
-            "X-Event-Signature",
-            &Fulfilment::sign(body.as_bytes(), value),
-        ),
-        Source::Invoice => req.with_header("X-Signature", &Invoice::sign(body.as_bytes(), value)),
+        _ => req,
     }
 }
 

@@ -18,19 +18,17 @@ use webhook_core::credentials::{
     Admitter, CredentialId, CredentialLookup, KeyHash, Material, StoredCredential,
 };
 use webhook_core::error::{IngestError, StoreError};
-use webhook_core::http::{route_for, RawRequest};
+use webhook_core::http::RawRequest;
 use webhook_core::model::{Source, Tenant};
 use webhook_core::ops::credentials::NewValue;
 use webhook_core::pipeline::Pipeline;
-use webhook_core::sources::fulfilment::Fulfilment;
-use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{provider_from_env, Provider};
 use webhook_core::store::{EventFilter, Order};
 use webhook_tests::aws::RequestCounter;
+use webhook_tests::events::credentialed;
 use webhook_tests::kit::Kit;
 use webhook_tests::samples::RECEIVED_AT;
 
-const POS_ROUTE: &str = "/api/v1/pancake-pos/webhook";
 const CACHE_SECS: u64 = 60;
 
 /// Counts the lookups that reach the table (the cache sits in front of it).
@@ -128,7 +126,7 @@ fn pos_order(shop: &str, order: u64) -> String {
 }
 
 fn pos_keyed(body: &str, key: &str) -> RawRequest {
-    RawRequest::post(POS_ROUTE, body).with_header("X-Webhook-Secret", key)
+    credentialed(Source::PancakePos, body.as_bytes(), key)
 }
 
 fn fulfilment_signed(merchant: &str, order: u64, secret: &str) -> RawRequest {
@@ -136,11 +134,7 @@ fn fulfilment_signed(merchant: &str, order: u64, secret: &str) -> RawRequest {
         "from_status": "NEW", "to_status": "PACKED",
         "order": {"id": order, "updated_at": "2025-09-05T10:00:00Z"}}})
     .to_string();
-    RawRequest::post("/api/v1/fulfilment/webhook", body.as_str())
-        .with_header(
-            "X-Event-Signature",
-            &Fulfilment::sign(body.as_bytes(), secret),
-        )
+    credentialed(Source::Fulfilment, body.as_bytes(), secret)
         .with_header("X-Event-Delivery", &format!("delivery-{merchant}-{order}"))
 }
 
@@ -454,8 +448,6 @@ struct Claims {
     /// Bodies in which two places name tenants that disagree: the envelope and `data`, the
     /// top level and the record, two payloads.
     disagreeing: &'static [&'static str],
-    /// `body` presenting `credential` where the provider expects it.
-    request: fn(&str, &str) -> RawRequest,
 }
 
 impl Claims {
@@ -475,25 +467,6 @@ impl Claims {
         let (template, field) = self.templates[0];
         template.replace("{tenant}", &OWN_FIELD.replace("{f}", field))
     }
-}
-
-fn pancake_keyed(body: &str, key: &str) -> RawRequest {
-    RawRequest::post(route_for(Source::Pancake), body).with_header("X-API-Key", key)
-}
-
-fn abaha_keyed(body: &str, token: &str) -> RawRequest {
-    RawRequest::post(route_for(Source::Abaha), body).with_header("X-Abaha-Token", token)
-}
-
-fn fulfilment_signed_by(body: &str, secret: &str) -> RawRequest {
-    let signature = Fulfilment::sign(body.as_bytes(), secret);
-    RawRequest::post(route_for(Source::Fulfilment), body)
-        .with_header("X-Event-Signature", &signature)
-}
-
-fn invoice_signed_by(body: &str, secret: &str) -> RawRequest {
-    let signature = Invoice::sign(body.as_bytes(), secret);
-    RawRequest::post(route_for(Source::Invoice), body).with_header("X-Signature", &signature)
 }
 
 /// Pancake: `payload.pageId` in the seed envelope, else the chat delivery's `page_id` (top
@@ -521,7 +494,6 @@ const PANCAKE_CLAIMS: Claims = Claims {
         r#"{"event_type": "messaging", "data": {"message": {"page_id": "1002"}, "conversation": {"id": "1001_7"}}}"#,
         r#"{"event_type": "messaging", "data": {"conversation": {"id": "1001_1002_7"}}}"#,
     ],
-    request: pancake_keyed,
 };
 
 /// Pancake POS: `payload.shopId` in the seed envelope, else the flat delivery's `shop_id`
@@ -546,7 +518,6 @@ const POS_CLAIMS: Claims = Claims {
         r#"{"type": "orders", "event_type": "update", "shop_id": {"id": 1002}, "data": {"record": {"id": 12, "shop_id": 1001}}}"#,
         r#"{"type": "orders", "event_type": "update", "data": {"record": {"id": 13, "shop_id": 1002}}, "shop_id": 1001}"#,
     ],
-    request: pos_keyed,
 };
 
 /// Abaha: the bare object's `store_id` (`default` without one).
@@ -561,7 +532,6 @@ const ABAHA_CLAIMS: Claims = Claims {
         r#"{"id": "5", "product_code": "P5", "store_id": "1002", "payload": {"store_id": "1001"}}"#,
         r#"{"id": "6", "product_code": "P6", "store_id": [1001, 1002]}"#,
     ],
-    request: abaha_keyed,
 };
 
 /// Fulfilment: `payload.merchant_code` (`default` without one), which is also what the
@@ -589,7 +559,6 @@ const FULFILMENT_CLAIMS: Claims = Claims {
         r#"{"event": "ORDER.CREATED", "merchant_code": "1002", "payload": "1002"}"#,
         r#"{"event": "ORDER.CREATED", "event": "ORDER.CHANGE_STATUS", "payload": {"merchant_code": "1001", "to_status": "PACKED", "order": {"id": 9}}}"#,
     ],
-    request: fulfilment_signed_by,
 };
 
 /// Invoice: always `default`, whatever the body says.
@@ -609,7 +578,6 @@ const INVOICE_CLAIMS: Claims = Claims {
     disagreeing: &[
         r#"{"event": "invoice.updated", "timestamp": "2025-09-05T10:45:00Z", "store_id": "1002", "shopId": 1002, "pageId": "1002", "data": {"invoiceId": "inv-3", "state": "Wait", "previousState": "Ready", "merchant_code": "1002"}}"#,
     ],
-    request: invoice_signed_by,
 };
 
 const EVERY_CLAIM: [&Claims; 5] = [
@@ -657,7 +625,7 @@ async fn bound_provider(kit: &Kit, claims: &Claims, binding: Binding) -> Arc<dyn
 async fn try_to_smuggle(kit: &Kit, rig: &Rig, claims: &Claims, binding: Binding) -> usize {
     let provider = bound_provider(kit, claims, binding).await;
     let source = claims.source;
-    let own = (claims.request)(&claims.own(), BOUND_CREDENTIAL);
+    let own = credentialed(claims.source, claims.own().as_bytes(), BOUND_CREDENTIAL);
     let control = rig.post(provider.as_ref(), own).await;
     assert_eq!(
         control.expect("the control").tenant,
@@ -667,7 +635,7 @@ async fn try_to_smuggle(kit: &Kit, rig: &Rig, claims: &Claims, binding: Binding)
     let mut admitted = 1;
     for body in claims.bodies() {
         let before = stored(kit).await;
-        let req = (claims.request)(&body, BOUND_CREDENTIAL);
+        let req = credentialed(claims.source, body.as_bytes(), BOUND_CREDENTIAL);
         match rig.post(provider.as_ref(), req).await {
             Ok(accepted) => {
                 assert_eq!(accepted.tenant, claims.bound, "{source}: {body}");

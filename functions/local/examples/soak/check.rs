@@ -256,7 +256,7 @@ impl Report<'_> {
             .ledger
             .per_provider
             .iter()
-            .map(|(p, c)| format!("{} {c}", p.source()))
+            .map(|(p, c)| format!("{} {c}", p.as_str()))
             .collect();
         providers.sort();
         let _ = writeln!(out, "new events per provider: {}", providers.join(", "));

@@ -10,9 +10,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use webhook_core::http::route_for;
+pub use webhook_core::model::Source;
+use webhook_core::model::{body_event_id, EventKey};
+use webhook_core::sources::fulfilment::Fulfilment;
+use webhook_core::sources::invoice::Invoice;
+use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos};
 
 /// A small seeded generator (SplitMix64): the mix must be reproducible, and the workspace
 /// has no `rand`.
@@ -43,47 +47,15 @@ impl SplitMix {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    Pancake,
-    PancakePos,
-    Abaha,
-    Fulfilment,
-    Invoice,
-}
-
-impl Provider {
-    pub fn path(self) -> &'static str {
-        match self {
-            Provider::Pancake => "/api/v1/pancake/webhook",
-            Provider::PancakePos => "/api/v1/pancake-pos/webhook",
-            Provider::Abaha => "/api/v1/abaha/webhook",
-            Provider::Fulfilment => "/api/v1/fulfilment/webhook",
-            Provider::Invoice => "/callback/update-invoice",
-        }
-    }
-
-    /// The stored spelling, the first part of an event key.
-    pub fn source(self) -> &'static str {
-        match self {
-            Provider::Pancake => "pancake",
-            Provider::PancakePos => "pancake_pos",
-            Provider::Abaha => "abaha",
-            Provider::Fulfilment => "fulfilment",
-            Provider::Invoice => "invoice",
-        }
-    }
-
-    /// Abaha's answer carries no `duplicate` flag; the others say it.
-    pub fn reports_duplicates(self) -> bool {
-        self != Provider::Abaha
-    }
+/// Abaha's answer carries no `duplicate` flag; the others say it.
+pub fn reports_duplicates(source: Source) -> bool {
+    source != Source::Abaha
 }
 
 /// One HTTP request, before it is framed.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub provider: Provider,
+    pub provider: Source,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     /// `X-Event-Delivery` (fulfilment's event id).
@@ -92,7 +64,7 @@ pub struct Request {
 
 impl Request {
     /// The provider's development credential over `body` (README, "Development credentials").
-    pub fn signed(provider: Provider, body: Vec<u8>, delivery: Option<String>) -> Request {
+    pub fn signed(provider: Source, body: Vec<u8>, delivery: Option<String>) -> Request {
         let mut headers = credential(provider, &body, "");
         if let Some(d) = &delivery {
             headers.push(("x-event-delivery", d.clone()));
@@ -105,20 +77,21 @@ impl Request {
         }
     }
 
-    /// `{source}#{event id}`: the delivery id for fulfilment, else sha256 of the body.
+    /// `{source}#{event id}`: the delivery id for fulfilment, else the body's id as the
+    /// gateway derives it (sha256 of the bytes).
     pub fn event_key(&self) -> String {
         let id = match &self.delivery {
             Some(d) => d.clone(),
-            None => hex::encode(Sha256::digest(&self.body)),
+            None => body_event_id(&self.body),
         };
-        format!("{}#{id}", self.provider.source())
+        EventKey::new(self.provider, &id).as_str().to_string()
     }
 
     /// The request as HTTP/1.1 bytes (keep-alive unless `close`).
     pub fn frame(&self, port: u16, close: bool) -> Vec<u8> {
         let mut head = format!(
             "POST {} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\nuser-agent: soak/1.0\r\ncontent-length: {}\r\n",
-            self.provider.path(),
+            route_for(self.provider),
             self.body.len()
         );
         for (k, v) in &self.headers {
@@ -134,25 +107,22 @@ impl Request {
     }
 }
 
-/// The credential headers of `provider` for `body`; `spoil` non-empty makes them wrong.
-fn credential(provider: Provider, body: &[u8], spoil: &str) -> Vec<(&'static str, String)> {
+/// The development credential headers of `provider` for `body` (README, "Development
+/// credentials"), signed by the providers' own code; `spoil` non-empty makes them wrong.
+fn credential(provider: Source, body: &[u8], spoil: &str) -> Vec<(&'static str, String)> {
     let key = |v: &str| format!("{v}{spoil}");
     match provider {
-        Provider::Pancake => vec![("x-api-key", key("dev-pancake-key"))],
-        Provider::PancakePos => vec![("x-webhook-secret", key("dev-pancake-pos-key"))],
-        Provider::Abaha => vec![("x-abaha-token", key("dev-abaha-token"))],
-        Provider::Fulfilment => {
-            let mut h = Sha256::new();
-            h.update(body);
-            h.update(key("dev-fulfilment-secret").as_bytes());
-            vec![("x-event-signature", hex::encode(h.finalize()))]
-        }
-        Provider::Invoice => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key("dev-invoice-secret").as_bytes())
-                .expect("any key length");
-            mac.update(body);
-            vec![("x-signature", hex::encode(mac.finalize().into_bytes()))]
-        }
+        Source::Pancake => vec![("x-api-key", key(pancake::DEV_API_KEY))],
+        Source::PancakePos => vec![("x-webhook-secret", key(pancake_pos::DEV_API_KEY))],
+        Source::Abaha => vec![("x-abaha-token", key(abaha::DEV_TOKEN))],
+        Source::Fulfilment => vec![(
+            "x-event-signature",
+            Fulfilment::sign(body, &key(fulfilment::DEV_SECRET)),
+        )],
+        Source::Invoice => vec![(
+            "x-signature",
+            Invoice::sign(body, &key(invoice::DEV_SECRET)),
+        )],
     }
 }
 
@@ -292,7 +262,7 @@ fn at(i: usize) -> String {
     format!("2025-09-05T10:{:02}:00", 10 + i)
 }
 
-fn step(provider: Provider, body: Vec<u8>, delivery: Option<String>, transitions: u32) -> Step {
+fn step(provider: Source, body: Vec<u8>, delivery: Option<String>, transitions: u32) -> Step {
     Step {
         request: Request::signed(provider, body, delivery),
         transitions,
@@ -322,7 +292,7 @@ fn fulfilment_order(fx: &Fixtures, n: u64, run: u64) -> Vec<Step> {
                 ],
             );
             step(
-                Provider::Fulfilment,
+                Source::Fulfilment,
                 body,
                 Some(format!("soak-{run}-{n}-{i}")),
                 1,
@@ -343,7 +313,7 @@ fn fulfilment_stock(fx: &Fixtures, n: u64, run: u64) -> Vec<Step> {
         ],
     );
     vec![step(
-        Provider::Fulfilment,
+        Source::Fulfilment,
         body,
         Some(format!("soak-{run}-{n}-s")),
         0,
@@ -364,7 +334,7 @@ fn invoice(fx: &Fixtures, n: u64, run: u64) -> Vec<Step> {
                     ("/data/state", json!(states[i + 1])),
                 ],
             );
-            step(Provider::Invoice, body, None, 1)
+            step(Source::Invoice, body, None, 1)
         })
         .collect()
 }
@@ -384,7 +354,7 @@ fn pancake_order(fx: &Fixtures, n: u64) -> Vec<Step> {
                     ("/payload/data/updated_at", json!(at(i))),
                 ],
             );
-            step(Provider::Pancake, body, None, i as u32)
+            step(Source::Pancake, body, None, i as u32)
         })
         .collect()
 }
@@ -404,8 +374,8 @@ fn pancake_chat(fx: &Fixtures, n: u64, run: u64) -> Vec<Step> {
         &[("/payload/data/id", json!(conversation))],
     );
     vec![
-        step(Provider::Pancake, message, None, 0),
-        step(Provider::Pancake, updated, None, 0),
+        step(Source::Pancake, message, None, 0),
+        step(Source::Pancake, updated, None, 0),
     ]
 }
 
@@ -437,9 +407,9 @@ fn pos_order(fx: &Fixtures, n: u64) -> Vec<Step> {
         ],
     );
     vec![
-        step(Provider::PancakePos, created, None, 0),
-        step(Provider::PancakePos, changed, None, 1),
-        step(Provider::PancakePos, updated, None, 1),
+        step(Source::PancakePos, created, None, 0),
+        step(Source::PancakePos, changed, None, 1),
+        step(Source::PancakePos, updated, None, 1),
     ]
 }
 
@@ -454,8 +424,8 @@ fn pos_catalog(fx: &Fixtures, n: u64, run: u64) -> Vec<Step> {
         &[("/payload/data/id", json!(format!("soak-{run}-{n}")))],
     );
     vec![
-        step(Provider::PancakePos, product, None, 0),
-        step(Provider::PancakePos, customer, None, 0),
+        step(Source::PancakePos, product, None, 0),
+        step(Source::PancakePos, customer, None, 0),
     ]
 }
 
@@ -476,7 +446,7 @@ fn abaha_order(fx: &Fixtures, n: u64) -> Vec<Step> {
                     ("/modified", json!(at(i).replace('T', " "))),
                 ],
             );
-            step(Provider::Abaha, body, None, transitions)
+            step(Source::Abaha, body, None, transitions)
         })
         .collect()
 }
@@ -495,7 +465,7 @@ fn abaha_catalog(fx: &Fixtures, n: u64, run: u64) -> Vec<Step> {
         &[("/user_id", json!(format!("{run}{n}")))],
     );
     vec![
-        step(Provider::Abaha, product, None, 0),
-        step(Provider::Abaha, customer, None, 0),
+        step(Source::Abaha, product, None, 0),
+        step(Source::Abaha, customer, None, 0),
     ]
 }

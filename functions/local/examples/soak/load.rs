@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::flows::{self, Fixtures, Provider, SplitMix, Step};
+use crate::flows::{self, reports_duplicates, Fixtures, Source, SplitMix, Step};
 use crate::http::{Answer, Conn};
 use crate::Args;
 
@@ -67,7 +67,7 @@ pub struct Ledger {
     /// Event keys of bad requests: never to be stored.
     pub forbidden: Vec<String>,
     /// Acknowledged new events per provider.
-    pub per_provider: HashMap<Provider, u64>,
+    pub per_provider: HashMap<Source, u64>,
     /// Bad requests per kind: (sent, answered as expected).
     pub bad_kinds: HashMap<&'static str, (u64, u64)>,
 }
@@ -161,7 +161,7 @@ struct Worker {
     pending: VecDeque<Step>,
     /// Attempts of the head so far (a retry may find it already stored).
     attempts: u32,
-    recent: VecDeque<(Provider, Arc<Vec<u8>>)>,
+    recent: VecDeque<(Source, Arc<Vec<u8>>)>,
     ledger: Ledger,
 }
 
@@ -230,7 +230,7 @@ impl Worker {
         Stats::bump(&self.shared.stats.duplicates_sent);
         if let Some(answer) = self.send(&bytes, false).await {
             if answer.status == 200
-                && provider.reports_duplicates()
+                && reports_duplicates(provider)
                 && !says_duplicate(&answer, true)
             {
                 Stats::bump(&self.shared.stats.duplicate_unflagged);
@@ -274,7 +274,7 @@ impl Worker {
         let stats = &self.shared.stats;
         match answer {
             Some(a) if a.status == 200 => {
-                if self.attempts == 1 && provider.reports_duplicates() && says_duplicate(&a, true) {
+                if self.attempts == 1 && reports_duplicates(provider) && says_duplicate(&a, true) {
                     Stats::bump(&stats.new_flagged_duplicate);
                 }
                 Stats::bump(&stats.new_events);
