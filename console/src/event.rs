@@ -36,6 +36,11 @@ pub fn reason(status: EventStatus) -> &'static str {
             "kept, not projected: an event type this provider's code does not project, an \
              object without a usable id, or data that is not an object"
         }
+        EventStatus::Unrecognised => {
+            "kept, not understood: a verified object of none of its provider's documented \
+             forms; `webhooks reprocess --status unrecognised` projects it once a release \
+             understands it"
+        }
     }
 }
 

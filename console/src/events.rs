@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 use webhook_core::ops::filter::{parse_source, parse_status, parse_time};
-use webhook_core::store::{EventFilter, EventSummary, Order};
+use webhook_core::store::{EventFilter, EventStatus, EventSummary, Order};
 use webhook_core::Source;
 
 use crate::error::ConsoleError;
@@ -177,7 +177,7 @@ fn filter_form(q: &ListQuery) -> Markup {
             label { "Status"
                 select name="status" {
                     option value="" { "any" }
-                    @for s in ["applied", "stale", "flagged", "ignored"] {
+                    @for s in EventStatus::ALL.map(EventStatus::as_str) {
                         option value=(s) selected[given(&q.status) == Some(s)] { (s) }
                     }
                 }

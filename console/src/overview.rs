@@ -98,12 +98,7 @@ async fn series(c: &Console, now: i64) -> Result<Series, ConsoleError> {
 }
 
 fn counts_table(counts: &BTreeMap<(String, EventStatus), u64>) -> Markup {
-    let statuses = [
-        EventStatus::Applied,
-        EventStatus::Stale,
-        EventStatus::Flagged,
-        EventStatus::Ignored,
-    ];
+    let statuses = EventStatus::ALL;
     let get = |s: &str, st: EventStatus| counts.get(&(s.to_string(), st)).copied().unwrap_or(0);
     html! {
         table.counts {

@@ -271,6 +271,20 @@ pub struct NormalisedEvent {
     pub tenant: Tenant,
     /// Empty when the event is kept but not projected (unknown type, no entity id).
     pub entities: Vec<EntityUpdate>,
+    /// Whether the provider module understood the body's shape (ARCHITECTURE §4): a verified
+    /// object of a shape it does not know is kept as `unrecognised`, never refused.
+    pub recognition: Recognition,
+}
+
+/// Whether a verified body had a shape its provider module knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recognition {
+    /// A documented form (its event type may still be one we do not project: `ignored`).
+    #[default]
+    Known,
+    /// A JSON object of none of the provider's documented forms: kept, answered 2xx, and
+    /// re-projected by `webhooks reprocess` once a release understands it.
+    Unrecognised,
 }
 
 impl NormalisedEvent {
@@ -342,6 +356,8 @@ pub enum EventStatus {
     Flagged,
     /// Kept but not projected (unknown event type, no entity id).
     Ignored,
+    /// Kept but not understood: a verified object of no documented form of its provider.
+    Unrecognised,
 }
 
 impl EventStatus {
@@ -351,13 +367,26 @@ impl EventStatus {
             EventStatus::Stale => "stale",
             EventStatus::Flagged => "flagged",
             EventStatus::Ignored => "ignored",
+            EventStatus::Unrecognised => "unrecognised",
         }
     }
 
+    pub const ALL: [EventStatus; 5] = [
+        Self::Applied,
+        Self::Stale,
+        Self::Flagged,
+        Self::Ignored,
+        Self::Unrecognised,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Applied, Self::Stale, Self::Flagged, Self::Ignored]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Kept without projecting anything (`ignored` or `unrecognised`): what reprocess looks at
+    /// after an upgrade that understands more.
+    pub fn is_unprojected(self) -> bool {
+        matches!(self, EventStatus::Ignored | EventStatus::Unrecognised)
     }
 }
 

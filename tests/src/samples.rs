@@ -9,7 +9,8 @@ use webhook_core::http::RawRequest;
 use webhook_core::http::KEPT_HEADERS;
 use webhook_core::lifecycle::Lifecycle;
 use webhook_core::model::{
-    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule,
+    EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, Source, Tenant,
+    TransitionRule,
 };
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::Provider;
@@ -154,6 +155,7 @@ pub fn invoice_event(
     .to_string();
     IncomingEvent {
         event: NormalisedEvent {
+            recognition: Recognition::Known,
             source: Source::Invoice,
             event_id: event_id.to_string(),
             event_type: "invoice.updated".to_string(),

@@ -36,6 +36,7 @@ impl Output {
             EventStatus::Stale => "33",
             EventStatus::Flagged => "31",
             EventStatus::Ignored => "90",
+            EventStatus::Unrecognised => "35",
         };
         if self.colour {
             format!("\x1b[{code}m{:<8}\x1b[0m", status.as_str())
@@ -222,6 +223,9 @@ fn why(status: EventStatus) -> &'static str {
             "(a transition the lifecycle forbids: recorded, not applied or queued)"
         }
         EventStatus::Ignored => "(kept, not projected: unknown type or no entity id)",
+        EventStatus::Unrecognised => {
+            "(kept, not understood: no documented form of its provider; reprocess after an upgrade)"
+        }
     }
 }
 

@@ -16,8 +16,9 @@ pub fn parse_source(s: &str) -> Result<Source, String> {
 }
 
 pub fn parse_status(s: &str) -> Result<EventStatus, String> {
-    EventStatus::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a status (applied, stale, flagged, ignored)"))
+    EventStatus::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a status (applied, stale, flagged, ignored, unrecognised)")
+    })
 }
 
 /// `2h` back from `now`, or an RFC 3339 time: unix seconds.

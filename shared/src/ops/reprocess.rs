@@ -189,7 +189,7 @@ async fn one(
             .map_err(|e| e.to_string())?;
         queued += 1;
     }
-    let verdict = if applied.was == EventStatus::Ignored && applied.status != EventStatus::Ignored {
+    let verdict = if applied.was.is_unprojected() && !applied.status.is_unprojected() {
         Verdict::NewlyProjected
     } else if applied.was != applied.status
         || applied.entities_were != applied.entities
@@ -242,12 +242,12 @@ async fn dry(
     let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
     let status = reapplied_status(
         stored.status,
-        EventStatus::summarise(&decisions),
+        EventStatus::summarise(event.recognition, &decisions),
         &stored.entity_keys,
         &entities,
     );
     Ok(
-        if stored.status == EventStatus::Ignored && status != EventStatus::Ignored {
+        if stored.status.is_unprojected() && !status.is_unprojected() {
             Verdict::NewlyProjected
         } else if stored.status != status || stored.entity_keys != entities {
             Verdict::Changed

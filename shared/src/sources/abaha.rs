@@ -20,8 +20,8 @@ use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
-    TransitionRule,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState,
+    Source, Tenant, TransitionRule,
 };
 use crate::version::Version;
 
@@ -156,6 +156,7 @@ impl Provider for Abaha {
             .into_iter()
             .collect();
         Ok(NormalisedEvent {
+            recognition: Recognition::Known,
             source: Source::Abaha,
             event_id: body_event_id(&req.body),
             event_type: shape.event_type().to_string(),

@@ -16,8 +16,8 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
-    TransitionRule,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState,
+    Source, Tenant, TransitionRule,
 };
 use crate::verify::BodyDigest;
 use crate::version::Version;
@@ -102,6 +102,7 @@ impl Provider for Fulfilment {
             }
         };
         Ok(NormalisedEvent {
+            recognition: Recognition::Known,
             source: Source::Fulfilment,
             event_id,
             event_type,

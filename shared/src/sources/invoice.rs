@@ -25,8 +25,8 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
-    TransitionRule,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState,
+    Source, Tenant, TransitionRule,
 };
 use crate::verify::BodyDigest;
 use crate::version::Version;
@@ -160,6 +160,7 @@ impl Provider for Invoice {
         let data = take_object(&mut body, "data", "data")?;
         let update = invoice_update(data, sent_at.unwrap_or_else(|| Version::from_datetime(now)))?;
         Ok(NormalisedEvent {
+            recognition: Recognition::Known,
             source: Source::Invoice,
             event_id: body_event_id(&req.body),
             event_type: EVENT.to_string(),

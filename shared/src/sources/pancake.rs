@@ -27,7 +27,9 @@ use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_
 use super::{dotted, id_of, opt_string, required_str, Normalised};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
+use crate::model::{
+    EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, Tenant,
+};
 use crate::verify::{BodyDigest, SecretSet};
 use crate::version::Version;
 
@@ -109,6 +111,7 @@ fn chat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Nor
         (dotted(provider_event), Vec::new())
     };
     Ok(NormalisedEvent {
+        recognition: Recognition::Known,
         source: Source::Pancake,
         event_id,
         event_type,

@@ -18,8 +18,8 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant,
-    TransitionRule,
+    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState,
+    Source, Tenant, TransitionRule,
 };
 use crate::version::Version;
 
@@ -143,6 +143,7 @@ fn normalise_delivery(form: &Form, req: &RawRequest, now: OffsetDateTime) -> Nor
         .map(|data| (form.envelope_entities)(&event_type, data, &projector))
         .unwrap_or_default();
     Ok(NormalisedEvent {
+        recognition: Recognition::Known,
         source: form.source,
         event_id,
         event_type,

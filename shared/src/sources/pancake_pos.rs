@@ -31,7 +31,9 @@ use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_
 use super::{id_of, opt_string, required_str, Normalised};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;
-use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, SameState, Source, Tenant};
+use crate::model::{
+    EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, Tenant,
+};
 
 pub const API_KEYS_VAR: &str = crate::config::vars::PANCAKE_POS_API_KEYS.name;
 pub const KEY_HEADER_VAR: &str = crate::config::vars::PANCAKE_POS_KEY_HEADER.name;
@@ -161,6 +163,7 @@ fn flat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Nor
         None => None,
     };
     Ok(NormalisedEvent {
+        recognition: Recognition::Known,
         source: Source::PancakePos,
         event_id,
         event_type: format!("{noun}.{verb}"),

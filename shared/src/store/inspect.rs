@@ -87,7 +87,7 @@ pub fn reapplied_status(
     entities_were: &[String],
     entities: &[String],
 ) -> EventStatus {
-    if was == EventStatus::Ignored || entities_were != entities {
+    if was.is_unprojected() || entities_were != entities {
         now
     } else {
         was

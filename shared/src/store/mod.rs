@@ -22,7 +22,7 @@ pub use inspect::{
 };
 
 use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, NormalisedEvent, TransitionMessage};
+use crate::model::{EntityKey, EventKey, NormalisedEvent, Recognition, TransitionMessage};
 
 /// A verified, normalised event with what the events table keeps of its request.
 #[derive(Debug, Clone)]
@@ -44,9 +44,11 @@ impl IncomingEvent {
 }
 
 impl EventStatus {
-    /// The event's status from its entities' decisions.
-    pub fn summarise(decisions: &[Decision]) -> Self {
-        if decisions.is_empty() {
+    /// The event's status from its shape and its entities' decisions.
+    pub fn summarise(recognition: Recognition, decisions: &[Decision]) -> Self {
+        if decisions.is_empty() && recognition == Recognition::Unrecognised {
+            EventStatus::Unrecognised
+        } else if decisions.is_empty() {
             EventStatus::Ignored
         } else if decisions
             .iter()

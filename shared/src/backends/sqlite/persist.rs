@@ -67,7 +67,7 @@ pub(super) fn persist_tx(
             apply(tx, event, &event_key, update, data, Rewrite::Always).map(|(d, _)| d)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let status = EventStatus::summarise(&decisions);
+    let status = EventStatus::summarise(event.recognition, &decisions);
     insert_event(tx, event, &event_key, prepared, status)?;
     let to_publish = decisions
         .into_iter()
@@ -113,7 +113,7 @@ pub(super) fn reapply_tx(
     let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
     let status = reapplied_status(
         was,
-        EventStatus::summarise(&decisions),
+        EventStatus::summarise(event.recognition, &decisions),
         &entities_were,
         &entities,
     );

@@ -347,7 +347,9 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
-    use crate::model::{EntityKind, EntityUpdate, NormalisedEvent, Source, Tenant, TransitionRule};
+    use crate::model::{
+        EntityKind, EntityUpdate, NormalisedEvent, Recognition, Source, Tenant, TransitionRule,
+    };
     use crate::version::Version;
     use serde_json::json;
 
@@ -360,6 +362,7 @@ mod tests {
         );
         IncomingEvent {
             event: NormalisedEvent {
+                recognition: Recognition::Known,
                 source: Source::Fulfilment,
                 event_id: event_id.into(),
                 event_type: "order.status_changed".into(),

@@ -237,7 +237,7 @@ pub(super) fn plan(event: &NormalisedEvent, known: &HashMap<String, Option<Curre
         })
         .collect();
     Plan {
-        status: EventStatus::summarise(&decisions),
+        status: EventStatus::summarise(event.recognition, &decisions),
         entities,
         transitions,
     }
@@ -343,6 +343,7 @@ mod tests {
 
     fn event(entities: Vec<EntityUpdate>) -> NormalisedEvent {
         NormalisedEvent {
+            recognition: crate::model::Recognition::Known,
             source: Source::Fulfilment,
             event_id: "d1".into(),
             event_type: "order.status_changed".into(),
