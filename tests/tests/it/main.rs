@@ -12,6 +12,7 @@ mod dynamodb_requests;
 mod faults;
 mod fulfilment;
 mod fuzz;
+mod identity;
 mod invoice;
 mod lambda_e2e;
 mod notifier;
