@@ -159,7 +159,12 @@ impl Pipeline {
 
     /// Whether `key` is stored with another body than `body` (read consistently when
     /// `consistent`: after the write's own dedupe said it is there).
-    async fn differs(&self, key: &EventKey, body: &[u8], consistent: bool) -> Result<bool, IngestError> {
+    async fn differs(
+        &self,
+        key: &EventKey,
+        body: &[u8],
+        consistent: bool,
+    ) -> Result<bool, IngestError> {
         let stored = if consistent {
             self.store.event(key).await?.map(|e| e.raw_body)
         } else {

@@ -18,8 +18,8 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    scoped_body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState,
-    Source, Tenant, TransitionRule,
+    scoped_body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition,
+    SameState, Source, Tenant, TransitionRule,
 };
 use crate::verify::BodyDigest;
 use crate::version::Version;
@@ -301,7 +301,10 @@ mod tests {
         let e = provider()
             .normalise(&signed(ORDER, "s3cret"), now())
             .unwrap();
-        assert_eq!(e.event_id, format!("XYZ#{}", body_event_id(ORDER.as_bytes())));
+        assert_eq!(
+            e.event_id,
+            format!("XYZ#{}", body_event_id(ORDER.as_bytes()))
+        );
         assert_eq!(e.event_type, "order.status_changed");
         assert_eq!(e.tenant.as_str(), "XYZ");
         assert_eq!(e.entities.len(), 1);
@@ -357,8 +360,13 @@ mod tests {
         );
         assert_eq!(p.earlier_event_id(&RawRequest::post("/", ORDER)), None);
         let other = ORDER.replace("\"XYZ\"", "\"ABC\"");
-        let e = p.normalise(&RawRequest::post("/", other.clone()), now()).unwrap();
-        assert_eq!(e.event_id, format!("ABC#{}", body_event_id(other.as_bytes())));
+        let e = p
+            .normalise(&RawRequest::post("/", other.clone()), now())
+            .unwrap();
+        assert_eq!(
+            e.event_id,
+            format!("ABC#{}", body_event_id(other.as_bytes()))
+        );
     }
 
     #[test]

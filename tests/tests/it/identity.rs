@@ -56,7 +56,8 @@ impl Rig {
     }
 
     fn advance(&self, secs: i64) {
-        self.clock.set_unix(self.clock.now().unix_timestamp() + secs);
+        self.clock
+            .set_unix(self.clock.now().unix_timestamp() + secs);
     }
 }
 
@@ -69,7 +70,13 @@ fn bound_fulfilment() -> Arc<dyn Provider> {
     provider_from_env(Source::Fulfilment, &env, Mode::Lambda).expect("bound secrets configure it")
 }
 
-fn order_body(merchant: &str, order: u64, from: &str, to: &str, updated_at: Option<&str>) -> String {
+fn order_body(
+    merchant: &str,
+    order: u64,
+    from: &str,
+    to: &str,
+    updated_at: Option<&str>,
+) -> String {
     let mut o = json!({"id": order, "customer_name": "Nguyễn Văn A"});
     if let Some(at) = updated_at {
         o["updated_at"] = json!(at);
@@ -81,7 +88,10 @@ fn order_body(merchant: &str, order: u64, from: &str, to: &str, updated_at: Opti
 
 fn delivery(body: &str, secret: &str, id: &str) -> RawRequest {
     RawRequest::post(samples::ROUTE, body.as_bytes().to_vec())
-        .with_header("X-Event-Signature", &Fulfilment::sign(body.as_bytes(), secret))
+        .with_header(
+            "X-Event-Signature",
+            &Fulfilment::sign(body.as_bytes(), secret),
+        )
         .with_header("X-Event-Delivery", id)
 }
 
@@ -122,14 +132,22 @@ async fn another_tenant_cannot_take_a_future_delivery_id(kit: &Kit) {
     let rig = Rig::new(kit);
     let provider = bound_fulfilment();
     let forged = order_body("A", 5001, "NEW", "CANCELLED", Some("2025-09-05T10:00:00Z"));
-    let a = rig.post(provider.as_ref(), &delivery(&forged, "secret-of-a-0001", "7001")).await;
+    let a = rig
+        .post(
+            provider.as_ref(),
+            &delivery(&forged, "secret-of-a-0001", "7001"),
+        )
+        .await;
     assert!(!a.duplicate, "[{}]", kit.name);
     assert_eq!(a.tenant, "A");
     // A cannot claim B's merchant with its own secret: 403, nothing stored
     let as_b = order_body("B", 5001, "NEW", "CANCELLED", Some("2025-09-05T10:00:00Z"));
     let refused = rig
         .pipeline
-        .ingest(provider.as_ref(), &delivery(&as_b, "secret-of-a-0001", "7001"))
+        .ingest(
+            provider.as_ref(),
+            &delivery(&as_b, "secret-of-a-0001", "7001"),
+        )
         .await;
     assert!(
         matches!(refused, Err(IngestError::TenantNotBound(_))),
@@ -138,8 +156,17 @@ async fn another_tenant_cannot_take_a_future_delivery_id(kit: &Kit) {
     );
 
     let genuine = order_body("B", 5001, "NEW", "PACKED", Some("2025-09-05T10:01:00Z"));
-    let b = rig.post(provider.as_ref(), &delivery(&genuine, "secret-of-b-0001", "7001")).await;
-    assert!(!b.duplicate, "[{}] B's event is not A's duplicate", kit.name);
+    let b = rig
+        .post(
+            provider.as_ref(),
+            &delivery(&genuine, "secret-of-b-0001", "7001"),
+        )
+        .await;
+    assert!(
+        !b.duplicate,
+        "[{}] B's event is not A's duplicate",
+        kit.name
+    );
     assert_eq!(b.status, EventStatus::Applied, "[{}]", kit.name);
     assert_eq!(b.published, 1, "[{}]", kit.name);
     let b_key = EventKey::new(
@@ -147,7 +174,12 @@ async fn another_tenant_cannot_take_a_future_delivery_id(kit: &Kit) {
         &scoped_body_event_id(&Tenant::new("B"), genuine.as_bytes()),
     );
     assert_eq!(b.event_key, b_key.as_str());
-    let stored = kit.store.event(&b_key).await.unwrap().expect("B's event stored");
+    let stored = kit
+        .store
+        .event(&b_key)
+        .await
+        .unwrap()
+        .expect("B's event stored");
     assert_eq!(stored.raw_body, genuine.as_bytes(), "[{}]", kit.name);
     assert_eq!(stored.conflict_with, None, "[{}]", kit.name);
     let entity = kit.store.entity(&order("B", 5001)).await.unwrap();
@@ -163,7 +195,10 @@ async fn another_tenant_cannot_take_a_future_delivery_id(kit: &Kit) {
         kit.name
     );
     let b_after = kit.store.transitions(&order("B", 5001)).await.unwrap();
-    assert!(b_after[0].notification.as_ref().is_some_and(|n| n.is_delivered()));
+    assert!(b_after[0]
+        .notification
+        .as_ref()
+        .is_some_and(|n| n.is_delivered()));
 }
 
 /// A captured signed body sent again under fresh delivery ids is one event and one
@@ -173,23 +208,56 @@ async fn a_replayed_body_is_one_event_and_one_notification(kit: &Kit) {
     let rig = Rig::new(kit);
     let provider = bound_fulfilment();
     let captured = order_body("B", 6001, "NEW", "PACKED", None);
-    let first = rig.post(provider.as_ref(), &delivery(&captured, "secret-of-b-0001", "8001")).await;
-    assert!(!first.duplicate && first.published == 1, "[{}] {first:?}", kit.name);
+    let first = rig
+        .post(
+            provider.as_ref(),
+            &delivery(&captured, "secret-of-b-0001", "8001"),
+        )
+        .await;
+    assert!(
+        !first.duplicate && first.published == 1,
+        "[{}] {first:?}",
+        kit.name
+    );
     rig.advance(60);
     let newer = order_body("B", 6001, "PACKED", "SHIPPED", None);
-    rig.post(provider.as_ref(), &delivery(&newer, "secret-of-b-0001", "8002")).await;
+    rig.post(
+        provider.as_ref(),
+        &delivery(&newer, "secret-of-b-0001", "8002"),
+    )
+    .await;
 
     for fresh in ["9001", "9002", "9003"] {
         rig.advance(60);
-        let replay = rig.post(provider.as_ref(), &delivery(&captured, "secret-of-b-0001", fresh)).await;
+        let replay = rig
+            .post(
+                provider.as_ref(),
+                &delivery(&captured, "secret-of-b-0001", fresh),
+            )
+            .await;
         assert!(replay.duplicate, "[{}] replay under {fresh}", kit.name);
         assert_eq!(replay.event_key, first.event_key, "[{}]", kit.name);
     }
-    let entity = kit.store.entity(&order("B", 6001)).await.unwrap().expect("entity");
-    assert_eq!(entity.state.as_deref(), Some("SHIPPED"), "[{}] not rolled back", kit.name);
+    let entity = kit
+        .store
+        .entity(&order("B", 6001))
+        .await
+        .unwrap()
+        .expect("entity");
+    assert_eq!(
+        entity.state.as_deref(),
+        Some("SHIPPED"),
+        "[{}] not rolled back",
+        kit.name
+    );
     assert_eq!(stored_events(kit).await, 2, "[{}]", kit.name);
     let transitions = kit.store.transitions(&order("B", 6001)).await.unwrap();
-    assert_eq!(transitions.len(), 2, "[{}] NEW→PACKED, PACKED→SHIPPED", kit.name);
+    assert_eq!(
+        transitions.len(),
+        2,
+        "[{}] NEW→PACKED, PACKED→SHIPPED",
+        kit.name
+    );
 
     let notified = notify_all(kit).await;
     let packed = &transitions
@@ -198,7 +266,11 @@ async fn a_replayed_body_is_one_event_and_one_notification(kit: &Kit) {
         .expect("the captured change")
         .transition_id;
     let times = notified.iter().filter(|id| *id == packed).count();
-    assert_eq!(times, 1, "[{}] the captured change is notified once: {notified:?}", kit.name);
+    assert_eq!(
+        times, 1,
+        "[{}] the captured change is notified once: {notified:?}",
+        kit.name
+    );
     assert_eq!(notified.len(), 2, "[{}] {notified:?}", kit.name);
 }
 
@@ -218,22 +290,46 @@ async fn a_store_of_the_previous_release_keeps_deduplicating_its_deliveries(kit:
     for pending in &first.to_publish {
         kit.queue.publish(&pending.message).await.unwrap();
     }
-    let old_ids: Vec<String> = first.to_publish.iter().map(|p| p.message.transition_id.clone()).collect();
-    assert_eq!(notify_all(kit).await, old_ids, "[{}] notified before the upgrade", kit.name);
+    let old_ids: Vec<String> = first
+        .to_publish
+        .iter()
+        .map(|p| p.message.transition_id.clone())
+        .collect();
+    assert_eq!(
+        notify_all(kit).await,
+        old_ids,
+        "[{}] notified before the upgrade",
+        kit.name
+    );
 
     let again = rig.post(&provider, &req).await;
     assert!(again.duplicate, "[{}] {again:?}", kit.name);
     assert_eq!(again.event_key, "fulfilment#7001", "[{}]", kit.name);
     assert_eq!(again.conflict_with, None);
     assert_eq!(stored_events(kit).await, 1, "[{}]", kit.name);
-    let transitions = kit.store.transitions(&samples::order_key(4001)).await.unwrap();
-    let ids: Vec<_> = transitions.iter().map(|t| t.transition_id.clone()).collect();
+    let transitions = kit
+        .store
+        .transitions(&samples::order_key(4001))
+        .await
+        .unwrap();
+    let ids: Vec<_> = transitions
+        .iter()
+        .map(|t| t.transition_id.clone())
+        .collect();
     assert_eq!(ids, old_ids, "[{}] the same transition ids", kit.name);
-    assert!(notify_all(kit).await.is_empty(), "[{}] nothing notified twice", kit.name);
+    assert!(
+        notify_all(kit).await.is_empty(),
+        "[{}] nothing notified twice",
+        kit.name
+    );
 
     let other = samples::order_status_body(4001, Some("PACKED"), "SHIPPED", "2025-09-05T11:00:00Z");
     let conflict = rig.post(&provider, &samples::signed(&other, "7001")).await;
-    assert!(!conflict.duplicate, "[{}] another body is not a duplicate", kit.name);
+    assert!(
+        !conflict.duplicate,
+        "[{}] another body is not a duplicate",
+        kit.name
+    );
     assert_eq!(conflict.conflict_with.as_deref(), Some("fulfilment#7001"));
     let today = EventKey::new(
         Source::Fulfilment,
@@ -241,11 +337,25 @@ async fn a_store_of_the_previous_release_keeps_deduplicating_its_deliveries(kit:
     );
     assert_eq!(conflict.event_key, today.as_str(), "[{}]", kit.name);
     let stored = kit.store.event(&today).await.unwrap().expect("kept");
-    assert_eq!(stored.conflict_with.as_deref(), Some("fulfilment#7001"), "[{}] flagged", kit.name);
-    assert_eq!(notify_all(kit).await.len(), 1, "[{}] the conflict is notified", kit.name);
+    assert_eq!(
+        stored.conflict_with.as_deref(),
+        Some("fulfilment#7001"),
+        "[{}] flagged",
+        kit.name
+    );
+    assert_eq!(
+        notify_all(kit).await.len(),
+        1,
+        "[{}] the conflict is notified",
+        kit.name
+    );
     // its redelivery is its own duplicate, still flagged
     let again = rig.post(&provider, &samples::signed(&other, "7001")).await;
-    assert!(again.duplicate && again.event_key == today.as_str(), "[{}] {again:?}", kit.name);
+    assert!(
+        again.duplicate && again.event_key == today.as_str(),
+        "[{}] {again:?}",
+        kit.name
+    );
     assert_eq!(stored_events(kit).await, 2, "[{}]", kit.name);
 }
 
@@ -253,7 +363,10 @@ async fn a_store_of_the_previous_release_keeps_deduplicating_its_deliveries(kit:
 fn previous_release(req: &RawRequest) -> webhook_core::store::IncomingEvent {
     let mut incoming = samples::incoming(req);
     let mut event = (*incoming.event).clone();
-    event.event_id = req.header("x-event-delivery").expect("a delivery id").to_string();
+    event.event_id = req
+        .header("x-event-delivery")
+        .expect("a delivery id")
+        .to_string();
     incoming.event = Arc::new(event);
     incoming
 }
@@ -289,20 +402,38 @@ async fn a_declared_id_with_another_body_is_a_kept_and_flagged_conflict(kit: &Ki
     let first = rig.post(&provider, &samples::signed(&body, "r1")).await;
     assert_eq!(first.event_key, "fulfilment#declared-r1");
     let again = rig.post(&provider, &samples::signed(&body, "r1")).await;
-    assert!(again.duplicate && again.conflict_with.is_none(), "[{}] {again:?}", kit.name);
+    assert!(
+        again.duplicate && again.conflict_with.is_none(),
+        "[{}] {again:?}",
+        kit.name
+    );
 
     let other = samples::order_status_body(3001, Some("PACKED"), "SHIPPED", "2025-09-05T11:00:00Z");
     let conflict = rig.post(&provider, &samples::signed(&other, "r1")).await;
     assert!(!conflict.duplicate, "[{}] {conflict:?}", kit.name);
     let key = EventKey::new(Source::Fulfilment, "declared-r1").conflicting(other.as_bytes());
     assert_eq!(conflict.event_key, key.as_str(), "[{}]", kit.name);
-    assert_eq!(conflict.conflict_with.as_deref(), Some("fulfilment#declared-r1"));
+    assert_eq!(
+        conflict.conflict_with.as_deref(),
+        Some("fulfilment#declared-r1")
+    );
     assert_eq!(conflict.published, 1, "[{}] applied and queued", kit.name);
     let stored = kit.store.event(&key).await.unwrap().expect("kept");
-    assert_eq!(stored.conflict_with.as_deref(), Some("fulfilment#declared-r1"));
+    assert_eq!(
+        stored.conflict_with.as_deref(),
+        Some("fulfilment#declared-r1")
+    );
     assert_eq!(stored.raw_body, other.as_bytes());
-    let original = kit.store.event(&EventKey::new(Source::Fulfilment, "declared-r1")).await;
-    assert_eq!(original.unwrap().expect("kept").raw_body, body.as_bytes(), "[{}] untouched", kit.name);
+    let original = kit
+        .store
+        .event(&EventKey::new(Source::Fulfilment, "declared-r1"))
+        .await;
+    assert_eq!(
+        original.unwrap().expect("kept").raw_body,
+        body.as_bytes(),
+        "[{}] untouched",
+        kit.name
+    );
 
     let redelivered = rig.post(&provider, &samples::signed(&other, "r1")).await;
     assert!(redelivered.duplicate, "[{}] {redelivered:?}", kit.name);
@@ -310,5 +441,10 @@ async fn a_declared_id_with_another_body_is_a_kept_and_flagged_conflict(kit: &Ki
     assert_eq!(stored_events(kit).await, 2, "[{}]", kit.name);
     let entity = kit.store.entity(&samples::order_key(3001)).await.unwrap();
     assert_eq!(entity.expect("entity").state.as_deref(), Some("SHIPPED"));
-    assert_eq!(notify_all(kit).await.len(), 2, "[{}] one per event", kit.name);
+    assert_eq!(
+        notify_all(kit).await.len(),
+        2,
+        "[{}] one per event",
+        kit.name
+    );
 }

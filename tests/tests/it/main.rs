@@ -20,6 +20,7 @@ mod notify_local;
 mod operate;
 mod pancake;
 mod pancake_pos;
+mod personal_data;
 mod reliability;
 mod template;
 mod tenants;

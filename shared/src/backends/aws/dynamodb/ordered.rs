@@ -44,8 +44,8 @@ use super::transact::{Attempt, EntityUpsert};
 use super::{unavailable, DynamoDbStore, Item};
 use crate::error::StoreError;
 use crate::model::{EventKey, Identity};
-use crate::version::Version;
 use crate::store::{IncomingEvent, TransitionRecord};
+use crate::version::Version;
 
 /// Whether `plan` for `incoming` is written as ordered single writes (see the module doc).
 /// Only for an id made of the body's bytes: under a declared id another body may be stored,
