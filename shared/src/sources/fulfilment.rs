@@ -233,7 +233,7 @@ fn version_of(obj: Option<&Map<String, Value>>, now: OffsetDateTime) -> Version 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::body_event_id;
+    use crate::model::Identity;
     use crate::verify::SecretSet;
     use serde_json::json;
 
@@ -303,7 +303,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             e.event_id,
-            format!("XYZ#{}", body_event_id(ORDER.as_bytes()))
+            scoped_body_event_id(&Tenant::new("XYZ"), ORDER.as_bytes())
         );
         assert_eq!(e.event_type, "order.status_changed");
         assert_eq!(e.tenant.as_str(), "XYZ");
@@ -352,7 +352,13 @@ mod tests {
             .iter()
             .map(|req| p.normalise(req, now()).unwrap().event_id)
             .collect();
-        assert_eq!(ids[0], format!("XYZ#{}", body_event_id(ORDER.as_bytes())));
+        assert!(
+            ids[0].starts_with("XYZ#") && ids[0].len() == 4 + 22,
+            "{}",
+            ids[0]
+        );
+        assert_eq!(Identity::of(&ids[0], ORDER.as_bytes()), Identity::OfBody);
+        assert_eq!(Identity::of("1001", ORDER.as_bytes()), Identity::Declared);
         assert_eq!(ids[0], ids[1]);
         assert_eq!(
             p.earlier_event_id(&signed(ORDER, "s3cret")).as_deref(),
@@ -365,8 +371,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             e.event_id,
-            format!("ABC#{}", body_event_id(other.as_bytes()))
+            scoped_body_event_id(&Tenant::new("ABC"), other.as_bytes())
         );
+        assert_ne!(e.event_id[4..], ids[0][4..], "another body, another digest");
     }
 
     #[test]

@@ -238,12 +238,7 @@ async fn older_status_after_newer_keeps_the_newer_state_and_records_both() {
         ],
         "history in version order"
     );
-    let stale = h
-        .store
-        .event(&EventKey::new(Source::Fulfilment, "o"))
-        .await
-        .unwrap()
-        .unwrap();
+    let stale = h.store.event(&key_of(&older)).await.unwrap().unwrap();
     assert_eq!(stale.status, EventStatus::Stale);
 }
 
@@ -255,12 +250,7 @@ async fn unknown_event_is_kept_and_acknowledged() {
             .to_string();
     let resp = h.handler.handle(&signed(&body, "u1")).await;
     assert_eq!(resp.status, 200);
-    let stored = h
-        .store
-        .event(&EventKey::new(Source::Fulfilment, "u1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.store.event(&key_of(&body)).await.unwrap().unwrap();
     assert_eq!(stored.status, EventStatus::Ignored);
     assert!(h.store.entity(&order_key("9")).await.unwrap().is_none());
 }
@@ -292,7 +282,7 @@ async fn expired_events_are_purged_and_live_ones_kept() {
     let h = harness();
     let body = status_change(4, "A", "B", "2024-01-01T00:00:00Z");
     assert_eq!(h.handler.handle(&signed(&body, "ttl")).await.status, 200);
-    let key = EventKey::new(Source::Fulfilment, "ttl");
+    let key = key_of(&body);
     let expires_at = h.store.event(&key).await.unwrap().unwrap().expires_at;
     let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
 
