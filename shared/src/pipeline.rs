@@ -283,6 +283,15 @@ impl LogContext<'_> {
             "webhook accepted"
         );
         let new = !a.duplicate;
+        if let (true, Some(other)) = (new, &a.conflict_with) {
+            warn!(
+                source = self.source,
+                request_id = self.request_id,
+                event_key = %a.event_key,
+                conflict_with = %other,
+                "webhook kept as a conflict: its delivery id is stored with another body"
+            );
+        }
         line.count(names::ACCEPTED, 1)
             .count(names::DUPLICATES, a.duplicate as u64)
             .count(names::STALE, (new && a.status == EventStatus::Stale) as u64)
