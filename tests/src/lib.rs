@@ -13,7 +13,8 @@
 //! - [`requests`]: what an SDK client sent (operations, bodies, answers), and injected faults;
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
-//! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
+//! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries;
+//! - [`logs`]: every log line of the test binary, captured (what must never be logged).
 
 pub mod aws;
 pub mod capacity;
@@ -21,6 +22,7 @@ pub mod events;
 pub mod inspect;
 pub mod kit;
 pub mod lambda;
+pub mod logs;
 pub mod moto;
 pub mod proxy;
 pub mod receiver;

@@ -385,6 +385,7 @@ mod tests {
             headers: vec![],
             received_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: i64::MAX,
+            conflict_with: None,
         }
     }
 
