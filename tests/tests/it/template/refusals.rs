@@ -73,12 +73,15 @@ fn expression(m: &Value) -> Option<String> {
         .or_else(|| e["Fn::Sub"].as_str().map(str::to_string))
 }
 
+/// A test on a dimension's value.
+type Pred<'a> = dyn Fn(&Value) -> bool + 'a;
+
 /// What is wrong with one source's suspension-risk alarm.
 fn risk_problems(name: &str, alarm: &Value, function: &str, source: Source) -> Vec<String> {
     let mut problems = Vec::new();
     let service = |v: &Value| v.as_str() == Some(source.as_str());
     let function = |v: &Value| ref_of(v) == Some(function);
-    let wanted: [(&str, &str, &str, &dyn Fn(&Value) -> bool); 4] = [
+    let wanted: [(&str, &str, &str, &Pred<'_>); 4] = [
         (NAMESPACE, "Rejected", "Service", &service),
         (NAMESPACE, "Received", "Service", &service),
         ("AWS/Lambda", "Errors", "FunctionName", &function),
