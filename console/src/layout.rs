@@ -24,6 +24,7 @@ pub fn page(title: &str, content: Markup) -> Markup {
                     a href=(PREFIX) { "Overview" }
                     a href={ (PREFIX) "/events" } { "Events" }
                     a href={ (PREFIX) "/dlq" } { "Dead letters" }
+                    a href={ (PREFIX) "/refusals" } { "Refusals" }
                 }
                 main { (content) }
             }

@@ -13,6 +13,7 @@ mod event;
 mod events;
 mod layout;
 mod overview;
+mod refusals;
 mod throughput;
 
 use std::sync::Arc;
@@ -23,10 +24,20 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use webhook_core::ops::Operator;
+use webhook_core::refusals::RecentRefusals;
 
 pub use access::{Access, AccessError, ConsoleSettings};
 pub use error::ConsoleError;
-pub use throughput::Throughput;
+pub use throughput::{Answers, Throughput};
+
+/// What only a process that answers webhooks knows, since a refused request stores nothing
+/// (`webhooks-local`; `webhooks console` has neither): its answers per minute and source,
+/// and its most recent refusals.
+#[derive(Clone, Default)]
+pub struct Served {
+    pub throughput: Arc<Throughput>,
+    pub refusals: Arc<RecentRefusals>,
+}
 
 /// Where the console is mounted, in both binaries.
 pub const PREFIX: &str = "/console";
@@ -36,18 +47,18 @@ pub const PREFIX: &str = "/console";
 pub(crate) struct Console {
     pub op: Operator,
     pub access: Arc<Access>,
-    /// Requests this process answered per minute; `None` when it serves no webhooks
-    /// (`webhooks console`), where the chart shows stored events instead.
-    pub throughput: Option<Arc<Throughput>>,
+    /// What this process recorded of the requests it answered; `None` when it serves no
+    /// webhooks (`webhooks console`), where the chart shows stored events instead.
+    pub served: Option<Served>,
 }
 
 /// The console's routes, all under [`PREFIX`]: pages and forms behind the access guard,
 /// the login page and the embedded assets outside it.
-pub fn router(op: Operator, access: Access, throughput: Option<Arc<Throughput>>) -> Router {
+pub fn router(op: Operator, access: Access, served: Option<Served>) -> Router {
     let console = Console {
         op,
         access: Arc::new(access),
-        throughput,
+        served,
     };
     let guarded = Router::new()
         .route(PREFIX, get(overview::page))
@@ -57,6 +68,7 @@ pub fn router(op: Operator, access: Access, throughput: Option<Arc<Throughput>>)
         .route(&format!("{PREFIX}/event"), get(event::page))
         .route(&format!("{PREFIX}/entity"), get(entity::page))
         .route(&format!("{PREFIX}/dlq"), get(actions::dead_letters))
+        .route(&format!("{PREFIX}/refusals"), get(refusals::page))
         .route(&format!("{PREFIX}/replay"), post(actions::replay))
         .route(&format!("{PREFIX}/redrive"), post(actions::redrive))
         .route(&format!("{PREFIX}/logout"), post(access::logout))

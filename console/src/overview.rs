@@ -1,18 +1,21 @@
-//! The overview: events per source and status (the CLI's `stats`), and accepted/rejected
-//! requests per minute over the last hour as a server-drawn SVG chart.
+//! The overview: events per source and status (the CLI's `stats`), accepted/rejected
+//! requests per minute over the last hour as a server-drawn SVG chart, and in
+//! `webhooks-local` each source's share of failed answers over the last 30 minutes, judged
+//! as the template's suspension-risk alarms judge it (`metrics::suspension_risk`).
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use maud::{html, Markup};
 use time::OffsetDateTime;
+use webhook_core::metrics::suspension_risk;
 use webhook_core::store::{EventFilter, EventStatus, Order};
 use webhook_core::Source;
 
 use crate::error::ConsoleError;
 use crate::layout;
-use crate::throughput::MINUTES;
-use crate::Console;
+use crate::throughput::{Answers, MINUTES};
+use crate::{Console, Served};
 
 /// Events read at most to draw the chart from the store (`webhooks console`): ten pages.
 const CHART_EVENTS_MAX: usize = 10_000;
@@ -37,6 +40,9 @@ pub async fn page(State(c): State<Console>) -> Result<Markup, ConsoleError> {
             h2 { "Requests per minute, last hour" }
             div.chart { (chart(&series)) }
             p.muted { (series.caption) }
+            @if let Some(served) = &c.served {
+                (risk_table(&served.throughput.per_source(now, suspension_risk::WINDOW_MINUTES as usize)))
+            }
             @if c.access.asks_token() {
                 form.inline method="post" action={ (crate::PREFIX) "/logout" } {
                     (crate::access::csrf_field(&c.access))
@@ -48,9 +54,9 @@ pub async fn page(State(c): State<Console>) -> Result<Markup, ConsoleError> {
 }
 
 async fn series(c: &Console, now: i64) -> Result<Series, ConsoleError> {
-    if let Some(t) = &c.throughput {
+    if let Some(Served { throughput, .. }) = &c.served {
         return Ok(Series {
-            minutes: t
+            minutes: throughput
                 .last_hour(now)
                 .into_iter()
                 .map(|(m, a, r)| (m, a, Some(r)))
@@ -95,6 +101,43 @@ async fn series(c: &Console, now: i64) -> Result<Series, ConsoleError> {
                   store nothing, so only the process that answered them counts them: see the \
                   Rejected widgets of the CloudWatch dashboard.",
     })
+}
+
+/// Each source's failed answers over the window, marked when they put its feed at risk.
+fn risk_table(per_source: &[(Source, Answers)]) -> Markup {
+    html! {
+        h2 { "Failed answers, last " (suspension_risk::WINDOW_MINUTES) " minutes" }
+        table.risk {
+            thead { tr { th { "Source" } th.num { "answered" } th.num { "failed" } th.num { "share" } th { "" } } }
+            tbody {
+                @for (source, a) in per_source {
+                    @let risky = suspension_risk::at_risk(a.answered, a.failed);
+                    tr data-source=(source.as_str()) class=[risky.then_some("at-risk")] {
+                        td { (source.as_str()) }
+                        td.num { (a.answered) }
+                        td.num { (a.failed) }
+                        td.num { (share(a)) }
+                        td { @if risky { span.badge.failed_permanently { "suspension risk" } } }
+                    }
+                }
+            }
+        }
+        p.muted {
+            "Failed = any answer but 2xx. A source is at risk from "
+            (suspension_risk::SHARE_PERCENT) " % failed and at least "
+            (suspension_risk::MIN_FAILURES) " failures in the window, as the suspension-risk \
+             alarm judges it on AWS: Pancake suspends a webhook past 80 % and 300 failures in 30 \
+             minutes. README, Alarm runbook. "
+            a href=(layout::url("/refusals", &[])) { "Recent refusals" }
+        }
+    }
+}
+
+fn share(a: &Answers) -> String {
+    match a.answered {
+        0 => "-".into(),
+        n => format!("{} %", a.failed * 100 / n),
+    }
 }
 
 fn counts_table(counts: &BTreeMap<(String, EventStatus), u64>) -> Markup {

@@ -1,21 +1,34 @@
-//! Requests answered per minute by this process, for the overview's chart. Rejected
-//! requests store nothing, so only the process that answered them can count them; it keeps
-//! the last hour in a ring of one slot per minute.
+//! Requests answered per minute by this process, per source, for the overview's chart and
+//! its suspension-risk table. Rejected requests store nothing, so only the process that
+//! answered them can count them; it keeps the last hour in a ring of one slot per minute.
 
 use std::sync::Mutex;
+
+use webhook_core::Source;
 
 /// Minutes kept: the overview's hour.
 pub const MINUTES: usize = 60;
 
+const SOURCES: usize = Source::ALL.len();
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Slot {
     minute: i64,
-    accepted: u64,
-    rejected: u64,
+    /// Per source, in `Source::ALL` order.
+    accepted: [u64; SOURCES],
+    rejected: [u64; SOURCES],
 }
 
-/// Accepted (2xx) and rejected (any other status) answers per minute, as the `Accepted`
-/// and `Rejected` metrics count them in AWS.
+/// One source's answers over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answers {
+    pub answered: u64,
+    /// Any status but 2xx.
+    pub failed: u64,
+}
+
+/// Accepted (2xx) and rejected (any other status) answers per minute and source, as the
+/// `Accepted` and `Rejected` metrics count them in AWS.
 #[derive(Debug)]
 pub struct Throughput {
     slots: Mutex<[Slot; MINUTES]>,
@@ -29,13 +42,20 @@ impl Default for Throughput {
     }
 }
 
+fn index(source: Source) -> usize {
+    Source::ALL
+        .iter()
+        .position(|s| *s == source)
+        .expect("every source is in Source::ALL")
+}
+
 impl Throughput {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Counts one answer given at `unix` seconds with HTTP `status`.
-    pub fn record(&self, unix: i64, status: u16) {
+    /// Counts one answer `source` gave at `unix` seconds with HTTP `status`.
+    pub fn record(&self, unix: i64, source: Source, status: u16) {
         let minute = unix.div_euclid(60);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let slot = &mut slots[minute.rem_euclid(MINUTES as i64) as usize];
@@ -48,26 +68,58 @@ impl Throughput {
                 ..Slot::default()
             };
         }
-        if (200..300).contains(&status) {
-            slot.accepted += 1;
-        } else {
-            slot.rejected += 1;
-        }
+        let counter = match (200..300).contains(&status) {
+            true => &mut slot.accepted,
+            false => &mut slot.rejected,
+        };
+        counter[index(source)] += 1;
     }
 
-    /// (minute start in unix seconds, accepted, rejected) for the hour ending at `now`,
-    /// oldest first; minutes without answers are zero.
-    pub fn last_hour(&self, now: i64) -> Vec<(i64, u64, u64)> {
+    /// The slots of the `minutes` ending with the one holding `now`, oldest first (a
+    /// minute without answers is all zero).
+    fn window(&self, now: i64, minutes: usize) -> Vec<Slot> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let current = now.div_euclid(60);
-        (current - MINUTES as i64 + 1..=current)
+        (current - minutes.min(MINUTES) as i64 + 1..=current)
             .map(|minute| {
                 let slot = slots[minute.rem_euclid(MINUTES as i64) as usize];
-                if slot.minute == minute {
-                    (minute * 60, slot.accepted, slot.rejected)
-                } else {
-                    (minute * 60, 0, 0)
+                match slot.minute == minute {
+                    true => slot,
+                    false => Slot {
+                        minute,
+                        ..Slot::default()
+                    },
                 }
+            })
+            .collect()
+    }
+
+    /// (minute start in unix seconds, accepted, rejected) of every source together for the
+    /// hour ending at `now`, oldest first; minutes without answers are zero.
+    pub fn last_hour(&self, now: i64) -> Vec<(i64, u64, u64)> {
+        self.window(now, MINUTES)
+            .into_iter()
+            .map(|s| {
+                (
+                    s.minute * 60,
+                    s.accepted.iter().sum(),
+                    s.rejected.iter().sum(),
+                )
+            })
+            .collect()
+    }
+
+    /// Each source's answers over the `minutes` ending at `now` (at most an hour).
+    pub fn per_source(&self, now: i64, minutes: usize) -> Vec<(Source, Answers)> {
+        let window = self.window(now, minutes);
+        Source::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, source)| {
+                let failed: u64 = window.iter().map(|s| s.rejected[i]).sum();
+                let ok: u64 = window.iter().map(|s| s.accepted[i]).sum();
+                let answered = ok + failed;
+                (source, Answers { answered, failed })
             })
             .collect()
     }
@@ -81,10 +133,10 @@ mod tests {
     fn counts_per_minute_and_forgets_past_the_hour() {
         let t = Throughput::new();
         let now = 1_800_000_000;
-        t.record(now, 200);
-        t.record(now - 1, 401);
-        t.record(now - 120, 202);
-        t.record(now - 3_600, 200); // the same slot an hour ago: not this hour
+        t.record(now, Source::Abaha, 200);
+        t.record(now - 1, Source::Invoice, 401);
+        t.record(now - 120, Source::Abaha, 202);
+        t.record(now - 3_600, Source::Abaha, 200); // the same slot an hour ago: not this hour
         let hour = t.last_hour(now);
         assert_eq!(hour.len(), MINUTES);
         assert_eq!(hour.last().unwrap().0, now.div_euclid(60) * 60);
@@ -96,5 +148,42 @@ mod tests {
             .last_hour(now + 3_600)
             .iter()
             .all(|s| s.1 == 0 && s.2 == 0));
+    }
+
+    #[test]
+    fn per_source_counts_only_the_window() {
+        let t = Throughput::new();
+        let now = 1_800_000_030; // half a minute in
+        for _ in 0..3 {
+            t.record(now, Source::Pancake, 500);
+        }
+        t.record(now - 60, Source::Pancake, 200);
+        t.record(now - 30 * 60, Source::Pancake, 401); // 30 minutes ago: outside
+        let of = |minutes| {
+            t.per_source(now, minutes)
+                .into_iter()
+                .find(|(s, _)| *s == Source::Pancake)
+                .unwrap()
+                .1
+        };
+        assert_eq!(
+            of(30),
+            Answers {
+                answered: 4,
+                failed: 3
+            }
+        );
+        assert_eq!(
+            of(31),
+            Answers {
+                answered: 5,
+                failed: 4
+            }
+        );
+        let others = t.per_source(now, 30);
+        assert!(others
+            .iter()
+            .filter(|(s, _)| *s != Source::Pancake)
+            .all(|(_, a)| *a == Answers::default()));
     }
 }

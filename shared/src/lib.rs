@@ -17,6 +17,7 @@ pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod queue;
+pub mod refusals;
 pub mod runtime;
 pub mod sources;
 pub mod store;

@@ -16,6 +16,9 @@ pub mod names {
     pub const DUPLICATES: &str = "Duplicates";
     pub const STALE: &str = "Stale";
     pub const FLAGGED: &str = "FlaggedTransitions";
+    /// Accepted and kept as `unrecognised`: a verified object of no documented form of its
+    /// provider (counted once, not on its duplicates).
+    pub const UNRECOGNISED: &str = "Unrecognised";
     pub const TRANSITIONS_PUBLISHED: &str = "TransitionsPublished";
     pub const TRANSIENT_FAILURES: &str = "TransientFailures";
     pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
@@ -24,6 +27,25 @@ pub mod names {
     /// Not attempted in an SQS batch because an earlier message of its FIFO group failed.
     pub const NOTIFICATIONS_DEFERRED: &str = "NotificationsDeferred";
     pub const LATENCY: &str = "Latency";
+}
+
+/// When a source's failed answers put its feed at risk (ARCHITECTURE §8): Pancake suspends
+/// a webhook when, within 30 minutes, more than 80 % of its requests fail and at least 300
+/// do. The template's suspension-risk alarms (parameters `SuspensionRiskPercent` and
+/// `SuspensionRiskMinFailures`, period 30 minutes) and the local console's overview use
+/// these figures, well before Pancake's; tests hold the template to them.
+pub mod suspension_risk {
+    /// The window the share is taken over, in minutes.
+    pub const WINDOW_MINUTES: u32 = 30;
+    /// Share of non-2xx answers (percent) from which a source is at risk...
+    pub const SHARE_PERCENT: u64 = 50;
+    /// ...once at least this many answers of the window failed.
+    pub const MIN_FAILURES: u64 = 100;
+
+    /// Whether `failed` of `answered` answers in one window put the feed at risk.
+    pub fn at_risk(answered: u64, failed: u64) -> bool {
+        failed >= MIN_FAILURES && failed * 100 >= SHARE_PERCENT * answered
+    }
 }
 
 /// Where metric lines go.
@@ -125,5 +147,15 @@ mod tests {
         assert_eq!(v["Latency"], 2.5);
         assert_eq!(v["Service"], "fulfilment");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+    }
+
+    #[test]
+    fn suspension_risk_needs_both_the_share_and_the_count() {
+        use suspension_risk::at_risk;
+        assert!(at_risk(200, 100), "50 % of 200, 100 failures");
+        assert!(!at_risk(201, 100), "just under half");
+        assert!(!at_risk(150, 99), "two thirds, but 99 failures");
+        assert!(at_risk(120, 120));
+        assert!(!at_risk(0, 0));
     }
 }

@@ -24,8 +24,9 @@ use crate::credentials::Admitter;
 use crate::error::IngestError;
 use crate::http::{respond, RawRequest, RawResponse, KEPT_HEADERS};
 use crate::metrics::{names, MetricLine, MetricsSink};
-use crate::model::{Accepted, EventKey, EventStatus, Identity};
+use crate::model::{Accepted, EventKey, EventStatus, Identity, Tenant};
 use crate::queue::TransitionQueue;
+use crate::refusals::{NoRecord, Refusal, RefusalSink};
 use crate::sources::Provider;
 use crate::store::{IncomingEvent, PersistOutcome, Store};
 
@@ -69,19 +70,34 @@ impl Pipeline {
         provider: &dyn Provider,
         req: &RawRequest,
     ) -> Result<Accepted, IngestError> {
+        self.attempt(provider, req).await.map_err(|r| r.error)
+    }
+
+    /// [`Pipeline::ingest`], telling on a refusal which tenant the verified event named, if
+    /// it got that far (for the refusal record, ARCHITECTURE §8).
+    pub async fn attempt(
+        &self,
+        provider: &dyn Provider,
+        req: &RawRequest,
+    ) -> Result<Accepted, Refused> {
         if !req.method.eq_ignore_ascii_case("POST") {
-            return Err(IngestError::MethodNotAllowed(req.method.clone()));
+            return Err(IngestError::MethodNotAllowed(req.method.clone()).into());
         }
         if req.body.len() > self.settings.max_body_bytes {
             return Err(IngestError::TooLarge {
                 size: req.body.len(),
                 limit: self.settings.max_body_bytes,
-            });
+            }
+            .into());
         }
         let admission = self.admitter.admit(provider, req).await?;
         let now = self.clock.now();
         let event = provider.normalise(req, now)?;
-        admission.check(&event.tenant)?;
+        let read = |error: IngestError| Refused {
+            error,
+            tenant: Some(event.tenant.clone()),
+        };
+        admission.check(&event.tenant).map_err(read)?;
         let incoming = IncomingEvent {
             raw_body: req.body.clone(),
             headers: kept_headers(req),
@@ -91,10 +107,21 @@ impl Pipeline {
             event: Arc::new(event),
             conflict_with: None,
         };
+        let tenant = incoming.event.tenant.clone();
+        let read = |error: IngestError| Refused {
+            error,
+            tenant: Some(tenant.clone()),
+        };
         let earlier = provider.earlier_event_id(req);
-        let (incoming, outcome) = self.persist_identified(incoming, earlier).await?;
+        let (incoming, outcome) = self
+            .persist_identified(incoming, earlier)
+            .await
+            .map_err(read)?;
         for pending in &outcome.to_publish {
-            self.queue.publish(&pending.message).await?;
+            self.queue
+                .publish(&pending.message)
+                .await
+                .map_err(|e| read(e.into()))?;
         }
         let published = outcome.to_publish.len();
         let event = &incoming.event;
@@ -191,6 +218,24 @@ fn conflicting(incoming: IncomingEvent, key: EventKey) -> IncomingEvent {
     incoming
 }
 
+/// Why a request was refused, and the tenant its verified event named when the refusal
+/// came after normalising (a tenant the credential does not admit, a store or queue
+/// failure); `None` before, so an unverified body's claims are never reported.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: IngestError,
+    pub tenant: Option<Tenant>,
+}
+
+impl From<IngestError> for Refused {
+    fn from(error: IngestError) -> Self {
+        Refused {
+            error,
+            tenant: None,
+        }
+    }
+}
+
 fn kept_headers(req: &RawRequest) -> Vec<(String, String)> {
     req.headers
         .iter()
@@ -199,20 +244,38 @@ fn kept_headers(req: &RawRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One source's request handler: pipeline + provider + response shape + log line + metrics.
+/// One source's request handler: pipeline + provider + response shape + log line + metrics,
+/// and each refusal reported to a [`RefusalSink`].
 pub struct Handler {
     pipeline: Arc<Pipeline>,
     provider: Arc<dyn Provider>,
     metrics: MetricsSink,
+    refusals: Arc<dyn RefusalSink>,
+}
+
+/// What the answer to one request needs to know of it besides the outcome.
+struct Seen<'a> {
+    request_id: Option<&'a str>,
+    /// Body bytes received.
+    size: usize,
+    started: Instant,
 }
 
 impl Handler {
+    /// A handler reporting refusals nowhere but its log line (see [`Handler::reporting_to`]).
     pub fn new(pipeline: Arc<Pipeline>, provider: Arc<dyn Provider>, metrics: MetricsSink) -> Self {
         Handler {
             pipeline,
             provider,
             metrics,
+            refusals: Arc::new(NoRecord),
         }
+    }
+
+    /// Also reports every refusal to `refusals` (`webhooks-local`'s recent refusals).
+    pub fn reporting_to(mut self, refusals: Arc<dyn RefusalSink>) -> Self {
+        self.refusals = refusals;
+        self
     }
 
     pub fn provider(&self) -> &Arc<dyn Provider> {
@@ -220,39 +283,61 @@ impl Handler {
     }
 
     pub async fn handle(&self, req: &RawRequest) -> RawResponse {
-        let started = Instant::now();
-        let outcome = self.pipeline.ingest(self.provider.as_ref(), req).await;
-        self.answer(&outcome, req.request_id.as_deref(), started)
+        let seen = Seen {
+            request_id: req.request_id.as_deref(),
+            size: req.body.len(),
+            started: Instant::now(),
+        };
+        let outcome = self.pipeline.attempt(self.provider.as_ref(), req).await;
+        self.answer(outcome, seen)
     }
 
-    /// Answers a request the transport could not decode (a Lambda event whose body is
-    /// flagged base64 but is not): logged and counted like any other refusal.
-    pub fn refuse(&self, err: IngestError, request_id: Option<&str>) -> RawResponse {
-        self.answer(&Err(err), request_id, Instant::now())
+    /// Answers a request the transport refused before the pipeline saw it (a Lambda event
+    /// whose body is flagged base64 but is not; a local body over the limit): logged,
+    /// counted and reported like any other refusal. `size` is the bytes received.
+    pub fn refuse(&self, err: IngestError, request_id: Option<&str>, size: usize) -> RawResponse {
+        let seen = Seen {
+            request_id,
+            size,
+            started: Instant::now(),
+        };
+        self.answer(Err(err.into()), seen)
     }
 
     /// The provider-shaped response for `outcome`, with its log line and metrics.
-    fn answer(
-        &self,
-        outcome: &Result<Accepted, IngestError>,
-        request_id: Option<&str>,
-        started: Instant,
-    ) -> RawResponse {
-        let response = respond(self.provider.response_style(), outcome);
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
-        let source = self.provider.source().as_str();
-        let line = MetricLine::new(source)
+    fn answer(&self, outcome: Result<Accepted, Refused>, seen: Seen<'_>) -> RawResponse {
+        let (result, tenant) = match outcome {
+            Ok(accepted) => (Ok(accepted), None),
+            Err(r) => (Err(r.error), r.tenant),
+        };
+        let response = respond(self.provider.response_style(), &result);
+        let elapsed_ms = seen.started.elapsed().as_secs_f64() * 1_000.0;
+        let source = self.provider.source();
+        let line = MetricLine::new(source.as_str())
             .count(names::RECEIVED, 1)
             .millis(names::LATENCY, elapsed_ms);
         let log = LogContext {
-            source,
-            request_id: request_id.unwrap_or("-"),
+            source: source.as_str(),
+            request_id: seen.request_id.unwrap_or("-"),
             status: response.status,
             elapsed_ms,
         };
-        let line = match outcome {
+        let line = match &result {
             Ok(accepted) => log.accepted(accepted, line),
-            Err(err) => log.rejected(err, line),
+            Err(err) => {
+                let line = log.rejected(err, seen.size, tenant.as_ref(), line);
+                self.refusals.refused(Refusal {
+                    at: self.pipeline.clock.now().unix_timestamp(),
+                    source,
+                    status: response.status,
+                    reason: err.reason(),
+                    code: err.code(),
+                    size: seen.size,
+                    tenant,
+                    request_id: log.request_id.to_string(),
+                });
+                line
+            }
         };
         line.emit(self.metrics);
         response
@@ -282,8 +367,7 @@ impl LogContext<'_> {
             duration_ms = self.elapsed_ms,
             "webhook accepted"
         );
-        let new = !a.duplicate;
-        if let (true, Some(other)) = (new, &a.conflict_with) {
+        if let (false, Some(other)) = (a.duplicate, &a.conflict_with) {
             warn!(
                 source = self.source,
                 request_id = self.request_id,
@@ -292,24 +376,29 @@ impl LogContext<'_> {
                 "webhook kept as a conflict: its delivery id is stored with another body"
             );
         }
-        line.count(names::ACCEPTED, 1)
-            .count(names::DUPLICATES, a.duplicate as u64)
-            .count(names::STALE, (new && a.status == EventStatus::Stale) as u64)
-            .count(
-                names::FLAGGED,
-                (new && a.status == EventStatus::Flagged) as u64,
-            )
-            .count(names::TRANSITIONS_PUBLISHED, a.published as u64)
+        accepted_counts(a, line)
     }
 
-    fn rejected(&self, err: &IngestError, line: MetricLine) -> MetricLine {
+    /// The refusal's log line: the structured record a Logs Insights query lists on AWS
+    /// (`source`, `status`, `reason`, `code`, `size`, `tenant` when read), never a header
+    /// or a body.
+    fn rejected(
+        &self,
+        err: &IngestError,
+        size: usize,
+        tenant: Option<&Tenant>,
+        line: MetricLine,
+    ) -> MetricLine {
         warn!(
             source = self.source,
             request_id = self.request_id,
             outcome = "rejected",
             reason = err.reason(),
+            code = err.code(),
             error = %err,
             status = self.status,
+            size,
+            tenant = tenant.map(Tenant::as_str),
             duration_ms = self.elapsed_ms,
             "webhook rejected"
         );
@@ -320,5 +409,53 @@ impl LogContext<'_> {
             )
             .count(names::TRANSIENT_FAILURES, (err.status() >= 500) as u64)
             .reason(err.reason())
+    }
+}
+
+/// The counters of an accepted request; stale, flagged and unrecognised only for a new event
+/// (a duplicate was counted when it first came).
+fn accepted_counts(a: &Accepted, line: MetricLine) -> MetricLine {
+    let new = |status: EventStatus| (!a.duplicate && a.status == status) as u64;
+    line.count(names::ACCEPTED, 1)
+        .count(names::DUPLICATES, a.duplicate as u64)
+        .count(names::STALE, new(EventStatus::Stale))
+        .count(names::FLAGGED, new(EventStatus::Flagged))
+        .count(names::UNRECOGNISED, new(EventStatus::Unrecognised))
+        .count(names::TRANSITIONS_PUBLISHED, a.published as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(status: EventStatus, duplicate: bool) -> Accepted {
+        Accepted {
+            event_key: "abaha#k".into(),
+            event_type: "unknown".into(),
+            provider_event: "unknown".into(),
+            tenant: "s1".into(),
+            duplicate,
+            status,
+            published: 0,
+            conflict_with: None,
+        }
+    }
+
+    #[test]
+    fn an_unrecognised_event_is_counted_once_per_source() {
+        let counted = |status, duplicate| {
+            accepted_counts(&accepted(status, duplicate), MetricLine::new("abaha")).to_json(1)
+                [names::UNRECOGNISED]
+                .clone()
+        };
+        assert_eq!(counted(EventStatus::Unrecognised, false), 1.0);
+        assert!(
+            counted(EventStatus::Unrecognised, true).is_null(),
+            "a duplicate"
+        );
+        assert!(
+            counted(EventStatus::Ignored, false).is_null(),
+            "ignored is known"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::metrics::MetricsSink;
 use crate::model::Source;
 use crate::pipeline::{Handler, Pipeline};
 use crate::queue::TransitionQueue;
+use crate::refusals::RefusalSink;
 use crate::sources::provider_from_env;
 use crate::store::Store;
 
@@ -248,12 +249,15 @@ pub fn pipeline(
     ))
 }
 
-/// The handler of one source over `backends`.
+/// The handler of one source over `backends`, reporting its refusals to `refusals` (the
+/// null `refusals::NoRecord` in a Lambda, whose log line is the record; `webhooks-local`'s
+/// `RecentRefusals`, which its console shows).
 pub fn handler(
     source: Source,
     env: &Env,
     mode: Mode,
     backends: &Backends,
+    refusals: Arc<dyn RefusalSink>,
 ) -> Result<Arc<Handler>, ConfigError> {
     let provider = provider_from_env(source, env, mode)?;
     let pipeline = pipeline(env, backends, Arc::new(SystemClock))?;
@@ -261,7 +265,9 @@ pub fn handler(
         Mode::Lambda => MetricsSink::Emf,
         Mode::Local => MetricsSink::Off,
     };
-    Ok(Arc::new(Handler::new(pipeline, provider, metrics)))
+    Ok(Arc::new(
+        Handler::new(pipeline, provider, metrics).reporting_to(refusals),
+    ))
 }
 
 /// The whole life of an ingest Lambda: JSON logs, configuration from the environment (a
@@ -273,7 +279,14 @@ pub async fn serve_ingest_lambda(source: Source) -> Result<(), lambda_http::Erro
     crate::telemetry::init_json_logs();
     let env = Env::from_process();
     let backends = lambda_backends(&env).await.map_err(refuse_to_start)?;
-    let handler = handler(source, &env, Mode::Lambda, &backends).map_err(refuse_to_start)?;
+    let handler = handler(
+        source,
+        &env,
+        Mode::Lambda,
+        &backends,
+        Arc::new(crate::refusals::NoRecord),
+    )
+    .map_err(refuse_to_start)?;
     serve_lambda(handler).await
 }
 
@@ -289,7 +302,10 @@ pub async fn serve_lambda(handler: Arc<Handler>) -> Result<(), lambda_http::Erro
                 let request_id = event.context.request_id.clone();
                 let response = match request_from_event(&event.payload, Some(request_id)) {
                     Ok(raw) => handler.handle(&raw).await,
-                    Err(err) => handler.refuse(err, Some(&event.context.request_id)),
+                    Err(err) => {
+                        let size = event.payload.body.as_deref().map_or(0, str::len);
+                        handler.refuse(err, Some(&event.context.request_id), size)
+                    }
                 };
                 Ok::<_, lambda_http::Error>(event_response(response))
             }

@@ -213,10 +213,35 @@ test("the overview charts accepted and rejected requests; screenshots of overvie
   const chart = page.locator(".chart svg");
   assert.ok((await chart.locator("rect.rejected[height]:not([height='0'])").count()) >= 1, "a rejected bar");
   assert.ok((await chart.locator("rect.accepted:not([height='0'])").count()) >= 1, "an accepted bar");
-  assert.equal(await page.locator('tr[data-source="fulfilment"] td.num').last().textContent(), "2");
+  assert.equal(await page.locator('table.counts tr[data-source="fulfilment"] td.num').last().textContent(), "2");
+  const invoice = page.locator('table.risk tr[data-source="invoice"] td.num');
+  assert.ok(Number(await invoice.nth(1).textContent()) >= 1, "the refused invoice request is a failed answer");
   await shot(page, "overview");
   await page.goto(`${base}/console/entity?source=invoice&tenant=default&kind=invoice&id=550e8400-e29b-41d4-a716-446655440000`);
   await shot(page, "entity");
+  await page.context().close();
+});
+
+test("a refused request is listed on the Refusals page, without its credential or body", async () => {
+  const resp = await fetch(`${base}/callback/update-invoice`, {
+    method: "POST",
+    headers: { "x-signature": "not-a-signature-77e1" },
+    body: '{"event":"invoice.updated","note":"refused-body-marker"}',
+  });
+  assert.equal(resp.status, 401);
+  const page = await newPage();
+  await page.goto(`${base}/console`);
+  await page.locator("nav a", { hasText: "Refusals" }).click();
+  await page.waitForURL(/\/console\/refusals$/);
+  const row = page.locator('table.refusals tr[data-source="invoice"]').first();
+  const cells = await row.locator("td").allTextContents();
+  assert.equal(cells[1], "invoice");
+  assert.equal(cells[2], "401");
+  assert.equal(cells[3], "bad_credential");
+  assert.equal(cells[4], "AUTH_002");
+  assert.equal(cells[5], String(Buffer.byteLength('{"event":"invoice.updated","note":"refused-body-marker"}')));
+  const text = await page.locator("main").textContent();
+  assert.doesNotMatch(text, /refused-body-marker|not-a-signature-77e1/);
   await page.context().close();
 });
 

@@ -182,3 +182,14 @@ pub fn invoice_event(
         conflict_with: None,
     }
 }
+
+/// `e` as a release that did not understand its body stored it: kept, projecting nothing,
+/// `unrecognised` (ARCHITECTURE §4). Today's provider understands the same bytes, so
+/// `webhooks reprocess` projects it.
+pub fn as_unrecognised(mut e: IncomingEvent) -> IncomingEvent {
+    let mut event = (*e.event).clone();
+    event.entities.clear();
+    event.recognition = Recognition::Unrecognised;
+    e.event = event.into();
+    e
+}

@@ -13,24 +13,30 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use webhook_console::{Access, Throughput};
+use webhook_console::{Access, Served, Throughput};
 use webhook_core::config::{ConfigError, Env, Mode};
 use webhook_core::error::IngestError;
-use webhook_core::http::{respond, RawRequest, RawResponse, ROUTES};
+use webhook_core::http::{RawRequest, RawResponse, ROUTES};
 use webhook_core::model::{EventKey, Source};
 use webhook_core::ops::Operator;
 use webhook_core::pipeline::Handler;
+use webhook_core::refusals::RefusalSink;
 use webhook_core::runtime::{self, Backends};
 use webhook_core::store::Store;
 
-/// The handlers of every implemented source, keyed by route.
+/// The handlers of every implemented source, keyed by route, each reporting its refusals
+/// to `refusals` (the console's `Served::refusals`).
 pub fn handlers(
     env: &Env,
     backends: &Backends,
+    refusals: Arc<dyn RefusalSink>,
 ) -> Result<HashMap<&'static str, Arc<Handler>>, ConfigError> {
     ROUTES
         .into_iter()
-        .map(|(path, source)| Ok((path, runtime::handler(source, env, Mode::Local, backends)?)))
+        .map(|(path, source)| {
+            let handler = runtime::handler(source, env, Mode::Local, backends, refusals.clone())?;
+            Ok((path, handler))
+        })
         .collect()
 }
 
@@ -39,19 +45,19 @@ struct RouteState {
     handler: Arc<Handler>,
     max_body: usize,
     requests: Arc<AtomicU64>,
-    /// Answers per minute, for the console's chart (only when the console is mounted).
-    throughput: Option<Arc<Throughput>>,
+    /// Answers per minute and source, for the console's chart and suspension-risk table.
+    throughput: Arc<Throughput>,
 }
 
 /// The axum app: one POST route per source; other methods answer 405.
 pub fn app(handlers: HashMap<&'static str, Arc<Handler>>, max_body: usize) -> Router {
-    webhook_routes(handlers, max_body, None)
+    webhook_routes(handlers, max_body, Arc::default())
 }
 
 fn webhook_routes(
     handlers: HashMap<&'static str, Arc<Handler>>,
     max_body: usize,
-    throughput: Option<Arc<Throughput>>,
+    throughput: Arc<Throughput>,
 ) -> Router {
     let requests = Arc::new(AtomicU64::new(0));
     let mut router = Router::new();
@@ -73,21 +79,22 @@ pub struct ConsoleParts {
     pub access: Access,
 }
 
-/// Everything `webhooks-local` serves: the webhook routes, `GET /healthz` over `store`, and
+/// Everything `webhooks-local` serves: the webhook routes (counting their answers in
+/// `served`, whose refusals the `handlers` report to), `GET /healthz` over `store`, and
 /// unless `console` is `None`, the console under `/console` with `/` redirecting to it.
 pub fn site(
     handlers: HashMap<&'static str, Arc<Handler>>,
     max_body: usize,
     store: Arc<dyn Store>,
+    served: Served,
     console: Option<ConsoleParts>,
 ) -> Router {
-    let throughput = console.as_ref().map(|_| Arc::new(Throughput::new()));
-    let router = webhook_routes(handlers, max_body, throughput.clone())
+    let router = webhook_routes(handlers, max_body, served.throughput.clone())
         .route("/healthz", get(healthz).with_state(store));
     match console {
         None => router,
         Some(c) => router
-            .merge(webhook_console::router(c.operator, c.access, throughput))
+            .merge(webhook_console::router(c.operator, c.access, Some(served)))
             .route("/", get(|| async { Redirect::to(webhook_console::PREFIX) })),
     }
 }
@@ -114,18 +121,6 @@ async fn healthz(State(store): State<Arc<dyn Store>>) -> Response {
 
 async fn serve(State(state): State<RouteState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    // Read one byte past the limit so an oversized body is answered 413 in the provider's shape.
-    let body = match to_bytes(Body::new(body), state.max_body.saturating_add(1)).await {
-        Ok(b) => b,
-        Err(_) => {
-            let err = IngestError::TooLarge {
-                size: state.max_body + 1,
-                limit: state.max_body,
-            };
-            let response = respond(state.handler.provider().response_style(), &Err(err));
-            return answered(&state, response);
-        }
-    };
     let request_id = parts
         .headers
         .get("x-request-id")
@@ -137,6 +132,20 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
                 state.requests.fetch_add(1, Ordering::Relaxed) + 1
             )
         });
+    // Read one byte past the limit so an oversized body is answered 413 in the provider's
+    // shape, logged and recorded like any refusal.
+    let body = match to_bytes(Body::new(body), state.max_body.saturating_add(1)).await {
+        Ok(b) => b,
+        Err(_) => {
+            let size = state.max_body + 1;
+            let err = IngestError::TooLarge {
+                size,
+                limit: state.max_body,
+            };
+            let response = state.handler.refuse(err, Some(&request_id), size);
+            return answered(&state, response);
+        }
+    };
     let raw = RawRequest {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
@@ -153,14 +162,13 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
     answered(&state, response)
 }
 
-/// Counts the answer for the console's chart, then converts it.
+/// Counts the answer for the console, then converts it.
 fn answered(state: &RouteState, response: RawResponse) -> Response {
-    if let Some(t) = &state.throughput {
-        t.record(
-            time::OffsetDateTime::now_utc().unix_timestamp(),
-            response.status,
-        );
-    }
+    state.throughput.record(
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        state.handler.provider().source(),
+        response.status,
+    );
     to_axum(response)
 }
 

@@ -61,7 +61,8 @@ async fn main() -> anyhow::Result<()> {
     let env = Env::from_process();
     let settings = PipelineSettings::from_env(&env)?;
     let (backends, sqlite) = open_backends(&args, &env).await?;
-    let handlers = webhooks_local::handlers(&env, &backends)?;
+    let served = webhook_console::Served::default();
+    let handlers = webhooks_local::handlers(&env, &backends, served.refusals.clone())?;
     let routes: Vec<_> = handlers.keys().copied().collect();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         handlers,
         settings.max_body_bytes,
         backends.store.clone(),
+        served,
         console,
     );
 

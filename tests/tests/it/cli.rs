@@ -9,7 +9,7 @@ use webhook_core::config::Env;
 use webhook_core::runtime::sqlite_backends;
 use webhook_core::store::IncomingEvent;
 use webhook_tests::lambda::build_function;
-use webhook_tests::samples::order_event;
+use webhook_tests::samples::{as_unrecognised, order_event};
 
 fn webhooks(args: &[&str], env: &[(&str, &str)]) -> Output {
     let bin = build_function("webhooks");
@@ -91,6 +91,54 @@ async fn lists_explains_and_answers_json() {
         &[],
     );
     assert!(stdout(&entity).contains("SHIPPED"), "{}", stderr(&entity));
+}
+
+#[tokio::test]
+async fn unrecognised_events_are_listed_explained_and_reprocessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_with_events(dir.path()).await;
+    {
+        let (backends, _) = sqlite_backends(&db, &Env::default()).expect("store");
+        let kept = order_event("u1", 8, Some("NEW"), "PACKED", "2025-09-05T11:00:00Z");
+        backends
+            .store
+            .persist(&as_unrecognised(kept))
+            .await
+            .expect("persist");
+    }
+    let db = db.to_str().unwrap();
+    let list = webhooks(&["--db", db, "events", "--status", "unrecognised"], &[]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].contains("fulfilment#u1") && rows[0].contains("unrecognised"),
+        "{text}"
+    );
+    let event = webhooks(&["--db", db, "event", "fulfilment#u1"], &[]);
+    assert!(
+        stdout(&event).contains("kept, not understood"),
+        "{}",
+        stdout(&event)
+    );
+
+    let again = webhooks(&["--db", db, "reprocess", "--status", "unrecognised"], &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let summary = stdout(&again);
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.starts_with("newly projected") && l.split_whitespace().nth(2) == Some("1")),
+        "{summary}"
+    );
+    let entity = webhooks(
+        &["--db", db, "entity", "fulfilment", "XYZ", "order", "8"],
+        &[],
+    );
+    assert!(stdout(&entity).contains("PACKED"), "{}", stderr(&entity));
+    let left = webhooks(&["--db", db, "events", "--status", "unrecognised"], &[]);
+    assert!(stdout(&left).contains("no events"), "{}", stdout(&left));
 }
 
 #[tokio::test]

@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use webhook_core::config::vars::{self, Binaries, Binary};
 use webhook_core::config::{Env, Mode, PipelineSettings, Var};
 use webhook_core::notify::Target;
+use webhook_core::refusals::NoRecord;
 use webhook_core::runtime;
 use webhook_tests::lambda::build_function;
 use webhook_tests::moto::workspace_root;
@@ -48,7 +50,7 @@ fn valid_value(var: &Var) -> &'static str {
 async fn start_up(binary: Binary, env: &Env, dir: &Path) {
     if let Some(source) = binary.source() {
         if let Ok(backends) = runtime::lambda_backends(env).await {
-            let _ = runtime::handler(source, env, Mode::Lambda, &backends);
+            let _ = runtime::handler(source, env, Mode::Lambda, &backends, Arc::new(NoRecord));
         }
         return;
     }
@@ -71,7 +73,7 @@ async fn start_up(binary: Binary, env: &Env, dir: &Path) {
     let sqlite = runtime::sqlite_backends(&dir.join("webhooks.db"), env).map(|(b, _)| b);
     let dynamodb = runtime::lambda_backends(env).await;
     for backends in [sqlite.ok(), dynamodb.ok()].into_iter().flatten() {
-        if webhooks_local::handlers(env, &backends).is_ok() {
+        if webhooks_local::handlers(env, &backends, Arc::new(NoRecord)).is_ok() {
             let _ = Target::from_env(env);
         }
     }

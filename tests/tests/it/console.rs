@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
-use webhook_console::{Access, ConsoleSettings};
+use webhook_console::{Access, ConsoleSettings, Served};
 use webhook_core::config::{vars, Env};
 use webhook_core::model::Source;
 use webhook_core::ops::Operator;
@@ -15,7 +15,7 @@ use webhook_core::runtime;
 use webhook_core::store::TransitionSelector;
 use webhook_tests::events::{dev_credentialed, serve_in_background};
 use webhook_tests::kit::Kit;
-use webhook_tests::samples::{invoice_event, invoice_key};
+use webhook_tests::samples::{as_unrecognised, invoice_event, invoice_key, order_event};
 
 webhook_tests::on_every_backend!(
     pages_explain_an_event_and_its_entity,
@@ -126,11 +126,42 @@ async fn pages_explain_an_event_and_its_entity(kit: &Kit) {
     assert!(page.contains(r#"<g class="state late">"#), "{page}");
     assert!(page.contains("late: after a newer state"), "{page}");
 
+    // An event kept as not understood: the status filter and the overview's column.
+    kit.store
+        .persist(&as_unrecognised(order_event(
+            "u-1",
+            7,
+            Some("NEW"),
+            "PACKED",
+            "2025-09-05T10:00:00Z",
+        )))
+        .await
+        .expect("persist");
+    let (status, rows) = get(&base, "/console/events/rows?status=unrecognised").await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert!(
+        rows.contains("fulfilment#u-1") && !rows.contains("invoice#"),
+        "{rows}"
+    );
+    let (_, list) = get(&base, "/console/events").await;
+    assert!(
+        list.contains(r#"<option value="unrecognised">"#),
+        "the filter offers it: {list}"
+    );
+
     let (status, overview) = get(&base, "/console").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         overview.contains(r#"href="/console/events?source=invoice&amp;status=flagged">1<"#),
         "{overview}"
+    );
+    assert!(
+        overview.contains(r#"href="/console/events?source=fulfilment&amp;status=unrecognised">1<"#),
+        "{overview}"
+    );
+    assert!(
+        !overview.contains("Failed answers"),
+        "a console that answers no webhooks has no answers to judge: {overview}"
     );
 }
 
@@ -196,16 +227,137 @@ async fn replay_and_redrive_from_the_pages(kit: &Kit) {
 
 /// webhooks-local's whole site over a fresh SQLite file, with the console under `access`.
 async fn local_site(access: Option<Access>) -> (String, tempfile::TempDir) {
+    local_site_with(access, &Env::default()).await
+}
+
+async fn local_site_with(access: Option<Access>, env: &Env) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let env = Env::default();
-    let (backends, sqlite) = runtime::sqlite_backends(&dir.path().join("w.db"), &env).unwrap();
-    let handlers = webhooks_local::handlers(&env, &backends).unwrap();
+    let (backends, sqlite) = runtime::sqlite_backends(&dir.path().join("w.db"), env).unwrap();
+    let served = Served::default();
+    let handlers = webhooks_local::handlers(env, &backends, served.refusals.clone()).unwrap();
     let console = access.map(|access| webhooks_local::ConsoleParts {
         operator: runtime::sqlite_operator_over(&sqlite),
         access,
     });
-    let app = webhooks_local::site(handlers, 262_144, backends.store.clone(), console);
+    let app = webhooks_local::site(handlers, 262_144, backends.store.clone(), served, console);
     (serve_in_background(app).await, dir)
+}
+
+async fn post(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> StatusCode {
+    let mut post = client().post(format!("{base}{path}")).body(body.to_vec());
+    for (k, v) in headers {
+        post = post.header(*k, *v);
+    }
+    post.send().await.unwrap().status()
+}
+
+/// The rows of the refusals page's table.
+fn refusal_rows(page: &str) -> Vec<&str> {
+    page.split("<tr data-source=").skip(1).collect()
+}
+
+#[tokio::test]
+async fn recent_refusals_are_listed_without_credentials_or_bodies() {
+    let env = Env::from_pairs([(
+        vars::ABAHA_TOKENS_BY_TENANT.name,
+        r#"{"s1":["tenant-s1-token-7731"]}"#,
+    )]);
+    let (base, _dir) = local_site_with(Some(open_access()), &env).await;
+    let (_, empty) = get(&base, "/console/refusals").await;
+    assert!(empty.contains("No request has been refused"), "{empty}");
+
+    let abaha = "/api/v1/abaha/webhook";
+    let wrong = [("X-Abaha-Token", "wrong-token-5512")];
+    let secret_body = br#"{"store_id":"s1","tel":"0901234567","note":"body-marker-9f"}"#;
+    assert_eq!(post(&base, abaha, &wrong, secret_body).await, 401);
+    let bound = [("X-Abaha-Token", "tenant-s1-token-7731")];
+    let other_shop = br#"{"store_id":"s2","cart_code":"C1","status":"NEW"}"#;
+    assert_eq!(post(&base, abaha, &bound, other_shop).await, 403);
+    assert_eq!(post(&base, abaha, &bound, b"[1, 2]").await, 400);
+    assert_eq!(post(&base, abaha, &bound, &vec![b' '; 262_145]).await, 413);
+    let ok = br#"{"store_id":"s1","cart_code":"C1","status":"NEW"}"#;
+    assert_eq!(post(&base, abaha, &bound, ok).await, 200);
+
+    let (status, page) = get(&base, "/console/refusals").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let rows = refusal_rows(&page);
+    assert_eq!(rows.len(), 4, "the accepted one is no refusal: {page}");
+    let expect = [
+        ("413", "too_large", "VAL_004", "262145", "-"),
+        ("400", "malformed_json", "VAL_002", "6", "-"),
+        (
+            "403",
+            "tenant_not_bound",
+            "AUTH_004",
+            &other_shop.len().to_string(),
+            "s2",
+        ),
+        (
+            "401",
+            "bad_credential",
+            "AUTH_002",
+            &secret_body.len().to_string(),
+            "-",
+        ),
+    ];
+    for (row, (status, reason, code, size, tenant)) in rows.iter().zip(expect) {
+        for want in [status, reason, code, size] {
+            assert!(row.contains(&format!(">{want}<")), "{want} in {row}");
+        }
+        assert!(
+            row.contains(&format!("<td>{tenant}</td>")),
+            "tenant {tenant} in {row}"
+        );
+        assert!(row.starts_with(r#""abaha""#), "{row}");
+    }
+    for never in [
+        "wrong-token-5512",
+        "tenant-s1-token-7731",
+        "body-marker-9f",
+        "0901234567",
+    ] {
+        assert!(!page.contains(never), "{never} must not be shown: {page}");
+    }
+    assert!(
+        page.contains("4 refused since this process started"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_source_s_share_of_failed_answers() {
+    let (base, _dir) = local_site(Some(open_access())).await;
+    let pancake = "/api/v1/pancake/webhook";
+    for _ in 0..100 {
+        assert_eq!(post(&base, pancake, &[], b"{}").await, 401);
+    }
+    post_abaha(
+        &base,
+        br#"{"store_id":"s1","cart_code":"C1","status":"NEW"}"#,
+    )
+    .await;
+    assert_eq!(post(&base, "/api/v1/abaha/webhook", &[], b"{}").await, 401);
+    let (_, overview) = get(&base, "/console").await;
+    let table = &overview[overview
+        .find("Failed answers, last 30 minutes")
+        .expect("the table")..];
+    let row = |source: &str| {
+        let at = table
+            .find(&format!(r#"<tr data-source="{source}""#))
+            .unwrap();
+        table[at..at + table[at..].find("</tr>").unwrap()].to_string()
+    };
+    let pancake = row("pancake");
+    assert!(
+        pancake.contains(r#"class="at-risk""#) && pancake.contains(">100 %<"),
+        "100 failures of 100: {pancake}"
+    );
+    assert!(pancake.contains("suspension risk"), "{pancake}");
+    let abaha = row("abaha");
+    assert!(
+        abaha.contains(">2<") && abaha.contains(">50 %<") && !abaha.contains("at-risk"),
+        "half of 2 is under the 100 failures: {abaha}"
+    );
 }
 
 /// Posts `body` to the Abaha route with the development token; it must be accepted.
@@ -312,7 +464,13 @@ async fn healthz_names_the_store_when_it_does_not_answer() {
         (vars::AWS_MAX_ATTEMPTS.name, "1"),
     ]);
     let store = runtime::dynamodb_store(&env).await.expect("store settings");
-    let app = webhooks_local::site(Default::default(), 1024, Arc::new(store), None);
+    let app = webhooks_local::site(
+        Default::default(),
+        1024,
+        Arc::new(store),
+        Served::default(),
+        None,
+    );
     let base = serve_in_background(app).await;
     let (status, body) = get(&base, "/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

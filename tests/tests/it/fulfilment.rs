@@ -2,11 +2,13 @@
 //! local gateway over HTTP (issue 2's "must show").
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
 use webhook_core::model::{scoped_body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::refusals::NoRecord;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::store::{EventStatus, Store};
@@ -319,7 +321,7 @@ async fn stored_headers_never_include_credentials() {
 async fn serve_local(db: &Path) -> (String, tokio::task::JoinHandle<()>) {
     let env = Env::default();
     let (backends, _sqlite) = runtime::sqlite_backends(db, &env).unwrap();
-    let handlers = webhooks_local::handlers(&env, &backends).unwrap();
+    let handlers = webhooks_local::handlers(&env, &backends, Arc::new(NoRecord)).unwrap();
     let app = webhooks_local::app(handlers, PipelineSettings::default().max_body_bytes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

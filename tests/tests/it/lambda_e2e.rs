@@ -188,7 +188,58 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(message.occurred_at, "2022-06-07T09:55:58Z");
     assert_eq!(message.data["merchant_code"], "XYZ");
 
-    let logs = function.output();
+    // A forged signature: 401, and the refusal is one structured log line (the record the
+    // template's saved Logs Insights query lists), without the body or the credential.
+    let mut forged = sample_event();
+    forged["headers"]["x-event-signature"] = Value::from("ab".repeat(32));
+    let (status, _) = response_of(function.invoke(&api, forged).await);
+    assert_eq!(status, 401);
+    let refusal_line = |logs: &str| {
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["outcome"] == "rejected")
+    };
+    // The process's output is read as it comes: wait (up to 5 s) for the line to arrive.
+    let mut logs = function.output();
+    for _ in 0..50 {
+        if refusal_line(&logs).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        logs = function.output();
+    }
+    let refusal = refusal_line(&logs).unwrap_or_else(|| panic!("no refusal line: {logs}"));
+    for (field, value) in [
+        ("source", Value::from("fulfilment")),
+        ("status", Value::from(401)),
+        ("reason", Value::from("bad_credential")),
+        ("code", Value::from("AUTH_002")),
+        ("size", Value::from(body.len())),
+        ("request_id", refusal["request_id"].clone()),
+    ] {
+        assert_eq!(refusal[field], value, "{field} in {refusal}");
+    }
+    let logged: Vec<&String> = refusal.as_object().unwrap().keys().collect();
+    for field in webhook_core::refusals::LOG_FIELDS {
+        assert!(
+            field == "tenant" || logged.iter().any(|k| *k == field),
+            "{field} missing from {refusal}"
+        );
+    }
+    assert!(
+        refusal.get("tenant").is_none(),
+        "an unverified body's tenant is not read: {refusal}"
+    );
+    assert!(refusal["request_id"].is_string(), "{refusal}");
+    assert!(
+        !logs.contains("abababab"),
+        "the presented signature was logged"
+    );
+    assert!(
+        !refusal.to_string().contains("WAITING"),
+        "the body was logged: {refusal}"
+    );
+
     assert!(logs.contains("webhook accepted"), "{logs}");
     assert!(!logs.contains(DEV_SECRET), "a secret reached the log");
     assert!(api.init_errors().is_empty());

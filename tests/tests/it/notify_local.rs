@@ -20,6 +20,7 @@ use webhook_core::model::{
 };
 use webhook_core::notify::worker::{self, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
+use webhook_core::refusals::NoRecord;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::store::Store;
@@ -59,7 +60,7 @@ impl Local {
         ]);
         let (backends, sqlite) =
             runtime::sqlite_backends(&dir.path().join("webhooks.db"), &env).unwrap();
-        let handlers = webhooks_local::handlers(&env, &backends).unwrap();
+        let handlers = webhooks_local::handlers(&env, &backends, Arc::new(NoRecord)).unwrap();
         let max_body = PipelineSettings::from_env(&env).unwrap().max_body_bytes;
         let app = webhooks_local::app(handlers, max_body);
         let base = serve_in_background(app).await;

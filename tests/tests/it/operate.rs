@@ -11,7 +11,7 @@ use webhook_core::ops::{self, Operator, ReplayOutcome, ReprocessSummary};
 use webhook_core::store::{DeliveryRecord, EventFilter, IncomingEvent, Order, TransitionSelector};
 use webhook_core::Source;
 use webhook_tests::kit::Kit;
-use webhook_tests::samples::{order_event, order_key, RECEIVED_AT};
+use webhook_tests::samples::{as_unrecognised, order_event, order_key, RECEIVED_AT};
 
 webhook_tests::on_every_backend!(
     events_list_newest_first_in_pages_and_filter,
@@ -20,6 +20,7 @@ webhook_tests::on_every_backend!(
     dead_letters_are_listed_and_redriven,
     stats_count_per_source_and_status,
     reprocess_projects_what_an_older_release_ignored_once,
+    reprocess_projects_what_an_older_release_did_not_recognise,
     reprocess_never_regresses_a_newer_entity,
     interrupted_reprocess_converges_on_a_rerun,
     reprocess_rewrites_what_todays_code_projects_differently,
@@ -389,6 +390,93 @@ async fn reprocess_projects_what_an_older_release_ignored_once(kit: &Kit) {
         .unwrap()
         .unwrap();
     assert_eq!(event.status, EventStatus::Applied, "[{}]", kit.name);
+}
+
+/// A body an older release kept as `unrecognised` (a form it did not know) is listed by
+/// `--status unrecognised` and projected by reprocess once the provider understands it.
+async fn reprocess_projects_what_an_older_release_did_not_recognise(kit: &Kit) {
+    persist(
+        kit,
+        &as_unrecognised(order_at("u1", 7, "NEW", "PACKED", 1, 0)),
+    )
+    .await;
+    persist(kit, &as_ignored(order_at("i1", 8, "NEW", "PACKED", 2, 1))).await;
+    persist(kit, &order_at("a1", 9, "NEW", "PACKED", 3, 2)).await;
+    kit.drain_queue().await;
+    let op = kit.operator().await;
+    let unrecognised = EventFilter {
+        status: Some(EventStatus::Unrecognised),
+        ..Default::default()
+    };
+    let page = op
+        .store
+        .list_events(&unrecognised, Order::NewestFirst, 50, None)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page.events.iter().map(|e| e.event_key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["fulfilment#u1"],
+        "[{}] only the unrecognised one",
+        kit.name
+    );
+    assert_eq!(
+        page.events[0].status,
+        EventStatus::Unrecognised,
+        "[{}]",
+        kit.name
+    );
+
+    let dry = reprocess(&op, &unrecognised, true).await;
+    assert_eq!(
+        (dry.scanned, dry.newly_projected),
+        (1, 1),
+        "[{}] {dry:?}",
+        kit.name
+    );
+    let done = reprocess(&op, &unrecognised, false).await;
+    assert_eq!(
+        (
+            done.scanned,
+            done.newly_projected,
+            done.queued,
+            done.failed.len()
+        ),
+        (1, 1, 1, 0),
+        "[{}] {done:?}",
+        kit.name
+    );
+    let entity = kit
+        .store
+        .entity(&order_key(7))
+        .await
+        .unwrap()
+        .expect("projected");
+    assert_eq!(entity.state.as_deref(), Some("PACKED"), "[{}]", kit.name);
+    assert_eq!(
+        kit.drain_queue().await.len(),
+        1,
+        "[{}] its transition, once",
+        kit.name
+    );
+    let event = kit
+        .store
+        .event(&webhook_core::EventKey::parse("fulfilment#u1").expect("key"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.status, EventStatus::Applied, "[{}]", kit.name);
+    assert!(
+        kit.store.entity(&order_key(8)).await.unwrap().is_none(),
+        "[{}] the filter left the ignored one alone",
+        kit.name
+    );
+    let again = reprocess(&op, &unrecognised, false).await;
+    assert_eq!(
+        again.scanned, 0,
+        "[{}] nothing unrecognised is left",
+        kit.name
+    );
 }
 
 async fn reprocess_never_regresses_a_newer_entity(kit: &Kit) {

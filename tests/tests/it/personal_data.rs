@@ -93,7 +93,9 @@ async fn no_fixture_name_phone_email_or_address_reaches_the_logs() {
     let env = Env::default();
     let (backends, sqlite) =
         runtime::sqlite_backends(&dir.path().join("webhooks.db"), &env).expect("sqlite");
-    let handlers = webhooks_local::handlers(&env, &backends).expect("handlers");
+    let handlers =
+        webhooks_local::handlers(&env, &backends, Arc::new(webhook_core::refusals::NoRecord))
+            .expect("handlers");
     let base = serve_in_background(webhooks_local::app(handlers, 262_144)).await;
     let http = reqwest::Client::new();
 

@@ -17,7 +17,10 @@
 //! - the transitions queue is FIFO, redrives to a FIFO dead-letter queue, and is consumed by
 //!   the notifier with `ReportBatchItemFailures` under a long enough visibility timeout;
 //! - every metric the alarms watch in the `WebhookIngest` namespace is a name the code
-//!   emits, for a `Service` the code emits it for, and the alarms of ARCHITECTURE §8 exist.
+//!   emits, for a `Service` the code emits it for, and the alarms of ARCHITECTURE §8 exist;
+//! - per source an `Unrecognised` alarm and a suspension-risk alarm (the rule of
+//!   `metrics::suspension_risk`), and a saved Logs Insights query listing the refusals of
+//!   every ingest function, shown on the dashboard (`template/refusals.rs`).
 //!
 //! Every check returns its problems as text. The unit tests at the end break a copy of the
 //! real template (or of what the code declares) and assert each check notices.
@@ -30,6 +33,8 @@ use webhook_core::config::vars::{self, Binary, InTemplate};
 use webhook_core::http::ROUTES;
 use webhook_core::metrics::NAMESPACE;
 use webhook_core::{runtime, Source};
+
+mod refusals;
 
 /// SDK fluent calls (`client.get_item()`) and transaction parts (`Put::builder()`), by IAM
 /// action.
@@ -1318,6 +1323,9 @@ fn dashboard_series(body: &Value) -> (Vec<Series>, Vec<String>) {
         let default_stat = p["stat"].as_str().unwrap_or("Average");
         for m in as_list(&p["metrics"]) {
             let parts = as_list(m);
+            if parts.iter().any(|x| x.get("expression").is_some()) {
+                continue; // metric math over the series around it, which are checked
+            }
             let text: Vec<String> = parts
                 .iter()
                 .filter_map(|x| x.as_str().map(str::to_string))
@@ -1379,6 +1387,7 @@ fn required_series(t: &Template, code: &Code) -> Vec<(String, String, String, St
             "STALE",
             "FLAGGED",
             "TRANSITIONS_PUBLISHED",
+            "UNRECOGNISED",
         ] {
             push(NAMESPACE, name(k), "Service", source.as_str().into(), "Sum");
         }
@@ -1634,7 +1643,7 @@ const SQS_CONSUMER_ACTIONS: [&str; 3] = [
 
 type Check = fn(&Template, &Code) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 11] = [
+const CHECKS: [(&str, Check); 14] = [
     ("routes", check_routes),
     ("binaries", check_binaries),
     ("mains", check_mains),
@@ -1646,6 +1655,9 @@ const CHECKS: [(&str, Check); 11] = [
     ("alerting", check_alerting),
     ("dashboard", check_dashboard),
     ("silence", check_silence),
+    ("unrecognised", refusals::check_unrecognised),
+    ("suspension risk", refusals::check_suspension_risk),
+    ("refusals query", refusals::check_refusals_query),
 ];
 
 fn all_problems(t: &Template, code: &Code) -> Vec<String> {
