@@ -24,6 +24,8 @@ pub const ROUTE: &str = "/api/v1/fulfilment/webhook";
 /// Events are received at this time (unix seconds) unless a test says otherwise.
 pub const RECEIVED_AT: i64 = 1_757_069_100;
 pub const RETENTION_DAYS: i64 = 90;
+/// The entities' and transitions' retention the samples are written with (the default).
+pub const ENTITY_RETENTION_DAYS: i64 = 180;
 
 pub fn provider() -> Fulfilment {
     Fulfilment::new(Credentials::Verified(webhook_core::config::Keys::any(
@@ -94,6 +96,7 @@ pub fn incoming(req: &RawRequest) -> IncomingEvent {
             .collect(),
         received_at: now,
         expires_at: RECEIVED_AT + RETENTION_DAYS * 86_400,
+        entity_expires_at: RECEIVED_AT + ENTITY_RETENTION_DAYS * 86_400,
     }
 }
 
@@ -178,5 +181,6 @@ pub fn invoice_event(
         headers: vec![("content-type".into(), "application/json".into())],
         received_at: received_at(),
         expires_at: RECEIVED_AT + RETENTION_DAYS * 86_400,
+        entity_expires_at: RECEIVED_AT + ENTITY_RETENTION_DAYS * 86_400,
     }
 }

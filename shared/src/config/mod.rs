@@ -232,21 +232,89 @@ pub fn resolve_credentials(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineSettings {
     pub max_body_bytes: usize,
+    /// Event records (raw bodies) expire this many days after receipt.
     pub retention_days: u64,
+    /// Entities and transitions expire this many days after the last event that wrote them
+    /// (ARCHITECTURE §5, decision 35).
+    pub entity_retention_days: u64,
 }
 
 impl PipelineSettings {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
     pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+    pub const DEFAULT_ENTITY_RETENTION_DAYS: u64 = 180;
+    /// The shortest entity retention: longer than any copy of a transition's message can
+    /// wait on the queues (SQS keeps it 4 days, the DLQ 14 more), so a transition never
+    /// expires under a message still to be delivered or redriven.
+    pub const MIN_ENTITY_RETENTION_DAYS: u64 = 30;
+    /// Ten years: past it a unix-seconds expiry stops meaning "a retention period".
+    pub const MAX_RETENTION_DAYS: u64 = 3650;
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(PipelineSettings {
+        let settings = PipelineSettings {
             max_body_bytes: env
                 .u64_or(&vars::MAX_BODY_BYTES, Self::DEFAULT_MAX_BODY_BYTES as u64)?
                 as usize,
             retention_days: env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?,
-        })
+            entity_retention_days: env.u64_or(
+                &vars::ENTITY_RETENTION_DAYS,
+                Self::DEFAULT_ENTITY_RETENTION_DAYS,
+            )?,
+        };
+        settings.check()?;
+        Ok(settings)
     }
+
+    /// Refuses retentions the rules of §5 cannot keep: an entity that expired before the
+    /// events that wrote it would come back on a reprocess of them, and a transition must
+    /// outlive its queued message.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |var: &Var, reason: String| ConfigError::Invalid {
+            var: var.name,
+            reason,
+        };
+        if !(1..=Self::MAX_RETENTION_DAYS).contains(&self.retention_days) {
+            return Err(invalid(
+                &vars::RETENTION_DAYS,
+                format!("expected 1 to {} days", Self::MAX_RETENTION_DAYS),
+            ));
+        }
+        let entity = self.entity_retention_days;
+        if !(Self::MIN_ENTITY_RETENTION_DAYS..=Self::MAX_RETENTION_DAYS).contains(&entity) {
+            return Err(invalid(
+                &vars::ENTITY_RETENTION_DAYS,
+                format!(
+                    "expected {} to {} days (a transition outlives its queued message)",
+                    Self::MIN_ENTITY_RETENTION_DAYS,
+                    Self::MAX_RETENTION_DAYS
+                ),
+            ));
+        }
+        if entity < self.retention_days {
+            return Err(invalid(
+                &vars::ENTITY_RETENTION_DAYS,
+                format!(
+                    "{entity} days is shorter than RETENTION_DAYS ({}): an entity must outlive the events that wrote it",
+                    self.retention_days
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the event record of an event received at `received` expires (unix seconds).
+    pub fn event_expiry(&self, received: time::OffsetDateTime) -> i64 {
+        expiry(received, self.retention_days)
+    }
+
+    /// When the entities and transitions an event received at `received` writes expire.
+    pub fn entity_expiry(&self, received: time::OffsetDateTime) -> i64 {
+        expiry(received, self.entity_retention_days)
+    }
+}
+
+fn expiry(received: time::OffsetDateTime, days: u64) -> i64 {
+    received.unix_timestamp() + days as i64 * 86_400
 }
 
 impl Default for PipelineSettings {
@@ -254,6 +322,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             retention_days: Self::DEFAULT_RETENTION_DAYS,
+            entity_retention_days: Self::DEFAULT_ENTITY_RETENTION_DAYS,
         }
     }
 }

@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
 
 use super::{Operator, OpsError};
-use crate::config::{Env, Mode};
+use crate::config::{Env, Mode, PipelineSettings};
 use crate::http::{route_for, RawRequest};
 use crate::model::{EventKey, EventStatus, Source};
 use crate::sources::{provider_from_env, Provider};
@@ -68,13 +68,16 @@ pub async fn reprocess(
     progress: Progress<'_>,
 ) -> Result<ReprocessSummary, OpsError> {
     let providers = providers(env);
+    // The entity expiry a re-applied event writes, as ingest would have on its arrival.
+    let settings =
+        &PipelineSettings::from_env(env).map_err(|e| OpsError::Refused(e.to_string()))?;
     let mut summary = ReprocessSummary::default();
     let mut outcomes = std::pin::pin!(events(op, filter)
         .map(|page| {
             let providers = &providers;
             async move {
                 let stored = page?;
-                let outcome = one(op, providers, &stored, dry_run).await;
+                let outcome = one(op, providers, settings, &stored, dry_run).await;
                 Ok::<_, OpsError>((stored.event_key, outcome))
             }
         })
@@ -150,6 +153,7 @@ pub fn providers(env: &Env) -> HashMap<Source, Result<Arc<dyn Provider>, String>
 async fn one(
     op: &Operator,
     providers: &HashMap<Source, Result<Arc<dyn Provider>, String>>,
+    settings: &PipelineSettings,
     stored: &StoredEvent,
     dry_run: bool,
 ) -> Outcome {
@@ -171,6 +175,7 @@ async fn one(
         headers: stored.headers.clone(),
         received_at: received,
         expires_at: stored.expires_at,
+        entity_expires_at: settings.entity_expiry(received),
     };
     if dry_run {
         return dry(op, stored, &incoming).await.map(|v| (v, 0));

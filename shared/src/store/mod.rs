@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod inspect;
+pub mod purge;
 
 use async_trait::async_trait;
 use flate2::read::DeflateDecoder;
@@ -20,6 +21,7 @@ pub use inspect::{
     reapplied_status, EventFilter, EventPage, EventSummary, Order, Reapplied, Replayable,
     TransitionSelector,
 };
+pub use purge::{Needle, PurgeTarget, Purged, QueuedCopy};
 
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, NormalisedEvent, Recognition, TransitionMessage};
@@ -35,6 +37,9 @@ pub struct IncomingEvent {
     pub received_at: OffsetDateTime,
     /// TTL: unix seconds after which the event record may be deleted.
     pub expires_at: i64,
+    /// TTL of the entities and transitions this event writes (unix seconds): each entity
+    /// expires `ENTITY_RETENTION_DAYS` after the last event that wrote it (§5).
+    pub entity_expires_at: i64,
 }
 
 impl IncomingEvent {
@@ -229,6 +234,11 @@ pub trait Store: Send + Sync {
     /// Forgets a transition's delivery record (and `published`), so the notifier sends it
     /// again under the same `webhook-id`: a forced replay.
     async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
+
+    /// Erases what `target` selects: events, entities, transitions and the queued copies
+    /// the store holds (the SQLite outbox), so none of them is found again; with `dry_run`
+    /// only reports what would go. [`Purged::kept`] names what the store could not reach.
+    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError>;
 }
 
 /// A deflate encoder kept per thread (one per level).

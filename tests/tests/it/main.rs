@@ -19,6 +19,7 @@ mod notify_local;
 mod operate;
 mod pancake;
 mod pancake_pos;
+mod purge;
 mod reliability;
 mod template;
 mod tenants;
