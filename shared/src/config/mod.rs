@@ -251,55 +251,51 @@ impl PipelineSettings {
     pub const MAX_RETENTION_DAYS: u64 = 3650;
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let settings = PipelineSettings {
+        let retention_days = env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?;
+        if !(1..=Self::MAX_RETENTION_DAYS).contains(&retention_days) {
+            return Err(ConfigError::Invalid {
+                var: vars::RETENTION_DAYS.name,
+                reason: format!("expected 1 to {} days", Self::MAX_RETENTION_DAYS),
+            });
+        }
+        let entity_retention_days = Self::entity_retention_days(env)?;
+        // An entity that expired before the events that wrote it would come back on a
+        // reprocess of them.
+        if entity_retention_days < retention_days {
+            return Err(ConfigError::Invalid {
+                var: vars::ENTITY_RETENTION_DAYS.name,
+                reason: format!(
+                    "{entity_retention_days} days is shorter than RETENTION_DAYS ({retention_days}): an entity must outlive the events that wrote it"
+                ),
+            });
+        }
+        Ok(PipelineSettings {
             max_body_bytes: env
                 .u64_or(&vars::MAX_BODY_BYTES, Self::DEFAULT_MAX_BODY_BYTES as u64)?
                 as usize,
-            retention_days: env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?,
-            entity_retention_days: env.u64_or(
-                &vars::ENTITY_RETENTION_DAYS,
-                Self::DEFAULT_ENTITY_RETENTION_DAYS,
-            )?,
-        };
-        settings.check()?;
-        Ok(settings)
+            retention_days,
+            entity_retention_days,
+        })
     }
 
-    /// Refuses retentions the rules of §5 cannot keep: an entity that expired before the
-    /// events that wrote it would come back on a reprocess of them, and a transition must
-    /// outlive its queued message.
-    fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |var: &Var, reason: String| ConfigError::Invalid {
-            var: var.name,
-            reason,
-        };
-        if !(1..=Self::MAX_RETENTION_DAYS).contains(&self.retention_days) {
-            return Err(invalid(
-                &vars::RETENTION_DAYS,
-                format!("expected 1 to {} days", Self::MAX_RETENTION_DAYS),
-            ));
-        }
-        let entity = self.entity_retention_days;
-        if !(Self::MIN_ENTITY_RETENTION_DAYS..=Self::MAX_RETENTION_DAYS).contains(&entity) {
-            return Err(invalid(
-                &vars::ENTITY_RETENTION_DAYS,
-                format!(
+    /// `ENTITY_RETENTION_DAYS` alone (reprocess writes entities, never event records): at
+    /// least [`Self::MIN_ENTITY_RETENTION_DAYS`], so a transition outlives its queued message.
+    pub fn entity_retention_days(env: &Env) -> Result<u64, ConfigError> {
+        let days = env.u64_or(
+            &vars::ENTITY_RETENTION_DAYS,
+            Self::DEFAULT_ENTITY_RETENTION_DAYS,
+        )?;
+        if !(Self::MIN_ENTITY_RETENTION_DAYS..=Self::MAX_RETENTION_DAYS).contains(&days) {
+            return Err(ConfigError::Invalid {
+                var: vars::ENTITY_RETENTION_DAYS.name,
+                reason: format!(
                     "expected {} to {} days (a transition outlives its queued message)",
                     Self::MIN_ENTITY_RETENTION_DAYS,
                     Self::MAX_RETENTION_DAYS
                 ),
-            ));
+            });
         }
-        if entity < self.retention_days {
-            return Err(invalid(
-                &vars::ENTITY_RETENTION_DAYS,
-                format!(
-                    "{entity} days is shorter than RETENTION_DAYS ({}): an entity must outlive the events that wrote it",
-                    self.retention_days
-                ),
-            ));
-        }
-        Ok(())
+        Ok(days)
     }
 
     /// When the event record of an event received at `received` expires (unix seconds).
@@ -313,7 +309,8 @@ impl PipelineSettings {
     }
 }
 
-fn expiry(received: time::OffsetDateTime, days: u64) -> i64 {
+/// `days` after `received`, in unix seconds (a TTL attribute).
+pub fn expiry(received: time::OffsetDateTime, days: u64) -> i64 {
     received.unix_timestamp() + days as i64 * 86_400
 }
 
@@ -330,6 +327,37 @@ impl Default for PipelineSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retentions_are_bounded_and_entities_outlive_their_events() {
+        let settings = |pairs: &[(&str, &str)]| {
+            PipelineSettings::from_env(&Env::from_pairs(pairs.iter().copied()))
+        };
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(
+            (defaults.retention_days, defaults.entity_retention_days),
+            (90, 180)
+        );
+        let received = time::OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        assert_eq!(defaults.entity_expiry(received), 1_000 + 180 * 86_400);
+        for (pairs, var) in [
+            (
+                &[("ENTITY_RETENTION_DAYS", "29")][..],
+                "ENTITY_RETENTION_DAYS",
+            ),
+            (&[("RETENTION_DAYS", "200")], "ENTITY_RETENTION_DAYS"),
+            (&[("RETENTION_DAYS", "0")], "RETENTION_DAYS"),
+            (
+                &[("ENTITY_RETENTION_DAYS", "3651")],
+                "ENTITY_RETENTION_DAYS",
+            ),
+        ] {
+            let err = settings(pairs).unwrap_err().to_string();
+            assert!(err.contains(var), "{pairs:?}: {err}");
+        }
+        let long = settings(&[("RETENTION_DAYS", "200"), ("ENTITY_RETENTION_DAYS", "200")]);
+        assert_eq!(long.unwrap().entity_retention_days, 200);
+    }
 
     #[test]
     fn lambda_fails_closed_without_credentials() {

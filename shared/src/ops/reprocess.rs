@@ -69,15 +69,15 @@ pub async fn reprocess(
 ) -> Result<ReprocessSummary, OpsError> {
     let providers = providers(env);
     // The entity expiry a re-applied event writes, as ingest would have on its arrival.
-    let settings =
-        &PipelineSettings::from_env(env).map_err(|e| OpsError::Refused(e.to_string()))?;
+    let entity_days = PipelineSettings::entity_retention_days(env)
+        .map_err(|e| OpsError::Refused(e.to_string()))?;
     let mut summary = ReprocessSummary::default();
     let mut outcomes = std::pin::pin!(events(op, filter)
         .map(|page| {
             let providers = &providers;
             async move {
                 let stored = page?;
-                let outcome = one(op, providers, settings, &stored, dry_run).await;
+                let outcome = one(op, providers, entity_days, &stored, dry_run).await;
                 Ok::<_, OpsError>((stored.event_key, outcome))
             }
         })
@@ -153,7 +153,7 @@ pub fn providers(env: &Env) -> HashMap<Source, Result<Arc<dyn Provider>, String>
 async fn one(
     op: &Operator,
     providers: &HashMap<Source, Result<Arc<dyn Provider>, String>>,
-    settings: &PipelineSettings,
+    entity_days: u64,
     stored: &StoredEvent,
     dry_run: bool,
 ) -> Outcome {
@@ -175,7 +175,7 @@ async fn one(
         headers: stored.headers.clone(),
         received_at: received,
         expires_at: stored.expires_at,
-        entity_expires_at: settings.entity_expiry(received),
+        entity_expires_at: crate::config::expiry(received, entity_days),
     };
     if dry_run {
         return dry(op, stored, &incoming).await.map(|v| (v, 0));
