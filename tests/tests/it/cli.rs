@@ -384,7 +384,7 @@ async fn purge_reads_the_value_from_stdin_and_never_logs_it() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("running webhooks");
-        write!(child.stdin.take().unwrap(), "{phone}\n").unwrap();
+        writeln!(child.stdin.take().unwrap(), "{phone}").unwrap();
         child.wait_with_output().unwrap()
     };
     let summary = |o: &Output| -> serde_json::Value {
