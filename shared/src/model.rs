@@ -485,3 +485,12 @@ mod tests {
         );
     }
 }
+
+/// A place that still holds copies of erased data after a purge, and for how long: what
+/// `webhooks purge` cannot reach (a backup window, a queue's retention, a log group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptCopy {
+    pub place: String,
+    /// What it holds and until when, in words.
+    pub kept: String,
+}

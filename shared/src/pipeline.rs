@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use time::Duration;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
@@ -102,8 +101,8 @@ impl Pipeline {
             raw_body: req.body.clone(),
             headers: kept_headers(req),
             received_at: now,
-            expires_at: (now + Duration::days(self.settings.retention_days as i64))
-                .unix_timestamp(),
+            expires_at: self.settings.event_expiry(now),
+            entity_expires_at: self.settings.entity_expiry(now),
             event: Arc::new(event),
             conflict_with: None,
         };

@@ -64,6 +64,11 @@ impl Kit {
         }
     }
 
+    /// The SQLite file, on the SQLite kit (its WAL is beside it, `-wal` appended).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("webhooks.db"))
+    }
+
     /// The AWS resources, on the DynamoDB kit.
     pub fn aws(&self) -> Option<&AwsFixture> {
         match &self.probe {

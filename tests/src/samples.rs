@@ -24,6 +24,8 @@ pub const ROUTE: &str = "/api/v1/fulfilment/webhook";
 /// Events are received at this time (unix seconds) unless a test says otherwise.
 pub const RECEIVED_AT: i64 = 1_757_069_100;
 pub const RETENTION_DAYS: i64 = 90;
+/// The entities' and transitions' retention the samples are written with (the default).
+pub const ENTITY_RETENTION_DAYS: i64 = 180;
 
 pub fn provider() -> Fulfilment {
     Fulfilment::new(Credentials::Verified(webhook_core::config::Keys::any(
@@ -95,6 +97,7 @@ pub fn incoming(req: &RawRequest) -> IncomingEvent {
         received_at: now,
         expires_at: RECEIVED_AT + RETENTION_DAYS * 86_400,
         conflict_with: None,
+        entity_expires_at: RECEIVED_AT + ENTITY_RETENTION_DAYS * 86_400,
     }
 }
 
@@ -180,6 +183,7 @@ pub fn invoice_event(
         received_at: received_at(),
         expires_at: RECEIVED_AT + RETENTION_DAYS * 86_400,
         conflict_with: None,
+        entity_expires_at: RECEIVED_AT + ENTITY_RETENTION_DAYS * 86_400,
     }
 }
 

@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     // The embedded queue's worker and the TTL purge DynamoDB does by itself; on DynamoDB the
     // transitions wait on SQS for the notifier.
     let worker = sqlite.map(|store| {
-        tokio::spawn(purge_expired_events(store.clone(), stop_rx.clone()));
+        tokio::spawn(purge_expired(store.clone(), stop_rx.clone()));
         tokio::spawn(worker::run(
             Arc::new(store.outbox()),
             notifier,
@@ -155,12 +155,19 @@ async fn console_parts(
     Ok(webhooks_local::ConsoleParts { operator, access })
 }
 
-/// Deletes event records past their `expires_at` (RETENTION_DAYS) at start and hourly.
-async fn purge_expired_events(store: SqliteStore, mut stop: watch::Receiver<bool>) {
+/// Deletes event records past their `expires_at` (RETENTION_DAYS), and entities and
+/// transitions past theirs (ENTITY_RETENTION_DAYS), at start and hourly.
+async fn purge_expired(store: SqliteStore, mut stop: watch::Receiver<bool>) {
     loop {
         match store.purge_expired(time::OffsetDateTime::now_utc()).await {
-            Ok(0) => {}
-            Ok(n) => info!(deleted = n, "expired event records purged"),
+            Ok(n) if n == Default::default() => {}
+            Ok(n) => info!(
+                events = n.events,
+                entities = n.entities,
+                transitions = n.transitions,
+                dead_letters = n.dead_letters,
+                "expired records purged"
+            ),
             Err(e) => tracing::warn!(error = %e, "TTL purge failed; will retry"),
         }
         tokio::select! {

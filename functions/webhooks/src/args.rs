@@ -25,7 +25,7 @@ static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[derive(Parser)]
 #[command(
     name = "webhooks",
-    about = "Find, explain, replay, redrive and reprocess stored webhook events",
+    about = "Find, explain, replay, redrive, reprocess and purge stored webhook events",
     after_help = HELP.as_str()
 )]
 pub struct Cli {
@@ -100,6 +100,9 @@ pub enum Command {
     /// Events per source and status over a window.
     #[command(after_help = "Example:\n  webhooks stats --since 24h")]
     Stats(FilterArgs),
+    /// Erase personal data: an entity, a tenant, or every record holding a value.
+    #[command(after_help = PURGE_HELP)]
+    Purge(PurgeArgs),
     /// Tenant-bound credentials in the credential table: add, list, rotate, revoke.
     #[command(subcommand)]
     Credentials(crate::credentials::CredentialsCommand),
@@ -108,6 +111,71 @@ pub enum Command {
         after_help = "Examples:\n  webhooks console                      # http://127.0.0.1:3001/console\n  webhooks --store dynamodb console\n  CONSOLE_TOKEN=... webhooks console --listen 0.0.0.0:3001"
     )]
     Console(ConsoleArgs),
+}
+
+const PURGE_HELP: &str =
+    "Examples:\n  webhooks purge --entity pancake-pos 987654321 customer 42 --dry-run\n  \
+webhooks purge --tenant abaha 552\n  \
+printf %s 0912345678 | webhooks purge --match - --dry-run\n\n\
+Deletes events, entities, transitions and the queued copies the store holds (the SQLite \
+outbox), then names what still holds copies and for how long (backups, queues, logs, the \
+receiver). On DynamoDB --match and the events of an entity or tenant are found by a Scan \
+(no index: ARCHITECTURE decision 18). The purge is logged on stderr without the value.";
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "target")]
+pub struct PurgeTarget {
+    /// One entity, every event naming it, its transitions: SOURCE TENANT KIND ID.
+    #[arg(long, num_args = 4, value_names = ["SOURCE", "TENANT", "KIND", "ID"], group = "target")]
+    pub entity: Option<Vec<String>>,
+    /// Everything of one tenant: SOURCE TENANT.
+    #[arg(long, num_args = 2, value_names = ["SOURCE", "TENANT"], group = "target")]
+    pub tenant: Option<Vec<String>>,
+    /// Every record whose body, data or message holds TEXT (a phone, an e-mail); `-` reads
+    /// it from stdin, keeping it out of the shell's history.
+    #[arg(long = "match", value_name = "TEXT", group = "target")]
+    pub needle: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    pub target: PurgeTarget,
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl PurgeArgs {
+    pub fn target(&self) -> Result<webhook_core::store::PurgeTarget, Failure> {
+        use webhook_core::store::{Needle, PurgeTarget as Target};
+        let t = &self.target;
+        if let Some(e) = &t.entity {
+            let source = parse_source(&e[0]).map_err(Failure::Usage)?;
+            return Ok(Target::Entity(entity_key(source, &e[1], &e[2], &e[3])?));
+        }
+        if let Some(e) = &t.tenant {
+            let source = parse_source(&e[0]).map_err(Failure::Usage)?;
+            return Ok(Target::Tenant {
+                source,
+                tenant: Tenant::new(&e[1]),
+            });
+        }
+        let text = match t.needle.as_deref() {
+            Some("-") => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| Failure::Usage(format!("--match -: reading stdin: {e}")))?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            }
+            Some(text) => text.to_string(),
+            None => return Err(Failure::Usage("name what to purge".into())),
+        };
+        Needle::new(&text)
+            .map(Target::Match)
+            .map_err(Failure::Usage)
+    }
 }
 
 #[derive(Args)]

@@ -22,6 +22,7 @@ mod say {
 mod args;
 mod console;
 mod credentials;
+mod purge;
 mod show;
 
 use std::process::ExitCode;
@@ -41,10 +42,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Warnings only: the output is the answer, not the log.
+    // Errors only (the output is the answer, not the log), and the audit line of a purge.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+        .with_env_filter(format!("{filter},{}=info", webhook_core::ops::AUDIT_TARGET))
         .init();
     let env = Env::from_process();
     let result = match connect(&cli, &env).await {
@@ -110,6 +112,7 @@ async fn run(cli: &Cli, op: &Operator, env: &Env) -> Result<(), Failure> {
         Command::Dlq(a) => show::dlq(op, &out, a).await,
         Command::Reprocess(a) => show::reprocess(op, &out, env, a).await,
         Command::Stats(a) => show::stats(op, &out, a).await,
+        Command::Purge(a) => purge::purge(op, &out, a).await,
         Command::Credentials(c) => credentials::run(op, &out, c).await,
         Command::Console(a) => console::serve(op, env, a).await,
     }

@@ -232,21 +232,86 @@ pub fn resolve_credentials(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineSettings {
     pub max_body_bytes: usize,
+    /// Event records (raw bodies) expire this many days after receipt.
     pub retention_days: u64,
+    /// Entities and transitions expire this many days after the last event that wrote them
+    /// (ARCHITECTURE §5, decision 43).
+    pub entity_retention_days: u64,
 }
 
 impl PipelineSettings {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
     pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+    pub const DEFAULT_ENTITY_RETENTION_DAYS: u64 = 180;
+    /// The shortest entity retention: longer than any copy of a transition's message can
+    /// wait on the queues (SQS keeps it 4 days, the DLQ 14 more), so a transition never
+    /// expires under a message still to be delivered or redriven.
+    pub const MIN_ENTITY_RETENTION_DAYS: u64 = 30;
+    /// Ten years: past it a unix-seconds expiry stops meaning "a retention period".
+    pub const MAX_RETENTION_DAYS: u64 = 3650;
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let retention_days = env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?;
+        if !(1..=Self::MAX_RETENTION_DAYS).contains(&retention_days) {
+            return Err(ConfigError::Invalid {
+                var: vars::RETENTION_DAYS.name,
+                reason: format!("expected 1 to {} days", Self::MAX_RETENTION_DAYS),
+            });
+        }
+        let entity_retention_days = Self::entity_retention_days(env)?;
+        // An entity that expired before the events that wrote it would come back on a
+        // reprocess of them.
+        if entity_retention_days < retention_days {
+            return Err(ConfigError::Invalid {
+                var: vars::ENTITY_RETENTION_DAYS.name,
+                reason: format!(
+                    "{entity_retention_days} days is shorter than RETENTION_DAYS ({retention_days}): an entity must outlive the events that wrote it"
+                ),
+            });
+        }
         Ok(PipelineSettings {
             max_body_bytes: env
                 .u64_or(&vars::MAX_BODY_BYTES, Self::DEFAULT_MAX_BODY_BYTES as u64)?
                 as usize,
-            retention_days: env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?,
+            retention_days,
+            entity_retention_days,
         })
     }
+
+    /// `ENTITY_RETENTION_DAYS` alone (reprocess writes entities, never event records): at
+    /// least [`Self::MIN_ENTITY_RETENTION_DAYS`], so a transition outlives its queued message.
+    pub fn entity_retention_days(env: &Env) -> Result<u64, ConfigError> {
+        let days = env.u64_or(
+            &vars::ENTITY_RETENTION_DAYS,
+            Self::DEFAULT_ENTITY_RETENTION_DAYS,
+        )?;
+        if !(Self::MIN_ENTITY_RETENTION_DAYS..=Self::MAX_RETENTION_DAYS).contains(&days) {
+            return Err(ConfigError::Invalid {
+                var: vars::ENTITY_RETENTION_DAYS.name,
+                reason: format!(
+                    "expected {} to {} days (a transition outlives its queued message)",
+                    Self::MIN_ENTITY_RETENTION_DAYS,
+                    Self::MAX_RETENTION_DAYS
+                ),
+            });
+        }
+        Ok(days)
+    }
+
+    /// When the event record of an event received at `received` expires (unix seconds).
+    pub fn event_expiry(&self, received: time::OffsetDateTime) -> i64 {
+        expiry(received, self.retention_days)
+    }
+
+    /// When the entities and transitions an event received at `received` writes expire.
+    pub fn entity_expiry(&self, received: time::OffsetDateTime) -> i64 {
+        expiry(received, self.entity_retention_days)
+    }
+}
+
+/// `days` after `received`, in unix seconds (a TTL attribute).
+pub fn expiry(received: time::OffsetDateTime, days: u64) -> i64 {
+    received.unix_timestamp() + days as i64 * 86_400
 }
 
 impl Default for PipelineSettings {
@@ -254,6 +319,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             retention_days: Self::DEFAULT_RETENTION_DAYS,
+            entity_retention_days: Self::DEFAULT_ENTITY_RETENTION_DAYS,
         }
     }
 }
@@ -261,6 +327,37 @@ impl Default for PipelineSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retentions_are_bounded_and_entities_outlive_their_events() {
+        let settings = |pairs: &[(&str, &str)]| {
+            PipelineSettings::from_env(&Env::from_pairs(pairs.iter().copied()))
+        };
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(
+            (defaults.retention_days, defaults.entity_retention_days),
+            (90, 180)
+        );
+        let received = time::OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        assert_eq!(defaults.entity_expiry(received), 1_000 + 180 * 86_400);
+        for (pairs, var) in [
+            (
+                &[("ENTITY_RETENTION_DAYS", "29")][..],
+                "ENTITY_RETENTION_DAYS",
+            ),
+            (&[("RETENTION_DAYS", "200")], "ENTITY_RETENTION_DAYS"),
+            (&[("RETENTION_DAYS", "0")], "RETENTION_DAYS"),
+            (
+                &[("ENTITY_RETENTION_DAYS", "3651")],
+                "ENTITY_RETENTION_DAYS",
+            ),
+        ] {
+            let err = settings(pairs).unwrap_err().to_string();
+            assert!(err.contains(var), "{pairs:?}: {err}");
+        }
+        let long = settings(&[("RETENTION_DAYS", "200"), ("ENTITY_RETENTION_DAYS", "200")]);
+        assert_eq!(long.unwrap().entity_retention_days, 200);
+    }
 
     #[test]
     fn lambda_fails_closed_without_credentials() {

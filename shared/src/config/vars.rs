@@ -223,9 +223,15 @@ pub const MAX_BODY_BYTES: Var = Var::new(
 pub const RETENTION_DAYS: Var = Var::new(
     "RETENTION_DAYS",
     Binaries::SOURCES,
-    "event records expire after this many days",
+    "event records (raw bodies) expire after this many days",
 )
 .defaults_to("90");
+pub const ENTITY_RETENTION_DAYS: Var = Var::new(
+    "ENTITY_RETENTION_DAYS",
+    Binaries::SOURCES.with(Binary::Cli),
+    "entities and transitions expire this many days after the last event that wrote them (30 to 3650, at least RETENTION_DAYS)",
+)
+.defaults_to("180");
 
 // ---- webhooks-local ---------------------------------------------------------------------
 
@@ -393,6 +399,7 @@ pub const ALL: &[&Var] = &[
     &ALLOW_UNVERIFIED,
     &MAX_BODY_BYTES,
     &RETENTION_DAYS,
+    &ENTITY_RETENTION_DAYS,
     &CREDENTIALS_TABLE,
     &CREDENTIALS_CACHE_SECS,
     &LISTEN_ADDR,

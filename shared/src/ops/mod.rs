@@ -1,10 +1,11 @@
 //! What operators do with a deployment, written once over the ports so the `webhooks` CLI
 //! and the console behave the same on SQLite and on DynamoDB + SQS: explain an event or an
-//! entity, replay transitions, redrive dead letters, count, and reprocess stored raw bodies
-//! through today's provider code.
+//! entity, replay transitions, redrive dead letters, count, reprocess stored raw bodies
+//! through today's provider code, and erase personal data on request (purge).
 
 pub mod credentials;
 pub mod filter;
+mod purge;
 mod reprocess;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use crate::store::{
     StoredTransition, TransitionSelector,
 };
 
+pub use purge::AUDIT_TARGET;
 pub use reprocess::{providers, reprocess, Progress, ReprocessSummary};
 
 #[derive(Debug, Error)]

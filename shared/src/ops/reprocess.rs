@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
 
 use super::{Operator, OpsError};
-use crate::config::{Env, Mode};
+use crate::config::{Env, Mode, PipelineSettings};
 use crate::http::{route_for, RawRequest};
 use crate::model::{EventKey, EventStatus, Source};
 use crate::sources::{provider_from_env, Provider};
@@ -68,13 +68,16 @@ pub async fn reprocess(
     progress: Progress<'_>,
 ) -> Result<ReprocessSummary, OpsError> {
     let providers = providers(env);
+    // The entity expiry a re-applied event writes, as ingest would have on its arrival.
+    let entity_days = PipelineSettings::entity_retention_days(env)
+        .map_err(|e| OpsError::Refused(e.to_string()))?;
     let mut summary = ReprocessSummary::default();
     let mut outcomes = std::pin::pin!(events(op, filter)
         .map(|page| {
             let providers = &providers;
             async move {
                 let stored = page?;
-                let outcome = one(op, providers, &stored, dry_run).await;
+                let outcome = one(op, providers, entity_days, &stored, dry_run).await;
                 Ok::<_, OpsError>((stored.event_key, outcome))
             }
         })
@@ -150,6 +153,7 @@ pub fn providers(env: &Env) -> HashMap<Source, Result<Arc<dyn Provider>, String>
 async fn one(
     op: &Operator,
     providers: &HashMap<Source, Result<Arc<dyn Provider>, String>>,
+    entity_days: u64,
     stored: &StoredEvent,
     dry_run: bool,
 ) -> Outcome {
@@ -173,6 +177,7 @@ async fn one(
         received_at: received,
         expires_at: stored.expires_at,
         conflict_with: stored.conflict_with.clone().map(EventKey::from_stored),
+        entity_expires_at: crate::config::expiry(received, entity_days),
     };
     if dry_run {
         return dry(op, stored, &incoming).await.map(|v| (v, 0));

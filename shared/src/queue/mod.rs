@@ -123,4 +123,11 @@ pub trait DeadLetters: Send + Sync {
     /// Moves the named dead letters (`None`: all) back to the queue, each in its group, to be
     /// delivered again from its first attempt; returns how many moved.
     async fn redrive(&self, ids: Option<&[String]>) -> Result<usize, QueueError>;
+
+    /// What the queue keeps that an erasure of the store cannot reach (messages waiting, in
+    /// flight or dead-lettered), and for how long. The embedded outbox is erased with the
+    /// store, so by default nothing.
+    async fn kept_copies(&self) -> Vec<crate::model::KeptCopy> {
+        Vec::new()
+    }
 }

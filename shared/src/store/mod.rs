@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod inspect;
+pub mod purge;
 
 use async_trait::async_trait;
 use flate2::read::DeflateDecoder;
@@ -20,6 +21,7 @@ pub use inspect::{
     reapplied_status, EventFilter, EventPage, EventSummary, Order, Reapplied, Replayable,
     TransitionSelector,
 };
+pub use purge::{Needle, PurgeTarget, Purged, QueuedCopy};
 
 use crate::error::StoreError;
 use crate::model::{
@@ -40,6 +42,9 @@ pub struct IncomingEvent {
     /// Set when this delivery's declared id is stored already with another body: the event
     /// it conflicts with (stored on the event record as its flag; ARCHITECTURE §4).
     pub conflict_with: Option<EventKey>,
+    /// TTL of the entities and transitions this event writes (unix seconds): each entity
+    /// expires `ENTITY_RETENTION_DAYS` after the last event that wrote it (§5).
+    pub entity_expires_at: i64,
 }
 
 impl IncomingEvent {
@@ -248,6 +253,11 @@ pub trait Store: Send + Sync {
     /// Forgets a transition's delivery record (and `published`), so the notifier sends it
     /// again under the same `webhook-id`: a forced replay.
     async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
+
+    /// Erases what `target` selects: events, entities, transitions and the queued copies
+    /// the store holds (the SQLite outbox), so none of them is found again; with `dry_run`
+    /// only reports what would go. [`Purged::kept`] names what the store could not reach.
+    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError>;
 }
 
 /// A deflate encoder kept per thread (one per level).

@@ -413,3 +413,82 @@ async fn console_serves_the_store_on_loopback_and_refuses_beyond_it_without_a_to
         "{page}"
     );
 }
+
+/// `webhooks purge` as an operator runs it: the value read from stdin, a dry run that keeps
+/// everything, then the purge, logged on stderr without the value; afterwards `event` finds
+/// nothing (exit 2) and a value too short to be safe is a usage error.
+#[tokio::test]
+async fn purge_reads_the_value_from_stdin_and_never_logs_it() {
+    use std::io::Write;
+    let phone = "0901234567";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("webhooks.db");
+    {
+        let (backends, _) = sqlite_backends(&db, &Env::default()).expect("store");
+        let body = serde_json::json!({"event": "ORDER.CHANGE_STATUS", "payload": {
+            "merchant_code": "XYZ", "from_status": "NEW", "to_status": "PACKED",
+            "order": {"id": 9, "updated_at": "2025-09-05T10:00:00Z", "customer": {"phone": phone}}}});
+        let e = webhook_tests::samples::incoming(&webhook_tests::samples::signed(
+            &body.to_string(),
+            "p1",
+        ));
+        backends.store.persist(&e).await.expect("persist");
+    }
+    let db = db.to_str().unwrap();
+    let purge = |extra: &[&str]| {
+        let mut args = vec!["--db", db, "--json", "purge", "--match", "-"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(build_function("webhooks"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running webhooks");
+        writeln!(child.stdin.take().unwrap(), "{phone}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let summary = |o: &Output| -> serde_json::Value {
+        stdout(o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON lines"))
+            .find(|v| v.get("dryRun").is_some())
+            .expect("a summary line")
+    };
+
+    let dry = purge(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert_eq!(summary(&dry)["events"], 1, "{}", stdout(&dry));
+    assert!(webhooks(&["--db", db, "event", "fulfilment#p1"], &[])
+        .status
+        .success());
+
+    let done = purge(&[]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let s = summary(&done);
+    assert_eq!(
+        (s["events"].as_u64(), s["entities"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let log = stderr(&done);
+    assert!(
+        log.contains("purge") && log.contains("10 characters"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(phone) && !stdout(&done).contains(phone),
+        "{log}"
+    );
+    assert!(stdout(&done).contains("stillHeldBy"), "{}", stdout(&done));
+
+    let gone = webhooks(&["--db", db, "event", "fulfilment#p1"], &[]);
+    assert_eq!(gone.status.code(), Some(2), "{}", stdout(&gone));
+    let short = webhooks(&["--db", db, "purge", "--match", "090"], &[]);
+    assert_eq!(short.status.code(), Some(2));
+    assert!(
+        stderr(&short).contains("at least 4 characters"),
+        "{}",
+        stderr(&short)
+    );
+}

@@ -58,6 +58,8 @@ async fn start_up(binary: Binary, env: &Env, dir: &Path) {
         // `--store dynamodb`'s ports, the providers `reprocess` runs, and `console`'s token.
         let _ = runtime::aws_operator(env).await;
         let _ = webhook_core::ops::providers(env);
+        // The entity expiry reprocess writes.
+        let _ = webhook_core::config::PipelineSettings::entity_retention_days(env);
         let _ = webhook_console::ConsoleSettings::from_env(env);
         return;
     }

@@ -5,9 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use webhook_core::backends::sqlite::Expired;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
 use webhook_core::model::{scoped_body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::queue::PullQueue;
 use webhook_core::refusals::NoRecord;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
@@ -280,20 +282,51 @@ async fn stock_event_writes_one_entity_per_warehouse_entry() {
 }
 
 #[tokio::test]
-async fn expired_events_are_purged_and_live_ones_kept() {
+async fn expired_records_are_purged_and_live_ones_kept() {
     let h = harness();
     let body = status_change(4, "A", "B", "2024-01-01T00:00:00Z");
     assert_eq!(h.handler.handle(&signed(&body, "ttl")).await.status, 200);
     let key = key_of(&body);
-    let expires_at = h.store.event(&key).await.unwrap().unwrap().expires_at;
+    let stored = h.store.event(&key).await.unwrap().unwrap();
     let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    let purge = |secs| {
+        let store = h.store.clone();
+        async move { store.purge_expired(at(secs)).await.unwrap() }
+    };
+    let none = Expired::default();
 
-    assert_eq!(h.store.purge_expired(at(expires_at)).await.unwrap(), 0);
+    assert_eq!(purge(stored.expires_at).await, none);
     assert!(h.store.event(&key).await.unwrap().is_some());
-    assert_eq!(h.store.purge_expired(at(expires_at + 1)).await.unwrap(), 1);
+    let events = Expired { events: 1, ..none };
+    assert_eq!(purge(stored.expires_at + 1).await, events);
     assert!(h.store.event(&key).await.unwrap().is_none());
-    // the entity's current state is not an event record: it stays
+    // the entity outlives its events (ENTITY_RETENTION_DAYS after the last write)
     assert!(h.store.entity(&order_key("4")).await.unwrap().is_some());
+    let entity_expiry =
+        stored.received_at + PipelineSettings::DEFAULT_ENTITY_RETENTION_DAYS as i64 * 86_400;
+    assert_eq!(purge(entity_expiry).await, none);
+    // The entity goes; its transition waits for its queued message to be delivered.
+    let entity = Expired {
+        entities: 1,
+        ..none
+    };
+    assert_eq!(purge(entity_expiry + 1).await, entity);
+    assert!(h.store.entity(&order_key("4")).await.unwrap().is_none());
+    assert_eq!(h.store.transitions(&order_key("4")).await.unwrap().len(), 1);
+    for m in h.outbox.receive(i64::MAX / 2, 10, 0).await.unwrap() {
+        h.outbox.ack(m.seq).await.unwrap();
+    }
+    let transition = Expired {
+        transitions: 1,
+        ..none
+    };
+    assert_eq!(purge(entity_expiry + 1).await, transition);
+    assert!(h
+        .store
+        .transitions(&order_key("4"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod operate;
 mod pancake;
 mod pancake_pos;
 mod personal_data;
+mod purge;
 mod reliability;
 mod template;
 mod tenants;

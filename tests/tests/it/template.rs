@@ -38,7 +38,7 @@ mod refusals;
 
 /// SDK fluent calls (`client.get_item()`) and transaction parts (`Put::builder()`), by IAM
 /// action.
-const DYNAMODB_OPS: [(&str, &str); 13] = [
+const DYNAMODB_OPS: [(&str, &str); 14] = [
     ("get_item", "dynamodb:GetItem"),
     ("put_item", "dynamodb:PutItem"),
     ("update_item", "dynamodb:UpdateItem"),
@@ -52,6 +52,10 @@ const DYNAMODB_OPS: [(&str, &str); 13] = [
     ("describe_table", "dynamodb:DescribeTable"),
     ("update_time_to_live", "dynamodb:UpdateTimeToLive"),
     ("delete_table", "dynamodb:DeleteTable"),
+    (
+        "describe_continuous_backups",
+        "dynamodb:DescribeContinuousBackups",
+    ),
 ];
 const DYNAMODB_TRANSACT_PARTS: [(&str, &str); 4] = [
     ("Put", "dynamodb:PutItem"),
@@ -77,7 +81,16 @@ const SQS_OPS: [(&str, &str); 11] = [
 ];
 
 /// SDK calls of the AWS adapters that no Lambda makes, each with why.
-const NOT_CALLED_BY_LAMBDAS: [(&str, &str); 7] = [
+const NOT_CALLED_BY_LAMBDAS: [(&str, &str); 10] = [
+    ("dynamodb:DeleteItem", "the operator CLI's purge"),
+    (
+        "dynamodb:DescribeContinuousBackups",
+        "the operator CLI's purge says how long point-in-time recovery keeps what it deleted",
+    ),
+    (
+        "sqs:GetQueueAttributes",
+        "the operator CLI's purge says how long the queue and its DLQ keep their messages",
+    ),
     (
         "dynamodb:Scan",
         "the operator CLI's listing and replay (webhooks), with the operator's own credentials",
@@ -1643,7 +1656,8 @@ const SQS_CONSUMER_ACTIONS: [&str; 3] = [
 
 type Check = fn(&Template, &Code) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 14] = [
+const CHECKS: [(&str, Check); 15] = [
+    ("expiry", check_expiry),
     ("routes", check_routes),
     ("binaries", check_binaries),
     ("mains", check_mains),
@@ -1659,6 +1673,36 @@ const CHECKS: [(&str, Check); 14] = [
     ("suspension risk", refusals::check_suspension_risk),
     ("refusals query", refusals::check_refusals_query),
 ];
+
+/// Every table holding payloads (the tables of `EVENTS_TABLE`, `ENTITIES_TABLE` and
+/// `TRANSITIONS_TABLE`) expires items by TTL on `expires_at`, the attribute the store writes
+/// (ARCHITECTURE §5, decision 43).
+fn check_expiry(t: &Template, _: &Code) -> Vec<String> {
+    let mut tables = BTreeSet::new();
+    for (_, f) in t.functions() {
+        let env = t.env(f);
+        for var in ["EVENTS_TABLE", "ENTITIES_TABLE", "TRANSITIONS_TABLE"] {
+            if let Some(table) = env.get(var).and_then(ref_of) {
+                tables.insert(table.to_string());
+            }
+        }
+    }
+    if tables.len() != 3 {
+        return vec![format!(
+            "expected the three payload tables, found {tables:?}"
+        )];
+    }
+    let mut problems = Vec::new();
+    for table in tables {
+        let ttl = &t.resources()[&table]["Properties"]["TimeToLiveSpecification"];
+        if ttl["AttributeName"] != "expires_at" || ttl["Enabled"] != Value::Bool(true) {
+            problems.push(format!(
+                "{table} holds payloads but does not expire them (TimeToLiveSpecification on expires_at)"
+            ));
+        }
+    }
+    problems
+}
 
 fn all_problems(t: &Template, code: &Code) -> Vec<String> {
     CHECKS
@@ -1848,6 +1892,17 @@ fn a_missing_or_misnamed_binary_is_noticed() {
 }
 
 #[test]
+fn a_payload_table_without_ttl_is_noticed() {
+    let t = broken(|doc| {
+        doc["Resources"]["TransitionsTable"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("TimeToLiveSpecification");
+    });
+    assert_notices(check_expiry, &t, "TransitionsTable holds payloads");
+}
+
+#[test]
 fn a_missing_log_retention_is_noticed() {
     let t = broken(|doc| {
         let f = function_name_of(doc, "abaha");
@@ -2024,12 +2079,13 @@ fn an_operation_granted_but_never_called_is_noticed() {
 fn an_sdk_call_nothing_declares_is_noticed() {
     let (_, t) = Template::load();
     let mut code = code().clone();
-    code.adapter_actions.insert("dynamodb:DeleteItem".into());
+    code.adapter_actions
+        .insert("dynamodb:BatchWriteItem".into());
     code.adapter_actions.remove("dynamodb:BatchGetItem");
     code.adapter_actions.remove("dynamodb:CreateTable");
     let problems = check_sdk_calls(&t, &code);
     for needle in [
-        "the AWS adapters call dynamodb:DeleteItem",
+        "the AWS adapters call dynamodb:BatchWriteItem",
         "dynamodb:BatchGetItem is declared",
         "dynamodb:CreateTable (",
     ] {

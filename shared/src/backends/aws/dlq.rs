@@ -7,11 +7,13 @@ use std::collections::HashSet;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
 
 use super::sqs::SqsQueue;
 use crate::error::QueueError;
+use crate::model::KeptCopy;
 use crate::queue::{DeadLetter, DeadLetters};
 
 /// Receives per call, and how long a received message stays hidden meanwhile.
@@ -149,5 +151,56 @@ impl DeadLetters for SqsDeadLetters {
             moved += 1;
         }
         Ok(moved)
+    }
+
+    async fn kept_copies(&self) -> Vec<KeptCopy> {
+        let places = [
+            (
+                self.queue.queue_url(),
+                "transitions waiting or in flight to the notifier, each message with its entity's data (SQS deletes a message only through the receipt of whoever received it, so a purge cannot pick them out)",
+            ),
+            (
+                self.dlq_url.as_str(),
+                "dead-lettered transitions, until redriven or expired (`webhooks dlq list` shows them)",
+            ),
+        ];
+        let mut kept = Vec::new();
+        for (url, what) in places {
+            let retention = self.retention(url).await;
+            kept.push(KeptCopy {
+                place: format!("SQS {url}"),
+                kept: format!("{what}; kept at most {retention}"),
+            });
+        }
+        kept
+    }
+}
+
+impl SqsDeadLetters {
+    /// A queue's `MessageRetentionPeriod` in words (template.yaml: 4 days for the queue,
+    /// 14 for the DLQ).
+    async fn retention(&self, url: &str) -> String {
+        let answer = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+            .send()
+            .await;
+        match answer {
+            Ok(a) => a
+                .attributes()
+                .and_then(|m| m.get(&QueueAttributeName::MessageRetentionPeriod))
+                .and_then(|secs| secs.parse::<u64>().ok())
+                .map(|secs| match secs % 86_400 {
+                    0 => format!("{} days", secs / 86_400),
+                    _ => format!("{secs} seconds"),
+                })
+                .unwrap_or_else(|| "its MessageRetentionPeriod".to_string()),
+            Err(e) => format!(
+                "its MessageRetentionPeriod (unread: {})",
+                sqs_error("GetQueueAttributes", e)
+            ),
+        }
     }
 }

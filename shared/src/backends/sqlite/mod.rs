@@ -10,10 +10,12 @@ pub mod credentials;
 mod inspect;
 pub mod outbox;
 mod persist;
+mod purge;
 mod schema;
 pub mod store;
 pub mod writer;
 
 pub use credentials::SqliteCredentials;
 pub use outbox::Outbox;
+pub use purge::Expired;
 pub use store::SqliteStore;

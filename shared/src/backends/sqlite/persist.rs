@@ -23,6 +23,7 @@ pub(super) struct Prepared {
     received_at: i64,
     expires_at: i64,
     conflict_with: Option<String>,
+    entity_expires_at: i64,
 }
 
 impl Prepared {
@@ -46,6 +47,7 @@ impl Prepared {
             received_at: incoming.received_at.unix_timestamp(),
             expires_at: incoming.expires_at,
             conflict_with: incoming.conflict_with.as_ref().map(|k| k.to_string()),
+            entity_expires_at: incoming.entity_expires_at,
         }
     }
 }
@@ -66,7 +68,16 @@ pub(super) fn persist_tx(
         .iter()
         .zip(&prepared.data)
         .map(|(update, data)| {
-            apply(tx, event, &event_key, update, data, Rewrite::Always).map(|(d, _)| d)
+            apply(
+                tx,
+                event,
+                &event_key,
+                update,
+                data,
+                prepared.entity_expires_at,
+                Rewrite::Always,
+            )
+            .map(|(d, _)| d)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let status = EventStatus::summarise(event.recognition, &decisions);
@@ -103,7 +114,15 @@ pub(super) fn reapply_tx(
     let mut decisions = Vec::with_capacity(event.entities.len());
     let mut new_transitions = Vec::new();
     for (update, data) in event.entities.iter().zip(&prepared.data) {
-        let (decision, recorded) = apply(tx, event, &event_key, update, data, Rewrite::IfChanged)?;
+        let (decision, recorded) = apply(
+            tx,
+            event,
+            &event_key,
+            update,
+            data,
+            prepared.entity_expires_at,
+            Rewrite::IfChanged,
+        )?;
         if let (true, Some(t)) = (recorded, &decision.transition) {
             new_transitions.push(t.clone());
         }
@@ -174,14 +193,15 @@ enum Rewrite {
 }
 
 /// Applies one entity update by the shared rules: the entity upsert (never to an older
-/// version) and its transition, queued in the outbox in the same transaction. `true` when
-/// the transition was recorded now (not stored already).
+/// version) and its transition, queued in the outbox in the same transaction, both expiring
+/// at `expires_at`. `true` when the transition was recorded now (not stored already).
 fn apply(
     tx: &Connection,
     event: &NormalisedEvent,
     event_key: &EventKey,
     update: &EntityUpdate,
     data: &str,
+    expires_at: i64,
     rewrite: Rewrite,
 ) -> Result<(Decision, bool), StoreError> {
     let (pk, sk) = (update.key.partition(), update.key.sort());
@@ -192,15 +212,15 @@ fn apply(
     let decision = decide(event_key, &event.event_id, update, current.as_ref());
     if decision.write_entity && !unchanged {
         exec(tx,
-            "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO entities (pk, sk, version, state, data, last_event_key, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version, state = COALESCE(excluded.state, entities.state),
-               data = excluded.data, last_event_key = excluded.last_event_key",
-            params![pk, sk, update.version.micros(), update.state, data, event_key.as_str()],
+               data = excluded.data, last_event_key = excluded.last_event_key, expires_at = excluded.expires_at",
+            params![pk, sk, update.version.micros(), update.state, data, event_key.as_str(), expires_at],
         )
         .map_err(unavailable)?;
     }
     let recorded = match &decision.transition {
-        Some(t) => record_transition(tx, event_key, t)?,
+        Some(t) => record_transition(tx, event_key, t, expires_at)?,
         None => false,
     };
     Ok((decision, recorded))
@@ -264,10 +284,11 @@ fn record_transition(
     tx: &Connection,
     event_key: &EventKey,
     t: &TransitionRecord,
+    expires_at: i64,
 ) -> Result<bool, StoreError> {
     let recorded = exec(tx,
-        "INSERT INTO transitions (pk, sk, transition_id, event_key, from_state, to_state, flag, queued)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        "INSERT INTO transitions (pk, sk, transition_id, event_key, from_state, to_state, flag, queued, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
         params![
             t.stream,
             t.sort,
@@ -277,6 +298,7 @@ fn record_transition(
             t.message.to,
             t.flag.map(|f| f.as_str()),
             t.queued,
+            expires_at,
         ],
     )
     .map_err(unavailable)?;

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS entities (
     state           TEXT,
     data            TEXT NOT NULL,
     last_event_key  TEXT NOT NULL,
+    expires_at      INTEGER,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS transitions (
     published      INTEGER NOT NULL DEFAULT 0,
     notification   TEXT,
     sent_body      TEXT,
+    expires_at     INTEGER,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS transitions_by_event;
@@ -74,9 +76,12 @@ CREATE INDEX IF NOT EXISTS credentials_by_tenant ON credentials(source, tenant);
 /// each queued message twice (on the transition and in the outbox); the outbox copy is the
 /// one the notifier sends. Files from before the operator tools lack `sent_body` (the body
 /// the notifier settled, kept for a replay once the outbox row is gone); their settled
-/// transitions then have no message to replay. Their other differences (unique indexes on
-/// the transition and dedup ids) only cost speed and are left in place. Files from before
-/// issue 21 lack the events' `conflict_with` (ARCHITECTURE §4): none of their events is one.
+/// transitions then have no message to replay. Files from before issue 21 lack the events'
+/// `conflict_with` (ARCHITECTURE §4): none of their events is one. Files from before entity
+/// expiry lack `expires_at` on entities and transitions: their rows get it on their next
+/// write and are kept until then (`webhooks purge` erases them on request). Their other
+/// differences (unique indexes on the transition and dedup ids) only cost speed and are left
+/// in place.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has_message: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('transitions') WHERE name = 'message'",
@@ -101,6 +106,20 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_conflict {
         conn.execute_batch("ALTER TABLE events ADD COLUMN conflict_with TEXT")?;
+    }
+    for table in ["entities", "transitions"] {
+        let has_expiry: bool = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'expires_at'"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_expiry {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN expires_at INTEGER"
+            ))?;
+        }
     }
     Ok(())
 }

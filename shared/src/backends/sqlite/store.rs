@@ -26,7 +26,8 @@ use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
     transition_key, DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome,
-    Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
+    PurgeTarget, Purged, Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition,
+    TransitionSelector,
 };
 
 /// `(pk, sk, delivery record JSON)` of one settled transition.
@@ -88,6 +89,9 @@ impl SqliteStore {
         .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
+        // A deleted row's bytes are overwritten, not left in free pages (erasure, §5).
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(unavailable)?;
         // Savepoint journals and sorts in memory.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(unavailable)?;
@@ -143,13 +147,11 @@ impl SqliteStore {
         .await
     }
 
-    /// Deletes events whose TTL has passed (DynamoDB does this itself).
-    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+    /// Deletes events, entities and transitions whose TTL has passed (DynamoDB does this
+    /// itself), by the rules of [`super::purge::expire`].
+    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<super::Expired, StoreError> {
         let now = now.unix_timestamp();
-        self.with_conn(move |c| {
-            exec(c, "DELETE FROM events WHERE expires_at < ?1", [now]).map_err(unavailable)
-        })
-        .await
+        self.with_conn(move |c| super::purge::expire(c, now)).await
     }
 }
 
@@ -341,6 +343,29 @@ impl Store for SqliteStore {
         self.with_conn(move |c| inspect::reset_delivery(c, &stream, &sort))
             .await
     }
+
+    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {
+        let target = target.clone();
+        let mut purged = self
+            .with_conn(move |c| super::purge::purge(c, &target, dry_run))
+            .await?;
+        if dry_run {
+            return Ok(purged);
+        }
+        // After the commit, outside the writer's transaction.
+        let conn = self.conn.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            let c = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let path = c.path().map(str::to_string);
+            super::purge::truncate_wal(&c, path.as_deref())
+        })
+        .await
+        .map_err(unavailable)?;
+        purged.kept.extend(kept);
+        Ok(purged)
+    }
 }
 
 #[cfg(test)]
@@ -386,6 +411,7 @@ mod tests {
             received_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: i64::MAX,
             conflict_with: None,
+            entity_expires_at: i64::MAX,
         }
     }
 

@@ -69,6 +69,10 @@ fn defaults_agree_with_the_code() {
             PipelineSettings::DEFAULT_RETENTION_DAYS.to_string(),
         ),
         (
+            &ENTITY_RETENTION_DAYS,
+            PipelineSettings::DEFAULT_ENTITY_RETENTION_DAYS.to_string(),
+        ),
+        (
             &PANCAKE_POS_KEY_HEADER,
             pancake_pos::DEFAULT_KEY_HEADER.to_string(),
         ),

@@ -254,6 +254,11 @@ pub struct EntityItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
     pub last_event_key: String,
+    /// TTL attribute: unix seconds after which DynamoDB may delete the item
+    /// (`ENTITY_RETENTION_DAYS` after the last event that wrote it). Items written before
+    /// entity expiry have none until their next write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The attribute of the earlier form an entity update removes.
@@ -312,10 +317,16 @@ pub struct TransitionItem {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<DeliveryRecord>,
+    /// TTL attribute, as the entity's (none on items written before entity expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl TransitionItem {
-    pub(super) fn from_record(record: &TransitionRecord) -> Result<Self, StoreError> {
+    pub(super) fn from_record(
+        record: &TransitionRecord,
+        expires_at: Option<i64>,
+    ) -> Result<Self, StoreError> {
         let message = serde_json::to_vec(&record.message)
             .map_err(|e| StoreError::Corrupt(format!("transition message: {e}")))?;
         Ok(TransitionItem {
@@ -328,6 +339,7 @@ impl TransitionItem {
             message_z: Some(compress_small(&message)),
             message: None,
             notification: None,
+            expires_at,
         })
     }
 
@@ -498,6 +510,7 @@ mod tests {
                 attempt: 1,
                 at: "2025-01-01T00:00:00Z".into(),
             }),
+            expires_at: Some(3),
         };
         let attrs = to_item(&t).unwrap();
         assert!(!attrs.contains_key("flag") && !attrs.contains_key("message"));

@@ -3,8 +3,8 @@
 //! | table | key | item |
 //! | --- | --- | --- |
 //! | events (`EVENTS_TABLE`) | `event_key` | [`EventItem`]: the kept request (headers + raw body, deflated Binary), entity keys, the keys of its transitions, status, `received_at`, TTL `expires_at` (unix seconds) |
-//! | entities (`ENTITIES_TABLE`) | `pk` = `{source}#{tenant}`, `sk` = `{kind}#{id}` | [`EntityItem`]: `version` (µs), `state`, `data` (JSON text, lossless, deflated), `last_event_key` |
-//! | transitions (`TRANSITIONS_TABLE`) | `pk` = `{source}#{tenant}#{kind}#{id}`, `sk` = `{version}#{event_id}` | [`TransitionItem`]: id, flag, queued, published, the queued message (JSON text, deflated: its from, to and event key), notification outcome |
+//! | entities (`ENTITIES_TABLE`) | `pk` = `{source}#{tenant}`, `sk` = `{kind}#{id}` | [`EntityItem`]: `version` (µs), `state`, `data` (JSON text, lossless, deflated), `last_event_key`, TTL `expires_at` |
+//! | transitions (`TRANSITIONS_TABLE`) | `pk` = `{source}#{tenant}#{kind}#{id}`, `sk` = `{version}#{event_id}` | [`TransitionItem`]: id, flag, queued, published, the queued message (JSON text, deflated: its from, to and event key), notification outcome, TTL `expires_at` |
 //!
 //! Items are compact so the common ones stay under 1 KB (billed per started KB); items of
 //! the earlier, uncompressed form are read too (`items`).
@@ -81,14 +81,16 @@ use crate::config::{vars, ConfigError, Env};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
-    DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome, Reapplied,
-    Replayable, Store, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
+    DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome, PurgeTarget,
+    Purged, Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition,
+    TransitionSelector,
 };
 
 mod inspect;
 mod items;
 mod ordered;
 mod plan;
+mod purge;
 mod reads;
 mod transact;
 
@@ -206,7 +208,7 @@ impl Store for DynamoDbStore {
         let mut known = self.read_entities(&needs_read(event)).await?;
         let mut stored_transitions = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let plan = plan::plan(event, &known);
+            let plan = plan::plan(event, &known).expiring(incoming.entity_expires_at);
             let written = if ordered::fits(incoming, &plan) {
                 self.write_ordered(incoming, &plan, &stored_transitions)
                     .await?
@@ -387,6 +389,10 @@ impl Store for DynamoDbStore {
 
     async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
         self.reset_transition(stream, sort).await
+    }
+
+    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {
+        self.purge_items(target, dry_run).await
     }
 }
 

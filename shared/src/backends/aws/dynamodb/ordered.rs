@@ -97,7 +97,7 @@ impl DynamoDbStore {
             if !stored_transitions.contains(&t.message.transition_id) {
                 // A transition already stored (an earlier attempt, or an event whose record
                 // expired) is kept as it is.
-                self.put_transition(t).await?;
+                self.put_transition(t, plan.expires_at).await?;
             }
         }
         let event = EventItem::of(incoming, plan.status, &plan.transitions)?;
@@ -150,8 +150,12 @@ impl DynamoDbStore {
         })
     }
 
-    async fn put_transition(&self, t: &TransitionRecord) -> Result<(), StoreError> {
-        let item = to_item(&TransitionItem::from_record(t)?)?;
+    async fn put_transition(
+        &self,
+        t: &TransitionRecord,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let item = to_item(&TransitionItem::from_record(t, expires_at)?)?;
         self.put_single(&self.tables.transitions, item, Condition::not_exists("pk"))
             .await
             .map(|_| ())

@@ -145,9 +145,22 @@ pub(super) struct Plan {
     pub(super) entities: Vec<EntityWrite>,
     /// One per distinct transition id, in decision order.
     pub(super) transitions: Vec<TransitionRecord>,
+    /// The TTL its entity and transition items carry ([`Plan::expiring`]).
+    pub(super) expires_at: Option<i64>,
 }
 
 impl Plan {
+    /// Stamps the entities and transitions it writes with their TTL (`expires_at`).
+    pub(super) fn expiring(mut self, at: i64) -> Self {
+        for write in &mut self.entities {
+            if let Some(item) = &mut write.item {
+                item.expires_at = Some(at);
+            }
+        }
+        self.expires_at = Some(at);
+        self
+    }
+
     pub(super) fn outcome(&self) -> PersistOutcome {
         PersistOutcome {
             duplicate: false,
@@ -240,6 +253,7 @@ pub(super) fn plan(event: &NormalisedEvent, known: &HashMap<String, Option<Curre
         status: EventStatus::summarise(event.recognition, &decisions),
         entities,
         transitions,
+        expires_at: None,
     }
 }
 
@@ -312,6 +326,7 @@ impl Slot {
             data_z: EntityItem::compact_data(&update.data),
             data: None,
             last_event_key: event_key.to_string(),
+            expires_at: None,
         });
     }
 }

@@ -18,7 +18,8 @@ use crate::store::{EventStatus, PendingPublish, PersistOutcome, Snapshot};
 use crate::version::Version;
 
 impl DynamoDbStore {
-    /// Creates the three tables (on-demand capacity, TTL on `expires_at`) unless they exist.
+    /// Creates the three tables (on-demand capacity, TTL on `expires_at` on each) unless
+    /// they exist.
     /// For emulators and local development: in AWS, template.yaml owns the tables. Tables
     /// are usable at once on moto and DynamoDB Local; on AWS they take a few seconds.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
@@ -28,19 +29,25 @@ impl DynamoDbStore {
             .await?;
         self.create_table(&self.tables.transitions, "pk", Some("sk"))
             .await?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.tables.events)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expires_at")
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .send()
-            .await
-            .map_err(|e| unavailable("UpdateTimeToLive", e))?;
+        for table in [
+            &self.tables.events,
+            &self.tables.entities,
+            &self.tables.transitions,
+        ] {
+            self.client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name("expires_at")
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .send()
+                .await
+                .map_err(|e| unavailable("UpdateTimeToLive", e))?;
+        }
         Ok(())
     }
 

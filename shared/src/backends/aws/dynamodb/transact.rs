@@ -179,7 +179,7 @@ impl DynamoDbStore {
     ) -> Result<Vec<Vec<(Op, TransactWriteItem)>>, StoreError> {
         let transition_write =
             |t: &TransitionRecord| -> Result<(Op, TransactWriteItem, usize), StoreError> {
-                let item = to_item(&TransitionItem::from_record(t)?)?;
+                let item = to_item(&TransitionItem::from_record(t, plan.expires_at)?)?;
                 let (put, size) = self.put(
                     &self.tables.transitions,
                     item,
