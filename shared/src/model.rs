@@ -125,9 +125,31 @@ pub enum EntityKind {
     Variation,
     Stock,
     Invoice,
+    /// A Pancake page post (`post` deliveries).
+    Post,
+    /// A Pancake page's connection to its platform (`connect_status`), state
+    /// `connected` / `disconnected`.
+    Page,
+    /// A Pancake account subscription (`subscription`, no page).
+    Subscription,
 }
 
 impl EntityKind {
+    /// Every kind, in the order operators see them listed.
+    pub const ALL: [EntityKind; 11] = [
+        EntityKind::Conversation,
+        EntityKind::Message,
+        EntityKind::Order,
+        EntityKind::Customer,
+        EntityKind::Product,
+        EntityKind::Variation,
+        EntityKind::Stock,
+        EntityKind::Invoice,
+        EntityKind::Post,
+        EntityKind::Page,
+        EntityKind::Subscription,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntityKind::Conversation => "conversation",
@@ -138,23 +160,19 @@ impl EntityKind {
             EntityKind::Variation => "variation",
             EntityKind::Stock => "stock",
             EntityKind::Invoice => "invoice",
+            EntityKind::Post => "post",
+            EntityKind::Page => "page",
+            EntityKind::Subscription => "subscription",
         }
     }
 
     pub fn parse(s: &str) -> Option<EntityKind> {
-        use EntityKind::*;
-        [
-            Conversation,
-            Message,
-            Order,
-            Customer,
-            Product,
-            Variation,
-            Stock,
-            Invoice,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// `conversation, message, ...`: every kind's stored spelling, for messages that list them.
+    pub fn listed() -> String {
+        Self::ALL.map(EntityKind::as_str).join(", ")
     }
 }
 

@@ -80,7 +80,7 @@ impl Pipeline {
         }
         let admission = self.admitter.admit(provider, req).await?;
         let now = self.clock.now();
-        let event = provider.normalise(req, now)?;
+        let event = provider.normalise_for(req, now, admission.single_tenant())?;
         admission.check(&event.tenant)?;
         let incoming = IncomingEvent {
             raw_body: req.body.clone(),

@@ -6,29 +6,37 @@
 //! The envelope's own `"signature"` field is not checked: a signature inside the body
 //! cannot cover the bytes that contain it.
 //!
-//! Two payload forms:
+//! Payload forms:
 //! - the seed envelope `{"payload":{"eventType","pageId","data","timestamp"},"signature"}`
 //!   with `conversation_updated`, `message_received`, `order_created`, `order_updated`,
 //!   `customer_updated` (dotted names such as `order.created` are read the same way);
-//! - the real chat delivery `{"event_type":"messaging","page_id","data":{"conversation",
-//!   "message"}}`, which yields the conversation and the message. `page_id` may sit at the
-//!   top, in `data`, or in the conversation/message; as a last resort it is read from the
-//!   conversation id, which Pancake forms as `<pageId>_<senderId>`.
+//! - Pancake's own deliveries (developer.pancake.biz/webhook), `{"event_type","page_id",
+//!   "data"}`, with the five documented types: `messaging` (the conversation and the
+//!   message; `page_id` may sit at the top, in `data`, or in the conversation/message, and
+//!   as a last resort is read from a `<pageId>_<senderId>` conversation id),
+//!   `conversation` (the conversation, ordered by its own counter `version`), `post` (kind
+//!   `post`), `connect_status` (kind `page`, state `connected`/`disconnected`, versioned by
+//!   `timestamp`, a change is a transition) and `subscription` (account-level, no page:
+//!   kind `subscription` under the credential's bound tenant, else `default`).
 //!
 //! Tenant = page id. Orders carry their `status` as state (a change against the stored one
-//! is a queued transition); other entities have no state. No delivery id exists, so the
-//! event id is the body hash. Other event types are kept and acknowledged, not projected.
+//! is a queued transition). The event id is Pancake's `request_id` scoped by page where a
+//! delivery carries one ([`request_event_id`]), else the body hash. Other event types are
+//! kept and acknowledged, not projected; any other JSON object is kept as unrecognised.
 
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
+
+use sha2::{Digest, Sha256};
 
 use super::credential::{Credential, Guard};
-use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
-use super::{dotted, id_of, opt_string, required_str, Normalised};
+use super::pancake_common::{
+    api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER,
+};
+use super::{canonical_event_type, id_of, opt_string, unnamed_tenant};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
-use crate::error::IngestError;
 use crate::model::{
     EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, Tenant,
+    TransitionRule,
 };
 use crate::verify::{BodyDigest, SecretSet};
 use crate::version::Version;
@@ -42,6 +50,8 @@ pub const SIGNATURE_HEADER: &str = "X-Pancake-Signature";
 pub const TENANT_FIELD: &str = "pageId";
 /// `event_type` of the real chat delivery.
 const MESSAGING: &str = "messaging";
+/// Prefix of an event id made from Pancake's `request_id` ([`request_event_id`]).
+pub const REQUEST_ID_PREFIX: &str = "rq_";
 
 #[derive(Debug, Clone)]
 pub struct Pancake {
@@ -77,8 +87,9 @@ impl Member for Pancake {
     const FORM: Form = Form {
         source: Source::Pancake,
         tenant_field: TENANT_FIELD,
+        delivery_tenant_field: "page_id",
         envelope_entities,
-        real_delivery: chat,
+        real_delivery: real,
     };
 
     fn key_check(&self) -> &Guard {
@@ -86,39 +97,143 @@ impl Member for Pancake {
     }
 }
 
-/// The real chat delivery: `event_type` beside `page_id` and `data`. 400 naming the field
-/// when `event_type` or the page id is missing.
-fn chat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
-    if !body.contains_key("event_type") {
-        // Neither form: name the seed's field, the documented one.
-        return Err(IngestError::invalid_field("payload"));
-    }
-    let provider_event = required_str(body, "event_type", "event_type")?.trim();
-    let data = body.get("data").and_then(Value::as_object);
-    let tenant = page_id(body, data).ok_or_else(|| IngestError::invalid_field("page_id"))?;
-    let projector = Projector::new(
-        Source::Pancake,
-        tenant.clone(),
-        body.get("timestamp").and_then(Version::from_json),
-        now,
-    );
-    let (event_type, entities) = if provider_event.eq_ignore_ascii_case(MESSAGING) {
-        let entities = data
-            .map(|d| messaging_entities(d, &projector))
-            .unwrap_or_default();
-        ("message.received".to_string(), entities)
-    } else {
-        (dotted(provider_event), Vec::new())
+/// Pancake's own deliveries (its webhook spec): `event_type` beside `page_id`, `data` and,
+/// for `conversation` and `connect_status`, `request_id` and `timestamp`. `None` (kept as
+/// unrecognised) when `event_type` is no string, or a page event names no page.
+fn real(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEvent> {
+    let provider_event = match body.get("event_type")? {
+        Value::String(s) if !s.trim().is_empty() => s.trim(),
+        _ => return None,
     };
-    Ok(NormalisedEvent {
+    let data = body.get("data").and_then(Value::as_object);
+    let page = page_id(body, data);
+    let event = PageEvent::of(provider_event);
+    let tenant = match event {
+        // Account-level: no page; the credential's tenant, else `default` (§4).
+        PageEvent::Subscription => unnamed_tenant(delivery.bound),
+        PageEvent::Other => page.unwrap_or_else(|| unnamed_tenant(delivery.bound)),
+        _ => page?,
+    };
+    let timestamp = body.get("timestamp").and_then(Version::from_json);
+    let p = Projector::new(Source::Pancake, tenant.clone(), timestamp, delivery.now);
+    let entities = data
+        .map(|d| event.entities(d, body, timestamp, &p))
+        .unwrap_or_default();
+    Some(NormalisedEvent {
         recognition: Recognition::Known,
         source: Source::Pancake,
-        event_id,
-        event_type,
+        event_id: request_event_id(&tenant, body.get("request_id"))
+            .unwrap_or_else(|| delivery.body_id.clone()),
+        event_type: event.event_type(provider_event),
         provider_event: provider_event.to_string(),
         tenant,
         entities,
     })
+}
+
+/// The five event types of Pancake's webhook spec, and any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageEvent {
+    Messaging,
+    Conversation,
+    Post,
+    ConnectStatus,
+    Subscription,
+    Other,
+}
+
+impl PageEvent {
+    fn of(name: &str) -> PageEvent {
+        [
+            (MESSAGING, PageEvent::Messaging),
+            ("conversation", PageEvent::Conversation),
+            ("post", PageEvent::Post),
+            ("connect_status", PageEvent::ConnectStatus),
+            ("subscription", PageEvent::Subscription),
+        ]
+        .into_iter()
+        .find_map(|(n, e)| name.eq_ignore_ascii_case(n).then_some(e))
+        .unwrap_or(PageEvent::Other)
+    }
+
+    /// `messaging` is the seed's `message.received`, `conversation` its
+    /// `conversation.updated`; every other name is kept as Pancake spells it.
+    fn event_type(self, provider_event: &str) -> String {
+        match self {
+            PageEvent::Messaging => "message.received".to_string(),
+            PageEvent::Conversation => "conversation.updated".to_string(),
+            _ => canonical_event_type(provider_event),
+        }
+    }
+
+    fn entities(
+        self,
+        data: &Map<String, Value>,
+        body: &Map<String, Value>,
+        timestamp: Option<Version>,
+        p: &Projector,
+    ) -> Vec<EntityUpdate> {
+        let object = |field: &str| data.get(field).and_then(Value::as_object);
+        let update = match self {
+            PageEvent::Messaging => return messaging_entities(data, p),
+            PageEvent::Conversation => object("conversation").and_then(|c| conversation(c, p)),
+            PageEvent::Post => object("post").and_then(|post| p.entity(EntityKind::Post, post)),
+            PageEvent::ConnectStatus => connect_status(data, body, timestamp, p),
+            PageEvent::Subscription => {
+                object("subscription").and_then(|s| p.entity(EntityKind::Subscription, s))
+            }
+            PageEvent::Other => None,
+        };
+        update.into_iter().collect()
+    }
+}
+
+/// A `conversation` delivery's conversation, ordered by Pancake's own counter
+/// `version` ("apply an update only if its version is greater"), not by a time: a counter
+/// version outranks any time ([`Version::from_counter`]). Without a usable counter the
+/// object's time decides, as for the conversation of a `messaging` delivery.
+fn conversation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
+    let mut update = p.entity(EntityKind::Conversation, obj)?;
+    if let Some(counter) = obj.get("version").and_then(Version::counter_from_json) {
+        update.version = counter;
+    }
+    Some(update)
+}
+
+/// A `connect_status` delivery: the page (id `data.page_id`, else the delivery's page) in
+/// state `connected` / `disconnected`, versioned by the delivery's `timestamp`; a state
+/// differing from the stored one is a transition, queued like an order's.
+fn connect_status(
+    data: &Map<String, Value>,
+    body: &Map<String, Value>,
+    timestamp: Option<Version>,
+    p: &Projector,
+) -> Option<EntityUpdate> {
+    let id = id_of(data.get("page_id")).or_else(|| id_of(body.get("page_id")))?;
+    let state = match data.get("connect_status") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    };
+    let mut update = p.update(EntityKind::Page, id, data);
+    update.version = timestamp.unwrap_or(update.version);
+    update.transition = TransitionRule::from_previous(None, state.as_deref(), SameState::Record);
+    update.state = state;
+    Some(update)
+}
+
+/// The event id of a delivery carrying Pancake's `request_id` ("unique ID of this webhook
+/// delivery, for idempotent processing"): `rq_` + hex sha256 of the page and the id, so a
+/// retry (even with another `timestamp`) is the same event and two pages' ids never
+/// collide (the body is signed by no key of the page: a request id alone is no identity).
+/// `None` for a missing, blank, over-long ([`super::MAX_ID_LEN`]) or control-character id, which
+/// leaves the body hash as the id.
+pub fn request_event_id(page: &Tenant, request_id: Option<&Value>) -> Option<String> {
+    let id = id_of(request_id).filter(|id| !id.chars().any(char::is_control))?;
+    let mut h = Sha256::new();
+    h.update((page.as_str().len() as u64).to_be_bytes());
+    h.update(page.as_str().as_bytes());
+    h.update(id.as_bytes());
+    Some(format!("{REQUEST_ID_PREFIX}{}", hex::encode(h.finalize())))
 }
 
 /// The entities of a seed-envelope event, by its canonical type.
@@ -194,6 +309,7 @@ mod tests {
     use crate::sources::testing::assert_refused;
     use crate::sources::Provider;
     use serde_json::json;
+    use time::OffsetDateTime;
 
     const CONVERSATION: &str = include_str!("../../fixtures/pancake/conversation_updated.json");
     const MESSAGE: &str = include_str!("../../fixtures/pancake/message_received.json");

@@ -24,15 +24,15 @@
 //! kept and acknowledged, not projected; so is an event whose data has no id.
 
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use super::credential::{credential_header, Guard};
-use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
-use super::{id_of, opt_string, required_str, Normalised};
+use super::pancake_common::{
+    api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER,
+};
+use super::{id_of, opt_string};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
-use crate::error::IngestError;
 use crate::model::{
-    EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, Tenant,
+    EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, TransitionRule,
 };
 
 pub const API_KEYS_VAR: &str = crate::config::vars::PANCAKE_POS_API_KEYS.name;
@@ -42,6 +42,9 @@ pub const DEFAULT_KEY_HEADER: &str = "X-Webhook-Secret";
 pub const DEV_API_KEY: &str = "dev-pancake-pos-key";
 /// The tenant field of the seed envelope, echoed in responses.
 pub const TENANT_FIELD: &str = "shopId";
+
+/// `type` of an inventory row (`variations_warehouses`), flat or in `data.record`.
+const INVENTORY_TYPE: &str = "variations_warehouses";
 
 /// Fields a status-change event may name the previous status in.
 const OLD_STATUS_FIELDS: [&str; 3] = ["old_status", "previous_status", "from_status"];
@@ -79,8 +82,9 @@ impl Member for PancakePos {
     const FORM: Form = Form {
         source: Source::PancakePos,
         tenant_field: TENANT_FIELD,
+        delivery_tenant_field: "shop_id",
         envelope_entities,
-        real_delivery: flat,
+        real_delivery: real,
     };
 
     fn key_check(&self) -> &Guard {
@@ -127,46 +131,123 @@ fn envelope_entities(
     update.into_iter().collect()
 }
 
-/// The real flat delivery: `type` + `event_type` beside (or around, as `data.record`) the
-/// resource. 400 naming the field when `type`, `event_type` or the shop id is missing.
-fn flat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
-    if !body.contains_key("type") {
-        // Neither form: name the seed's field, the documented one.
-        return Err(IngestError::invalid_field("payload"));
+/// Pancake POS's own deliveries (api-docs.pancake.vn, WEBHOOK), told apart by shape:
+/// the flat form (`type` + `event_type`), the bare customer (`"type": "customers"`), a
+/// `data.record` row (inventory when it says `"type": "variations_warehouses"`, else a CRM
+/// table row), and the bare order (`id` + `status` + `shop_id`, or `system_id`). `None`
+/// (kept as unrecognised) for anything else.
+fn real(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEvent> {
+    let type_name = body.get("type").and_then(Value::as_str).map(str::trim);
+    let record = body
+        .get("data")
+        .and_then(Value::as_object)
+        .and_then(|d| d.get("record"))
+        .and_then(Value::as_object);
+    if body.contains_key("type") && body.contains_key("event_type") {
+        return flat(body, delivery);
     }
-    let resource_type = required_str(body, "type", "type")?.trim();
-    let action = required_str(body, "event_type", "event_type")?.trim();
+    let has = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
+    let (provider_event, event_type, obj, kind) = if type_name
+        .is_some_and(|t| t.eq_ignore_ascii_case("customers"))
+    {
+        ("customers", "customer.updated", body, Some(EntityKind::Customer))
+    } else if let Some(record) = record {
+        match record.get("type").and_then(Value::as_str).map(str::trim) {
+            Some(t) if t.eq_ignore_ascii_case(INVENTORY_TYPE) => (
+                INVENTORY_TYPE,
+                "inventory.updated",
+                record,
+                Some(EntityKind::Variation),
+            ),
+            // A CRM table row names no id of its own: kept, not projected.
+            _ => ("crm", "crm.record_updated", record, None),
+        }
+    } else if (has("id") && has("status") && has("shop_id")) || has("system_id") {
+        ("orders", "order.updated", body, Some(EntityKind::Order))
+    } else {
+        return None;
+    };
+    let tenant = delivery.tenant_or_unnamed(opt_string(obj, "shop_id"));
+    let p = Projector::new(Source::PancakePos, tenant.clone(), None, delivery.now);
+    Some(NormalisedEvent {
+        recognition: Recognition::Known,
+        source: Source::PancakePos,
+        event_id: delivery.body_id.clone(),
+        event_type: event_type.to_string(),
+        provider_event: provider_event.to_string(),
+        tenant,
+        entities: project(kind, obj, &p).into_iter().collect(),
+    })
+}
+
+/// The entity of a POS object of `kind`: an order by `id` (else `system_id`), its integer
+/// `status` as the state (`"0"`, `"17"`): a status differing from the stored one is a
+/// transition, and the order of statuses is the order of `updated_at`, never of the status
+/// numbers (POS's flow is 0 → 17 → 11 → ... → 7); a variation row per warehouse.
+fn project(kind: Option<EntityKind>, obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
+    match kind? {
+        EntityKind::Order => {
+            let status = opt_string(obj, "status");
+            match p.order(obj, status.clone(), None, SameState::Record) {
+                Some(order) => Some(order),
+                None => {
+                    let id = opt_string(obj, "system_id")?;
+                    let mut order = p.update(EntityKind::Order, id, obj);
+                    order.transition =
+                        TransitionRule::from_previous(None, status.as_deref(), SameState::Record);
+                    order.state = status;
+                    Some(order)
+                }
+            }
+        }
+        EntityKind::Variation => variation(obj, p),
+        kind => p.entity(kind, obj),
+    }
+}
+
+/// The flat delivery: `type` + `event_type` beside (or around, as `data.record`) the
+/// resource. `None` (unrecognised) when either is not a string. The tenant is `shop_id`,
+/// else the bound one, else `default`.
+fn flat(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEvent> {
+    let text = |field: &str| match body.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim()),
+        _ => None,
+    };
+    let resource_type = text("type")?;
+    let action = text("event_type")?;
     let obj = flat_resource(body);
-    let tenant = id_of(body.get("shop_id"))
-        .or_else(|| opt_string(obj, "shop_id"))
-        .map(Tenant::new)
-        .ok_or_else(|| IngestError::invalid_field("shop_id"))?;
-    let p = Projector::new(Source::PancakePos, tenant.clone(), None, now);
+    let tenant = delivery.tenant_or_unnamed(
+        id_of(body.get("shop_id")).or_else(|| opt_string(obj, "shop_id")),
+    );
+    let p = Projector::new(Source::PancakePos, tenant.clone(), None, delivery.now);
     let lower_type = resource_type.to_ascii_lowercase();
     let (noun, kind) = match lower_type.as_str() {
         "orders" => ("order", Some(EntityKind::Order)),
         "products" => ("product", Some(EntityKind::Product)),
         "customers" => ("customer", Some(EntityKind::Customer)),
-        "variations_warehouses" => ("inventory", Some(EntityKind::Variation)),
-        other => (other, None),
+        INVENTORY_TYPE => ("inventory", Some(EntityKind::Variation)),
+        _ => (resource_type, None),
     };
-    let (verb, known) = match action.to_ascii_lowercase().as_str() {
-        "create" | "created" => ("created".to_string(), true),
-        "update" | "updated" => ("updated".to_string(), true),
-        "delete" | "deleted" => ("deleted".to_string(), true),
-        other => (other.to_string(), false),
+    let verb = match action.to_ascii_lowercase().as_str() {
+        "create" | "created" => Some("created"),
+        "update" | "updated" => Some("updated"),
+        "delete" | "deleted" => Some("deleted"),
+        _ => None,
     };
-    let update = match kind.filter(|_| known) {
-        Some(EntityKind::Order) => p.order(obj, opt_string(obj, "status"), None, SameState::Record),
-        Some(EntityKind::Variation) => variation(obj, &p),
-        Some(kind) => p.entity(kind, obj),
-        None => None,
+    let update = match (kind, verb) {
+        (Some(kind), Some(_)) => project(Some(kind), obj, &p),
+        _ => None,
     };
-    Ok(NormalisedEvent {
+    // A known resource and action is the canonical `<noun>.<verb>`; else as POS spells it.
+    let event_type = match (kind, verb) {
+        (Some(_), Some(verb)) => format!("{noun}.{verb}"),
+        _ => format!("{resource_type}.{action}"),
+    };
+    Some(NormalisedEvent {
         recognition: Recognition::Known,
         source: Source::PancakePos,
-        event_id,
-        event_type: format!("{noun}.{verb}"),
+        event_id: delivery.body_id.clone(),
+        event_type,
         provider_event: format!("{resource_type}.{action}"),
         tenant,
         entities: update.into_iter().collect(),
@@ -208,6 +289,7 @@ mod tests {
     use crate::verify::SecretSet;
     use crate::version::Version;
     use serde_json::json;
+    use time::OffsetDateTime;
 
     macro_rules! fixture {
         ($name:literal) => {
