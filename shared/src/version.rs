@@ -200,7 +200,10 @@ mod tests {
         let small = Version::counter_from_json(&json!(5)).unwrap();
         let big = Version::counter_from_json(&json!("306")).unwrap();
         let huge = Version::from_counter(200_000_000_000_000).unwrap();
-        assert!(small < big && big < huge, "a counter is never read by magnitude");
+        assert!(
+            small < big && big < huge,
+            "a counter is never read by magnitude"
+        );
         assert_eq!(big.counter(), Some(306));
         assert_eq!(big.to_rfc3339(), "counter:306");
         assert!(small.sort_key() < big.sort_key() && big.sort_key() < huge.sort_key());
@@ -211,7 +214,13 @@ mod tests {
         // a unix number in the counters' range is no time
         assert_eq!(Version::from_json(&json!(COUNTER_BASE)), None);
         assert!(Version::from_json(&json!(COUNTER_BASE - 1)).is_some());
-        for bad in [json!(-1), json!(1.5), json!("x"), json!(null), json!(i64::MAX)] {
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("x"),
+            json!(null),
+            json!(i64::MAX),
+        ] {
             assert_eq!(Version::counter_from_json(&bad), None, "{bad}");
         }
     }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{Operator, OpsError};
 use crate::config::{Env, Mode};
 use crate::http::{route_for, RawRequest};
-use crate::model::{EventKey, EventStatus, Source};
+use crate::model::{EventKey, EventStatus, Source, Tenant};
 use crate::sources::{provider_from_env, Provider};
 use crate::store::{
     decide, reapplied_status, EventFilter, IncomingEvent, Order, Snapshot, StoredEvent,
@@ -159,9 +159,17 @@ async fn one(
     let received =
         OffsetDateTime::from_unix_timestamp(stored.received_at).map_err(|e| e.to_string())?;
     let request = request_of(stored, source);
-    let event = provider
-        .normalise(&request, received)
+    // The tenant it was stored under stands in for the credential's bound one, so a body
+    // naming no tenant is re-projected where ingest put it.
+    let tenant = Tenant::new(stored.tenant.as_str());
+    let mut event = provider
+        .normalise_for(&request, received, Some(&tenant))
         .map_err(|e| format!("today's {source} code refuses it: {e}"))?;
+    // Its identity was fixed on arrival: a release that reads a delivery id the body
+    // carries (e.g. Pancake's `request_id`) re-projects the event under its stored key.
+    if let Some(stored_id) = stored.event_key.strip_prefix(&format!("{source}#")) {
+        event.event_id = stored_id.to_string();
+    }
     if event.key() != event_key {
         return Err(format!("today's code names it {}", event.key()));
     }

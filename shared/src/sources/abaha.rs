@@ -404,7 +404,10 @@ mod tests {
         let bound = Tenant::new("store-7");
         let e = provider().normalise_for(&req, now(), Some(&bound)).unwrap();
         assert_eq!(e.tenant, bound);
-        assert_eq!(normalise(r#"{"voucher_code": "V1"}"#).tenant.as_str(), "default");
+        assert_eq!(
+            normalise(r#"{"voucher_code": "V1"}"#).tenant.as_str(),
+            "default"
+        );
         // a store_id in the body wins over the bound tenant
         let req = with_token(r#"{"store_id": "9", "voucher_code": "V1"}"#, "new-token");
         let e = provider().normalise_for(&req, now(), Some(&bound)).unwrap();

@@ -323,6 +323,9 @@ mod tests {
     #[test]
     fn a_body_without_a_tenant_takes_the_bound_one_or_default() {
         assert_eq!(unnamed_tenant(None).as_str(), Tenant::DEFAULT);
-        assert_eq!(unnamed_tenant(Some(&Tenant::new("shop-9"))).as_str(), "shop-9");
+        assert_eq!(
+            unnamed_tenant(Some(&Tenant::new("shop-9"))).as_str(),
+            "shop-9"
+        );
     }
 }

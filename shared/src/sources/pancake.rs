@@ -29,9 +29,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::credential::{Credential, Guard};
-use super::pancake_common::{
-    api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER,
-};
+use super::pancake_common::{api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER};
 use super::{canonical_event_type, id_of, opt_string, unnamed_tenant};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::model::{
@@ -303,8 +301,10 @@ fn page_id(body: &Map<String, Value>, data: Option<&Map<String, Value>>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IngestError;
     use crate::http::RawRequest;
     use crate::lifecycle::Lifecycle;
+    use crate::model::Recognition;
     use crate::model::{body_event_id, TransitionRule};
     use crate::sources::testing::assert_refused;
     use crate::sources::Provider;
@@ -598,17 +598,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_event_types_are_kept_without_entities() {
+    fn unknown_event_types_are_kept_without_entities_under_their_own_name() {
+        // issue 20 item 6: an unknown name keeps Pancake's spelling (was `post.published`)
         let body = json!({"payload": {"eventType": "post_published", "pageId": "p1",
             "data": {"id": "post-1"}, "timestamp": 1757069000}});
         let e = normalise(&body.to_string());
-        assert_eq!(e.event_type, "post.published");
+        assert_eq!(e.event_type, "post_published");
         assert_eq!(e.provider_event, "post_published");
         assert_eq!(e.tenant.as_str(), "p1");
+        assert_eq!(e.recognition, Recognition::Known);
         assert!(e.entities.is_empty());
-        let flat = json!({"event_type": "subscription", "page_id": "p1", "data": {"id": 1}});
+        let flat = json!({"event_type": "brand_new_thing", "page_id": "p1", "data": {"id": 1}});
         let e = normalise(&flat.to_string());
-        assert_eq!(e.event_type, "subscription");
+        assert_eq!(e.event_type, "brand_new_thing");
+        assert_eq!(e.tenant.as_str(), "p1");
+        assert_eq!(e.recognition, Recognition::Known);
         assert!(e.entities.is_empty());
     }
 
@@ -621,46 +625,57 @@ mod tests {
             ("[1,2]".into(), "JSON object", "VAL_002"),
             ("\"messaging\"".into(), "JSON object", "VAL_002"),
             (deep, "recursion", "VAL_002"),
-            ("{}".into(), "`payload`", "VAL_001"),
-            (r#"{"payload": "x"}"#.into(), "`payload`", "VAL_001"),
-            (
-                r#"{"payload": {"pageId": "1", "data": {}}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": ["a"], "pageId": "1"}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "data": {}}}"#.into(),
-                "payload.pageId",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "pageId": true}}"#.into(),
-                "payload.pageId",
-                "VAL_001",
-            ),
-            (
-                r#"{"event_type": 5, "page_id": "1"}"#.into(),
-                "`event_type`",
-                "VAL_001",
-            ),
-            (
-                r#"{"event_type": "messaging", "data": {"message": {"id": "m"}}}"#.into(),
-                "page_id",
-                "VAL_001",
-            ),
-            (
-                r#"{"event_type": "messaging", "data": {"conversation": {"id": "nounderscore"}}}"#
-                    .into(),
-                "page_id",
-                "VAL_001",
-            ),
         ];
         assert_refused(&provider(), keyed, now(), &cases, b"{\"payload\":\"\xff\"}");
+    }
+
+    /// Issue 20 item 4: these were 400s; a verified object of no documented form is now kept
+    /// as unrecognised (2xx), under its documented tenant field when it has one.
+    #[test]
+    fn objects_of_no_documented_form_are_unrecognised_not_refused() {
+        let cases = [
+            (json!({}), "default"),
+            (json!({"payload": "x"}), "default"),
+            (json!({"payload": {"pageId": "1", "data": {}}}), "1"),
+            (json!({"payload": {"eventType": ["a"], "pageId": "1"}}), "1"),
+            (
+                json!({"payload": {"eventType": "order_created", "data": {}}}),
+                "default",
+            ),
+            (
+                json!({"payload": {"eventType": "order_created", "pageId": true}}),
+                "default",
+            ),
+            (json!({"event_type": 5, "page_id": "1"}), "1"),
+            (
+                json!({"event_type": "messaging", "data": {"message": {"id": "m"}}}),
+                "default",
+            ),
+            (
+                json!({"event_type": "conversation", "data": {"conversation": {"id": "c"}}}),
+                "default",
+            ),
+            (
+                json!({"event_type": "messaging", "data": {"conversation": {"id": "nounderscore"}}}),
+                "default",
+            ),
+            (json!({"hello": "world", "page_id": "p9"}), "p9"),
+        ];
+        for (body, tenant) in cases {
+            let raw = body.to_string();
+            let e = normalise(&raw);
+            assert_eq!(e.recognition, Recognition::Unrecognised, "{body}");
+            assert_eq!(e.event_type, "unknown", "{body}");
+            assert_eq!(e.tenant.as_str(), tenant, "{body}");
+            assert_eq!(e.event_id, body_event_id(raw.as_bytes()));
+            assert!(e.entities.is_empty(), "{body}");
+        }
+        // with a key bound to one page, a body naming none is that page's
+        let page = Tenant::new("p-bound");
+        let e = provider()
+            .normalise_for(&keyed("{}"), now(), Some(&page))
+            .unwrap();
+        assert_eq!(e.tenant, page);
     }
 
     #[test]
@@ -723,5 +738,247 @@ mod tests {
             "data": {"id": "c1"}}});
         let e = normalise(&body.to_string());
         assert_eq!(e.entities[0].version, Version::from_datetime(now()));
+    }
+
+    // ---- Pancake's own documented deliveries (fixtures/pancake/documented/) -------------
+
+    const DOC_MESSAGING: &str = include_str!("../../fixtures/pancake/documented/messaging.json");
+    const DOC_CONVERSATION: &str =
+        include_str!("../../fixtures/pancake/documented/conversation.json");
+    const DOC_POST: &str = include_str!("../../fixtures/pancake/documented/post.json");
+    const DOC_CONNECT: &str = include_str!("../../fixtures/pancake/documented/connect_status.json");
+    const DOC_SUBSCRIPTION: &str =
+        include_str!("../../fixtures/pancake/documented/subscription.json");
+    const DOC_PAGE: &str = "100000000000901";
+
+    fn patched(raw: &str, patch: impl FnOnce(&mut Value)) -> String {
+        let mut v: Value = serde_json::from_str(raw).unwrap();
+        patch(&mut v);
+        v.to_string()
+    }
+
+    /// (fixture, event type, tenant, (kind, id, state) of each entity).
+    #[test]
+    fn every_documented_delivery_is_known_and_projected() {
+        type Row = (
+            &'static str,
+            &'static str,
+            &'static str,
+            Vec<(EntityKind, &'static str, Option<&'static str>)>,
+        );
+        let rows: [Row; 5] = [
+            (
+                DOC_MESSAGING,
+                "message.received",
+                "tt_7300000000000000001",
+                vec![
+                    (
+                        EntityKind::Conversation,
+                        "tt_0:1:7300000000000000002:7300000000000000001",
+                        None,
+                    ),
+                    (EntityKind::Message, "tt_7400000000000000003", None),
+                ],
+            ),
+            (
+                DOC_CONVERSATION,
+                "conversation.updated",
+                DOC_PAGE,
+                vec![(
+                    EntityKind::Conversation,
+                    "100000000000901_100000000000902",
+                    None,
+                )],
+            ),
+            (
+                DOC_POST,
+                "post",
+                DOC_PAGE,
+                vec![(EntityKind::Post, "100000000000901_128700000000902", None)],
+            ),
+            (
+                DOC_CONNECT,
+                "connect_status",
+                DOC_PAGE,
+                vec![(EntityKind::Page, DOC_PAGE, Some("disconnected"))],
+            ),
+            (
+                DOC_SUBSCRIPTION,
+                "subscription",
+                "default",
+                vec![(EntityKind::Subscription, "SUB901", None)],
+            ),
+        ];
+        for (raw, event_type, tenant, entities) in rows {
+            let e = normalise(raw);
+            assert_eq!(e.recognition, Recognition::Known, "{event_type}");
+            assert_eq!(e.event_type, event_type);
+            assert_eq!(e.tenant.as_str(), tenant, "{event_type}");
+            let got: Vec<_> = e
+                .entities
+                .iter()
+                .map(|u| (u.key.kind, u.key.id.as_str(), u.state.as_deref()))
+                .collect();
+            assert_eq!(got, entities, "{event_type}");
+            assert!(e.entities.iter().all(|u| u.key.tenant == e.tenant));
+        }
+    }
+
+    #[test]
+    fn conversation_is_ordered_by_its_counter_not_by_a_time() {
+        let at = |version: Value| {
+            let raw = patched(DOC_CONVERSATION, |v| {
+                v["data"]["conversation"]["version"] = version;
+            });
+            normalise(&raw).entities[0].version
+        };
+        assert_eq!(at(json!(306)), Version::from_counter(306).unwrap());
+        assert!(at(json!(305)) < at(json!(306)));
+        assert!(at(json!(9)) < at(json!(10)), "not read as unix seconds");
+        assert!(at(json!(99_999_999_999_u64)) < at(json!(100_000_000_000_u64)));
+        assert_eq!(at(json!("307")), Version::from_counter(307).unwrap());
+        // a counter outranks any time, so a messaging snapshot never overwrites it
+        let messaging_conversation = normalise(MESSAGING_FIXTURE).entities[0].version;
+        assert!(messaging_conversation < at(json!(0)));
+        // no usable counter: the delivery's timestamp, as for any object without a time
+        for odd in [json!(null), json!(-1), json!("v3"), json!(1.5)] {
+            assert_eq!(at(odd.clone()), v("2025-09-05T10:44:00Z"), "{odd}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_the_delivery_identity_within_its_page() {
+        let first = normalise(DOC_CONVERSATION);
+        assert!(first.event_id.starts_with(REQUEST_ID_PREFIX));
+        assert_eq!(first.event_id.len(), REQUEST_ID_PREFIX.len() + 64);
+        // Pancake's retry: same request_id, another timestamp: the same event
+        let retry = patched(DOC_CONVERSATION, |v| v["timestamp"] = json!(1757069999));
+        assert_eq!(normalise(&retry).event_id, first.event_id);
+        let connect_retry = patched(DOC_CONNECT, |v| v["timestamp"] = json!(1757069999));
+        assert_eq!(
+            normalise(&connect_retry).event_id,
+            normalise(DOC_CONNECT).event_id
+        );
+        // the same request_id on another page is another delivery
+        let other_page = patched(DOC_CONVERSATION, |v| {
+            v["page_id"] = json!("100000000000999")
+        });
+        assert_ne!(normalise(&other_page).event_id, first.event_id);
+        // page and id are not simply concatenated
+        let a = request_event_id(&Tenant::new("12"), Some(&json!("3")));
+        let b = request_event_id(&Tenant::new("1"), Some(&json!("23")));
+        assert_ne!(a, b);
+        // no usable request_id: the body hash
+        for odd in [
+            json!(null),
+            json!(""),
+            json!("  "),
+            json!({"id": 1}),
+            json!("x".repeat(crate::sources::MAX_ID_LEN + 1)),
+            json!("line\nbreak"),
+        ] {
+            let raw = patched(DOC_CONVERSATION, |v| v["request_id"] = odd.clone());
+            assert_eq!(
+                normalise(&raw).event_id,
+                body_event_id(raw.as_bytes()),
+                "{odd}"
+            );
+        }
+        // a delivery without one (post, messaging) is identified by its bytes
+        assert_eq!(
+            normalise(DOC_POST).event_id,
+            body_event_id(DOC_POST.as_bytes())
+        );
+    }
+
+    #[test]
+    fn connect_status_is_the_page_state_versioned_by_timestamp() {
+        let e = normalise(DOC_CONNECT);
+        let [page] = e.entities.as_slice() else {
+            panic!("{:?}", e.entities)
+        };
+        assert_eq!(page.version, v("2025-09-05T10:44:17Z"));
+        assert_eq!(page.transition, TransitionRule::FromStored);
+        assert_eq!(page.data["connect_status"], "disconnected");
+        let connected = patched(DOC_CONNECT, |v| {
+            v["data"]["connect_status"] = json!("connected");
+        });
+        assert_eq!(
+            normalise(&connected).entities[0].state.as_deref(),
+            Some("connected")
+        );
+        // the page id from the delivery when data names none
+        let bare = patched(DOC_CONNECT, |v| {
+            v["data"].as_object_mut().unwrap().remove("page_id");
+        });
+        assert_eq!(normalise(&bare).entities[0].key.id, DOC_PAGE);
+        // a status that is no string is no state: kept, with no transition
+        let odd = patched(DOC_CONNECT, |v| v["data"]["connect_status"] = json!(1));
+        let e = normalise(&odd);
+        assert_eq!(e.entities[0].state, None);
+        assert_eq!(e.entities[0].transition, TransitionRule::None);
+    }
+
+    #[test]
+    fn subscription_belongs_to_the_bound_tenant_else_default() {
+        let bound = Tenant::new("100000000000901");
+        let e = provider()
+            .normalise_for(&keyed(DOC_SUBSCRIPTION), now(), Some(&bound))
+            .unwrap();
+        assert_eq!(e.tenant, bound);
+        assert_eq!(e.entities[0].key.tenant, bound);
+        // its page_ids are never read as the tenant
+        assert_eq!(normalise(DOC_SUBSCRIPTION).tenant.as_str(), "default");
+        let e = normalise(DOC_SUBSCRIPTION);
+        assert_eq!(e.entities[0].version, v("2025-08-26T03:08:51"));
+        assert_eq!(e.entities[0].data["page_ids"][0], "In_1660000901");
+    }
+
+    #[test]
+    fn tiktok_and_instagram_ids_keep_working() {
+        let e = normalise(DOC_MESSAGING);
+        assert_eq!(e.tenant.as_str(), "tt_7300000000000000001");
+        assert_eq!(e.entities[1].version, v("2025-09-05T10:44:07"));
+        // Instagram: page id only inside the conversation id (`<page>_<sender>`)
+        let body = json!({"event_type": "messaging", "data": {
+            "conversation": {"id": "In_1660000901_17840000000000901", "snippet": "hi"},
+            "message": {"id": "In_m_0901", "inserted_at": "2025-09-05T10:00:00"}}});
+        let e = normalise(&body.to_string());
+        assert_eq!(e.tenant.as_str(), "In_1660000901");
+        let ids: Vec<_> = e.entities.iter().map(|u| u.key.id.as_str()).collect();
+        assert_eq!(ids, ["In_1660000901_17840000000000901", "In_m_0901"]);
+        // a TikTok conversation id names no page by `_`: the page comes from page_id
+        let body = json!({"event_type": "messaging", "page_id": "tt_1", "data": {
+            "conversation": {"id": "tt_0:1:2:1"}}});
+        assert_eq!(
+            normalise(&body.to_string()).entities[0].key.id,
+            "tt_0:1:2:1"
+        );
+    }
+
+    #[test]
+    fn nasty_page_events_degrade_without_guessing() {
+        for body in [
+            json!({"event_type": "post", "page_id": "p", "data": {"post": {"id": {}}}}),
+            json!({"event_type": "post", "page_id": "p", "data": []}),
+            json!({"event_type": "conversation", "page_id": "p", "data": {"conversation": "c"}}),
+            json!({"event_type": "connect_status", "page_id": "p", "data": "connected"}),
+            json!({"event_type": "subscription", "data": {"subscription": {"id": null}}}),
+            json!({"event_type": "subscription"}),
+        ] {
+            let e = normalise(&body.to_string());
+            assert_eq!(e.recognition, Recognition::Known, "{body}");
+            assert!(e.entities.is_empty(), "{body}");
+        }
+        // an over-long page id is no page: unrecognised
+        let long = json!({"event_type": "post", "page_id": "p".repeat(300),
+            "data": {"post": {"id": "x"}}});
+        assert_eq!(
+            normalise(&long.to_string()).recognition,
+            Recognition::Unrecognised
+        );
+        // event types differing in case are the same type
+        let upper = patched(DOC_CONNECT, |v| v["event_type"] = json!("CONNECT_STATUS"));
+        assert_eq!(normalise(&upper).entities[0].key.kind, EntityKind::Page);
     }
 }

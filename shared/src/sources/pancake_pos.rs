@@ -26,9 +26,7 @@
 use serde_json::{Map, Value};
 
 use super::credential::{credential_header, Guard};
-use super::pancake_common::{
-    api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER,
-};
+use super::pancake_common::{api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER};
 use super::{id_of, opt_string};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::model::{
@@ -147,26 +145,30 @@ fn real(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEven
         return flat(body, delivery);
     }
     let has = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
-    let (provider_event, event_type, obj, kind) = if type_name
-        .is_some_and(|t| t.eq_ignore_ascii_case("customers"))
-    {
-        ("customers", "customer.updated", body, Some(EntityKind::Customer))
-    } else if let Some(record) = record {
-        match record.get("type").and_then(Value::as_str).map(str::trim) {
-            Some(t) if t.eq_ignore_ascii_case(INVENTORY_TYPE) => (
-                INVENTORY_TYPE,
-                "inventory.updated",
-                record,
-                Some(EntityKind::Variation),
-            ),
-            // A CRM table row names no id of its own: kept, not projected.
-            _ => ("crm", "crm.record_updated", record, None),
-        }
-    } else if (has("id") && has("status") && has("shop_id")) || has("system_id") {
-        ("orders", "order.updated", body, Some(EntityKind::Order))
-    } else {
-        return None;
-    };
+    let (provider_event, event_type, obj, kind) =
+        if type_name.is_some_and(|t| t.eq_ignore_ascii_case("customers")) {
+            (
+                "customers",
+                "customer.updated",
+                body,
+                Some(EntityKind::Customer),
+            )
+        } else if let Some(record) = record {
+            match record.get("type").and_then(Value::as_str).map(str::trim) {
+                Some(t) if t.eq_ignore_ascii_case(INVENTORY_TYPE) => (
+                    INVENTORY_TYPE,
+                    "inventory.updated",
+                    record,
+                    Some(EntityKind::Variation),
+                ),
+                // A CRM table row names no id of its own: kept, not projected.
+                _ => ("crm", "crm.record_updated", record, None),
+            }
+        } else if (has("id") && has("status") && has("shop_id")) || has("system_id") {
+            ("orders", "order.updated", body, Some(EntityKind::Order))
+        } else {
+            return None;
+        };
     let tenant = delivery.tenant_or_unnamed(opt_string(obj, "shop_id"));
     let p = Projector::new(Source::PancakePos, tenant.clone(), None, delivery.now);
     Some(NormalisedEvent {
@@ -184,7 +186,11 @@ fn real(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEven
 /// `status` as the state (`"0"`, `"17"`): a status differing from the stored one is a
 /// transition, and the order of statuses is the order of `updated_at`, never of the status
 /// numbers (POS's flow is 0 → 17 → 11 → ... → 7); a variation row per warehouse.
-fn project(kind: Option<EntityKind>, obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
+fn project(
+    kind: Option<EntityKind>,
+    obj: &Map<String, Value>,
+    p: &Projector,
+) -> Option<EntityUpdate> {
     match kind? {
         EntityKind::Order => {
             let status = opt_string(obj, "status");
@@ -216,9 +222,8 @@ fn flat(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEven
     let resource_type = text("type")?;
     let action = text("event_type")?;
     let obj = flat_resource(body);
-    let tenant = delivery.tenant_or_unnamed(
-        id_of(body.get("shop_id")).or_else(|| opt_string(obj, "shop_id")),
-    );
+    let tenant = delivery
+        .tenant_or_unnamed(id_of(body.get("shop_id")).or_else(|| opt_string(obj, "shop_id")));
     let p = Projector::new(Source::PancakePos, tenant.clone(), None, delivery.now);
     let lower_type = resource_type.to_ascii_lowercase();
     let (noun, kind) = match lower_type.as_str() {
@@ -281,8 +286,11 @@ fn variation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IngestError;
     use crate::http::RawRequest;
     use crate::lifecycle::Lifecycle;
+    use crate::model::Recognition;
+    use crate::model::Tenant;
     use crate::model::{body_event_id, TransitionRule};
     use crate::sources::testing::assert_refused;
     use crate::sources::Provider;
@@ -675,21 +683,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_types_are_kept_without_entities() {
+    fn unknown_types_are_kept_without_entities_under_their_own_name() {
+        // issue 20 item 6: names no seed knows keep POS's spelling (were
+        // `shop.settings_updated`, `auto_call.updated`, `order.print`)
         let envelope = json!({"payload": {"eventType": "shop_settings_updated", "shopId": 1,
             "data": {"id": 1}}});
         let e = normalise(&envelope.to_string());
-        assert_eq!(e.event_type, "shop.settings_updated");
+        assert_eq!(e.event_type, "shop_settings_updated");
         assert!(e.entities.is_empty());
         let flat = json!({"type": "auto_call", "event_type": "update", "shop_id": 1, "id": 4});
         let e = normalise(&flat.to_string());
-        assert_eq!(e.event_type, "auto_call.updated");
+        assert_eq!(e.event_type, "auto_call.update");
         assert_eq!(e.provider_event, "auto_call.update");
+        assert_eq!(e.recognition, Recognition::Known);
         assert!(e.entities.is_empty());
         let odd_action =
             json!({"type": "orders", "event_type": "print", "shop_id": 1, "id": 4, "status": 1});
         let e = normalise(&odd_action.to_string());
-        assert_eq!(e.event_type, "order.print");
+        assert_eq!(e.event_type, "orders.print");
         assert!(e.entities.is_empty());
     }
 
@@ -702,43 +713,6 @@ mod tests {
             ("[{\"payload\":{}}]".into(), "JSON object", "VAL_002"),
             ("17".into(), "JSON object", "VAL_002"),
             (deep, "recursion", "VAL_002"),
-            ("{}".into(), "`payload`", "VAL_001"),
-            (r#"{"payload": null}"#.into(), "`payload`", "VAL_001"),
-            (
-                r#"{"payload": {"shopId": 123, "data": {}}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "  ", "shopId": 123}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "data": {}}}"#.into(),
-                "payload.shopId",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "shopId": [123]}}"#.into(),
-                "payload.shopId",
-                "VAL_001",
-            ),
-            (
-                r#"{"type": 3, "event_type": "update", "shop_id": 1}"#.into(),
-                "`type`",
-                "VAL_001",
-            ),
-            (
-                r#"{"type": "orders", "shop_id": 1, "id": 1}"#.into(),
-                "`event_type`",
-                "VAL_001",
-            ),
-            (
-                r#"{"type": "orders", "event_type": "update", "id": 1, "status": 1}"#.into(),
-                "shop_id",
-                "VAL_001",
-            ),
         ];
         assert_refused(
             &provider(),
@@ -747,6 +721,46 @@ mod tests {
             &cases,
             b"{\"type\":\"orders\xc3\x28\"}",
         );
+    }
+
+    /// Issue 20 item 4: these were 400s; a verified object of no documented form is now kept
+    /// as unrecognised (2xx), under its documented tenant field when it has one.
+    #[test]
+    fn objects_of_no_documented_form_are_unrecognised_not_refused() {
+        let cases = [
+            (json!({}), "default"),
+            (json!({"payload": null}), "default"),
+            (json!({"payload": {"shopId": 123, "data": {}}}), "123"),
+            (
+                json!({"payload": {"eventType": "  ", "shopId": 123}}),
+                "123",
+            ),
+            (
+                json!({"payload": {"eventType": "order_created", "data": {}}}),
+                "default",
+            ),
+            (
+                json!({"payload": {"eventType": "order_created", "shopId": [123]}}),
+                "default",
+            ),
+            (
+                json!({"type": 3, "event_type": "update", "shop_id": 1}),
+                "1",
+            ),
+            (json!({"id": 1, "shop_id": 5}), "5"),
+            (json!({"id": 1, "status": 0}), "default"),
+            (json!({"data": {"entries": []}, "success": true}), "default"),
+            (json!({"type": "orders", "shop_id": 1}), "1"),
+        ];
+        for (body, tenant) in cases {
+            let raw = body.to_string();
+            let e = normalise(&raw);
+            assert_eq!(e.recognition, Recognition::Unrecognised, "{body}");
+            assert_eq!(e.event_type, "unknown", "{body}");
+            assert_eq!(e.tenant.as_str(), tenant, "{body}");
+            assert_eq!(e.event_id, body_event_id(raw.as_bytes()));
+            assert!(e.entities.is_empty(), "{body}");
+        }
     }
 
     #[test]
@@ -806,5 +820,149 @@ mod tests {
         let body = json!({"type": "customers", "event_type": "create", "shop_id": 9,
             "data": {"id": "c-1", "name": "Lan"}});
         assert_eq!(normalise(&body.to_string()).entities[0].key.id, "c-1");
+    }
+
+    // ---- the POS documentation's own deliveries (fixtures/pancake_pos/documented/) ------
+
+    const DOC_ORDER: &str = include_str!("../../fixtures/pancake_pos/documented/order.json");
+    const DOC_CUSTOMER: &str = include_str!("../../fixtures/pancake_pos/documented/customer.json");
+    const DOC_INVENTORY: &str =
+        include_str!("../../fixtures/pancake_pos/documented/inventory.json");
+    const DOC_CRM: &str = include_str!("../../fixtures/pancake_pos/documented/crm_record.json");
+
+    fn patched(raw: &str, patch: impl FnOnce(&mut Value)) -> String {
+        let mut v: Value = serde_json::from_str(raw).unwrap();
+        patch(&mut v);
+        v.to_string()
+    }
+
+    #[test]
+    fn bare_order_is_recognised_by_its_shape() {
+        let e = normalise(DOC_ORDER);
+        assert_eq!(e.recognition, Recognition::Known);
+        assert_eq!(
+            (e.event_type.as_str(), e.provider_event.as_str()),
+            ("order.updated", "orders")
+        );
+        assert_eq!(e.tenant.as_str(), SHOP);
+        let [o] = e.entities.as_slice() else {
+            panic!("{:?}", e.entities)
+        };
+        assert_eq!((o.key.kind, o.key.id.as_str()), (EntityKind::Order, "1418"));
+        assert_eq!(o.state.as_deref(), Some("0"), "the status code as text");
+        assert_eq!(o.version, v("2025-09-05T04:51:54"));
+        assert_eq!(o.transition, TransitionRule::FromStored);
+        assert_eq!(o.data["status_name"], "new");
+        // system_id alone names an order too
+        let by_system = json!({"system_id": "20462817_1418", "status": 17, "shop_id": 20462817,
+            "updated_at": "2025-09-05T05:00:00"});
+        let e = normalise(&by_system.to_string());
+        assert_eq!(e.entities[0].key.id, "20462817_1418");
+        assert_eq!(e.entities[0].state.as_deref(), Some("17"));
+        // an order without shop_id but with system_id: the bound shop, else `default`
+        let no_shop = json!({"system_id": "s-1", "id": 5, "status": 1});
+        let bound = Tenant::new("shop-bound");
+        let req = keyed(&no_shop.to_string());
+        let e = provider().normalise_for(&req, now(), Some(&bound)).unwrap();
+        assert_eq!(e.tenant, bound);
+        assert_eq!(e.entities[0].key.id, "5");
+        assert_eq!(normalise(&no_shop.to_string()).tenant.as_str(), "default");
+    }
+
+    #[test]
+    fn order_versions_follow_updated_at_never_the_status_number() {
+        // the POS flow: 0 → 17 → 11 → ... → 7; a later status may have a smaller number
+        let at = |status: u64, updated_at: &str| {
+            let raw = patched(DOC_ORDER, |v| {
+                v["status"] = json!(status);
+                v["updated_at"] = json!(updated_at);
+            });
+            normalise(&raw).entities[0].clone()
+        };
+        let confirmed = at(1, "2025-09-05T05:00:00");
+        let waiting = at(17, "2025-09-05T04:55:00");
+        assert!(waiting.version < confirmed.version);
+        assert_eq!(confirmed.state.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn bare_customer_inventory_and_crm_rows() {
+        let c = normalise(DOC_CUSTOMER);
+        assert_eq!(
+            (c.event_type.as_str(), c.provider_event.as_str()),
+            ("customer.updated", "customers")
+        );
+        assert_eq!(c.tenant.as_str(), SHOP);
+        assert_eq!(c.entities[0].key.kind, EntityKind::Customer);
+        assert_eq!(c.entities[0].key.id, "00094712-0000-4000-8000-000000000901");
+        assert_eq!(c.entities[0].version, Version::from_datetime(now()));
+
+        let i = normalise(DOC_INVENTORY);
+        assert_eq!(i.event_type, "inventory.updated");
+        assert_eq!(i.provider_event, "variations_warehouses");
+        assert_eq!(
+            i.tenant.as_str(),
+            "default",
+            "no shop id and an any-shop key"
+        );
+        let [row] = i.entities.as_slice() else {
+            panic!("{:?}", i.entities)
+        };
+        assert_eq!(row.key.kind, EntityKind::Variation);
+        assert_eq!(
+            row.key.id,
+            "1996b3cd-0000-4000-8000-000000000901@77cbe2d5-0000-4000-8000-000000000901"
+        );
+        assert_eq!(row.version, v("2025-09-05T04:02:00.324609"));
+        assert_eq!(row.data["change_quantity"], -1);
+        // updated_at wins over inserted_at
+        let updated = patched(DOC_INVENTORY, |v| {
+            v["data"]["record"]["updated_at"] = json!("2025-09-05 05:00:00.000001");
+        });
+        assert_eq!(
+            normalise(&updated).entities[0].version,
+            v("2025-09-05T05:00:00.000001")
+        );
+        // `success` beside `data` (the issue's reading) is the same form
+        let outside = json!({"data": {"record": serde_json::from_str::<Value>(DOC_INVENTORY)
+            .unwrap()["data"]["record"].clone()}, "success": true});
+        assert_eq!(normalise(&outside.to_string()).entities[0].key, row.key);
+        // the shop a key is bound to
+        let bound = Tenant::new(SHOP);
+        let req = keyed(DOC_INVENTORY);
+        let e = provider().normalise_for(&req, now(), Some(&bound)).unwrap();
+        assert_eq!(e.entities[0].key.tenant, bound);
+
+        let crm = normalise(DOC_CRM);
+        assert_eq!(crm.recognition, Recognition::Known);
+        assert_eq!(
+            (crm.event_type.as_str(), crm.provider_event.as_str()),
+            ("crm.record_updated", "crm")
+        );
+        assert!(crm.entities.is_empty(), "a CRM row names no id");
+    }
+
+    #[test]
+    fn nasty_documented_forms_degrade_without_guessing() {
+        for body in [
+            json!({"type": "customers"}),
+            json!({"type": "customers", "id": {"x": 1}, "shop_id": 3}),
+            json!({"data": {"record": {"type": "variations_warehouses"}}}),
+            json!({"data": {"record": {"type": "variations_warehouses", "variation_id": []}}}),
+            json!({"id": null, "system_id": true, "status": 0, "shop_id": 1}),
+            json!({"data": {"record": {}}}),
+        ] {
+            let e = normalise(&body.to_string());
+            assert_eq!(e.recognition, Recognition::Known, "{body}");
+            assert!(e.entities.is_empty(), "{body}");
+        }
+        // a page_id or warehouse id is never read as the shop
+        let e = normalise(&patched(DOC_CUSTOMER, |v| {
+            v.as_object_mut().unwrap().remove("shop_id");
+        }));
+        assert_eq!(e.tenant.as_str(), "default");
+        // a status that is no scalar is no state
+        let e = normalise(&patched(DOC_ORDER, |v| v["status"] = json!({"code": 1})));
+        assert_eq!(e.entities[0].state, None);
     }
 }
