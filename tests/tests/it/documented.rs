@@ -133,9 +133,19 @@ fn fixture(source_dir: &str, name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// (source, sample, tenant, entity kind, entity id, state) of one documented delivery.
+type Projected = (
+    Source,
+    &'static str,
+    &'static str,
+    EntityKind,
+    &'static str,
+    Option<&'static str>,
+);
+
 async fn every_documented_delivery_is_acknowledged_kept_and_projected(kit: &Kit) {
     let rig = Rig::new(kit);
-    let expected: [(Source, &str, &str, EntityKind, &str, Option<&str>); 8] = [
+    let expected: [Projected; 8] = [
         (
             Source::Pancake,
             "documented_messaging",
