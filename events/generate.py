@@ -4,7 +4,9 @@ payloads in shared/fixtures/<source>/, signed with the development credentials t
 `webhooks-local` accepts with no configuration (see README, "Development credentials").
 
 Run from the repository root: python3 events/generate.py
-The bodies are compact JSON; signatures cover exactly those bytes.
+The bodies are compact JSON; signatures cover exactly those bytes. A fixture of
+shared/fixtures/<source>/documented/ (the providers' own documented deliveries) becomes
+events/<source>/documented_<name>.json, beside the others, so `events/*/*.json` posts them all.
 """
 import hashlib
 import hmac
@@ -103,11 +105,13 @@ def main():
             continue
         out = EVENTS / out_dir
         out.mkdir(parents=True, exist_ok=True)
-        for path in sorted(src.glob("*.json")):
+        paths = [(p.stem, p) for p in sorted(src.glob("*.json"))]
+        paths += [("documented_" + p.stem, p) for p in sorted(src.glob("documented/*.json"))]
+        for stem, path in paths:
             payload = json.loads(path.read_text(encoding="utf-8"))
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            event = api_gateway_v2_event(route, path.stem, body, header_fn(path.stem, body))
-            (out / path.name).write_text(json.dumps(event, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            event = api_gateway_v2_event(route, stem, body, header_fn(stem, body))
+            (out / f"{stem}.json").write_text(json.dumps(event, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
             written += 1
     print(f"wrote {written} events")
 

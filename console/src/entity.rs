@@ -44,8 +44,9 @@ impl EntityQuery {
         let kind = need(&self.kind, "kind")?;
         let kind = EntityKind::parse(&kind).ok_or_else(|| {
             ConsoleError::BadInput(format!(
-                "{:?} is not an entity kind (conversation, message, order, customer, product, variation, stock, invoice)",
-                kind.chars().take(60).collect::<String>()
+                "{:?} is not an entity kind ({})",
+                kind.chars().take(60).collect::<String>(),
+                EntityKind::listed()
             ))
         })?;
         Ok(EntityKey::new(

@@ -41,7 +41,7 @@ const SOURCES: [&str; 6] = [
     "invoice",
     "nope",
 ];
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 12] = [
     "conversation",
     "message",
     "order",
@@ -50,6 +50,9 @@ const KINDS: [&str; 9] = [
     "variation",
     "stock",
     "invoice",
+    "post",
+    "page",
+    "subscription",
     "nope",
 ];
 

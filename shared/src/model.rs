@@ -135,9 +135,31 @@ pub enum EntityKind {
     Variation,
     Stock,
     Invoice,
+    /// A Pancake page post (`post` deliveries).
+    Post,
+    /// A Pancake page's connection to its platform (`connect_status`), state
+    /// `connected` / `disconnected`.
+    Page,
+    /// A Pancake account subscription (`subscription`, no page).
+    Subscription,
 }
 
 impl EntityKind {
+    /// Every kind, in the order operators see them listed.
+    pub const ALL: [EntityKind; 11] = [
+        EntityKind::Conversation,
+        EntityKind::Message,
+        EntityKind::Order,
+        EntityKind::Customer,
+        EntityKind::Product,
+        EntityKind::Variation,
+        EntityKind::Stock,
+        EntityKind::Invoice,
+        EntityKind::Post,
+        EntityKind::Page,
+        EntityKind::Subscription,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntityKind::Conversation => "conversation",
@@ -148,23 +170,19 @@ impl EntityKind {
             EntityKind::Variation => "variation",
             EntityKind::Stock => "stock",
             EntityKind::Invoice => "invoice",
+            EntityKind::Post => "post",
+            EntityKind::Page => "page",
+            EntityKind::Subscription => "subscription",
         }
     }
 
     pub fn parse(s: &str) -> Option<EntityKind> {
-        use EntityKind::*;
-        [
-            Conversation,
-            Message,
-            Order,
-            Customer,
-            Product,
-            Variation,
-            Stock,
-            Invoice,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// `conversation, message, ...`: every kind's stored spelling, for messages that list them.
+    pub fn listed() -> String {
+        Self::ALL.map(EntityKind::as_str).join(", ")
     }
 }
 
@@ -326,13 +344,20 @@ fn short_digest(body: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
+/// Prefix of an event id made from a delivery id the body carries, scoped by its tenant
+/// (Pancake's `request_id` per page, ARCHITECTURE §4): such an id is [`Identity::OfBody`].
+pub const CARRIED_ID_PREFIX: &str = "rq_";
+
 /// Where an event id comes from, which decides what finding it stored already means
 /// (ARCHITECTURE §4, "Event identity").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
     /// Derived from the body's bytes (the id ends with their sha256, whole in hex or as the
     /// digest of [`scoped_body_event_id`]): a stored event under it holds the same bytes, so
-    /// finding it is a duplicate.
+    /// finding it is a duplicate. Also a delivery id the body itself carries, scoped by the
+    /// tenant it names ([`CARRIED_ID_PREFIX`]: Pancake's `request_id` per page): inside the
+    /// bytes the credential admitted, and meant by the provider to stay the same across its
+    /// retries, whose other fields (`timestamp`) change, so finding it is a duplicate too.
     OfBody,
     /// Named from outside the bytes it is compared with (a delivery header, a body field an
     /// unsigned key cannot vouch for): finding it is a duplicate only when the stored body is
@@ -343,7 +368,10 @@ pub enum Identity {
 impl Identity {
     /// The identity of `event_id` for `body`.
     pub fn of(event_id: &str, body: &[u8]) -> Self {
-        if event_id.ends_with(&body_event_id(body)) || event_id.ends_with(&short_digest(body)) {
+        if event_id.starts_with(CARRIED_ID_PREFIX)
+            || event_id.ends_with(&body_event_id(body))
+            || event_id.ends_with(&short_digest(body))
+        {
             Identity::OfBody
         } else {
             Identity::Declared

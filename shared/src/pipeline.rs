@@ -91,7 +91,7 @@ impl Pipeline {
         }
         let admission = self.admitter.admit(provider, req).await?;
         let now = self.clock.now();
-        let event = provider.normalise(req, now)?;
+        let event = provider.normalise_for(req, now, admission.single_tenant())?;
         let read = |error: IngestError| Refused {
             error,
             tenant: Some(event.tenant.clone()),

@@ -7,6 +7,13 @@
 //! A time before the Unix epoch is not a version (as a negative unix number is not): a
 //! version is never negative, so its zero-padded sort key orders as it does and it renders
 //! as RFC 3339.
+//!
+//! A provider's own ordering counter (Pancake's `data.conversation.version`: 305, 306, ...) is
+//! no time: read as unix seconds it would be 1970 and lose to every timestamp, and read by
+//! magnitude a counter crossing 10^11 would jump from seconds to milliseconds. Counters take
+//! their own path, [`Version::from_counter`]: `COUNTER_BASE + n`, above every time a version
+//! can hold, so counters keep their order among themselves and an entity that has one is
+//! never overwritten by an update versioned only by a time (ARCHITECTURE §4, decision 45).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -18,7 +25,34 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 #[serde(transparent)]
 pub struct Version(i64);
 
+/// Where counter versions start: 10^18 µs is the year 33658, later than any time a provider
+/// sends (times parse up to the year 9999; a unix number at or past it is no time).
+pub const COUNTER_BASE: i64 = 1_000_000_000_000_000_000;
+
 impl Version {
+    /// A provider's monotonic counter (not a time): `None` when negative or too large to
+    /// offset. Any counter version is newer than any time version; counters order as numbers.
+    pub fn from_counter(n: i64) -> Option<Self> {
+        if n < 0 {
+            return None;
+        }
+        n.checked_add(COUNTER_BASE).map(Version)
+    }
+
+    /// A counter from JSON: a non-negative integer, or a string of one (`306`, `"306"`).
+    pub fn counter_from_json(v: &serde_json::Value) -> Option<Self> {
+        match v {
+            serde_json::Value::Number(n) => n.as_i64().and_then(Self::from_counter),
+            serde_json::Value::String(s) => s.trim().parse().ok().and_then(Self::from_counter),
+            _ => None,
+        }
+    }
+
+    /// The counter this version holds, when it is one.
+    pub fn counter(self) -> Option<i64> {
+        (self.0 >= COUNTER_BASE).then(|| self.0 - COUNTER_BASE)
+    }
+
     pub fn from_micros(micros: i64) -> Self {
         Version(micros)
     }
@@ -87,11 +121,15 @@ impl Version {
         } else {
             n
         };
-        Some(Version(micros))
+        // A time never reaches the counters' range.
+        (micros < COUNTER_BASE).then_some(Version(micros))
     }
 
-    /// RFC 3339 rendering, for `occurredAt`.
+    /// RFC 3339 rendering, for `occurredAt`; a counter renders as `counter:<n>`.
     pub fn to_rfc3339(self) -> String {
+        if let Some(n) = self.counter() {
+            return format!("counter:{n}");
+        }
         OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
@@ -155,6 +193,44 @@ mod tests {
         let later = Version::parse("1970-01-01T00:00:00.000010Z").unwrap();
         assert!(early < later && early.sort_key() < later.sort_key());
         assert_eq!(Version::parse(&early.to_rfc3339()), Some(early));
+    }
+
+    #[test]
+    fn counters_keep_their_order_and_outrank_every_time() {
+        let small = Version::counter_from_json(&json!(5)).unwrap();
+        let big = Version::counter_from_json(&json!("306")).unwrap();
+        let huge = Version::from_counter(200_000_000_000_000).unwrap();
+        assert!(
+            small < big && big < huge,
+            "a counter is never read by magnitude"
+        );
+        assert_eq!(big.counter(), Some(306));
+        assert_eq!(big.to_rfc3339(), "counter:306");
+        assert!(small.sort_key() < big.sort_key() && big.sort_key() < huge.sort_key());
+        assert_eq!(big.sort_key().len(), 20);
+        let latest_time = Version::parse("9999-12-31T23:59:59.999999Z").unwrap();
+        assert!(latest_time < Version::from_counter(0).unwrap());
+        assert_eq!(latest_time.counter(), None);
+        // a unix number in the counters' range is no time
+        assert_eq!(Version::from_json(&json!(COUNTER_BASE)), None);
+        assert!(Version::from_json(&json!(COUNTER_BASE - 1)).is_some());
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("x"),
+            json!(null),
+            json!(i64::MAX),
+        ] {
+            assert_eq!(Version::counter_from_json(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn space_separated_time_with_microseconds() {
+        // Pancake POS inventory rows: `inserted_at` with a space and microseconds
+        let v = Version::parse("2023-05-26 04:02:00.324609").unwrap();
+        assert_eq!(v, Version::parse("2023-05-26T04:02:00.324609Z").unwrap());
+        assert_eq!(v.micros() % 1_000_000, 324_609);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{Operator, OpsError};
 use crate::config::{Env, Mode, PipelineSettings};
 use crate::http::{route_for, RawRequest};
-use crate::model::{EventKey, EventStatus, Source};
+use crate::model::{EventKey, EventStatus, Source, Tenant};
 use crate::sources::{provider_from_env, Provider};
 use crate::store::{
     decide, reapplied_status, EventFilter, IncomingEvent, Order, Snapshot, StoredEvent,
@@ -163,12 +163,16 @@ async fn one(
     let received =
         OffsetDateTime::from_unix_timestamp(stored.received_at).map_err(|e| e.to_string())?;
     let request = request_of(stored, source);
+    // The tenant it was stored under stands in for the credential's bound one, so a body
+    // naming no tenant is re-projected where ingest put it.
+    let tenant = Tenant::new(stored.tenant.as_str());
     let mut event = provider
-        .normalise(&request, received)
+        .normalise_for(&request, received, Some(&tenant))
         .map_err(|e| format!("today's {source} code refuses it: {e}"))?;
     // The stored key is what the event is, and its transition ids derive from it: one stored
-    // under an earlier release's id (a fulfilment delivery id) or as a conflict is re-applied
-    // under that key, never renamed (ARCHITECTURE §4).
+    // under an earlier release's id (a fulfilment delivery id, a body hash before Pancake's
+    // `request_id` was read) or as a conflict is re-applied under that key, never renamed
+    // (ARCHITECTURE §4).
     event.event_id = event_key.event_id().to_string();
     let incoming = IncomingEvent {
         event: Arc::new(event),

@@ -8,14 +8,15 @@
 //! the endpoint must therefore be HTTPS-only (API Gateway is).
 //!
 //! Kind from shape: `cart_code` = order (a cart), else `product_code` = product, else
-//! `user_id` + `tel` = customer. Anything else is kept in the event log and answered 2xx
-//! but not projected (`event_type` `unknown`), so a new Abaha event never causes retries.
+//! `user_id` + `tel` = customer. Any other object is kept in the event log as
+//! `unrecognised` and answered 2xx, not projected (`event_type` `unknown`), so a new Abaha
+//! event never causes retries and `webhooks reprocess` can project it once understood.
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::credential::{credential_header, Credential, Guard, Place};
-use super::{id_of, opt_string, parse_object, Normalised, Provider};
+use super::{id_of, opt_string, parse_object, unnamed_tenant, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
@@ -147,16 +148,31 @@ impl Provider for Abaha {
     }
 
     fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+        self.normalise_for(req, now, None)
+    }
+
+    /// An object of no known shape is kept as unrecognised (answered 2xx, never refused:
+    /// Abaha sends at most three times). The tenant is `store_id`, else the token's one
+    /// bound tenant, else `default`.
+    fn normalise_for(
+        &self,
+        req: &RawRequest,
+        now: OffsetDateTime,
+        bound: Option<&Tenant>,
+    ) -> Normalised {
         let body = parse_object(&req.body)?;
         let shape = Shape::of(&body);
         let tenant = opt_string(&body, "store_id")
             .map(Tenant::new)
-            .unwrap_or_else(Tenant::default_tenant);
+            .unwrap_or_else(|| unnamed_tenant(bound));
         let entities = entity_update(&body, shape, &tenant, now)
             .into_iter()
             .collect();
         Ok(NormalisedEvent {
-            recognition: Recognition::Known,
+            recognition: match shape {
+                Shape::Unknown => Recognition::Unrecognised,
+                _ => Recognition::Known,
+            },
             source: Source::Abaha,
             event_id: body_event_id(&req.body),
             event_type: shape.event_type().to_string(),
@@ -363,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_shapes_are_kept_but_not_projected() {
+    fn unknown_shapes_are_kept_as_unrecognised() {
         for body in [
             "{}".to_string(),
             json!({"store_id": "9", "voucher_code": "V1", "modified": "2022-06-10 10:00:00"})
@@ -372,10 +388,30 @@ mod tests {
             let e = normalise(&body);
             assert_eq!(e.event_type, "unknown");
             assert_eq!(e.provider_event, "unknown");
+            assert_eq!(e.recognition, Recognition::Unrecognised);
             assert!(e.entities.is_empty());
             assert_eq!(e.event_id, body_event_id(body.as_bytes()));
         }
         assert_eq!(normalise(r#"{"store_id": "9"}"#).tenant.as_str(), "9");
+        for known in [ORDER, PRODUCT, CUSTOMER] {
+            assert_eq!(normalise(known).recognition, Recognition::Known);
+        }
+    }
+
+    #[test]
+    fn a_body_without_store_id_takes_the_bound_tenant_else_default() {
+        let req = with_token(r#"{"voucher_code": "V1"}"#, "new-token");
+        let bound = Tenant::new("store-7");
+        let e = provider().normalise_for(&req, now(), Some(&bound)).unwrap();
+        assert_eq!(e.tenant, bound);
+        assert_eq!(
+            normalise(r#"{"voucher_code": "V1"}"#).tenant.as_str(),
+            "default"
+        );
+        // a store_id in the body wins over the bound tenant
+        let req = with_token(r#"{"store_id": "9", "voucher_code": "V1"}"#, "new-token");
+        let e = provider().normalise_for(&req, now(), Some(&bound)).unwrap();
+        assert_eq!(e.tenant.as_str(), "9");
     }
 
     #[test]

@@ -228,6 +228,15 @@ impl Admission {
         Admission::Tenants(BTreeSet::from([tenant]))
     }
 
+    /// The tenant of a credential bound to exactly one: what a body naming no tenant
+    /// belongs to (`sources::unnamed_tenant`).
+    pub fn single_tenant(&self) -> Option<&Tenant> {
+        match self {
+            Admission::Tenants(tenants) if tenants.len() == 1 => tenants.first(),
+            _ => None,
+        }
+    }
+
     pub fn admits(&self, tenant: &Tenant) -> bool {
         match self {
             Admission::AnyTenant => true,

@@ -106,7 +106,7 @@ impl Provider for Fulfilment {
                     .and_then(Value::as_object)
                     .map(tenant_of)
                     .unwrap_or_else(Tenant::default_tenant);
-                (super::dotted(other), tenant, Vec::new())
+                (super::canonical_event_type(other), tenant, Vec::new())
             }
         };
         Ok(NormalisedEvent {
@@ -383,7 +383,7 @@ mod tests {
         let e = provider()
             .normalise(&signed(&body, "s3cret"), now())
             .unwrap();
-        assert_eq!(e.event_type, "warehouse.created");
+        assert_eq!(e.event_type, "WAREHOUSE.CREATED");
         assert_eq!(e.tenant.as_str(), "M1");
         assert!(e.entities.is_empty());
     }

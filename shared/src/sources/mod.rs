@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::config::{ConfigError, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
-use crate::model::{NormalisedEvent, Source};
+use crate::model::{NormalisedEvent, Source, Tenant};
 use credential::{Admission, Guard};
 
 /// What [`Provider::normalise`] gives: one event, or the 4xx that refuses the request.
@@ -42,6 +42,21 @@ pub trait Provider: Send + Sync {
     /// a redelivery of an event stored before an upgrade stays its duplicate (ARCHITECTURE §4).
     fn earlier_event_id(&self, _req: &RawRequest) -> Option<String> {
         None
+    }
+
+    /// As [`normalise`](Self::normalise), knowing the one tenant the credential is bound to
+    /// ([`Admission::single_tenant`]), if any: the tenant of a body that names none (a
+    /// Pancake POS inventory row, a Pancake subscription), where the providers would
+    /// otherwise use [`Tenant::DEFAULT`]. A tenant the body names always wins. Providers
+    /// whose every body names its tenant need not override it.
+    fn normalise_for(
+        &self,
+        req: &RawRequest,
+        now: OffsetDateTime,
+        bound: Option<&Tenant>,
+    ) -> Normalised {
+        let _ = bound;
+        self.normalise(req, now)
     }
 }
 
@@ -138,17 +153,49 @@ pub fn opt_string(obj: &Map<String, Value>, field: &str) -> Option<String> {
     id_of(obj.get(field))
 }
 
-/// Lowercases and dots a provider event name: `ORDER.CHANGE_STATUS` → `order.change_status`,
-/// `order_created` → `order.created`.
-pub fn dotted(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase();
-    if lower.contains('.') {
-        return lower;
+/// The canonical event types: the seeds' event names in dotted form (seed 000's
+/// `order_created`, seed 001's `order.created`, Pancake's `conversation_updated`).
+pub const KNOWN_EVENT_TYPES: [&str; 15] = [
+    "conversation.updated",
+    "message.received",
+    "order.created",
+    "order.updated",
+    "order.status_changed",
+    "order.cancelled",
+    "customer.created",
+    "customer.updated",
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "inventory.updated",
+    "transaction.created",
+    "loyalty.points_earned",
+    "loyalty.points_redeemed",
+];
+
+/// A provider's event name as stored: a known name in its canonical dotted form
+/// (`order_created`, `ORDER.CREATED` → `order.created`), anything else exactly as sent
+/// (trimmed): `connect_status` stays `connect_status`, never an invented `connect.status`.
+pub fn canonical_event_type(name: &str) -> String {
+    let name = name.trim();
+    let lower = name.to_ascii_lowercase();
+    let dotted = match lower.split_once('_') {
+        Some((head, tail)) if !lower.contains('.') => format!("{head}.{tail}"),
+        _ => lower,
+    };
+    match KNOWN_EVENT_TYPES.contains(&dotted.as_str()) {
+        true => dotted,
+        false => name.to_string(),
     }
-    match lower.split_once('_') {
-        Some((head, tail)) => format!("{head}.{tail}"),
-        None => lower,
-    }
+}
+
+/// The event type (and provider event) of a body of none of its provider's forms.
+pub const UNRECOGNISED_TYPE: &str = "unknown";
+
+/// The tenant of a body that names none: the credential's one bound tenant, else
+/// [`Tenant::DEFAULT`] (ARCHITECTURE §4). Never read from another field of the body.
+pub fn unnamed_tenant(bound: Option<&Tenant>) -> Tenant {
+    bound.cloned().unwrap_or_else(Tenant::default_tenant)
 }
 
 /// Assertions the providers' unit tests share.
@@ -259,10 +306,33 @@ mod tests {
     }
 
     #[test]
-    fn dotted_names() {
-        assert_eq!(dotted("order_created"), "order.created");
-        assert_eq!(dotted("order_status_changed"), "order.status_changed");
-        assert_eq!(dotted("order.cancelled"), "order.cancelled");
-        assert_eq!(dotted("SKU.CHANGE_STOCK"), "sku.change_stock");
+    fn only_known_names_are_dotted() {
+        assert_eq!(canonical_event_type("order_created"), "order.created");
+        assert_eq!(
+            canonical_event_type(" order_status_changed "),
+            "order.status_changed"
+        );
+        assert_eq!(canonical_event_type("order.cancelled"), "order.cancelled");
+        assert_eq!(canonical_event_type("ORDER.CANCELLED"), "order.cancelled");
+        assert_eq!(
+            canonical_event_type("loyalty_points_earned"),
+            "loyalty.points_earned"
+        );
+        // names no seed knows keep the provider's own spelling
+        assert_eq!(canonical_event_type("SKU.CHANGE_STOCK"), "SKU.CHANGE_STOCK");
+        assert_eq!(canonical_event_type("connect_status"), "connect_status");
+        assert_eq!(canonical_event_type("brand_new_thing"), "brand_new_thing");
+        assert_eq!(canonical_event_type("Post_Published"), "Post_Published");
+        assert_eq!(canonical_event_type("order_created_v2"), "order_created_v2");
+        assert_eq!(canonical_event_type(""), "");
+    }
+
+    #[test]
+    fn a_body_without_a_tenant_takes_the_bound_one_or_default() {
+        assert_eq!(unnamed_tenant(None).as_str(), Tenant::DEFAULT);
+        assert_eq!(
+            unnamed_tenant(Some(&Tenant::new("shop-9"))).as_str(),
+            "shop-9"
+        );
     }
 }

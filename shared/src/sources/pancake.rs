@@ -6,29 +6,35 @@
 //! The envelope's own `"signature"` field is not checked: a signature inside the body
 //! cannot cover the bytes that contain it.
 //!
-//! Two payload forms:
+//! Payload forms:
 //! - the seed envelope `{"payload":{"eventType","pageId","data","timestamp"},"signature"}`
 //!   with `conversation_updated`, `message_received`, `order_created`, `order_updated`,
 //!   `customer_updated` (dotted names such as `order.created` are read the same way);
-//! - the real chat delivery `{"event_type":"messaging","page_id","data":{"conversation",
-//!   "message"}}`, which yields the conversation and the message. `page_id` may sit at the
-//!   top, in `data`, or in the conversation/message; as a last resort it is read from the
-//!   conversation id, which Pancake forms as `<pageId>_<senderId>`.
+//! - Pancake's own deliveries (developer.pancake.biz/webhook), `{"event_type","page_id",
+//!   "data"}`, with the five documented types: `messaging` (the conversation and the
+//!   message; `page_id` may sit at the top, in `data`, or in the conversation/message, and
+//!   as a last resort is read from a `<pageId>_<senderId>` conversation id),
+//!   `conversation` (the conversation, ordered by its own counter `version`), `post` (kind
+//!   `post`), `connect_status` (kind `page`, state `connected`/`disconnected`, versioned by
+//!   `timestamp`, a change is a transition) and `subscription` (account-level, no page:
+//!   kind `subscription` under the credential's bound tenant, else `default`).
 //!
 //! Tenant = page id. Orders carry their `status` as state (a change against the stored one
-//! is a queued transition); other entities have no state. No delivery id exists, so the
-//! event id is the body hash. Other event types are kept and acknowledged, not projected.
+//! is a queued transition). The event id is Pancake's `request_id` scoped by page where a
+//! delivery carries one ([`request_event_id`]), else the body hash. Other event types are
+//! kept and acknowledged, not projected; any other JSON object is kept as unrecognised.
 
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
+
+use sha2::{Digest, Sha256};
 
 use super::credential::{Credential, Guard};
-use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
-use super::{dotted, id_of, opt_string, required_str, Normalised};
+use super::pancake_common::{api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER};
+use super::{canonical_event_type, id_of, opt_string, unnamed_tenant};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
-use crate::error::IngestError;
 use crate::model::{
     EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, Tenant,
+    TransitionRule,
 };
 use crate::verify::{BodyDigest, SecretSet};
 use crate::version::Version;
@@ -42,6 +48,8 @@ pub const SIGNATURE_HEADER: &str = "X-Pancake-Signature";
 pub const TENANT_FIELD: &str = "pageId";
 /// `event_type` of the real chat delivery.
 const MESSAGING: &str = "messaging";
+/// Prefix of an event id made from Pancake's `request_id` ([`request_event_id`]).
+pub const REQUEST_ID_PREFIX: &str = crate::model::CARRIED_ID_PREFIX;
 
 #[derive(Debug, Clone)]
 pub struct Pancake {
@@ -77,8 +85,9 @@ impl Member for Pancake {
     const FORM: Form = Form {
         source: Source::Pancake,
         tenant_field: TENANT_FIELD,
+        delivery_tenant_field: "page_id",
         envelope_entities,
-        real_delivery: chat,
+        real_delivery: real,
     };
 
     fn key_check(&self) -> &Guard {
@@ -86,39 +95,143 @@ impl Member for Pancake {
     }
 }
 
-/// The real chat delivery: `event_type` beside `page_id` and `data`. 400 naming the field
-/// when `event_type` or the page id is missing.
-fn chat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
-    if !body.contains_key("event_type") {
-        // Neither form: name the seed's field, the documented one.
-        return Err(IngestError::invalid_field("payload"));
-    }
-    let provider_event = required_str(body, "event_type", "event_type")?.trim();
-    let data = body.get("data").and_then(Value::as_object);
-    let tenant = page_id(body, data).ok_or_else(|| IngestError::invalid_field("page_id"))?;
-    let projector = Projector::new(
-        Source::Pancake,
-        tenant.clone(),
-        body.get("timestamp").and_then(Version::from_json),
-        now,
-    );
-    let (event_type, entities) = if provider_event.eq_ignore_ascii_case(MESSAGING) {
-        let entities = data
-            .map(|d| messaging_entities(d, &projector))
-            .unwrap_or_default();
-        ("message.received".to_string(), entities)
-    } else {
-        (dotted(provider_event), Vec::new())
+/// Pancake's own deliveries (its webhook spec): `event_type` beside `page_id`, `data` and,
+/// for `conversation` and `connect_status`, `request_id` and `timestamp`. `None` (kept as
+/// unrecognised) when `event_type` is no string, or a page event names no page.
+fn real(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEvent> {
+    let provider_event = match body.get("event_type")? {
+        Value::String(s) if !s.trim().is_empty() => s.trim(),
+        _ => return None,
     };
-    Ok(NormalisedEvent {
+    let data = body.get("data").and_then(Value::as_object);
+    let page = page_id(body, data);
+    let event = PageEvent::of(provider_event);
+    let tenant = match event {
+        // Account-level: no page; the credential's tenant, else `default` (§4).
+        PageEvent::Subscription => unnamed_tenant(delivery.bound),
+        PageEvent::Other => page.unwrap_or_else(|| unnamed_tenant(delivery.bound)),
+        _ => page?,
+    };
+    let timestamp = body.get("timestamp").and_then(Version::from_json);
+    let p = Projector::new(Source::Pancake, tenant.clone(), timestamp, delivery.now);
+    let entities = data
+        .map(|d| event.entities(d, body, timestamp, &p))
+        .unwrap_or_default();
+    Some(NormalisedEvent {
         recognition: Recognition::Known,
         source: Source::Pancake,
-        event_id,
-        event_type,
+        event_id: request_event_id(&tenant, body.get("request_id"))
+            .unwrap_or_else(|| delivery.body_id.clone()),
+        event_type: event.event_type(provider_event),
         provider_event: provider_event.to_string(),
         tenant,
         entities,
     })
+}
+
+/// The five event types of Pancake's webhook spec, and any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageEvent {
+    Messaging,
+    Conversation,
+    Post,
+    ConnectStatus,
+    Subscription,
+    Other,
+}
+
+impl PageEvent {
+    fn of(name: &str) -> PageEvent {
+        [
+            (MESSAGING, PageEvent::Messaging),
+            ("conversation", PageEvent::Conversation),
+            ("post", PageEvent::Post),
+            ("connect_status", PageEvent::ConnectStatus),
+            ("subscription", PageEvent::Subscription),
+        ]
+        .into_iter()
+        .find_map(|(n, e)| name.eq_ignore_ascii_case(n).then_some(e))
+        .unwrap_or(PageEvent::Other)
+    }
+
+    /// `messaging` is the seed's `message.received`, `conversation` its
+    /// `conversation.updated`; every other name is kept as Pancake spells it.
+    fn event_type(self, provider_event: &str) -> String {
+        match self {
+            PageEvent::Messaging => "message.received".to_string(),
+            PageEvent::Conversation => "conversation.updated".to_string(),
+            _ => canonical_event_type(provider_event),
+        }
+    }
+
+    fn entities(
+        self,
+        data: &Map<String, Value>,
+        body: &Map<String, Value>,
+        timestamp: Option<Version>,
+        p: &Projector,
+    ) -> Vec<EntityUpdate> {
+        let object = |field: &str| data.get(field).and_then(Value::as_object);
+        let update = match self {
+            PageEvent::Messaging => return messaging_entities(data, p),
+            PageEvent::Conversation => object("conversation").and_then(|c| conversation(c, p)),
+            PageEvent::Post => object("post").and_then(|post| p.entity(EntityKind::Post, post)),
+            PageEvent::ConnectStatus => connect_status(data, body, timestamp, p),
+            PageEvent::Subscription => {
+                object("subscription").and_then(|s| p.entity(EntityKind::Subscription, s))
+            }
+            PageEvent::Other => None,
+        };
+        update.into_iter().collect()
+    }
+}
+
+/// A `conversation` delivery's conversation, ordered by Pancake's own counter
+/// `version` ("apply an update only if its version is greater"), not by a time: a counter
+/// version outranks any time ([`Version::from_counter`]). Without a usable counter the
+/// object's time decides, as for the conversation of a `messaging` delivery.
+fn conversation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
+    let mut update = p.entity(EntityKind::Conversation, obj)?;
+    if let Some(counter) = obj.get("version").and_then(Version::counter_from_json) {
+        update.version = counter;
+    }
+    Some(update)
+}
+
+/// A `connect_status` delivery: the page (id `data.page_id`, else the delivery's page) in
+/// state `connected` / `disconnected`, versioned by the delivery's `timestamp`; a state
+/// differing from the stored one is a transition, queued like an order's.
+fn connect_status(
+    data: &Map<String, Value>,
+    body: &Map<String, Value>,
+    timestamp: Option<Version>,
+    p: &Projector,
+) -> Option<EntityUpdate> {
+    let id = id_of(data.get("page_id")).or_else(|| id_of(body.get("page_id")))?;
+    let state = match data.get("connect_status") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    };
+    let mut update = p.update(EntityKind::Page, id, data);
+    update.version = timestamp.unwrap_or(update.version);
+    update.transition = TransitionRule::from_previous(None, state.as_deref(), SameState::Record);
+    update.state = state;
+    Some(update)
+}
+
+/// The event id of a delivery carrying Pancake's `request_id` ("unique ID of this webhook
+/// delivery, for idempotent processing"): `rq_` + hex sha256 of the page and the id, so a
+/// retry (even with another `timestamp`) is the same event and two pages' ids never
+/// collide (the body is signed by no key of the page: a request id alone is no identity).
+/// `None` for a missing, blank, over-long ([`super::MAX_ID_LEN`]) or control-character id, which
+/// leaves the body hash as the id.
+pub fn request_event_id(page: &Tenant, request_id: Option<&Value>) -> Option<String> {
+    let id = id_of(request_id).filter(|id| !id.chars().any(char::is_control))?;
+    let mut h = Sha256::new();
+    h.update((page.as_str().len() as u64).to_be_bytes());
+    h.update(page.as_str().as_bytes());
+    h.update(id.as_bytes());
+    Some(format!("{REQUEST_ID_PREFIX}{}", hex::encode(h.finalize())))
 }
 
 /// The entities of a seed-envelope event, by its canonical type.
@@ -186,426 +299,5 @@ fn page_id(body: &Map<String, Value>, data: Option<&Map<String, Value>>) -> Opti
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::RawRequest;
-    use crate::lifecycle::Lifecycle;
-    use crate::model::{body_event_id, TransitionRule};
-    use crate::sources::testing::assert_refused;
-    use crate::sources::Provider;
-    use serde_json::json;
-
-    const CONVERSATION: &str = include_str!("../../fixtures/pancake/conversation_updated.json");
-    const MESSAGE: &str = include_str!("../../fixtures/pancake/message_received.json");
-    const ORDER_CREATED: &str = include_str!("../../fixtures/pancake/order_created.json");
-    const ORDER_UPDATED: &str = include_str!("../../fixtures/pancake/order_updated.json");
-    const CUSTOMER: &str = include_str!("../../fixtures/pancake/customer_updated.json");
-    const MESSAGING_FIXTURE: &str = include_str!("../../fixtures/pancake/messaging.json");
-    const MESSAGING_NESTED: &str =
-        include_str!("../../fixtures/pancake/messaging_page_id_in_data.json");
-    const CONNECTIVITY: &str = include_str!("../../fixtures/pancake/connectivity_test.json");
-
-    fn provider() -> Pancake {
-        Pancake::new(
-            Credentials::Verified(crate::config::Keys::any(SecretSet::parse(
-                "old-key,new-key",
-            ))),
-            SecretSet::default(),
-        )
-    }
-
-    fn signing_provider() -> Pancake {
-        Pancake::new(
-            Credentials::Verified(crate::config::Keys::any(SecretSet::parse("new-key"))),
-            SecretSet::parse("sign-old,sign-new"),
-        )
-    }
-
-    fn keyed(body: &str) -> RawRequest {
-        RawRequest::post("/api/v1/pancake/webhook", body).with_header("X-API-Key", "new-key")
-    }
-
-    fn now() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_757_069_100).unwrap()
-    }
-
-    fn normalise(body: &str) -> NormalisedEvent {
-        provider().normalise(&keyed(body), now()).unwrap()
-    }
-
-    fn v(s: &str) -> Version {
-        Version::parse(s).unwrap()
-    }
-
-    #[test]
-    fn every_fixture_is_accepted_with_its_page_as_tenant() {
-        for (body, provider_event) in [
-            (CONVERSATION, "conversation_updated"),
-            (MESSAGE, "message_received"),
-            (ORDER_CREATED, "order_created"),
-            (ORDER_UPDATED, "order_updated"),
-            (CUSTOMER, "customer_updated"),
-            (MESSAGING_FIXTURE, "messaging"),
-            (MESSAGING_NESTED, "messaging"),
-            (CONNECTIVITY, "conversation_updated"),
-        ] {
-            assert!(provider().verify(&keyed(body)).is_ok());
-            let e = normalise(body);
-            assert_eq!(e.source, Source::Pancake);
-            assert_eq!(e.provider_event, provider_event);
-            assert_eq!(e.event_id, body_event_id(body.as_bytes()));
-            let expected_tenant = if body == CONNECTIVITY {
-                "123456789"
-            } else {
-                "104582318532114"
-            };
-            assert_eq!(e.tenant.as_str(), expected_tenant, "{provider_event}");
-            assert!(e
-                .entities
-                .iter()
-                .all(|u| u.key.tenant == e.tenant && u.key.source == Source::Pancake));
-        }
-    }
-
-    #[test]
-    fn conversation_updated() {
-        let e = normalise(CONVERSATION);
-        assert_eq!(e.event_type, "conversation.updated");
-        let [c] = e.entities.as_slice() else {
-            panic!("{:?}", e.entities)
-        };
-        assert_eq!(c.key.kind, EntityKind::Conversation);
-        assert_eq!(c.key.id, "104582318532114_6512987345120987");
-        assert_eq!(c.version, v("2025-09-05T10:44:12.000000Z"));
-        assert_eq!(c.state, None);
-        assert_eq!(c.transition, TransitionRule::None);
-    }
-
-    #[test]
-    fn message_received_is_the_message_versioned_by_inserted_at() {
-        let e = normalise(MESSAGE);
-        assert_eq!(e.event_type, "message.received");
-        let [m] = e.entities.as_slice() else {
-            panic!("{:?}", e.entities)
-        };
-        assert_eq!(m.key.kind, EntityKind::Message);
-        assert_eq!(m.key.id, "m_Bd9hZf4sR2kXq0Wc7tYv1A");
-        assert_eq!(m.version, v("2025-09-05T10:44:12.000000"));
-        assert_eq!(m.state, None);
-        assert_eq!(m.data["message"], "Shop ơi, áo này còn size M không?");
-    }
-
-    #[test]
-    fn orders_carry_their_status_as_state_from_stored() {
-        let created = normalise(ORDER_CREATED);
-        assert_eq!(created.event_type, "order.created");
-        let [o] = created.entities.as_slice() else {
-            panic!("{:?}", created.entities)
-        };
-        assert_eq!(o.key.kind, EntityKind::Order);
-        assert_eq!(o.key.id, "2871");
-        assert_eq!(o.state.as_deref(), Some("0"));
-        assert_eq!(o.version, v("2025-09-05T10:40:00"));
-        assert_eq!(o.transition, TransitionRule::FromStored);
-        assert_eq!(o.lifecycle, Lifecycle::Free);
-
-        let updated = normalise(ORDER_UPDATED);
-        assert_eq!(updated.event_type, "order.updated");
-        let [o2] = updated.entities.as_slice() else {
-            panic!("{:?}", updated.entities)
-        };
-        assert_eq!(o2.key, o.key);
-        assert_eq!(o2.state.as_deref(), Some("1"));
-        assert!(o2.version > o.version);
-    }
-
-    #[test]
-    fn customer_updated() {
-        let e = normalise(CUSTOMER);
-        assert_eq!(e.event_type, "customer.updated");
-        let [c] = e.entities.as_slice() else {
-            panic!("{:?}", e.entities)
-        };
-        assert_eq!(c.key.kind, EntityKind::Customer);
-        assert_eq!(c.key.id, "8c2a6f0e-3c1d-4d8e-9a51-0b7f2e4c9d11");
-        assert_eq!(c.version, v("2025-09-05T10:41:30"));
-        assert_eq!(c.state, None);
-    }
-
-    #[test]
-    fn messaging_delivery_yields_conversation_and_message() {
-        for body in [MESSAGING_FIXTURE, MESSAGING_NESTED] {
-            let e = normalise(body);
-            assert_eq!(e.event_type, "message.received");
-            let kinds: Vec<_> = e
-                .entities
-                .iter()
-                .map(|u| (u.key.kind, u.key.id.as_str()))
-                .collect();
-            assert_eq!(
-                kinds,
-                [
-                    (EntityKind::Conversation, "104582318532114_6512987345120987"),
-                    (EntityKind::Message, "m_Qe5TzL0pW8nVb3Rk6yHs2D"),
-                ]
-            );
-            assert_eq!(e.entities[0].version, v("2025-09-05T10:45:00.000000"));
-            assert_eq!(e.entities[1].version, v("2025-09-05T10:45:00.000000"));
-            assert!(e.entities.iter().all(|u| u.state.is_none()));
-        }
-    }
-
-    #[test]
-    fn seed_connectivity_test_is_kept_not_projected() {
-        let e = normalise(CONNECTIVITY);
-        assert_eq!(e.event_type, "conversation.updated");
-        assert!(e.entities.is_empty());
-    }
-
-    #[test]
-    fn page_id_found_in_data_in_objects_or_in_the_conversation_id() {
-        let cases = [
-            json!({"event_type": "messaging", "data": {"conversation": {"id": "c1", "page_id": 77}}}),
-            json!({"event_type": "messaging", "data": {"message": {"id": "m1", "page_id": "77"}}}),
-            json!({"event_type": "messaging", "data": {"conversation": {"id": "77_555"}}}),
-        ];
-        for body in cases {
-            let e = normalise(&body.to_string());
-            assert_eq!(e.tenant.as_str(), "77", "{body}");
-            assert_eq!(e.entities.len(), 1);
-        }
-        // page ids with an underscore of their own (other channels) survive the split
-        let body = json!({"event_type": "messaging", "data": {"conversation": {"id": "pzl_12_9"}}});
-        assert_eq!(normalise(&body.to_string()).tenant.as_str(), "pzl_12");
-    }
-
-    #[test]
-    fn api_key_header_query_and_rotation() {
-        let p = provider();
-        for key in ["old-key", "new-key"] {
-            let req = RawRequest::post("/", MESSAGE).with_header("x-api-key", key);
-            assert!(p.verify(&req).is_ok(), "{key}");
-            let req = RawRequest::post("/", MESSAGE).with_query("api_key", key);
-            assert!(p.verify(&req).is_ok(), "{key}");
-        }
-    }
-
-    #[test]
-    fn wrong_or_missing_key_is_401() {
-        let p = provider();
-        let wrong = RawRequest::post("/", MESSAGE).with_header("X-API-Key", "guess");
-        let err = p.verify(&wrong).unwrap_err();
-        assert!(matches!(err, IngestError::BadCredential(_)));
-        assert_eq!((err.status(), err.code()), (401, "AUTH_002"));
-        let missing = p.verify(&RawRequest::post("/", MESSAGE)).unwrap_err();
-        assert!(matches!(missing, IngestError::MissingCredential(_)));
-        assert_eq!((missing.status(), missing.code()), (401, "AUTH_001"));
-        // another provider's header does not count
-        let other = RawRequest::post("/", MESSAGE).with_header("X-Webhook-Secret", "new-key");
-        assert_eq!(p.verify(&other).unwrap_err().status(), 401);
-    }
-
-    #[test]
-    fn signing_secrets_add_an_hmac_check() {
-        let p = signing_provider();
-        for secret in ["sign-old", "sign-new"] {
-            let req = keyed(ORDER_UPDATED).with_header(
-                "X-Pancake-Signature",
-                &Pancake::sign(ORDER_UPDATED.as_bytes(), secret),
-            );
-            assert!(p.verify(&req).is_ok(), "{secret}");
-        }
-        let unsigned = p.verify(&keyed(ORDER_UPDATED)).unwrap_err();
-        assert!(matches!(unsigned, IngestError::MissingCredential(_)));
-        let wrong = keyed(ORDER_UPDATED).with_header(
-            "X-Pancake-Signature",
-            &Pancake::sign(ORDER_UPDATED.as_bytes(), "nope"),
-        );
-        assert!(matches!(
-            p.verify(&wrong),
-            Err(IngestError::BadCredential(_))
-        ));
-        let mut tampered = keyed(ORDER_UPDATED).with_header(
-            "X-Pancake-Signature",
-            &Pancake::sign(ORDER_UPDATED.as_bytes(), "sign-new"),
-        );
-        tampered.body.push(b'\n');
-        assert!(matches!(
-            p.verify(&tampered),
-            Err(IngestError::BadCredential(_))
-        ));
-        // a valid signature does not stand in for the API key
-        let no_key = RawRequest::post("/", ORDER_UPDATED).with_header(
-            "X-Pancake-Signature",
-            &Pancake::sign(ORDER_UPDATED.as_bytes(), "sign-new"),
-        );
-        assert!(matches!(
-            p.verify(&no_key),
-            Err(IngestError::MissingCredential(_))
-        ));
-    }
-
-    #[test]
-    fn signature_is_hmac_sha256_hex() {
-        // RFC 4231 test case 2
-        assert_eq!(
-            Pancake::sign(b"what do ya want for nothing?", "Jefe"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    #[test]
-    fn from_env_fails_closed_and_reads_signing_secrets() {
-        assert!(Pancake::from_env(&Env::default(), Mode::Lambda).is_err());
-        let local = Pancake::from_env(&Env::default(), Mode::Local).unwrap();
-        let dev = RawRequest::post("/", MESSAGE).with_header("x-api-key", DEV_API_KEY);
-        assert!(local.verify(&dev).is_ok());
-        let env = Env::from_pairs([(API_KEYS_VAR, "k1,k2"), (SIGNING_SECRETS_VAR, "s1")]);
-        let p = Pancake::from_env(&env, Mode::Lambda).unwrap();
-        let req = RawRequest::post("/", MESSAGE).with_header("x-api-key", "k2");
-        assert!(matches!(
-            p.verify(&req),
-            Err(IngestError::MissingCredential(_))
-        ));
-        let req = req.with_header(
-            "x-pancake-signature",
-            &Pancake::sign(MESSAGE.as_bytes(), "s1"),
-        );
-        assert!(p.verify(&req).is_ok());
-        // signing secrets stay enforced when keys are waived
-        let env = Env::from_pairs([("ALLOW_UNVERIFIED", "true"), (SIGNING_SECRETS_VAR, "s1")]);
-        let p = Pancake::from_env(&env, Mode::Lambda).unwrap();
-        assert!(p.verify(&RawRequest::post("/", MESSAGE)).is_err());
-        let env = Env::from_pairs([("ALLOW_UNVERIFIED", "true")]);
-        let p = Pancake::from_env(&env, Mode::Lambda).unwrap();
-        assert!(p.verify(&RawRequest::post("/", MESSAGE)).is_ok());
-    }
-
-    #[test]
-    fn unknown_event_types_are_kept_without_entities() {
-        let body = json!({"payload": {"eventType": "post_published", "pageId": "p1",
-            "data": {"id": "post-1"}, "timestamp": 1757069000}});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.event_type, "post.published");
-        assert_eq!(e.provider_event, "post_published");
-        assert_eq!(e.tenant.as_str(), "p1");
-        assert!(e.entities.is_empty());
-        let flat = json!({"event_type": "subscription", "page_id": "p1", "data": {"id": 1}});
-        let e = normalise(&flat.to_string());
-        assert_eq!(e.event_type, "subscription");
-        assert!(e.entities.is_empty());
-    }
-
-    #[test]
-    fn malformed_bodies_are_400_naming_the_problem() {
-        let deep = format!("{{\"payload\":{}1{}}}", "[".repeat(300), "]".repeat(300));
-        let cases: Vec<(String, &str, &str)> = vec![
-            ("".into(), "empty", "VAL_002"),
-            ("{\"payload\":".into(), "JSON", "VAL_002"),
-            ("[1,2]".into(), "JSON object", "VAL_002"),
-            ("\"messaging\"".into(), "JSON object", "VAL_002"),
-            (deep, "recursion", "VAL_002"),
-            ("{}".into(), "`payload`", "VAL_001"),
-            (r#"{"payload": "x"}"#.into(), "`payload`", "VAL_001"),
-            (
-                r#"{"payload": {"pageId": "1", "data": {}}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": ["a"], "pageId": "1"}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "data": {}}}"#.into(),
-                "payload.pageId",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "pageId": true}}"#.into(),
-                "payload.pageId",
-                "VAL_001",
-            ),
-            (
-                r#"{"event_type": 5, "page_id": "1"}"#.into(),
-                "`event_type`",
-                "VAL_001",
-            ),
-            (
-                r#"{"event_type": "messaging", "data": {"message": {"id": "m"}}}"#.into(),
-                "page_id",
-                "VAL_001",
-            ),
-            (
-                r#"{"event_type": "messaging", "data": {"conversation": {"id": "nounderscore"}}}"#
-                    .into(),
-                "page_id",
-                "VAL_001",
-            ),
-        ];
-        assert_refused(&provider(), keyed, now(), &cases, b"{\"payload\":\"\xff\"}");
-    }
-
-    #[test]
-    fn nasty_but_identifiable_inputs_are_kept() {
-        // numeric page id and ids, data of the wrong type, ids of the wrong type, deep data
-        let numeric = json!({"payload": {"eventType": "order_updated", "pageId": 104582318532114_u64,
-            "data": {"id": 2871, "status": 3, "updated_at": 1757069000123_u64}}});
-        let e = normalise(&numeric.to_string());
-        assert_eq!(e.tenant.as_str(), "104582318532114");
-        assert_eq!(e.entities[0].key.id, "2871");
-        assert_eq!(e.entities[0].state.as_deref(), Some("3"));
-        assert_eq!(
-            e.entities[0].version,
-            Version::from_micros(1_757_069_000_123_000)
-        );
-
-        let mut nested = json!({"leaf": 1});
-        for _ in 0..60 {
-            nested = json!({"inner": nested});
-        }
-        for data in [
-            json!([1, 2]),
-            json!("text"),
-            json!(null),
-            json!({"id": {"nested": true}}),
-            json!({"id": ""}),
-            json!({"conversation": {"id": false}}),
-            nested,
-        ] {
-            for event_type in [
-                "conversation_updated",
-                "message_received",
-                "order_created",
-                "customer_updated",
-            ] {
-                let body =
-                    json!({"payload": {"eventType": event_type, "pageId": "p", "data": data}});
-                let e = normalise(&body.to_string());
-                assert!(e.entities.is_empty(), "{body}");
-            }
-        }
-        // an order whose status is not a scalar has no state and so no transition rule
-        let body = json!({"payload": {"eventType": "order_updated", "pageId": "p",
-            "data": {"id": "o1", "status": {"code": 1}}}});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.entities[0].state, None);
-        assert_eq!(e.entities[0].transition, TransitionRule::None);
-        // a messaging delivery without data still names its page
-        let e = normalise(r#"{"event_type":"messaging","page_id":"p"}"#);
-        assert!(e.entities.is_empty());
-    }
-
-    #[test]
-    fn envelope_timestamp_versions_objects_without_their_own() {
-        let body = json!({"payload": {"eventType": "customer_updated", "pageId": "p",
-            "data": {"id": "c1", "name": "Lan"}, "timestamp": 1757069000}});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.entities[0].version, v("2025-09-05T10:43:20Z"));
-        let body = json!({"payload": {"eventType": "customer_updated", "pageId": "p",
-            "data": {"id": "c1"}}});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.entities[0].version, Version::from_datetime(now()));
-    }
-}
+#[path = "pancake_tests.rs"]
+mod tests;

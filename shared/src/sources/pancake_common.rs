@@ -13,7 +13,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::credential::{Credential, Guard, Place};
-use super::{dotted, id_of, opt_string, parse_object, required_str, Normalised, Provider};
+use super::{
+    canonical_event_type, id_of, opt_string, parse_object, required_str, unnamed_tenant,
+    Normalised, Provider, UNRECOGNISED_TYPE,
+};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
@@ -92,11 +95,31 @@ pub struct Form {
     pub source: Source,
     /// The envelope's tenant field, echoed in responses (`pageId`, `shopId`).
     pub tenant_field: &'static str,
+    /// The tenant field of the provider's own delivery forms (`page_id`, `shop_id`).
+    pub delivery_tenant_field: &'static str,
     /// The entities of a seed-envelope event, by its canonical type.
     pub envelope_entities: fn(&str, &Map<String, Value>, &Projector) -> Vec<EntityUpdate>,
-    /// The provider's own delivery form: a body without `payload`, its event id (the body
-    /// hash) and the receive time.
-    pub real_delivery: fn(&Map<String, Value>, String, OffsetDateTime) -> Normalised,
+    /// The provider's own delivery forms (a body without `payload`): `None` when the body is
+    /// of none of them, and is then kept as [`Recognition::Unrecognised`].
+    pub real_delivery: fn(&Map<String, Value>, &Delivery) -> Option<NormalisedEvent>,
+}
+
+/// What a real delivery is normalised with besides its body.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    /// The body hash ([`body_event_id`]): the event id unless the body carries a delivery id.
+    pub body_id: String,
+    pub now: OffsetDateTime,
+    /// The credential's one bound tenant, if any ([`super::Provider::normalise_for`]).
+    pub bound: Option<&'a Tenant>,
+}
+
+impl Delivery<'_> {
+    /// The tenant `id` names, else the bound one, else `default` ([`unnamed_tenant`]).
+    pub fn tenant_or_unnamed(&self, id: Option<String>) -> Tenant {
+        id.map(Tenant::new)
+            .unwrap_or_else(|| unnamed_tenant(self.bound))
+    }
 }
 
 /// A provider of the family: its [`Form`] and its key check. [`Provider`] is implemented
@@ -123,26 +146,58 @@ impl<M: Member> Provider for M {
     }
 
     fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
-        normalise_delivery(&M::FORM, req, now)
+        normalise_delivery(&M::FORM, req, now, None)
+    }
+
+    fn normalise_for(
+        &self,
+        req: &RawRequest,
+        now: OffsetDateTime,
+        bound: Option<&Tenant>,
+    ) -> Normalised {
+        normalise_delivery(&M::FORM, req, now, bound)
     }
 }
 
-/// Normalises a delivery, whose event id is the body hash: the seed envelope when the body
-/// has a `payload`, else the provider's real delivery form.
-fn normalise_delivery(form: &Form, req: &RawRequest, now: OffsetDateTime) -> Normalised {
+/// Normalises a verified delivery: the seed envelope when the body has a valid `payload`,
+/// else one of the provider's own forms, else (any other JSON object) an unrecognised event.
+/// Only a body that is no JSON object is refused (400).
+fn normalise_delivery(
+    form: &Form,
+    req: &RawRequest,
+    now: OffsetDateTime,
+    bound: Option<&Tenant>,
+) -> Normalised {
     let body = parse_object(&req.body)?;
-    let event_id = body_event_id(&req.body);
-    let Some(envelope) = parse_envelope(&body, form.tenant_field)? else {
-        return (form.real_delivery)(&body, event_id, now);
+    let delivery = Delivery {
+        body_id: body_event_id(&req.body),
+        now,
+        bound,
     };
-    let event_type = dotted(envelope.event_type);
+    let event = match parse_envelope(&body, form.tenant_field) {
+        Ok(Some(envelope)) => from_envelope(form, envelope, delivery.body_id.clone(), now),
+        Ok(None) => (form.real_delivery)(&body, &delivery)
+            .unwrap_or_else(|| unrecognised(form, &body, &delivery)),
+        Err(_) => unrecognised(form, &body, &delivery),
+    };
+    Ok(event)
+}
+
+/// A seed-envelope event.
+fn from_envelope(
+    form: &Form,
+    envelope: Envelope,
+    event_id: String,
+    now: OffsetDateTime,
+) -> NormalisedEvent {
+    let event_type = canonical_event_type(envelope.event_type);
     let tenant = envelope.tenant.clone();
     let projector = Projector::new(form.source, tenant, envelope.timestamp, now);
     let entities = envelope
         .data
         .map(|data| (form.envelope_entities)(&event_type, data, &projector))
         .unwrap_or_default();
-    Ok(NormalisedEvent {
+    NormalisedEvent {
         recognition: Recognition::Known,
         source: form.source,
         event_id,
@@ -150,7 +205,33 @@ fn normalise_delivery(form: &Form, req: &RawRequest, now: OffsetDateTime) -> Nor
         provider_event: envelope.event_type.to_string(),
         tenant: envelope.tenant,
         entities,
-    })
+    }
+}
+
+/// A verified JSON object of none of the provider's forms: kept under its body hash and
+/// answered 2xx, never refused (a refusal only makes the provider retry, and enough of them
+/// suspend the feed), with no entities, so `webhooks reprocess` can project it once a
+/// release understands it. Its tenant is the one a documented tenant field names
+/// (`payload.pageId`, `page_id`, ...), else the credential's bound one, else `default`.
+pub fn unrecognised(
+    form: &Form,
+    body: &Map<String, Value>,
+    delivery: &Delivery,
+) -> NormalisedEvent {
+    let named = body
+        .get("payload")
+        .and_then(Value::as_object)
+        .and_then(|p| id_of(p.get(form.tenant_field)))
+        .or_else(|| id_of(body.get(form.delivery_tenant_field)));
+    NormalisedEvent {
+        recognition: Recognition::Unrecognised,
+        source: form.source,
+        event_id: delivery.body_id.clone(),
+        event_type: UNRECOGNISED_TYPE.to_string(),
+        provider_event: UNRECOGNISED_TYPE.to_string(),
+        tenant: delivery.tenant_or_unnamed(named),
+        entities: Vec::new(),
+    }
 }
 
 /// The object a `data` holds for one resource: `data.<wrapper>` or `data.record` when the

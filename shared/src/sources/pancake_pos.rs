@@ -24,15 +24,13 @@
 //! kept and acknowledged, not projected; so is an event whose data has no id.
 
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use super::credential::{credential_header, Guard};
-use super::pancake_common::{api_key, resource, Form, Member, Projector, API_KEY_HEADER};
-use super::{id_of, opt_string, required_str, Normalised};
+use super::pancake_common::{api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER};
+use super::{id_of, opt_string};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
-use crate::error::IngestError;
 use crate::model::{
-    EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, Tenant,
+    EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState, Source, TransitionRule,
 };
 
 pub const API_KEYS_VAR: &str = crate::config::vars::PANCAKE_POS_API_KEYS.name;
@@ -42,6 +40,9 @@ pub const DEFAULT_KEY_HEADER: &str = "X-Webhook-Secret";
 pub const DEV_API_KEY: &str = "dev-pancake-pos-key";
 /// The tenant field of the seed envelope, echoed in responses.
 pub const TENANT_FIELD: &str = "shopId";
+
+/// `type` of an inventory row (`variations_warehouses`), flat or in `data.record`.
+const INVENTORY_TYPE: &str = "variations_warehouses";
 
 /// Fields a status-change event may name the previous status in.
 const OLD_STATUS_FIELDS: [&str; 3] = ["old_status", "previous_status", "from_status"];
@@ -79,8 +80,9 @@ impl Member for PancakePos {
     const FORM: Form = Form {
         source: Source::PancakePos,
         tenant_field: TENANT_FIELD,
+        delivery_tenant_field: "shop_id",
         envelope_entities,
-        real_delivery: flat,
+        real_delivery: real,
     };
 
     fn key_check(&self) -> &Guard {
@@ -127,46 +129,130 @@ fn envelope_entities(
     update.into_iter().collect()
 }
 
-/// The real flat delivery: `type` + `event_type` beside (or around, as `data.record`) the
-/// resource. 400 naming the field when `type`, `event_type` or the shop id is missing.
-fn flat(body: &Map<String, Value>, event_id: String, now: OffsetDateTime) -> Normalised {
-    if !body.contains_key("type") {
-        // Neither form: name the seed's field, the documented one.
-        return Err(IngestError::invalid_field("payload"));
+/// Pancake POS's own deliveries (api-docs.pancake.vn, WEBHOOK), told apart by shape:
+/// the flat form (`type` + `event_type`), the bare customer (`"type": "customers"`), a
+/// `data.record` row (inventory when it says `"type": "variations_warehouses"`, else a CRM
+/// table row), and the bare order (`id` + `status` + `shop_id`, or `system_id`). `None`
+/// (kept as unrecognised) for anything else.
+fn real(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEvent> {
+    let type_name = body.get("type").and_then(Value::as_str).map(str::trim);
+    let record = body
+        .get("data")
+        .and_then(Value::as_object)
+        .and_then(|d| d.get("record"))
+        .and_then(Value::as_object);
+    if body.contains_key("type") && body.contains_key("event_type") {
+        return flat(body, delivery);
     }
-    let resource_type = required_str(body, "type", "type")?.trim();
-    let action = required_str(body, "event_type", "event_type")?.trim();
+    let has = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
+    let (provider_event, event_type, obj, kind) =
+        if type_name.is_some_and(|t| t.eq_ignore_ascii_case("customers")) {
+            (
+                "customers",
+                "customer.updated",
+                body,
+                Some(EntityKind::Customer),
+            )
+        } else if let Some(record) = record {
+            match record.get("type").and_then(Value::as_str).map(str::trim) {
+                Some(t) if t.eq_ignore_ascii_case(INVENTORY_TYPE) => (
+                    INVENTORY_TYPE,
+                    "inventory.updated",
+                    record,
+                    Some(EntityKind::Variation),
+                ),
+                // A CRM table row names no id of its own: kept, not projected.
+                _ => ("crm", "crm.record_updated", record, None),
+            }
+        } else if (has("id") && has("status") && has("shop_id")) || has("system_id") {
+            ("orders", "order.updated", body, Some(EntityKind::Order))
+        } else {
+            return None;
+        };
+    let tenant = delivery.tenant_or_unnamed(opt_string(obj, "shop_id"));
+    let p = Projector::new(Source::PancakePos, tenant.clone(), None, delivery.now);
+    Some(NormalisedEvent {
+        recognition: Recognition::Known,
+        source: Source::PancakePos,
+        event_id: delivery.body_id.clone(),
+        event_type: event_type.to_string(),
+        provider_event: provider_event.to_string(),
+        tenant,
+        entities: project(kind, obj, &p).into_iter().collect(),
+    })
+}
+
+/// The entity of a POS object of `kind`: an order by `id` (else `system_id`), its integer
+/// `status` as the state (`"0"`, `"17"`): a status differing from the stored one is a
+/// transition, and the order of statuses is the order of `updated_at`, never of the status
+/// numbers (POS's flow is 0 → 17 → 11 → ... → 7); a variation row per warehouse.
+fn project(
+    kind: Option<EntityKind>,
+    obj: &Map<String, Value>,
+    p: &Projector,
+) -> Option<EntityUpdate> {
+    match kind? {
+        EntityKind::Order => {
+            let status = opt_string(obj, "status");
+            match p.order(obj, status.clone(), None, SameState::Record) {
+                Some(order) => Some(order),
+                None => {
+                    let id = opt_string(obj, "system_id")?;
+                    let mut order = p.update(EntityKind::Order, id, obj);
+                    order.transition =
+                        TransitionRule::from_previous(None, status.as_deref(), SameState::Record);
+                    order.state = status;
+                    Some(order)
+                }
+            }
+        }
+        EntityKind::Variation => variation(obj, p),
+        kind => p.entity(kind, obj),
+    }
+}
+
+/// The flat delivery: `type` + `event_type` beside (or around, as `data.record`) the
+/// resource. `None` (unrecognised) when either is not a string. The tenant is `shop_id`,
+/// else the bound one, else `default`.
+fn flat(body: &Map<String, Value>, delivery: &Delivery) -> Option<NormalisedEvent> {
+    let text = |field: &str| match body.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim()),
+        _ => None,
+    };
+    let resource_type = text("type")?;
+    let action = text("event_type")?;
     let obj = flat_resource(body);
-    let tenant = id_of(body.get("shop_id"))
-        .or_else(|| opt_string(obj, "shop_id"))
-        .map(Tenant::new)
-        .ok_or_else(|| IngestError::invalid_field("shop_id"))?;
-    let p = Projector::new(Source::PancakePos, tenant.clone(), None, now);
+    let tenant = delivery
+        .tenant_or_unnamed(id_of(body.get("shop_id")).or_else(|| opt_string(obj, "shop_id")));
+    let p = Projector::new(Source::PancakePos, tenant.clone(), None, delivery.now);
     let lower_type = resource_type.to_ascii_lowercase();
     let (noun, kind) = match lower_type.as_str() {
         "orders" => ("order", Some(EntityKind::Order)),
         "products" => ("product", Some(EntityKind::Product)),
         "customers" => ("customer", Some(EntityKind::Customer)),
-        "variations_warehouses" => ("inventory", Some(EntityKind::Variation)),
-        other => (other, None),
+        INVENTORY_TYPE => ("inventory", Some(EntityKind::Variation)),
+        _ => (resource_type, None),
     };
-    let (verb, known) = match action.to_ascii_lowercase().as_str() {
-        "create" | "created" => ("created".to_string(), true),
-        "update" | "updated" => ("updated".to_string(), true),
-        "delete" | "deleted" => ("deleted".to_string(), true),
-        other => (other.to_string(), false),
+    let verb = match action.to_ascii_lowercase().as_str() {
+        "create" | "created" => Some("created"),
+        "update" | "updated" => Some("updated"),
+        "delete" | "deleted" => Some("deleted"),
+        _ => None,
     };
-    let update = match kind.filter(|_| known) {
-        Some(EntityKind::Order) => p.order(obj, opt_string(obj, "status"), None, SameState::Record),
-        Some(EntityKind::Variation) => variation(obj, &p),
-        Some(kind) => p.entity(kind, obj),
-        None => None,
+    let update = match (kind, verb) {
+        (Some(kind), Some(_)) => project(Some(kind), obj, &p),
+        _ => None,
     };
-    Ok(NormalisedEvent {
+    // A known resource and action is the canonical `<noun>.<verb>`; else as POS spells it.
+    let event_type = match (kind, verb) {
+        (Some(_), Some(verb)) => format!("{noun}.{verb}"),
+        _ => format!("{resource_type}.{action}"),
+    };
+    Some(NormalisedEvent {
         recognition: Recognition::Known,
         source: Source::PancakePos,
-        event_id,
-        event_type: format!("{noun}.{verb}"),
+        event_id: delivery.body_id.clone(),
+        event_type,
         provider_event: format!("{resource_type}.{action}"),
         tenant,
         entities: update.into_iter().collect(),
@@ -198,531 +284,5 @@ fn variation(obj: &Map<String, Value>, p: &Projector) -> Option<EntityUpdate> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::RawRequest;
-    use crate::lifecycle::Lifecycle;
-    use crate::model::{body_event_id, TransitionRule};
-    use crate::sources::testing::assert_refused;
-    use crate::sources::Provider;
-    use crate::verify::SecretSet;
-    use crate::version::Version;
-    use serde_json::json;
-
-    macro_rules! fixture {
-        ($name:literal) => {
-            include_str!(concat!("../../fixtures/pancake_pos/", $name, ".json"))
-        };
-    }
-
-    /// Every fixture: (file stem, body).
-    const FIXTURES: [(&str, &str); 18] = [
-        ("connectivity_test", fixture!("connectivity_test")),
-        ("customer_created", fixture!("customer_created")),
-        ("customer_updated", fixture!("customer_updated")),
-        ("flat_customer", fixture!("flat_customer")),
-        ("flat_order", fixture!("flat_order")),
-        ("flat_product", fixture!("flat_product")),
-        (
-            "flat_variations_warehouses",
-            fixture!("flat_variations_warehouses"),
-        ),
-        ("inventory_updated", fixture!("inventory_updated")),
-        ("loyalty_points_earned", fixture!("loyalty_points_earned")),
-        (
-            "loyalty_points_redeemed",
-            fixture!("loyalty_points_redeemed"),
-        ),
-        ("order_cancelled", fixture!("order_cancelled")),
-        ("order_created", fixture!("order_created")),
-        ("order_status_changed", fixture!("order_status_changed")),
-        ("order_updated", fixture!("order_updated")),
-        ("product_created", fixture!("product_created")),
-        ("product_deleted", fixture!("product_deleted")),
-        ("product_updated", fixture!("product_updated")),
-        ("transaction_created", fixture!("transaction_created")),
-    ];
-
-    const SHOP: &str = "20462817";
-    const PRODUCT: &str = "e7c14b52-9d3a-4f6e-b8a1-3c5d7e9f1a2b";
-    const VARIATION_AT_WAREHOUSE: &str =
-        "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d@5b8e2f14-6c3a-4d9b-a7e1-8f2c4d6b9e03";
-
-    fn body(name: &str) -> &'static str {
-        FIXTURES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b)
-            .unwrap_or_else(|| panic!("no fixture {name}"))
-    }
-
-    fn provider() -> PancakePos {
-        PancakePos::new(
-            Credentials::Verified(crate::config::Keys::any(SecretSet::parse(
-                "old-key,new-key",
-            ))),
-            DEFAULT_KEY_HEADER,
-        )
-    }
-
-    fn keyed(body: &str) -> RawRequest {
-        RawRequest::post("/api/v1/pancake-pos/webhook", body)
-            .with_header("x-webhook-secret", "new-key")
-    }
-
-    fn now() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_757_069_100).unwrap()
-    }
-
-    fn normalise(body: &str) -> NormalisedEvent {
-        provider().normalise(&keyed(body), now()).unwrap()
-    }
-
-    fn v(s: &str) -> Version {
-        Version::parse(s).unwrap()
-    }
-
-    /// (event type, entity kind, id, version, state) of every fixture.
-    #[test]
-    fn every_fixture_projects_the_right_entity() {
-        type Row = (
-            &'static str,
-            &'static str,
-            Option<(EntityKind, &'static str, &'static str, Option<&'static str>)>,
-        );
-        let expected: [Row; 18] = [
-            ("connectivity_test", "order.created", None),
-            (
-                "customer_created",
-                "customer.created",
-                Some((
-                    EntityKind::Customer,
-                    "c9d3e1f0-2a4b-4c6d-8e0f-1a3b5c7d9e2f",
-                    "2025-09-05T08:15:00",
-                    None,
-                )),
-            ),
-            (
-                "customer_updated",
-                "customer.updated",
-                Some((
-                    EntityKind::Customer,
-                    "c9d3e1f0-2a4b-4c6d-8e0f-1a3b5c7d9e2f",
-                    "2025-09-05T10:06:00",
-                    None,
-                )),
-            ),
-            (
-                "flat_customer",
-                "customer.created",
-                Some((
-                    EntityKind::Customer,
-                    "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
-                    "2025-09-05T10:25:00",
-                    None,
-                )),
-            ),
-            (
-                "flat_order",
-                "order.updated",
-                Some((EntityKind::Order, "1534", "2025-09-05T10:20:00", Some("1"))),
-            ),
-            (
-                "flat_product",
-                "product.updated",
-                Some((EntityKind::Product, PRODUCT, "2025-09-05T10:30:00", None)),
-            ),
-            (
-                "flat_variations_warehouses",
-                "inventory.updated",
-                Some((
-                    EntityKind::Variation,
-                    VARIATION_AT_WAREHOUSE,
-                    "2025-09-05T10:31:00",
-                    None,
-                )),
-            ),
-            (
-                "inventory_updated",
-                "inventory.updated",
-                Some((
-                    EntityKind::Variation,
-                    VARIATION_AT_WAREHOUSE,
-                    "2025-09-05T10:05:00",
-                    None,
-                )),
-            ),
-            ("loyalty_points_earned", "loyalty.points_earned", None),
-            ("loyalty_points_redeemed", "loyalty.points_redeemed", None),
-            (
-                "order_cancelled",
-                "order.cancelled",
-                Some((EntityKind::Order, "1533", "2025-09-05T09:50:00", Some("6"))),
-            ),
-            (
-                "order_created",
-                "order.created",
-                Some((EntityKind::Order, "1532", "2025-09-05T09:30:00", Some("0"))),
-            ),
-            (
-                "order_status_changed",
-                "order.status_changed",
-                Some((EntityKind::Order, "1532", "2025-09-05T10:05:00", Some("2"))),
-            ),
-            (
-                "order_updated",
-                "order.updated",
-                Some((EntityKind::Order, "1532", "2025-09-05T09:35:00", Some("1"))),
-            ),
-            (
-                "product_created",
-                "product.created",
-                Some((EntityKind::Product, PRODUCT, "2025-09-01T07:00:00", None)),
-            ),
-            (
-                "product_deleted",
-                "product.deleted",
-                Some((
-                    EntityKind::Product,
-                    "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f",
-                    "2025-09-05T10:10:00",
-                    None,
-                )),
-            ),
-            (
-                "product_updated",
-                "product.updated",
-                Some((EntityKind::Product, PRODUCT, "2025-09-05T09:00:00", None)),
-            ),
-            ("transaction_created", "transaction.created", None),
-        ];
-        for (name, event_type, entity) in expected {
-            let raw = body(name);
-            assert!(provider().verify(&keyed(raw)).is_ok(), "{name}");
-            let e = normalise(raw);
-            assert_eq!(e.source, Source::PancakePos);
-            assert_eq!(e.event_type, event_type, "{name}");
-            assert_eq!(e.event_id, body_event_id(raw.as_bytes()));
-            let tenant = if name == "connectivity_test" {
-                "123"
-            } else {
-                SHOP
-            };
-            assert_eq!(e.tenant.as_str(), tenant, "{name}");
-            match entity {
-                None => assert!(e.entities.is_empty(), "{name}: {:?}", e.entities),
-                Some((kind, id, version, state)) => {
-                    let [u] = e.entities.as_slice() else {
-                        panic!("{name}: {:?}", e.entities)
-                    };
-                    assert_eq!(u.key.kind, kind, "{name}");
-                    assert_eq!(u.key.id, id, "{name}");
-                    assert_eq!(u.key.tenant, e.tenant, "{name}");
-                    assert_eq!(u.version, v(version), "{name}");
-                    assert_eq!(u.state.as_deref(), state, "{name}");
-                    assert_eq!(u.lifecycle, Lifecycle::Free);
-                    if kind != EntityKind::Order {
-                        assert_eq!(u.transition, TransitionRule::None, "{name}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn orders_infer_transitions_from_the_stored_status() {
-        for name in [
-            "order_created",
-            "order_updated",
-            "order_cancelled",
-            "flat_order",
-        ] {
-            let e = normalise(body(name));
-            assert_eq!(
-                e.entities[0].transition,
-                TransitionRule::FromStored,
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn status_changed_with_old_status_declares_the_transition() {
-        let e = normalise(body("order_status_changed"));
-        assert_eq!(e.provider_event, "order_status_changed");
-        assert_eq!(
-            e.entities[0].transition,
-            TransitionRule::Declared {
-                from: "1".into(),
-                to: "2".into()
-            }
-        );
-        // beside a wrapped order, under another name, and with new_status
-        let body = json!({"payload": {"eventType": "order.status_changed", "shopId": 5,
-            "data": {"order": {"id": 9, "new_status": 3}, "previous_status": "2"}}});
-        let e = normalise(&body.to_string());
-        assert_eq!(
-            e.entities[0].transition,
-            TransitionRule::Declared {
-                from: "2".into(),
-                to: "3".into()
-            }
-        );
-        // an old status equal to the new one is still declared
-        let body = json!({"payload": {"eventType": "order_status_changed", "shopId": 5,
-            "data": {"order_id": "123", "status": "2", "old_status": 2}}});
-        let e = normalise(&body.to_string());
-        assert_eq!(
-            e.entities[0].transition,
-            TransitionRule::Declared {
-                from: "2".into(),
-                to: "2".into()
-            }
-        );
-        // without an old status the stored one decides
-        let body = json!({"payload": {"eventType": "order_status_changed", "shopId": 5,
-            "data": {"order_id": "123", "status": "completed"}}});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.entities[0].key.id, "123");
-        assert_eq!(e.entities[0].state.as_deref(), Some("completed"));
-        assert_eq!(e.entities[0].transition, TransitionRule::FromStored);
-    }
-
-    #[test]
-    fn flat_order_keeps_the_whole_resource_as_data() {
-        let e = normalise(body("flat_order"));
-        assert_eq!(e.provider_event, "orders.update");
-        let data = &e.entities[0].data;
-        assert_eq!(data["status"], 1);
-        assert_eq!(data["status_name"], "submitted");
-        assert_eq!(data["status_history"].as_array().map(Vec::len), Some(2));
-        assert_eq!(data["items"][0]["quantity"], 2);
-    }
-
-    #[test]
-    fn flat_product_is_unwrapped_from_data_record() {
-        let e = normalise(body("flat_product"));
-        assert_eq!(e.provider_event, "products.update");
-        assert_eq!(e.entities[0].data["name"], "Áo thun cotton basic");
-        assert!(e.entities[0].data.get("record").is_none());
-    }
-
-    #[test]
-    fn dotted_seed_001_names_read_like_underscored_ones() {
-        for (name, kind) in [
-            ("order.created", EntityKind::Order),
-            ("order.updated", EntityKind::Order),
-            ("customer.created", EntityKind::Customer),
-            ("customer.updated", EntityKind::Customer),
-            ("inventory.updated", EntityKind::Variation),
-            ("product.created", EntityKind::Product),
-            ("product.updated", EntityKind::Product),
-        ] {
-            let body = json!({"payload": {"eventType": name, "shopId": "20462817",
-                "data": {"id": "x1", "status": 1}, "timestamp": 1757069000}});
-            let e = normalise(&body.to_string());
-            assert_eq!(e.event_type, name);
-            assert_eq!(e.entities[0].key.kind, kind, "{name}");
-            assert_eq!(e.entities[0].version, v("2025-09-05T10:43:20Z"));
-        }
-    }
-
-    #[test]
-    fn key_in_any_accepted_place_with_rotation() {
-        let p = provider();
-        for key in ["old-key", "new-key"] {
-            for req in [
-                RawRequest::post("/", "{}").with_header("X-Webhook-Secret", key),
-                RawRequest::post("/", "{}").with_header("x-api-key", key),
-                RawRequest::post("/", "{}").with_query("api_key", key),
-            ] {
-                assert!(p.verify(&req).is_ok(), "{key} {req:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn wrong_or_missing_key_is_401() {
-        let p = provider();
-        let padded = RawRequest::post("/", "{}").with_header("X-Webhook-Secret", " old-key ");
-        assert!(
-            p.verify(&padded).is_ok(),
-            "surrounding blanks are not part of a key"
-        );
-        for wrong in ["old", "new-key-2", "dev-pancake-pos-key"] {
-            let req = RawRequest::post("/", "{}").with_header("X-Webhook-Secret", wrong);
-            let err = p.verify(&req).unwrap_err();
-            assert!(matches!(err, IngestError::BadCredential(_)), "{wrong}");
-            assert_eq!(err.code(), "AUTH_002");
-        }
-        let err = p.verify(&RawRequest::post("/", "{}")).unwrap_err();
-        assert!(matches!(err, IngestError::MissingCredential(_)));
-        assert!(err.to_string().contains("X-Webhook-Secret"));
-        // a Pancake-chat signature header is no key here
-        let other = RawRequest::post("/", "{}").with_header("X-Pancake-Signature", "new-key");
-        assert_eq!(p.verify(&other).unwrap_err().status(), 401);
-    }
-
-    #[test]
-    fn key_header_is_configurable_and_validated() {
-        let env = Env::from_pairs([(API_KEYS_VAR, "k1"), (KEY_HEADER_VAR, "X-Shop-Token")]);
-        let p = PancakePos::from_env(&env, Mode::Lambda).unwrap();
-        let custom = RawRequest::post("/", "{}").with_header("x-shop-token", "k1");
-        assert!(p.verify(&custom).is_ok());
-        let default_header = RawRequest::post("/", "{}").with_header("X-Webhook-Secret", "k1");
-        assert!(matches!(
-            p.verify(&default_header),
-            Err(IngestError::MissingCredential(_))
-        ));
-        for bad in ["X Shop", "X-Token:", "Tên"] {
-            let env = Env::from_pairs([(API_KEYS_VAR, "k1"), (KEY_HEADER_VAR, bad)]);
-            let err = PancakePos::from_env(&env, Mode::Lambda).unwrap_err();
-            assert!(err.to_string().contains(KEY_HEADER_VAR), "{err}");
-        }
-    }
-
-    #[test]
-    fn from_env_fails_closed_and_local_uses_the_dev_key() {
-        assert!(PancakePos::from_env(&Env::default(), Mode::Lambda).is_err());
-        let local = PancakePos::from_env(&Env::default(), Mode::Local).unwrap();
-        let dev = RawRequest::post("/", "{}").with_header("x-webhook-secret", DEV_API_KEY);
-        assert!(local.verify(&dev).is_ok());
-        let unverified = Env::from_pairs([("ALLOW_UNVERIFIED", "true")]);
-        let p = PancakePos::from_env(&unverified, Mode::Lambda).unwrap();
-        assert!(p.verify(&RawRequest::post("/", "{}")).is_ok());
-    }
-
-    #[test]
-    fn unknown_types_are_kept_without_entities() {
-        let envelope = json!({"payload": {"eventType": "shop_settings_updated", "shopId": 1,
-            "data": {"id": 1}}});
-        let e = normalise(&envelope.to_string());
-        assert_eq!(e.event_type, "shop.settings_updated");
-        assert!(e.entities.is_empty());
-        let flat = json!({"type": "auto_call", "event_type": "update", "shop_id": 1, "id": 4});
-        let e = normalise(&flat.to_string());
-        assert_eq!(e.event_type, "auto_call.updated");
-        assert_eq!(e.provider_event, "auto_call.update");
-        assert!(e.entities.is_empty());
-        let odd_action =
-            json!({"type": "orders", "event_type": "print", "shop_id": 1, "id": 4, "status": 1});
-        let e = normalise(&odd_action.to_string());
-        assert_eq!(e.event_type, "order.print");
-        assert!(e.entities.is_empty());
-    }
-
-    #[test]
-    fn malformed_bodies_are_400_naming_the_problem() {
-        let deep = format!("{{\"type\":{}0{}}}", "[".repeat(200), "]".repeat(200));
-        let cases: Vec<(String, &str, &str)> = vec![
-            ("  ".into(), "empty", "VAL_002"),
-            ("{\"payload\":{".into(), "JSON", "VAL_002"),
-            ("[{\"payload\":{}}]".into(), "JSON object", "VAL_002"),
-            ("17".into(), "JSON object", "VAL_002"),
-            (deep, "recursion", "VAL_002"),
-            ("{}".into(), "`payload`", "VAL_001"),
-            (r#"{"payload": null}"#.into(), "`payload`", "VAL_001"),
-            (
-                r#"{"payload": {"shopId": 123, "data": {}}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "  ", "shopId": 123}}"#.into(),
-                "payload.eventType",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "data": {}}}"#.into(),
-                "payload.shopId",
-                "VAL_001",
-            ),
-            (
-                r#"{"payload": {"eventType": "order_created", "shopId": [123]}}"#.into(),
-                "payload.shopId",
-                "VAL_001",
-            ),
-            (
-                r#"{"type": 3, "event_type": "update", "shop_id": 1}"#.into(),
-                "`type`",
-                "VAL_001",
-            ),
-            (
-                r#"{"type": "orders", "shop_id": 1, "id": 1}"#.into(),
-                "`event_type`",
-                "VAL_001",
-            ),
-            (
-                r#"{"type": "orders", "event_type": "update", "id": 1, "status": 1}"#.into(),
-                "shop_id",
-                "VAL_001",
-            ),
-        ];
-        assert_refused(
-            &provider(),
-            keyed,
-            now(),
-            &cases,
-            b"{\"type\":\"orders\xc3\x28\"}",
-        );
-    }
-
-    #[test]
-    fn numbers_and_strings_name_the_same_shop_order_and_status() {
-        let as_numbers = json!({"type": "orders", "event_type": "update", "shop_id": 20462817,
-            "id": 1534, "status": 2, "updated_at": "2025-09-05T10:40:00"});
-        let as_strings = json!({"type": "orders", "event_type": "update", "shop_id": "20462817",
-            "id": "1534", "status": "2", "updated_at": "2025-09-05T10:40:00"});
-        let a = normalise(&as_numbers.to_string());
-        let b = normalise(&as_strings.to_string());
-        assert_eq!(a.entities[0].key, b.entities[0].key);
-        assert_eq!(a.entities[0].state, b.entities[0].state);
-        assert_eq!(a.entities[0].version, b.entities[0].version);
-        assert_ne!(a.event_id, b.event_id, "different bytes, different events");
-    }
-
-    #[test]
-    fn nasty_but_identifiable_inputs_are_kept_without_guessing() {
-        let mut nested = json!(1);
-        for _ in 0..100 {
-            nested = json!({"id": nested});
-        }
-        for data in [
-            json!({}),
-            json!([]),
-            json!("order"),
-            json!(null),
-            json!({"id": true}),
-            nested,
-        ] {
-            for event_type in [
-                "order_created",
-                "order_status_changed",
-                "product_updated",
-                "customer_created",
-                "inventory_updated",
-            ] {
-                let body = json!({"payload": {"eventType": event_type, "shopId": 1, "data": data}});
-                let e = normalise(&body.to_string());
-                assert!(e.entities.is_empty(), "{body}");
-            }
-        }
-        // a status that is no scalar is no state
-        let body = json!({"type": "orders", "event_type": "update", "shop_id": 1, "id": 7,
-            "status": [1], "updated_at": "not a time"});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.entities[0].state, None);
-        assert_eq!(e.entities[0].transition, TransitionRule::None);
-        assert_eq!(e.entities[0].version, Version::from_datetime(now()));
-        // a variation row without a warehouse is keyed by the variation alone
-        let body = json!({"type": "variations_warehouses", "event_type": "update",
-            "data": {"record": {"variation_id": "v-1", "shop_id": 9, "remain_quantity": 3}}});
-        let e = normalise(&body.to_string());
-        assert_eq!(e.tenant.as_str(), "9");
-        assert_eq!(e.entities[0].key.id, "v-1");
-        // data (not record) as the wrapper of a flat delivery
-        let body = json!({"type": "customers", "event_type": "create", "shop_id": 9,
-            "data": {"id": "c-1", "name": "Lan"}});
-        assert_eq!(normalise(&body.to_string()).entities[0].key.id, "c-1");
-    }
-}
+#[path = "pancake_pos_tests.rs"]
+mod tests;

@@ -355,8 +355,16 @@ fn mutate(fixture: &Value, mutations: &[Mutation]) -> Vec<u8> {
     bytes
 }
 
+/// The fixtures of `dir`, with the providers' documented deliveries (`documented/`) where
+/// there are any.
 fn fixtures(dir: &str) -> Vec<Value> {
-    json_files(&repo_root().join("shared/fixtures").join(dir))
+    let root = repo_root().join("shared/fixtures").join(dir);
+    let documented = root.join("documented");
+    let mut paths = json_files(&root);
+    if documented.is_dir() {
+        paths.extend(json_files(&documented));
+    }
+    paths
         .iter()
         .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
         .collect()

@@ -8,6 +8,7 @@ mod config;
 mod conformance;
 mod console;
 mod cost;
+mod documented;
 mod dynamodb_requests;
 mod faults;
 mod fulfilment;
