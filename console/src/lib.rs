@@ -13,6 +13,9 @@ mod event;
 mod events;
 mod layout;
 mod overview;
+pub mod server;
+mod session;
+mod throttle;
 mod throughput;
 
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use webhook_core::ops::Operator;
 
-pub use access::{Access, AccessError, ConsoleSettings};
+pub use access::{Access, AccessError, ConsoleSettings, MIN_TOKEN_CHARS};
 pub use error::ConsoleError;
 pub use throughput::Throughput;
 

@@ -98,9 +98,14 @@ async fn main() -> anyhow::Result<()> {
     });
 
     info!(listen = %args.listen, store = ?args.store, db = %args.db.display(), ?routes, console = !args.no_console, "webhooks-local serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // Timeouts, a connection cap and a bounded stop (ARCHITECTURE §9).
+    webhook_console::server::serve(
+        listener,
+        app,
+        webhook_console::server::Limits::default(),
+        webhook_console::server::stop_signal(),
+    )
+    .await;
     let _ = stop_tx.send(true);
     if let Some(worker) = worker {
         let _ = worker.await;
@@ -166,20 +171,4 @@ async fn purge_expired_events(store: SqliteStore, mut stop: watch::Receiver<bool
             _ = stop.changed() => return,
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
