@@ -142,3 +142,16 @@ pub async fn stop_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
+
+/// Whether a body read failed because the client paused longer than [`Limits::body_idle`]
+/// (a handler that reads the body itself answers 408 then, not 413 or 400).
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}

@@ -241,6 +241,15 @@ test("a token-protected console refuses without the token and works with it", as
   assert.ok(session.httpOnly && session.sameSite === "Strict", JSON.stringify(session));
   assert.notEqual(session.value, TOKEN, "the cookie holds a session id, not the token");
   assert.equal((await fetch(`${tokenBase}/console/events`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+  // Logging out ends the session on the server: the old cookie, replayed, opens nothing.
+  await page.goto(`${tokenBase}/console`);
+  await page.click("form.inline[action='/console/logout'] button");
+  await page.waitForURL(/\/console\/login/);
+  const replayed = await fetch(`${tokenBase}/console/events`, {
+    redirect: "manual",
+    headers: { cookie: `webhooks_console=${session.value}` },
+  });
+  assert.equal(replayed.status, 303);
   await page.context().close();
 });
 

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use webhook_core::backends::sqlite::SqliteStore;
+use webhook_core::credentials::CredentialAdmin;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::vars::{self, Binary};
 use webhook_core::config::{Env, PipelineSettings, Var};
@@ -70,6 +71,12 @@ async fn main() -> anyhow::Result<()> {
         true => None,
         false => Some(console_parts(&env, sqlite.as_ref(), listener.local_addr()?).await?),
     };
+    let table_holds_credentials = match &sqlite {
+        Some(store) => !store.credentials().all().await?.is_empty(),
+        None => false,
+    };
+    webhooks_local::dev_credentials::check(&env, listener.local_addr()?, table_holds_credentials)
+        .map_err(runtime::refuse_to_start)?;
     let app = webhooks_local::site(
         handlers,
         settings.max_body_bytes,

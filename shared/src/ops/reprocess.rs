@@ -165,6 +165,16 @@ async fn one(
     if event.key() != event_key {
         return Err(format!("today's code names it {}", event.key()));
     }
+    // The tenant decides whose entities an event moves (and, with bound credentials, who
+    // was allowed to send it): reprocess never moves an event to another tenant.
+    if event.tenant.as_str() != stored.tenant {
+        return Err(format!(
+            "today's code derives tenant `{}` where `{}` is stored: refused, reprocess never \
+             moves an event to another tenant",
+            event.tenant.as_str(),
+            stored.tenant
+        ));
+    }
     let incoming = IncomingEvent {
         event: Arc::new(event),
         raw_body: stored.raw_body.clone(),
@@ -237,6 +247,7 @@ async fn dry(
             &event.event_id,
             update,
             snapshot.as_ref(),
+            Version::from_datetime(incoming.received_at),
         ));
     }
     let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();

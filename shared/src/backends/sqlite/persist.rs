@@ -8,6 +8,7 @@ use super::writer::exec;
 use crate::error::StoreError;
 use crate::model::{EntityUpdate, EventKey, NormalisedEvent};
 use crate::store::reapplied_status;
+use crate::version::Version;
 use crate::store::{
     compress, decide, Decision, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
     PersistOutcome, Reapplied, Snapshot, TransitionRecord,
@@ -25,6 +26,11 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// When the event arrived, as a version (the far-future rule, `decide`).
+    fn received(&self) -> Version {
+        Version::from_micros(self.received_at.saturating_mul(1_000_000))
+    }
+
     pub(super) fn of(incoming: &IncomingEvent) -> Self {
         let entity_keys: Vec<String> = incoming
             .event
@@ -64,7 +70,8 @@ pub(super) fn persist_tx(
         .iter()
         .zip(&prepared.data)
         .map(|(update, data)| {
-            apply(tx, event, &event_key, update, data, Rewrite::Always).map(|(d, _)| d)
+            apply(tx, event, &event_key, update, data, Rewrite::Always, prepared.received())
+                .map(|(d, _)| d)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let status = EventStatus::summarise(event.recognition, &decisions);
@@ -101,7 +108,15 @@ pub(super) fn reapply_tx(
     let mut decisions = Vec::with_capacity(event.entities.len());
     let mut new_transitions = Vec::new();
     for (update, data) in event.entities.iter().zip(&prepared.data) {
-        let (decision, recorded) = apply(tx, event, &event_key, update, data, Rewrite::IfChanged)?;
+        let (decision, recorded) = apply(
+            tx,
+            event,
+            &event_key,
+            update,
+            data,
+            Rewrite::IfChanged,
+            prepared.received(),
+        )?;
         if let (true, Some(t)) = (recorded, &decision.transition) {
             new_transitions.push(t.clone());
         }
@@ -181,13 +196,14 @@ fn apply(
     update: &EntityUpdate,
     data: &str,
     rewrite: Rewrite,
+    received: Version,
 ) -> Result<(Decision, bool), StoreError> {
     let (pk, sk) = (update.key.partition(), update.key.sort());
     let (current, unchanged) = match rewrite {
         Rewrite::Always => (snapshot(tx, &pk, &sk)?, false),
         Rewrite::IfChanged => stored_as_written(tx, &pk, &sk, update, data, event_key)?,
     };
-    let decision = decide(event_key, &event.event_id, update, current.as_ref());
+    let decision = decide(event_key, &event.event_id, update, current.as_ref(), received);
     if decision.write_entity && !unchanged {
         exec(tx,
             "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)

@@ -206,7 +206,7 @@ impl Store for DynamoDbStore {
         let mut known = self.read_entities(&needs_read(event)).await?;
         let mut stored_transitions = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let plan = plan::plan(event, &known);
+            let plan = plan::plan(event, received_version(incoming), &known);
             let written = if ordered::fits(event, &plan) {
                 self.write_ordered(incoming, &plan, &stored_transitions)
                     .await?
@@ -379,6 +379,11 @@ impl Store for DynamoDbStore {
     async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
         self.reset_transition(stream, sort).await
     }
+}
+
+/// When `incoming` arrived, as a version (the far-future rule of `decide`).
+pub(super) fn received_version(incoming: &IncomingEvent) -> crate::version::Version {
+    crate::version::Version::from_datetime(incoming.received_at)
 }
 
 #[cfg(test)]
