@@ -266,12 +266,10 @@ fn came_through_tls(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(',').next())
         .is_some_and(|hop| {
             hop.split(';').any(|pair| {
-                pair.trim()
-                    .split_once('=')
-                    .is_some_and(|(k, v)| {
-                        k.trim().eq_ignore_ascii_case("proto")
-                            && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
-                    })
+                pair.trim().split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("proto")
+                        && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
+                })
             })
         });
     forwarded_proto || forwarded
@@ -473,7 +471,8 @@ mod tests {
             .unwrap();
         assert_eq!(err, AccessError::TokenTooShort { chars: 1 });
         assert!(err.to_string().contains("at least 32"), "{err}");
-        let loopback = ConsoleSettings::with_token(&TOKEN[..31]).access("127.0.0.1:1".parse().unwrap(), "");
+        let loopback =
+            ConsoleSettings::with_token(&TOKEN[..31]).access("127.0.0.1:1".parse().unwrap(), "");
         assert!(loopback.is_err(), "on loopback too");
         assert!(ConsoleSettings::with_token(TOKEN)
             .access("0.0.0.0:1".parse().unwrap(), "")
@@ -513,15 +512,29 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer guess".parse().unwrap());
         let answers: Vec<_> = (0..8).map(|_| access.admits(&headers, client)).collect();
-        assert!(answers[..5].iter().all(|a| *a == Err(ConsoleError::Unauthorized)));
-        assert!(matches!(answers[5], Err(ConsoleError::TooManyAttempts { retry_after: 1 })));
+        assert!(answers[..5]
+            .iter()
+            .all(|a| *a == Err(ConsoleError::Unauthorized)));
+        assert!(matches!(
+            answers[5],
+            Err(ConsoleError::TooManyAttempts { retry_after: 1 })
+        ));
         let mut right = HeaderMap::new();
-        right.insert(header::AUTHORIZATION, format!("Bearer {TOKEN}").parse().unwrap());
+        right.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {TOKEN}").parse().unwrap(),
+        );
         assert!(
-            matches!(access.admits(&right, client), Err(ConsoleError::TooManyAttempts { .. })),
+            matches!(
+                access.admits(&right, client),
+                Err(ConsoleError::TooManyAttempts { .. })
+            ),
             "even the right token waits out the lock-out"
         );
-        assert_eq!(access.admits(&right, Some("198.51.100.5".parse().unwrap())), Ok(true));
+        assert_eq!(
+            access.admits(&right, Some("198.51.100.5".parse().unwrap())),
+            Ok(true)
+        );
     }
 
     #[test]
@@ -533,7 +546,10 @@ mod tests {
         };
         assert!(with("x-forwarded-proto", "https"));
         assert!(with("x-forwarded-proto", "HTTPS, http"));
-        assert!(with("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"));
+        assert!(with(
+            "forwarded",
+            "for=192.0.2.60;proto=https;by=203.0.113.43"
+        ));
         assert!(with("forwarded", "proto=\"https\""));
         assert!(!with("x-forwarded-proto", "http"));
         assert!(!with("forwarded", "for=192.0.2.60;proto=http"));

@@ -101,10 +101,8 @@ pub async fn serve(
         let service = ServiceBuilder::new()
             .layer(AddExtensionLayer::new(ConnectInfo(peer)))
             .service(app.clone());
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service),
-        );
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             let _ = connection.await;

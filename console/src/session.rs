@@ -61,7 +61,9 @@ impl Sessions {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
-        self.by_digest.lock().unwrap_or_else(PoisonError::into_inner)
+        self.by_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -67,7 +67,9 @@ impl Throttle {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
-        self.by_client.lock().unwrap_or_else(PoisonError::into_inner)
+        self.by_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

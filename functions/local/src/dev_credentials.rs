@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use thiserror::Error;
 use webhook_core::config::{self, Env};
 
-
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DevCredentialsRefused {
     #[error(
@@ -24,10 +23,7 @@ pub enum DevCredentialsRefused {
          development credentials, which admit any tenant: configure credentials for them \
          too, or set ALLOW_UNVERIFIED=true to accept unverified requests knowingly"
     )]
-    CredentialsConfigured {
-        configured: String,
-        sources: String,
-    },
+    CredentialsConfigured { configured: String, sources: String },
 }
 
 /// Whether the development credentials may be used by a server bound to `addr`;
@@ -63,7 +59,9 @@ pub fn check(
 /// Every source is on its placeholder, for the messages' tests.
 #[cfg(test)]
 fn all_sources() -> String {
-    webhook_core::model::Source::ALL.map(|s| s.as_str()).join(", ")
+    webhook_core::model::Source::ALL
+        .map(|s| s.as_str())
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -77,7 +75,10 @@ mod tests {
     #[test]
     fn loopback_with_nothing_configured_may_use_them() {
         assert_eq!(check(&Env::default(), loopback(), false), Ok(()));
-        assert_eq!(check(&Env::default(), "[::1]:3000".parse().unwrap(), false), Ok(()));
+        assert_eq!(
+            check(&Env::default(), "[::1]:3000".parse().unwrap(), false),
+            Ok(())
+        );
     }
 
     #[test]
@@ -99,7 +100,10 @@ mod tests {
         let env = Env::from_pairs([("ABAHA_TOKENS_BY_TENANT", r#"{"s1":["k"]}"#)]);
         let err = check(&env, loopback(), false).unwrap_err().to_string();
         assert!(err.contains("ABAHA_TOKENS_BY_TENANT"), "{err}");
-        assert!(err.contains("pancake, pancake_pos, fulfilment, invoice"), "{err}");
+        assert!(
+            err.contains("pancake, pancake_pos, fulfilment, invoice"),
+            "{err}"
+        );
         assert!(!err.contains("abaha,"), "abaha is configured: {err}");
         let err = check(&Env::default(), loopback(), true).unwrap_err();
         assert!(err.to_string().contains("credential table"), "{err}");
@@ -107,9 +111,10 @@ mod tests {
 
     #[test]
     fn every_source_configured_or_allow_unverified_needs_no_placeholder() {
-        let all = Env::from_pairs(webhook_core::model::Source::ALL.map(|s| {
-            (webhook_core::config::vars::credentials_of(s).0.name, "k1")
-        }));
+        let all = Env::from_pairs(
+            webhook_core::model::Source::ALL
+                .map(|s| (webhook_core::config::vars::credentials_of(s).0.name, "k1")),
+        );
         assert_eq!(check(&all, "0.0.0.0:1".parse().unwrap(), true), Ok(()));
         let open = Env::from_pairs([("ALLOW_UNVERIFIED", "true")]);
         assert_eq!(check(&open, "0.0.0.0:1".parse().unwrap(), true), Ok(()));

@@ -15,10 +15,10 @@ use tokio::sync::watch;
 use tracing::info;
 
 use webhook_core::backends::sqlite::SqliteStore;
-use webhook_core::credentials::CredentialAdmin;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::vars::{self, Binary};
 use webhook_core::config::{Env, PipelineSettings, Var};
+use webhook_core::credentials::CredentialAdmin;
 use webhook_core::notify::{worker, Notifier, Target};
 use webhook_core::{runtime, telemetry};
 

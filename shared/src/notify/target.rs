@@ -159,10 +159,7 @@ mod tests {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
     fn target(url: &str) -> Result<Target, ConfigError> {
-        Target::from_env(&Env::from_pairs([
-            (URL_VAR, url),
-            (SECRET_VAR, SECRET),
-        ]))
+        Target::from_env(&Env::from_pairs([(URL_VAR, url), (SECRET_VAR, SECRET)]))
     }
 
     #[test]
@@ -199,6 +196,9 @@ mod tests {
         .err()
         .unwrap()
         .to_string();
-        assert!(err.contains("NOTIFY_SECRET") && err.contains("24 to 64"), "{err}");
+        assert!(
+            err.contains("NOTIFY_SECRET") && err.contains("24 to 64"),
+            "{err}"
+        );
     }
 }

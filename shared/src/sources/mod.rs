@@ -110,7 +110,9 @@ fn quote_big_integers(text: &str) -> std::borrow::Cow<'_, str> {
         } else if b == b'-' || b.is_ascii_digit() {
             let end = i + bytes[i..]
                 .iter()
-                .position(|c| !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')))
+                .position(|c| {
+                    !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+                })
                 .unwrap_or(bytes.len() - i);
             let token = &text[i..end];
             let integer = !token.contains(['.', 'e', 'E']);

@@ -555,10 +555,20 @@ async fn a_login_is_a_server_side_session_that_expires_and_ends_at_logout() {
     let (a, b) = (cookie_of(&first), cookie_of(&second));
     assert!(a.contains("Max-Age=43200") && !a.contains("Secure"), "{a}");
     let (a, b) = (a.split(';').next().unwrap(), b.split(';').next().unwrap());
-    assert_ne!(a, b, "each login is its own random session, not a digest of the token");
+    assert_ne!(
+        a, b,
+        "each login is its own random session, not a digest of the token"
+    );
     let events = |cookie: String| {
         let url = format!("{base}/console");
-        async move { client().get(url).header("cookie", cookie).send().await.unwrap() }
+        async move {
+            client()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let page = events(a.to_string()).await;
     assert_eq!(page.status(), StatusCode::OK);
@@ -578,9 +588,16 @@ async fn a_login_is_a_server_side_session_that_expires_and_ends_at_logout() {
         StatusCode::SEE_OTHER,
         "a logged-out cookie no longer opens the console"
     );
-    assert_eq!(events(b.to_string()).await.status(), StatusCode::OK, "other sessions live on");
+    assert_eq!(
+        events(b.to_string()).await.status(),
+        StatusCode::OK,
+        "other sessions live on"
+    );
     let behind_tls = log_in(&base, TOKEN, &[("x-forwarded-proto", "https")]).await;
-    assert!(cookie_of(&behind_tls).contains("; Secure"), "Secure behind TLS");
+    assert!(
+        cookie_of(&behind_tls).contains("; Secure"),
+        "Secure behind TLS"
+    );
 }
 
 #[tokio::test]
@@ -606,7 +623,11 @@ async fn failed_logins_are_throttled_with_429_and_retry_after() {
     let wait: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&wait), "{wait}");
     let right = log_in(&base, TOKEN, &[]).await;
-    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS, "the lock-out holds for the right token too");
+    assert_eq!(
+        right.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the lock-out holds for the right token too"
+    );
     let bearer = client()
         .get(format!("{base}/console"))
         .bearer_auth(TOKEN)

@@ -56,15 +56,13 @@ async fn until_closed(stream: &mut TcpStream) -> String {
 }
 
 fn slow_app() -> Router {
-    Router::new()
-        .route("/ok", get(|| async { "ok" }))
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                "slow"
-            }),
-        )
+    Router::new().route("/ok", get(|| async { "ok" })).route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            "slow"
+        }),
+    )
 }
 
 #[tokio::test]
@@ -95,7 +93,10 @@ async fn half_sent_heads_trickled_bodies_and_idle_keep_alives_are_closed() {
         .await
         .unwrap();
     let answer = until_closed(&mut kept_alive).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "answered first: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "answered first: {answer}"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +152,10 @@ async fn a_stop_lets_open_requests_finish_and_drops_what_clients_hold_open() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop.send(()).unwrap();
     let answer = until_closed(&mut slow).await;
-    assert!(answer.ends_with("slow"), "the open request finished: {answer}");
+    assert!(
+        answer.ends_with("slow"),
+        "the open request finished: {answer}"
+    );
     until_closed(&mut hung).await;
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
@@ -273,7 +277,10 @@ fn development_credentials_only_on_loopback_and_only_when_nothing_is_configured(
     assert!(code.is_some() && out.contains("beyond loopback"), "{out}");
     assert!(out.contains("development credentials"), "{out}");
 
-    let bound = [("ABAHA_TOKENS_BY_TENANT", r#"{"s1":["a-bound-abaha-token"]}"#)];
+    let bound = [(
+        "ABAHA_TOKENS_BY_TENANT",
+        r#"{"s1":["a-bound-abaha-token"]}"#,
+    )];
     let (code, out) = refusal(&["--listen", "127.0.0.1:0", "--db", db], &bound);
     assert!(code.is_some() && code != Some(0), "{out}");
     assert!(out.contains("ABAHA_TOKENS_BY_TENANT"), "{out}");
@@ -283,7 +290,11 @@ fn development_credentials_only_on_loopback_and_only_when_nothing_is_configured(
         .env_clear()
         .output()
         .unwrap();
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let (code, out) = refusal(&["--listen", "127.0.0.1:0", "--db", db], &[]);
     assert!(code.is_some() && code != Some(0), "{out}");
     assert!(out.contains("credential table"), "{out}");

@@ -84,6 +84,10 @@ mod tests {
         std::fs::write(&old, b"").unwrap();
         std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
         SqliteStore::open(&old, false).unwrap();
-        assert_eq!(mode(&old), 0o600, "an earlier version's 0644 file is narrowed");
+        assert_eq!(
+            mode(&old),
+            0o600,
+            "an earlier version's 0644 file is narrowed"
+        );
     }
 }

@@ -8,11 +8,11 @@ use super::writer::exec;
 use crate::error::StoreError;
 use crate::model::{EntityUpdate, EventKey, NormalisedEvent};
 use crate::store::reapplied_status;
-use crate::version::Version;
 use crate::store::{
     compress, decide, Decision, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
     PersistOutcome, Reapplied, Snapshot, TransitionRecord,
 };
+use crate::version::Version;
 
 /// What can be computed before taking the writer: the writer thread is the local gateway's
 /// bottleneck, so compression and serialisation happen on the request's own thread.
@@ -70,8 +70,16 @@ pub(super) fn persist_tx(
         .iter()
         .zip(&prepared.data)
         .map(|(update, data)| {
-            apply(tx, event, &event_key, update, data, Rewrite::Always, prepared.received())
-                .map(|(d, _)| d)
+            apply(
+                tx,
+                event,
+                &event_key,
+                update,
+                data,
+                Rewrite::Always,
+                prepared.received(),
+            )
+            .map(|(d, _)| d)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let status = EventStatus::summarise(event.recognition, &decisions);
@@ -203,7 +211,13 @@ fn apply(
         Rewrite::Always => (snapshot(tx, &pk, &sk)?, false),
         Rewrite::IfChanged => stored_as_written(tx, &pk, &sk, update, data, event_key)?,
     };
-    let decision = decide(event_key, &event.event_id, update, current.as_ref(), received);
+    let decision = decide(
+        event_key,
+        &event.event_id,
+        update,
+        current.as_ref(),
+        received,
+    );
     if decision.write_entity && !unchanged {
         exec(tx,
             "INSERT INTO entities (pk, sk, version, state, data, last_event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
