@@ -182,7 +182,10 @@ mod tests {
             "http://localhost.attacker.example/",
             "http://0.0.0.0:8080/",
         ] {
-            let err = target(refused).err().expect(refused).to_string();
+            let Err(err) = target(refused) else {
+                panic!("{refused} was accepted");
+            };
+            let err = err.to_string();
             assert!(err.contains("NOTIFY_URL") && err.contains("https"), "{err}");
         }
     }
