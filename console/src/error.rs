@@ -21,6 +21,9 @@ pub enum ConsoleError {
     /// No token (or a wrong one) where the console asks for one.
     #[error("this console asks for its token (CONSOLE_TOKEN)")]
     Unauthorized,
+    /// Too many failed logins from this client: wait `retry_after` seconds.
+    #[error("too many failed logins from this address: try again in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     /// A form without this console's CSRF token, or a Host the loopback console does not serve.
     #[error("{0}")]
     Forbidden(String),
@@ -36,6 +39,7 @@ impl ConsoleError {
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Unauthorized => StatusCode::UNAUTHORIZED,
             ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ConsoleError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -95,7 +99,13 @@ impl IntoResponse for ConsoleError {
                 p { a href=(crate::PREFIX) { "Back to the overview" } }
             },
         );
-        (status, body).into_response()
+        let mut response = (status, body).into_response();
+        if let ConsoleError::TooManyAttempts { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        response
     }
 }
 

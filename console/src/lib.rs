@@ -14,6 +14,9 @@ mod events;
 mod layout;
 mod overview;
 mod refusals;
+pub mod server;
+mod session;
+mod throttle;
 mod throughput;
 
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use axum::Router;
 use webhook_core::ops::Operator;
 use webhook_core::refusals::RecentRefusals;
 
-pub use access::{Access, AccessError, ConsoleSettings};
+pub use access::{Access, AccessError, ConsoleSettings, MIN_TOKEN_CHARS};
 pub use error::ConsoleError;
 pub use throughput::{Answers, Throughput};
 

@@ -21,6 +21,11 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+/// How far ahead of its receipt a provider's timestamp may lie and still order the entity:
+/// one day, far beyond any clock skew or time-zone slip (a zone-less time read as UTC is
+/// at most 14 hours off). Further ahead, the update is flagged, not applied (§11).
+pub const FUTURE_TOLERANCE_MICROS: i64 = 24 * 3600 * 1_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Version(i64);
@@ -53,7 +58,7 @@ impl Version {
         (self.0 >= COUNTER_BASE).then(|| self.0 - COUNTER_BASE)
     }
 
-    pub fn from_micros(micros: i64) -> Self {
+    pub const fn from_micros(micros: i64) -> Self {
         Version(micros)
     }
     pub fn micros(self) -> i64 {
@@ -134,6 +139,14 @@ impl Version {
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
+    }
+
+    /// Whether this version lies more than [`FUTURE_TOLERANCE_MICROS`] after `received`
+    /// (the event's receipt): a clock set years ahead, or a unit misread, that would
+    /// otherwise make every later, current update look stale for ever. A provider counter
+    /// ([`Version::from_counter`]) is no time and is never ahead of one.
+    pub fn is_far_ahead_of(self, received: Version) -> bool {
+        self.counter().is_none() && self.0 > received.0.saturating_add(FUTURE_TOLERANCE_MICROS)
     }
 
     /// Zero-padded so that string order is version order (transitions sort key).
@@ -223,6 +236,16 @@ mod tests {
         ] {
             assert_eq!(Version::counter_from_json(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_counter_is_never_judged_ahead_of_the_receipt() {
+        let received = Version::parse("2026-12-07T00:00:00Z").unwrap();
+        assert!(!Version::from_counter(306)
+            .unwrap()
+            .is_far_ahead_of(received));
+        let next_year = Version::parse("2027-12-07T00:00:00Z").unwrap();
+        assert!(next_year.is_far_ahead_of(received));
     }
 
     #[test]

@@ -20,7 +20,7 @@ import { chromium } from "playwright-core";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = resolve(ROOT, process.env.WEBHOOKS_LOCAL ?? "target/debug/webhooks-local");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const TOKEN = "browser-test-console-token";
+const TOKEN = "browser-test-console-token-of-32-chars";
 
 const dir = mkdtempSync(join(tmpdir(), "console-browser-"));
 /// Where the screenshots go: SCREENSHOTS (docs/console for the README), else a temp folder.
@@ -264,8 +264,17 @@ test("a token-protected console refuses without the token and works with it", as
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === "webhooks_console");
   assert.ok(session.httpOnly && session.sameSite === "Strict", JSON.stringify(session));
-  assert.notEqual(session.value, TOKEN, "the cookie holds a digest, not the token");
+  assert.notEqual(session.value, TOKEN, "the cookie holds a session id, not the token");
   assert.equal((await fetch(`${tokenBase}/console/events`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+  // Logging out ends the session on the server: the old cookie, replayed, opens nothing.
+  await page.goto(`${tokenBase}/console`);
+  await page.click("form.inline[action='/console/logout'] button");
+  await page.waitForURL(/\/console\/login/);
+  const replayed = await fetch(`${tokenBase}/console/events`, {
+    redirect: "manual",
+    headers: { cookie: `webhooks_console=${session.value}` },
+  });
+  assert.equal(replayed.status, 303);
   await page.context().close();
 });
 

@@ -2,6 +2,8 @@
 //! embedded SQLite store, plus `/healthz` and the web console under `/console`. The library
 //! part builds the axum app so tests run it in-process.
 
+pub mod dev_credentials;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use axum::Router;
 use webhook_console::{Access, Served, Throughput};
 use webhook_core::config::{ConfigError, Env, Mode};
 use webhook_core::error::IngestError;
-use webhook_core::http::{RawRequest, RawResponse, ROUTES};
+use webhook_core::http::{client_request_id, RawRequest, RawResponse, ROUTES};
 use webhook_core::model::{EventKey, Source};
 use webhook_core::ops::Operator;
 use webhook_core::pipeline::Handler;
@@ -125,7 +127,7 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
         .headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+        .and_then(client_request_id)
         .unwrap_or_else(|| {
             format!(
                 "local-{}",
@@ -136,6 +138,10 @@ async fn serve(State(state): State<RouteState>, request: Request) -> Response {
     // shape, logged and recorded like any refusal.
     let body = match to_bytes(Body::new(body), state.max_body.saturating_add(1)).await {
         Ok(b) => b,
+        Err(e) if webhook_console::server::is_body_timeout(&e) => {
+            let message = "the request body did not arrive in time";
+            return (StatusCode::REQUEST_TIMEOUT, message).into_response();
+        }
         Err(_) => {
             let size = state.max_body + 1;
             let err = IngestError::TooLarge {

@@ -18,6 +18,7 @@ use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::vars::{self, Binary};
 use webhook_core::config::{Env, PipelineSettings, Var};
+use webhook_core::credentials::CredentialAdmin;
 use webhook_core::notify::{worker, Notifier, Target};
 use webhook_core::{runtime, telemetry};
 
@@ -71,6 +72,12 @@ async fn main() -> anyhow::Result<()> {
         true => None,
         false => Some(console_parts(&env, sqlite.as_ref(), listener.local_addr()?).await?),
     };
+    let table_holds_credentials = match &sqlite {
+        Some(store) => !store.credentials().all().await?.is_empty(),
+        None => false,
+    };
+    webhooks_local::dev_credentials::check(&env, listener.local_addr()?, table_holds_credentials)
+        .map_err(runtime::refuse_to_start)?;
     let app = webhooks_local::site(
         handlers,
         settings.max_body_bytes,
@@ -100,9 +107,14 @@ async fn main() -> anyhow::Result<()> {
     });
 
     info!(listen = %args.listen, store = ?args.store, db = %args.db.display(), ?routes, console = !args.no_console, "webhooks-local serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // Timeouts, a connection cap and a bounded stop (ARCHITECTURE §9).
+    webhook_console::server::serve(
+        listener,
+        app,
+        webhook_console::server::Limits::default(),
+        webhook_console::server::stop_signal(),
+    )
+    .await;
     let _ = stop_tx.send(true);
     if let Some(worker) = worker {
         let _ = worker.await;
@@ -175,20 +187,4 @@ async fn purge_expired(store: SqliteStore, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -1,7 +1,8 @@
-//! `webhooks console`: the web console over the chosen store, until Ctrl-C. It serves no
+//! `webhooks console`: the web console over the chosen store, until Ctrl-C or SIGTERM. It serves no
 //! webhooks, so its chart shows stored events (rejections are counted where they were
 //! answered: CloudWatch, or a running webhooks-local).
 
+use webhook_console::server::{self, Limits};
 use webhook_console::ConsoleSettings;
 use webhook_core::config::Env;
 use webhook_core::ops::Operator;
@@ -30,10 +31,7 @@ pub async fn serve(op: &Operator, env: &Env, a: &ConsoleArgs) -> Result<(), Fail
         "webhooks: console on http://{addr}{}",
         webhook_console::PREFIX
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Failure::Backend(e.to_string()))
+    // The same limits as webhooks-local's server (ARCHITECTURE §9); Ctrl-C or SIGTERM stops it.
+    webhook_console::server::serve(listener, app, Limits::default(), server::stop_signal()).await;
+    Ok(())
 }

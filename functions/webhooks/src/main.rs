@@ -6,11 +6,13 @@
 #[macro_use]
 mod say {
     /// `println!` that ends the process quietly when stdout is closed (`webhooks events | head`)
-    /// instead of panicking.
+    /// instead of panicking, and escapes control characters ([`crate::terminal`]).
     macro_rules! say {
         ($($arg:tt)*) => {{
             use std::io::Write;
-            if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            let line = format!($($arg)*);
+            let line = $crate::terminal::for_terminal(&line);
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     std::process::exit(0);
                 }
@@ -24,6 +26,7 @@ mod console;
 mod credentials;
 mod purge;
 mod show;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -56,10 +59,11 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
-            eprintln!("webhooks: {message}");
+            eprintln!("webhooks: {}", terminal::for_terminal(&message));
             ExitCode::from(2)
         }
         Err(Failure::Backend(message)) => {
+            let message = terminal::for_terminal(&message);
             eprintln!("webhooks: {} unreachable: {message}", cli.backend_name());
             ExitCode::from(1)
         }

@@ -23,6 +23,7 @@ pub struct Output {
 impl Output {
     pub fn new(json: bool) -> Self {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        crate::terminal::set_colour(colour);
         Output { json, colour }
     }
 

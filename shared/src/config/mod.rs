@@ -228,6 +228,36 @@ pub fn resolve_credentials(
     }
 }
 
+/// The sources that would run on their public development credential in local mode:
+/// nothing configured for them (neither the list nor its `_BY_TENANT` twin) and
+/// `ALLOW_UNVERIFIED` off. `webhooks-local` refuses to start with any of them when it listens
+/// beyond loopback or when any credential is configured elsewhere (ARCHITECTURE §3).
+pub fn sources_on_dev_credentials(env: &Env) -> Vec<Source> {
+    if env.flag(&vars::ALLOW_UNVERIFIED) {
+        return Vec::new();
+    }
+    Source::ALL
+        .into_iter()
+        .filter(|s| {
+            let (list, by_tenant) = vars::credentials_of(*s);
+            env.secrets(list).is_empty() && env.get(by_tenant).is_none()
+        })
+        .collect()
+}
+
+/// The first credential variable the environment sets, for any source (a list, its
+/// `_BY_TENANT` twin, Pancake's signing secrets, or `CREDENTIALS_TABLE`).
+pub fn first_credential_variable(env: &Env) -> Option<&'static str> {
+    let lists = Source::ALL.into_iter().flat_map(|s| {
+        let (list, by_tenant) = vars::credentials_of(s);
+        [list, by_tenant]
+    });
+    lists
+        .chain([&vars::PANCAKE_SIGNING_SECRETS, &vars::CREDENTIALS_TABLE])
+        .find(|var| env.get(var).is_some())
+        .map(|var| var.name)
+}
+
 /// Settings of the ingest pipeline shared by every source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineSettings {

@@ -262,8 +262,8 @@ pub const SQLITE_SYNC: Var = Var::new(
 pub const CONSOLE_TOKEN: Var = Var::new(
     "CONSOLE_TOKEN",
     Binaries::WORKSTATION,
-    "the web console's token: required to listen beyond loopback with the console on; when set, \
-     the console asks for it (login form or Authorization: Bearer)",
+    "the web console's token, at least 32 characters: required to listen beyond loopback with \
+     the console on; when set, the console asks for it (login form or Authorization: Bearer)",
 )
 .secret();
 
@@ -352,12 +352,14 @@ pub const AWS_SESSION_TOKEN: Var = Var::new(
 pub const NOTIFY_URL: Var = Var::new(
     "NOTIFY_URL",
     Binaries::NOTIFIERS,
-    "where transitions are POSTed; unset: each transition is written to the log",
+    "where transitions are POSTed (https; plain http only to a loopback host); unset: each \
+     transition is written to the log",
 );
 pub const NOTIFY_SECRET: Var = Var::new(
     "NOTIFY_SECRET",
     Binaries::NOTIFIERS,
-    "whsec_<base64> Standard Webhooks secret (two comma-separated while rotating)",
+    "whsec_<base64> Standard Webhooks secret, a key of 24 to 64 bytes (two comma-separated while \
+     rotating)",
 )
 .secret();
 pub const NOTIFY_LOG_BODIES: Var = Var::new(

@@ -20,6 +20,22 @@ pub const KEPT_HEADERS: [&str; 5] = [
     "x-amzn-trace-id",
 ];
 
+/// Longest client-supplied request id kept (an `X-Request-Id` to the local gateway), in
+/// bytes: ids are logged with every request, and a client must not be able to write
+/// kilobytes into each log line. UUIDs and trace ids fit with room to spare.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// A client's request id as logged: its visible ASCII characters (no spaces or controls),
+/// cut to [`MAX_REQUEST_ID_LEN`]; `None` when nothing is left, so the caller numbers it.
+pub fn client_request_id(value: &str) -> Option<String> {
+    let id: String = value
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(MAX_REQUEST_ID_LEN)
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
 /// A request as it reached us; `body` holds the exact bytes the provider signed.
 #[derive(Debug, Clone, Default)]
 pub struct RawRequest {
@@ -99,4 +115,21 @@ pub fn route_for(source: Source) -> &'static str {
         .find(|(_, s)| *s == source)
         .map(|(p, _)| *p)
         .expect("every source has a route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_request_ids_are_cut_and_cleaned() {
+        assert_eq!(client_request_id("req-42").as_deref(), Some("req-42"));
+        let long = "x".repeat(100_000);
+        assert_eq!(client_request_id(&long).unwrap().len(), MAX_REQUEST_ID_LEN);
+        assert_eq!(
+            client_request_id("a b\tc\u{1b}[2Jd").as_deref(),
+            Some("abc[2Jd")
+        );
+        assert_eq!(client_request_id("  \t "), None);
+    }
 }

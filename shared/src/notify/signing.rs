@@ -42,16 +42,23 @@ pub enum SecretFormatError {
     MissingPrefix,
     #[error("the part after `whsec_` is not valid base64")]
     NotBase64,
-    #[error("the key after `whsec_` is empty")]
-    EmptyKey,
+    #[error(
+        "the key after `whsec_` is {bytes} bytes; Standard Webhooks keys are {MIN_KEY_BYTES} \
+         to {MAX_KEY_BYTES} bytes (base64 of e.g. `openssl rand 32`)"
+    )]
+    KeyLength { bytes: usize },
 }
+
+/// The key lengths the Standard Webhooks specification allows (192 to 512 bits).
+pub const MIN_KEY_BYTES: usize = 24;
+pub const MAX_KEY_BYTES: usize = 64;
 
 /// One HMAC key. `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKey(Vec<u8>);
 
 impl SigningKey {
-    /// Parses `whsec_<base64>`.
+    /// Parses `whsec_<base64>` with a key of 24 to 64 bytes.
     pub fn parse(secret: &str) -> Result<Self, SecretFormatError> {
         let secret = secret.trim();
         if secret.is_empty() {
@@ -63,8 +70,8 @@ impl SigningKey {
         let key = LENIENT_BASE64
             .decode(encoded)
             .map_err(|_| SecretFormatError::NotBase64)?;
-        if key.is_empty() {
-            return Err(SecretFormatError::EmptyKey);
+        if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len()) {
+            return Err(SecretFormatError::KeyLength { bytes: key.len() });
         }
         Ok(SigningKey(key))
     }
@@ -185,13 +192,13 @@ mod tests {
 
     #[test]
     fn padding_is_optional() {
-        // A 19-byte key encodes with `==`; it is accepted with or without the padding.
-        let padded = SigningKey::parse("whsec_MDEyMzQ1Njc4OTAxMjM0NTY3OA==").unwrap();
-        let unpadded = SigningKey::parse("whsec_MDEyMzQ1Njc4OTAxMjM0NTY3OA").unwrap();
+        // A 25-byte key encodes with `==`; it is accepted with or without the padding.
+        let padded = SigningKey::parse("whsec_MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNA==").unwrap();
+        let unpadded = SigningKey::parse("whsec_MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNA").unwrap();
         assert_eq!(padded, unpadded);
         assert_eq!(
             padded,
-            SigningKey::from_bytes(b"0123456789012345678".to_vec())
+            SigningKey::from_bytes(b"0123456789012345678901234".to_vec())
         );
     }
 
@@ -202,7 +209,8 @@ mod tests {
             (" , ", SecretFormatError::Empty),
             ("hunter2-plain-secret", SecretFormatError::MissingPrefix),
             ("whsec_not base64!!", SecretFormatError::NotBase64),
-            ("whsec_", SecretFormatError::EmptyKey),
+            ("whsec_", SecretFormatError::KeyLength { bytes: 0 }),
+            ("whsec_QQ==", SecretFormatError::KeyLength { bytes: 1 }),
         ];
         for (raw, expected) in cases {
             let err = SigningKeys::parse(raw).unwrap_err();
@@ -217,6 +225,24 @@ mod tests {
             SigningKeys::parse(&format!("{SPEC_SECRET},plain")).unwrap_err(),
             SecretFormatError::MissingPrefix
         );
+    }
+
+    #[test]
+    fn keys_are_24_to_64_bytes() {
+        use base64::engine::general_purpose::STANDARD;
+        let of = |n: usize| format!("{SECRET_PREFIX}{}", STANDARD.encode(vec![7u8; n]));
+        for n in [0, 1, 23, 65, 128] {
+            assert_eq!(
+                SigningKey::parse(&of(n)),
+                Err(SecretFormatError::KeyLength { bytes: n }),
+                "{n}"
+            );
+        }
+        for n in [24, 32, 64] {
+            assert!(SigningKey::parse(&of(n)).is_ok(), "{n}");
+        }
+        let err = SigningKeys::parse(&of(1)).unwrap_err().to_string();
+        assert!(err.contains("24 to 64 bytes"), "{err}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// An HTTP target (`url` must be absolute http or https).
+    /// An HTTP target (`url` must be absolute https, or http to a loopback host).
     pub fn http(url: &str, secret: SigningKeys, timeout: Duration) -> Result<Target, ConfigError> {
         let url = parse_url(url)?;
         if timeout.is_zero() {
@@ -132,7 +132,27 @@ fn parse_url(raw: &str) -> Result<Url, ConfigError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host"));
     }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(invalid(
+            "plain http is accepted only to a loopback host (localhost, 127.0.0.1, [::1]): \
+             notifications carry customers' data and their signatures, so use https",
+        ));
+    }
     Ok(url)
+}
+
+/// `localhost` (or a name under it) or a loopback address: the only hosts plain HTTP may
+/// reach, since the bytes never leave the machine.
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = bare.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
 }
 
 /// The URL without credentials or query (either may carry a token), for logs.
@@ -143,4 +163,58 @@ fn display_url(url: &Url) -> String {
     }
     shown.push_str(url.path());
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn target(url: &str) -> Result<Target, ConfigError> {
+        Target::from_env(&Env::from_pairs([(URL_VAR, url), (SECRET_VAR, SECRET)]))
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://hooks.example.com/in",
+            "http://127.0.0.1:8080/hooks",
+            "http://127.9.9.9/",
+            "http://[::1]:9000/h",
+            "http://localhost:3000/",
+            "http://LOCALHOST./",
+            "http://receiver.localhost/",
+        ] {
+            assert!(target(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://hooks.example.com/in",
+            "http://10.0.0.5/hooks",
+            "http://[2001:db8::1]/",
+            "http://localhost.attacker.example/",
+            "http://0.0.0.0:8080/",
+        ] {
+            let Err(err) = target(refused) else {
+                panic!("{refused} was accepted");
+            };
+            let err = err.to_string();
+            assert!(err.contains("NOTIFY_URL") && err.contains("https"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_short_whsec_key_is_a_start_up_error() {
+        let err = Target::from_env(&Env::from_pairs([
+            (URL_VAR, "https://hooks.example.com/"),
+            (SECRET_VAR, "whsec_QQ=="),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("NOTIFY_SECRET") && err.contains("24 to 64"),
+            "{err}"
+        );
+    }
 }

@@ -174,6 +174,16 @@ async fn one(
     // `request_id` was read) or as a conflict is re-applied under that key, never renamed
     // (ARCHITECTURE §4).
     event.event_id = event_key.event_id().to_string();
+    // The tenant decides whose entities an event moves (and, with bound credentials, who
+    // was allowed to send it): reprocess never moves an event to another tenant.
+    if event.tenant.as_str() != stored.tenant {
+        return Err(format!(
+            "today's code derives tenant `{}` where `{}` is stored: refused, reprocess never \
+             moves an event to another tenant",
+            event.tenant.as_str(),
+            stored.tenant
+        ));
+    }
     let incoming = IncomingEvent {
         event: Arc::new(event),
         raw_body: stored.raw_body.clone(),
@@ -248,6 +258,7 @@ async fn dry(
             &event.event_id,
             update,
             snapshot.as_ref(),
+            Version::from_datetime(incoming.received_at),
         ));
     }
     let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();

@@ -83,10 +83,10 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::MalformedJson("body is empty".into()));
     }
-    if std::str::from_utf8(body).is_err() {
+    let Ok(text) = std::str::from_utf8(body) else {
         return Err(IngestError::MalformedJson("body is not valid UTF-8".into()));
-    }
-    match serde_json::from_slice::<Value>(body) {
+    };
+    match serde_json::from_str::<Value>(&quote_big_integers(text)) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(IngestError::MalformedJson(format!(
             "expected a JSON object, got {}",
@@ -94,6 +94,68 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
         ))),
         Err(e) => Err(IngestError::MalformedJson(e.to_string())),
     }
+}
+
+/// Digits from which an integer may not fit `u64`/`i64` (u64::MAX has 20, i64::MIN 19).
+const BIG_INTEGER_DIGITS: usize = 19;
+
+/// The body with every integer literal that fits neither `i64` nor `u64` turned into a
+/// string of its digits, so `serde_json` (which reads such a number as an `f64`, keeping
+/// 17 significant digits) cannot merge two different ids into one: `18446744073709551616`
+/// and `18446744073709551617` stay two orders. Only the parsed value changes (the raw body
+/// is stored as sent), and only for such numbers; a body without a run of 19 digits is
+/// parsed as it is. Chosen over serde_json's `arbitrary_precision` feature, which would
+/// change every `Value` number in the workspace (serde_dynamo would write them as maps,
+/// and equal numbers written differently would compare unequal): ARCHITECTURE §11.
+fn quote_big_integers(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let has_long_run = bytes
+        .split(|b| !b.is_ascii_digit())
+        .any(|run| run.len() >= BIG_INTEGER_DIGITS);
+    if !has_long_run {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let (mut i, mut in_string, mut escaped) = (0, false, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            (in_string, escaped) = match (escaped, b) {
+                (true, _) => (true, false),
+                (false, b'\\') => (true, true),
+                (false, b'"') => (false, false),
+                _ => (true, false),
+            };
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let end = i + bytes[i..]
+                .iter()
+                .position(|c| {
+                    !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+                })
+                .unwrap_or(bytes.len() - i);
+            let token = &text[i..end];
+            let integer = !token.contains(['.', 'e', 'E']);
+            if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                out.push('"');
+                out.push_str(token);
+                out.push('"');
+            } else {
+                out.push_str(token);
+            }
+            i = end;
+            continue;
+        }
+        // Copy up to the next byte that may change the state (keeps UTF-8 sequences whole).
+        let next = bytes[i + 1..]
+            .iter()
+            .position(|c| matches!(c, b'"' | b'\\' | b'-' | b'0'..=b'9'))
+            .map_or(bytes.len(), |p| i + 1 + p);
+        out.push_str(&text[i..next]);
+        i = next;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 pub fn json_type(v: &Value) -> &'static str {
@@ -288,6 +350,34 @@ mod tests {
             assert!(err.contains(needle), "{err} should mention {needle}");
         }
         assert!(parse_object(b"{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_keep_every_digit() {
+        let id = |body: &str| id_of(parse_object(body.as_bytes()).unwrap().get("id"));
+        let a = id(r#"{"id": 18446744073709551616}"#).unwrap();
+        let b = id(r#"{"id":18446744073709551617}"#).unwrap();
+        assert_eq!(a, "18446744073709551616");
+        assert_eq!(b, "18446744073709551617");
+        assert_ne!(a, b, "two orders stay two entities");
+        assert_eq!(
+            id(r#"{"id":-99999999999999999999}"#).as_deref(),
+            Some("-99999999999999999999")
+        );
+        // Numbers that fit stay numbers; strings and fractions are not touched.
+        let body = r#"{"u":18446744073709551615,"i":-9223372036854775808,"f":1234567890123456789012.5,"e":12345678901234567890123e2,"s":"x\"12345678901234567890123\\","n":[{"id":123456789012345678901}],"t":true,"v":"đơn 99999999999999999999"}"#;
+        let v = parse_object(body.as_bytes()).unwrap();
+        assert_eq!(v["u"], json!(u64::MAX));
+        assert_eq!(v["i"], json!(i64::MIN));
+        assert!(v["f"].is_f64() && v["e"].is_f64());
+        assert_eq!(v["s"], "x\"12345678901234567890123\\");
+        assert_eq!(v["n"][0]["id"], "123456789012345678901");
+        assert_eq!(v["t"], true);
+        assert_eq!(v["v"], "đơn 99999999999999999999");
+        assert!(matches!(
+            quote_big_integers(r#"{"id":123456789012345678}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

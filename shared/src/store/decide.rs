@@ -22,6 +22,9 @@ pub enum Flag {
     NotAllowed,
     /// The entity is in a terminal state and a newer event tried to leave it.
     Terminal,
+    /// The event's version lies more than a day after its receipt
+    /// ([`Version::is_far_ahead_of`]): applying it would freeze the entity.
+    Future,
 }
 
 impl Flag {
@@ -29,6 +32,7 @@ impl Flag {
         match self {
             Flag::NotAllowed => "not_allowed",
             Flag::Terminal => "terminal",
+            Flag::Future => "future",
         }
     }
 }
@@ -52,17 +56,23 @@ pub struct Decision {
     pub write_entity: bool,
     /// The stored entity is newer than this event.
     pub stale: bool,
+    /// The event's version is far ahead of its receipt: flagged, never applied.
+    pub future: bool,
     pub transition: Option<TransitionRecord>,
 }
 
-/// Applies the rules to one entity update. `current` is `None` when nothing is stored.
+/// Applies the rules to one entity update. `current` is `None` when nothing is stored;
+/// `received` is when the event arrived (a version more than a day after it is flagged
+/// [`Flag::Future`] and never applied, so a later, current update still applies).
 pub fn decide(
     event: &EventKey,
     event_id: &str,
     update: &EntityUpdate,
     current: Option<&Snapshot>,
+    received: Version,
 ) -> Decision {
-    let stale = current.is_some_and(|c| c.version > update.version);
+    let future = update.version.is_far_ahead_of(received);
+    let stale = !future && current.is_some_and(|c| c.version > update.version);
     let stored_state = current.and_then(|c| c.state.as_deref());
     let leaves_terminal = !stale
         && stored_state
@@ -85,9 +95,11 @@ pub fn decide(
         None => update.lifecycle != Lifecycle::Free,
     });
     // A transition the lifecycle forbids is recorded and flagged, never applied.
-    let write_entity = !stale && !leaves_terminal && !not_allowed;
+    let write_entity = !future && !stale && !leaves_terminal && !not_allowed;
     let transition = change.map(|(from, to)| {
-        let flag = if not_allowed {
+        let flag = if future {
+            Some(Flag::Future)
+        } else if not_allowed {
             Some(Flag::NotAllowed)
         } else if leaves_terminal {
             Some(Flag::Terminal)
@@ -99,6 +111,7 @@ pub fn decide(
     Decision {
         write_entity,
         stale,
+        future,
         transition,
     }
 }
@@ -138,6 +151,11 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as received long after every version these tests use.
+    fn decide(e: &EventKey, id: &str, u: &EntityUpdate, c: Option<&Snapshot>) -> Decision {
+        super::decide(e, id, u, c, Version::from_micros(i64::MAX / 2))
+    }
     use crate::model::{EntityKey, EntityKind, Source, Tenant};
     use serde_json::json;
 
@@ -268,5 +286,21 @@ mod tests {
             Some(&snap(2, "Ready")),
         );
         assert!(d.write_entity && !d.stale);
+    }
+
+    #[test]
+    fn a_version_far_ahead_of_its_receipt_is_flagged_and_never_freezes_the_entity() {
+        let day = crate::version::FUTURE_TOLERANCE_MICROS;
+        let received = Version::from_micros(1_000 * day);
+        let far = invoice("Pending", "Complete", 1_000 * day + day + 1);
+        let d = super::decide(&key(), "e1", &far, Some(&snap(5, "Pending")), received);
+        assert!(d.future && !d.write_entity && !d.stale);
+        let t = d.transition.unwrap();
+        assert_eq!(t.flag, Some(Flag::Future));
+        assert!(!t.queued);
+        // Within a day ahead (clock skew) is applied as before.
+        let skewed = invoice("Pending", "Complete", 1_000 * day + day);
+        let d = super::decide(&key(), "e1", &skewed, Some(&snap(5, "Pending")), received);
+        assert!(d.write_entity && !d.future && d.transition.unwrap().flag.is_none());
     }
 }

@@ -67,7 +67,7 @@ impl EventStatus {
             EventStatus::Ignored
         } else if decisions
             .iter()
-            .any(|d| d.transition.as_ref().is_some_and(|t| t.flag.is_some()))
+            .any(|d| d.future || d.transition.as_ref().is_some_and(|t| t.flag.is_some()))
         {
             EventStatus::Flagged
         } else if decisions.iter().any(|d| !d.write_entity) {

@@ -492,3 +492,36 @@ async fn purge_reads_the_value_from_stdin_and_never_logs_it() {
         stderr(&short)
     );
 }
+
+#[tokio::test]
+async fn stored_control_characters_are_shown_escaped_never_sent_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("webhooks.db");
+    let (backends, _) = sqlite_backends(&db, &Env::default()).expect("store");
+    let mut e = order_event("d1", 7, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z");
+    let mut event = (*e.event).clone();
+    // Clear the screen, retitle the window, write the clipboard (OSC 52), reorder text.
+    let tenant = "shop\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]52;c;cGF5bG9hZA==\u{7}\u{9b}31m\u{202e}";
+    event.tenant = webhook_core::model::Tenant::new(tenant);
+    e.event = event.into();
+    backends.store.persist(&e).await.expect("persist");
+    let key = e.key().to_string();
+    let db = db.to_str().unwrap();
+    for args in [
+        vec!["--db", db, "events"],
+        vec!["--db", db, "event", &key],
+        vec!["--db", db, "--json", "events"],
+    ] {
+        let out = webhooks(&args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let shown = stdout(&out);
+        for c in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+            assert!(!shown.contains(c), "{args:?} printed {c:?}: {shown:?}");
+        }
+        assert!(shown.contains("shop\\u001b[2J"), "{args:?}: {shown}");
+    }
+    let json = webhooks(&["--db", db, "--json", "events"], &[]);
+    let line: serde_json::Value = serde_json::from_str(stdout(&json).lines().next().unwrap())
+        .expect("--json lines stay JSON");
+    assert_eq!(line["tenant"], tenant, "{line}");
+}

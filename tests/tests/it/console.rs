@@ -23,7 +23,7 @@ webhook_tests::on_every_backend!(
 );
 
 const LOOPBACK: &str = "127.0.0.1:0";
-const TOKEN: &str = "console-test-token-0f3c";
+const TOKEN: &str = "console-test-token-0f3c-of-32-chars";
 
 fn open_access() -> Access {
     ConsoleSettings::default()
@@ -240,7 +240,20 @@ async fn local_site_with(access: Option<Access>, env: &Env) -> (String, tempfile
         access,
     });
     let app = webhooks_local::site(handlers, 262_144, backends.store.clone(), served, console);
-    (serve_in_background(app).await, dir)
+    (serve_limited(app).await, dir)
+}
+
+/// `app` on the binaries' own server (limits, peer addresses), in the background.
+async fn serve_limited(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind(LOOPBACK).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(webhook_console::server::serve(
+        listener,
+        app,
+        webhook_console::server::Limits::default(),
+        std::future::pending(),
+    ));
+    base
 }
 
 async fn post(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> StatusCode {
@@ -627,7 +640,7 @@ async fn a_token_console_takes_a_bearer_or_the_login_cookie_and_never_shows_the_
     );
     assert!(
         !cookie.contains(TOKEN),
-        "the cookie holds a digest: {cookie}"
+        "the cookie holds a session id: {cookie}"
     );
     let session = cookie.split(';').next().unwrap().to_string();
     let page = c
@@ -675,4 +688,110 @@ async fn a_raw_body_is_shown_escaped_and_pages_are_not_cached_or_framed() {
         "{page}"
     );
     assert!(!page.contains("<script>alert"), "{page}");
+}
+
+/// Posts the login form; returns the answer.
+async fn log_in(base: &str, token: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut post = client()
+        .post(format!("{base}/console/login"))
+        .form(&[("token", token), ("next", "/console")]);
+    for (k, v) in headers {
+        post = post.header(*k, *v);
+    }
+    post.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_login_is_a_server_side_session_that_expires_and_ends_at_logout() {
+    let access = ConsoleSettings::with_token(TOKEN)
+        .access(LOOPBACK.parse().unwrap(), "")
+        .unwrap();
+    let (base, _dir) = local_site(Some(access)).await;
+    let first = log_in(&base, TOKEN, &[]).await;
+    let second = log_in(&base, TOKEN, &[]).await;
+    let cookie_of = |r: &reqwest::Response| r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let (a, b) = (cookie_of(&first), cookie_of(&second));
+    assert!(a.contains("Max-Age=43200") && !a.contains("Secure"), "{a}");
+    let (a, b) = (a.split(';').next().unwrap(), b.split(';').next().unwrap());
+    assert_ne!(
+        a, b,
+        "each login is its own random session, not a digest of the token"
+    );
+    let events = |cookie: String| {
+        let url = format!("{base}/console");
+        async move {
+            client()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page = events(a.to_string()).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let form = csrf(&page.text().await.unwrap());
+    let out = client()
+        .post(format!("{base}/console/logout"))
+        .header("cookie", a)
+        .form(&[("csrf", form.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(cookie_of(&out).contains("Max-Age=0"));
+    let replayed = events(a.to_string()).await;
+    assert_eq!(
+        replayed.status(),
+        StatusCode::SEE_OTHER,
+        "a logged-out cookie no longer opens the console"
+    );
+    assert_eq!(
+        events(b.to_string()).await.status(),
+        StatusCode::OK,
+        "other sessions live on"
+    );
+    let behind_tls = log_in(&base, TOKEN, &[("x-forwarded-proto", "https")]).await;
+    assert!(
+        cookie_of(&behind_tls).contains("; Secure"),
+        "Secure behind TLS"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_with_429_and_retry_after() {
+    let access = ConsoleSettings::with_token(TOKEN)
+        .access(LOOPBACK.parse().unwrap(), "")
+        .unwrap();
+    let (base, _dir) = local_site(Some(access)).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..50 {
+        let r = log_in(&base, "a-wrong-guess", &[]).await;
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "a few mistakes are free");
+    assert!(
+        statuses[5..].iter().all(|s| *s == 429),
+        "then every attempt is refused: {statuses:?}"
+    );
+    let wait: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    let right = log_in(&base, TOKEN, &[]).await;
+    assert_eq!(
+        right.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the lock-out holds for the right token too"
+    );
+    let bearer = client()
+        .get(format!("{base}/console"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(bearer.headers().contains_key("retry-after"));
 }

@@ -24,6 +24,7 @@ mod pancake_pos;
 mod personal_data;
 mod purge;
 mod reliability;
+mod servers;
 mod template;
 mod tenants;
 mod upgrade;

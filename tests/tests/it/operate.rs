@@ -24,6 +24,7 @@ webhook_tests::on_every_backend!(
     reprocess_never_regresses_a_newer_entity,
     interrupted_reprocess_converges_on_a_rerun,
     reprocess_rewrites_what_todays_code_projects_differently,
+    reprocess_refuses_a_tenant_change,
 );
 
 /// An order status change received `offset` seconds after the samples' time.
@@ -597,4 +598,32 @@ async fn reprocess_rewrites_what_todays_code_projects_differently(kit: &Kit) {
         kit.name
     );
     assert_eq!(entity.state.as_deref(), Some("PACKED"), "[{}]", kit.name);
+}
+
+async fn reprocess_refuses_a_tenant_change(kit: &Kit) {
+    // Stored under another tenant than today's code derives from the same body (a release
+    // that read the tenant from another field, or a row edited by hand).
+    let mut stored = as_ignored(order_at("d1", 7, "NEW", "PACKED", 1, 0));
+    let mut event = (*stored.event).clone();
+    event.tenant = webhook_core::model::Tenant::new("another-shop");
+    stored.event = event.into();
+    persist(kit, &stored).await;
+    let op = kit.operator().await;
+    let summary = reprocess(&op, &EventFilter::default(), false).await;
+    assert_eq!(summary.failed.len(), 1, "[{}] {summary:?}", kit.name);
+    let (key, reason) = &summary.failed[0];
+    assert_eq!(*key, stored.key().to_string(), "[{}]", kit.name);
+    assert!(
+        reason.contains("tenant") && reason.contains("another-shop"),
+        "[{}] {reason}",
+        kit.name
+    );
+    assert!(
+        kit.store.entity(&order_key(7)).await.unwrap().is_none(),
+        "[{}] nothing projected under the new tenant",
+        kit.name
+    );
+    let event = kit.store.event(&stored.key()).await.unwrap().unwrap();
+    assert_eq!(event.status, EventStatus::Ignored, "[{}]", kit.name);
+    assert_eq!(event.tenant, "another-shop", "[{}]", kit.name);
 }

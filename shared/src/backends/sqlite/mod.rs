@@ -7,6 +7,7 @@
 //! [`crate::queue::PullQueue`] port.
 
 pub mod credentials;
+mod files;
 mod inspect;
 pub mod outbox;
 mod persist;

@@ -12,6 +12,7 @@ use crate::store::{
     compress, decide, Decision, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
     PersistOutcome, Reapplied, Snapshot, TransitionRecord,
 };
+use crate::version::Version;
 
 /// What can be computed before taking the writer: the writer thread is the local gateway's
 /// bottleneck, so compression and serialisation happen on the request's own thread.
@@ -27,6 +28,11 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// When the event arrived, as a version (the far-future rule, `decide`).
+    fn received(&self) -> Version {
+        Version::from_micros(self.received_at.saturating_mul(1_000_000))
+    }
+
     pub(super) fn of(incoming: &IncomingEvent) -> Self {
         let entity_keys: Vec<String> = incoming
             .event
@@ -76,6 +82,7 @@ pub(super) fn persist_tx(
                 data,
                 prepared.entity_expires_at,
                 Rewrite::Always,
+                prepared.received(),
             )
             .map(|(d, _)| d)
         })
@@ -122,6 +129,7 @@ pub(super) fn reapply_tx(
             data,
             prepared.entity_expires_at,
             Rewrite::IfChanged,
+            prepared.received(),
         )?;
         if let (true, Some(t)) = (recorded, &decision.transition) {
             new_transitions.push(t.clone());
@@ -203,13 +211,20 @@ fn apply(
     data: &str,
     expires_at: i64,
     rewrite: Rewrite,
+    received: Version,
 ) -> Result<(Decision, bool), StoreError> {
     let (pk, sk) = (update.key.partition(), update.key.sort());
     let (current, unchanged) = match rewrite {
         Rewrite::Always => (snapshot(tx, &pk, &sk)?, false),
         Rewrite::IfChanged => stored_as_written(tx, &pk, &sk, update, data, event_key)?,
     };
-    let decision = decide(event_key, &event.event_id, update, current.as_ref());
+    let decision = decide(
+        event_key,
+        &event.event_id,
+        update,
+        current.as_ref(),
+        received,
+    );
     if decision.write_entity && !unchanged {
         exec(tx,
             "INSERT INTO entities (pk, sk, version, state, data, last_event_key, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -47,9 +47,8 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file, its parent folder and the schema.
     pub fn open(path: &Path, full_sync: bool) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(unavailable)?;
-        }
+        // Owner-only: raw bodies and signing secrets (files.rs).
+        super::files::prepare_private(path).map_err(unavailable)?;
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;

@@ -148,7 +148,8 @@ impl DynamoDbStore {
         let mut known = self.read_entities(&distinct_keys(event)).await?;
         let mut existing = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let plan = plan::plan(event, &known).expiring(incoming.entity_expires_at);
+            let plan = plan::plan(event, super::received_version(incoming), &known)
+                .expiring(incoming.entity_expires_at);
             let was = EventStatus::parse(&stored.status).unwrap_or(EventStatus::Applied);
             let (item, status) = reapplied_item(&stored, incoming, &plan, was);
             let put = self.put(

@@ -301,7 +301,7 @@ pub struct TransitionItem {
     pub pk: String,
     pub sk: String,
     pub transition_id: String,
-    /// `not_allowed` or `terminal` when the transition was flagged.
+    /// `not_allowed`, `terminal` or `future` when the transition was flagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<String>,
     pub queued: bool,

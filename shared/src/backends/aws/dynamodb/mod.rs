@@ -208,7 +208,8 @@ impl Store for DynamoDbStore {
         let mut known = self.read_entities(&needs_read(event)).await?;
         let mut stored_transitions = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let plan = plan::plan(event, &known).expiring(incoming.entity_expires_at);
+            let plan = plan::plan(event, received_version(incoming), &known)
+                .expiring(incoming.entity_expires_at);
             let written = if ordered::fits(incoming, &plan) {
                 self.write_ordered(incoming, &plan, &stored_transitions)
                     .await?
@@ -394,6 +395,11 @@ impl Store for DynamoDbStore {
     async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {
         self.purge_items(target, dry_run).await
     }
+}
+
+/// When `incoming` arrived, as a version (the far-future rule of `decide`).
+pub(super) fn received_version(incoming: &IncomingEvent) -> crate::version::Version {
+    crate::version::Version::from_datetime(incoming.received_at)
 }
 
 #[cfg(test)]

@@ -205,13 +205,17 @@ pub(super) fn distinct_keys(event: &NormalisedEvent) -> Vec<EntityKey> {
         .collect()
 }
 
-/// Applies the rules to the event's updates in order, as the SQLite backend does in its
-/// transaction: `known` holds the entities read (by stream; `None` = not stored); any other
+/// Applies the rules to the event's updates in order (`received`: its arrival, for the
+/// far-future rule), as the SQLite backend does in its transaction: `known` holds the entities read (by stream; `None` = not stored); any other
 /// entity is decided optimistically (as if nothing were stored) under a
 /// [`Guard::Optimistic`] condition. An entity the event names twice is decided the second
 /// time against the first update's result, and written once (its last written state). An
 /// update without a state keeps the stored one (as the SQLite upsert's `COALESCE`).
-pub(super) fn plan(event: &NormalisedEvent, known: &HashMap<String, Option<Current>>) -> Plan {
+pub(super) fn plan(
+    event: &NormalisedEvent,
+    received: crate::version::Version,
+    known: &HashMap<String, Option<Current>>,
+) -> Plan {
     let event_key = event.key();
     let mut slots: Vec<Slot> = Vec::new();
     let mut transitions: Vec<TransitionRecord> = Vec::new();
@@ -228,7 +232,13 @@ pub(super) fn plan(event: &NormalisedEvent, known: &HashMap<String, Option<Curre
             }
         };
         let slot = &mut slots[index];
-        let decision = decide(&event_key, &event.event_id, update, slot.now.as_ref());
+        let decision = decide(
+            &event_key,
+            &event.event_id,
+            update,
+            slot.now.as_ref(),
+            received,
+        );
         if decision.write_entity {
             slot.apply(update, &event_key);
         }
@@ -334,6 +344,13 @@ impl Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Received long after every version these tests use.
+    const LATE: crate::version::Version = crate::version::Version::from_micros(i64::MAX / 2);
+
+    fn plan_of(e: &NormalisedEvent, known: &HashMap<String, Option<Current>>) -> Plan {
+        plan(e, LATE, known)
+    }
     use crate::lifecycle::Lifecycle;
     use crate::model::{EntityUpdate, Source, Tenant};
     use crate::store::Flag;
@@ -379,7 +396,7 @@ mod tests {
     fn happy_path_is_optimistic_and_reads_nothing() {
         let e = event(vec![update("1", 5, "B", declared("A", "B"))]);
         assert!(needs_read(&e).is_empty());
-        let p = plan(&e, &HashMap::new());
+        let p = plan(&e, LATE, &HashMap::new());
         assert_eq!(p.status, EventStatus::Applied);
         assert_eq!(p.entities.len(), 1);
         assert_eq!(
@@ -405,7 +422,7 @@ mod tests {
     fn invoice_guard_excludes_terminal_states_unless_unchanged() {
         let mut u = update("inv", 7, "Pending", declared("Ready", "Pending"));
         u.lifecycle = Lifecycle::Invoice;
-        let p = plan(&event(vec![u.clone()]), &HashMap::new());
+        let p = plan_of(&event(vec![u.clone()]), &HashMap::new());
         let c = p.entities[0].guard.condition();
         assert_eq!(
             c.expression,
@@ -415,7 +432,7 @@ mod tests {
         assert_eq!(c.values[":st"], AttributeValue::S("Pending".into()));
         assert_eq!(c.values.len(), 6);
         u.state = None;
-        let c = plan(&event(vec![u]), &HashMap::new()).entities[0]
+        let c = plan_of(&event(vec![u]), &HashMap::new()).entities[0]
             .guard
             .condition();
         assert!(c
@@ -438,7 +455,7 @@ mod tests {
                 last_event_key: "fulfilment#d0".into(),
             }),
         )]);
-        let p = plan(&e, &known);
+        let p = plan(&e, LATE, &known);
         assert_eq!(
             p.entities[0].guard,
             Guard::Unchanged {
@@ -451,7 +468,7 @@ mod tests {
             p.entities[0].guard.condition().expression,
             "#v = :v AND #le = :le"
         );
-        let absent = plan(&e, &HashMap::from([(stream, None)]));
+        let absent = plan(&e, LATE, &HashMap::from([(stream, None)]));
         assert_eq!(absent.entities[0].guard, Guard::Absent);
         assert!(absent.transitions.is_empty());
     }
@@ -474,12 +491,12 @@ mod tests {
                 }),
             )])
         };
-        let terminal = plan(&e, &current(4, "Complete"));
+        let terminal = plan(&e, LATE, &current(4, "Complete"));
         assert!(terminal.entities.is_empty());
         assert_eq!(terminal.status, EventStatus::Flagged);
         assert_eq!(terminal.transitions[0].flag, Some(Flag::Terminal));
         assert!(terminal.outcome().to_publish.is_empty());
-        let stale = plan(&e, &current(6, "Pending"));
+        let stale = plan(&e, LATE, &current(6, "Pending"));
         assert!(stale.entities.is_empty());
         assert_eq!(stale.status, EventStatus::Stale);
         assert!(stale.transitions[0].message.late);
@@ -489,7 +506,7 @@ mod tests {
     fn a_forbidden_transition_checks_its_guard_without_writing() {
         let mut u = update("inv", 5, "Pending", declared("Complete", "Pending"));
         u.lifecycle = Lifecycle::Invoice;
-        let p = plan(&event(vec![u]), &HashMap::new());
+        let p = plan_of(&event(vec![u]), &HashMap::new());
         assert_eq!(p.status, EventStatus::Flagged);
         assert_eq!(p.entities.len(), 1);
         assert!(p.entities[0].item.is_none());
@@ -519,7 +536,7 @@ mod tests {
             }),
         )]);
         assert_eq!(needs_read(&e).len(), 1);
-        let p = plan(&e, &known);
+        let p = plan(&e, LATE, &known);
         // the second update sees A (kept by the first), so it records A -> C
         assert_eq!(p.transitions.len(), 1);
         assert_eq!(p.transitions[0].message.from.as_deref(), Some("A"));
@@ -532,7 +549,7 @@ mod tests {
             update("2", 5, "X", TransitionRule::None),
             update("1", 6, "C", declared("B", "C")),
         ]);
-        let p = plan(&e, &HashMap::new());
+        let p = plan(&e, LATE, &HashMap::new());
         assert_eq!(p.entities.len(), 2);
         let written = p.entities[0].item.as_ref().unwrap();
         assert_eq!(written.version, 6);
