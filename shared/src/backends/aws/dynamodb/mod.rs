@@ -90,6 +90,7 @@ mod items;
 mod ordered;
 mod plan;
 mod reads;
+pub mod stream;
 mod transact;
 
 use items::from_item;
