@@ -13,7 +13,9 @@
 //! - [`requests`]: what an SDK client sent (operations, bodies, answers), and injected faults;
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
-//! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries.
+//! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries;
+//! - [`stream`]: the transitions table's stream read from moto as the Lambda service reads
+//!   it, feeding the real relay binary.
 
 pub mod aws;
 pub mod capacity;
@@ -26,3 +28,4 @@ pub mod proxy;
 pub mod receiver;
 pub mod requests;
 pub mod samples;
+pub mod stream;

@@ -411,12 +411,23 @@ pub async fn reprocess(
     Ok(())
 }
 
-pub async fn stats(op: &Operator, out: &Output, a: &FilterArgs) -> Result<(), Failure> {
-    let counts = op.stats(&a.filter()).await?;
+pub async fn stats(
+    op: &Operator,
+    out: &Output,
+    a: &crate::args::StatsArgs,
+) -> Result<(), Failure> {
+    let counts = op.stats(&a.filter.filter()).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let waiting = op.waiting_transitions(now, a.waiting_minutes).await?;
     if out.json {
         for ((source, status), n) in &counts {
             out.line(json!({"source": source, "status": status.as_str(), "events": n}));
         }
+        out.line(json!({
+            "waiting_transitions": waiting.count(),
+            "older_than_minutes": a.waiting_minutes,
+            "counted": waiting.meaning(),
+        }));
         return Ok(());
     }
     let mut rows = vec![["SOURCE", "STATUS", "EVENTS"].map(String::from).to_vec()];
@@ -424,5 +435,11 @@ pub async fn stats(op: &Operator, out: &Output, a: &FilterArgs) -> Result<(), Fa
         rows.push(vec![source.clone(), out.status(*status), n.to_string()]);
     }
     table(&rows);
+    say!(
+        "transitions older than {} min not yet on the queue: {} ({})",
+        a.waiting_minutes,
+        waiting.count(),
+        waiting.meaning()
+    );
     Ok(())
 }

@@ -20,6 +20,7 @@ mod operate;
 mod pancake;
 mod pancake_pos;
 mod reliability;
+mod relay;
 mod template;
 mod tenants;
 mod upgrade;

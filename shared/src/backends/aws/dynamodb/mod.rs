@@ -287,7 +287,10 @@ impl Store for DynamoDbStore {
         message: &TransitionMessage,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let key = message_key(message)?;
-        let Some(item) = self.get(&self.tables.transitions, &key).await? else {
+        // Eventually consistent (half the read units, decision 36): a copy of a transition
+        // reaches the notifier seconds to minutes after the first was recorded (SQS
+        // redelivers after the visibility timeout; the relay re-sends only on a retry).
+        let Some(item) = self.get_eventually(&self.tables.transitions, &key).await? else {
             return Ok(None);
         };
         let item: TransitionItem = from_item(item)?;
@@ -337,6 +340,15 @@ impl Store for DynamoDbStore {
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError> {
         self.list_events_page(filter, order, limit, cursor).await
+    }
+
+    async fn waiting_transitions(
+        &self,
+        cutoff: i64,
+    ) -> Result<crate::store::Waiting, StoreError> {
+        self.undelivered_scan(cutoff)
+            .await
+            .map(crate::store::Waiting::Undelivered)
     }
 
     async fn count_events(

@@ -246,12 +246,30 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn get(&self, table: &str, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.get_item(table, key, true).await
+    }
+
+    /// [`DynamoDbStore::get`] without the consistent read: half the read units.
+    pub(super) async fn get_eventually(
+        &self,
+        table: &str,
+        key: &ItemKey,
+    ) -> Result<Option<Item>, StoreError> {
+        self.get_item(table, key, false).await
+    }
+
+    async fn get_item(
+        &self,
+        table: &str,
+        key: &ItemKey,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
         let response = self
             .client
             .get_item()
             .table_name(table)
             .set_key(Some(key.to_item()?))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| unavailable("GetItem", e))?;
