@@ -105,7 +105,10 @@ pub async fn relay_and_report(
     );
     MetricLine::new(METRICS_SERVICE)
         .count(names::TRANSITIONS_RELAYED, report.relayed as u64)
-        .count(names::RELAY_FAILURES, u64::from(report.first_failed.is_some()))
+        .count(
+            names::RELAY_FAILURES,
+            u64::from(report.first_failed.is_some()),
+        )
         .count(names::RELAY_HELD, report.held as u64)
         .emit(metrics);
     report
@@ -194,7 +197,11 @@ mod tests {
         let q = queue(1);
         let records = [queued("a", 1), other(2), queued("b", 3), queued("c", 4)];
         let report = relay(&q, &records).await;
-        assert_eq!(*q.sent.lock().unwrap(), ["a"], "nothing after b went ahead of it");
+        assert_eq!(
+            *q.sent.lock().unwrap(),
+            ["a"],
+            "nothing after b went ahead of it"
+        );
         assert_eq!(report.first_failed.as_deref(), Some("3"));
         assert_eq!((report.relayed, report.skipped, report.held), (1, 1, 2));
     }

@@ -60,7 +60,11 @@ pub fn sqlite_backends_over(store: &crate::backends::sqlite::SqliteStore) -> Bac
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
     let store = dynamodb_store(env).await?;
-    Ok(dynamodb_backends(env, store, Arc::new(crate::queue::AlreadyQueued)))
+    Ok(dynamodb_backends(
+        env,
+        store,
+        Arc::new(crate::queue::AlreadyQueued),
+    ))
 }
 
 /// The backends of `webhooks-local --store dynamodb`, which runs no relay: the DynamoDB
@@ -346,7 +350,9 @@ pub async fn relay_queue(env: &Env) -> Result<Arc<dyn TransitionQueue>, ConfigEr
 
 /// A stream batch as the relay's records: the transitions-table decoding of each.
 #[cfg(feature = "aws")]
-pub fn relay_records(event: &aws_lambda_events::event::dynamodb::Event) -> Vec<crate::relay::Record> {
+pub fn relay_records(
+    event: &aws_lambda_events::event::dynamodb::Event,
+) -> Vec<crate::relay::Record> {
     use crate::backends::aws::dynamodb::stream;
     event
         .records

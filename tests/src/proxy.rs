@@ -82,7 +82,8 @@ impl Faults {
         let down = self.down.lock().expect("lock");
         let refused = down.as_deref().is_some_and(|p| target.starts_with(p));
         if refused {
-            self.refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         refused
     }
@@ -91,8 +92,8 @@ impl Faults {
     fn holds(&self, target: &str, body: &[u8]) -> Option<tokio::sync::oneshot::Sender<()>> {
         let mut hold = self.hold.lock().expect("lock");
         let h = hold.as_mut()?;
-        let matches = h.target == target
-            && String::from_utf8_lossy(body).contains(h.body_contains.as_str());
+        let matches =
+            h.target == target && String::from_utf8_lossy(body).contains(h.body_contains.as_str());
         if !matches {
             return None;
         }

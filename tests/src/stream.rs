@@ -88,7 +88,10 @@ impl StreamPoller {
             .http
             .post(&self.endpoint)
             .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", format!("DynamoDBStreams_20120810.{operation}"))
+            .header(
+                "x-amz-target",
+                format!("DynamoDBStreams_20120810.{operation}"),
+            )
             .header(
                 "authorization",
                 "AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/dynamodb/aws4_request, \
@@ -255,9 +258,7 @@ impl RelayRig {
         match outcome {
             Some(Outcome::Response(response)) => {
                 self.poller.settle(&batch, &response);
-                let failures = response["batchItemFailures"]
-                    .as_array()
-                    .map_or(0, Vec::len);
+                let failures = response["batchItemFailures"].as_array().map_or(0, Vec::len);
                 Round::Answered {
                     records: batch.len(),
                     failures,

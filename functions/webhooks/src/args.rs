@@ -257,7 +257,7 @@ pub struct ReprocessArgs {
     pub dry_run: bool,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct StatsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,

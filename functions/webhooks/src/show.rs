@@ -12,7 +12,7 @@ use webhook_core::model::EntityKey;
 use webhook_core::ops::{self, Operator, ReplayOutcome, ReprocessSummary};
 use webhook_core::store::{EventStatus, Order, StoredTransition};
 
-use crate::args::{DlqCommand, EventsArgs, FilterArgs, ReplayArgs, ReprocessArgs};
+use crate::args::{DlqCommand, EventsArgs, ReplayArgs, ReprocessArgs, StatsArgs};
 use crate::Failure;
 
 pub struct Output {
@@ -411,11 +411,7 @@ pub async fn reprocess(
     Ok(())
 }
 
-pub async fn stats(
-    op: &Operator,
-    out: &Output,
-    a: &crate::args::StatsArgs,
-) -> Result<(), Failure> {
+pub async fn stats(op: &Operator, out: &Output, a: &StatsArgs) -> Result<(), Failure> {
     let counts = op.stats(&a.filter.filter()).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let waiting = op.waiting_transitions(now, a.waiting_minutes).await?;

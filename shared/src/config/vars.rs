@@ -104,9 +104,7 @@ impl Binaries {
         .with(Binary::Invoice);
     /// Everything that serves the webhook routes: the ingest Lambdas and webhooks-local.
     pub const SOURCES: Binaries = Binaries::INGEST.with(Binary::Local);
-    pub const LAMBDAS: Binaries = Binaries::INGEST
-        .with(Binary::Notifier)
-        .with(Binary::Relay);
+    pub const LAMBDAS: Binaries = Binaries::INGEST.with(Binary::Notifier).with(Binary::Relay);
     /// Everything that delivers notifications: the notifier Lambda and webhooks-local's worker.
     pub const NOTIFIERS: Binaries = Binaries::of(Binary::Notifier).with(Binary::Local);
     /// Everything, the operator CLI included.

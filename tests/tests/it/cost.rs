@@ -23,9 +23,9 @@ use webhook_core::notify::{Notifier, Outcome, Target};
 use webhook_core::pipeline::Handler;
 use webhook_core::sources::{fulfilment, pancake_pos, provider_from_env, Provider};
 use webhook_core::Source;
+use webhook_core::{relay, runtime};
 use webhook_tests::aws::{AwsFixture, CountedPipeline, RequestCounter};
 use webhook_tests::capacity::{Bill, Tables};
-use webhook_core::{relay, runtime};
 use webhook_tests::events::sample;
 use webhook_tests::stream::StreamPoller;
 
@@ -230,8 +230,16 @@ async fn the_reference_webhook_costs_what_the_budget_allows() {
     println!("  total: ${cached:.3} per million webhooks (environment secret or cached lookup)");
     println!("  total: ${total:.3} per million webhooks (cold lookup on every request)");
     assert_eq!(m.notify.len(), 1, "one transition notified");
-    assert!(m.ingest_sqs.is_empty(), "ingest sends nothing to SQS: {:?}", m.ingest_sqs);
-    assert_eq!(m.relay_sqs, ["SendMessageBatch"], "the relay: one batched send");
+    assert!(
+        m.ingest_sqs.is_empty(),
+        "ingest sends nothing to SQS: {:?}",
+        m.ingest_sqs
+    );
+    assert_eq!(
+        m.relay_sqs,
+        ["SendMessageBatch"],
+        "the relay: one batched send"
+    );
     // the signing secret: one eventually consistent Query of the merchant's partition
     let lookup = &m.lookup;
     assert_eq!(

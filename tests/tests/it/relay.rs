@@ -84,7 +84,9 @@ fn webhook(order: u64, step: usize) -> Value {
         }
     })
     .to_string();
-    let signature = hex::encode(Sha256::digest([body.as_bytes(), SECRET.as_bytes()].concat()));
+    let signature = hex::encode(Sha256::digest(
+        [body.as_bytes(), SECRET.as_bytes()].concat(),
+    ));
     let path = moto::workspace_root().join("events/fulfilment/order_change_status.json");
     let mut event: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
@@ -120,10 +122,18 @@ fn assert_once_in_order(queue: &BTreeMap<String, Vec<(String, String)>>, orders:
         let tos: Vec<&str> = got.iter().map(|(_, to)| to.as_str()).collect();
         assert_eq!(tos, STATUSES[1..=steps].to_vec(), "order {order}: {got:?}");
         let ids: BTreeSet<_> = got.iter().map(|(id, _)| id).collect();
-        assert_eq!(ids.len(), got.len(), "order {order} has a duplicate: {got:?}");
+        assert_eq!(
+            ids.len(),
+            got.len(),
+            "order {order} has a duplicate: {got:?}"
+        );
     }
     let total: usize = queue.values().map(Vec::len).sum();
-    assert_eq!(total, orders.iter().map(|(_, s)| s).sum::<usize>(), "{queue:?}");
+    assert_eq!(
+        total,
+        orders.iter().map(|(_, s)| s).sum::<usize>(),
+        "{queue:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +145,11 @@ async fn the_relay_sends_each_queued_transition_once_in_entity_order() {
             assert_eq!(ingest.deliver(order, step).await, 200);
         }
     }
-    assert_eq!(fixture.queue_depth().await, 0, "ingest sends nothing to SQS");
+    assert_eq!(
+        fixture.queue_depth().await,
+        0,
+        "ingest sends nothing to SQS"
+    );
 
     // batches of 5 straddle the entities; some hold two changes of one entity
     let mut relay = RelayRig::start(&fixture, &fixture.endpoint, 5).await;
@@ -158,7 +172,11 @@ async fn the_relay_sends_each_queued_transition_once_in_entity_order() {
     store.record_delivery(&message, &delivered).await.unwrap();
     let rounds = relay.drain(5, BACKOFF).await;
     assert_eq!(rounds.len(), 2, "one batch of the modification: {rounds:?}");
-    assert_eq!(fixture.queue_depth().await, 0, "a modification is not republished");
+    assert_eq!(
+        fixture.queue_depth().await,
+        0,
+        "a modification is not republished"
+    );
     let logs = relay.function.output();
     assert!(logs.contains("relay batch"), "{logs}");
     assert!(relay.api.init_errors().is_empty());

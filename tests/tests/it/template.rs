@@ -1254,10 +1254,11 @@ fn check_alerting(t: &Template, code: &Code) -> Vec<String> {
         }
     }
     for (qname, _) in t.of_type("AWS::SQS::Queue") {
-        let is_dlq = is_failure_destination(t, qname) || t.of_type("AWS::SQS::Queue").any(|(_, other)| {
-            getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
-                == Some(qname.as_str())
-        });
+        let is_dlq = is_failure_destination(t, qname)
+            || t.of_type("AWS::SQS::Queue").any(|(_, other)| {
+                getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
+                    == Some(qname.as_str())
+            });
         let (metric, what) = if is_dlq {
             ("ApproximateNumberOfMessagesVisible", "depth")
         } else {
@@ -1424,10 +1425,11 @@ fn required_series(t: &Template, code: &Code) -> Vec<(String, String, String, St
         }
     }
     for (q, _) in t.of_type("AWS::SQS::Queue") {
-        let is_dlq = is_failure_destination(t, qname) || t.of_type("AWS::SQS::Queue").any(|(_, other)| {
-            getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
-                == Some(q.as_str())
-        });
+        let is_dlq = is_failure_destination(t, q)
+            || t.of_type("AWS::SQS::Queue").any(|(_, other)| {
+                getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
+                    == Some(q.as_str())
+            });
         let value = format!("{q}.QueueName");
         push(
             "AWS/SQS",
@@ -1697,7 +1699,10 @@ fn check_relay(t: &Template, _: &Code) -> Vec<String> {
             .and_then(ref_of)
             .is_some_and(|r| r == table)
     });
-    check(transitions, "the streamed table must be the transitions table");
+    check(
+        transitions,
+        "the streamed table must be the transitions table",
+    );
     let spec = &t.resources()[table]["Properties"]["StreamSpecification"];
     check(
         spec["StreamViewType"].as_str() == Some("NEW_IMAGE"),
@@ -1705,24 +1710,37 @@ fn check_relay(t: &Template, _: &Code) -> Vec<String> {
     );
     let mappings: Vec<&Value> = t
         .of_type("AWS::Lambda::EventSourceMapping")
-        .filter(|(_, m)| getatt_of(&m["Properties"]["EventSourceArn"]) == Some((table, "StreamArn")))
+        .filter(|(_, m)| {
+            getatt_of(&m["Properties"]["EventSourceArn"]) == Some((table, "StreamArn"))
+        })
         .map(|(_, m)| &m["Properties"])
         .collect();
     let [p] = mappings.as_slice() else {
-        problems.push(format!("{table}'s stream must have one event source mapping"));
+        problems.push(format!(
+            "{table}'s stream must have one event source mapping"
+        ));
         return problems;
     };
     let relay = t
         .functions()
         .find(|(n, _)| refers_to(&p["FunctionName"], n))
         .and_then(|(_, f)| t.binary_of(f));
-    check(relay == Some("relay"), "the stream's function must build binary relay");
-    check(p["StartingPosition"] == "TRIM_HORIZON", "StartingPosition must be TRIM_HORIZON");
+    check(
+        relay == Some("relay"),
+        "the stream's function must build binary relay",
+    );
+    check(
+        p["StartingPosition"] == "TRIM_HORIZON",
+        "StartingPosition must be TRIM_HORIZON",
+    );
     check(
         as_list(&p["FunctionResponseTypes"]).contains(&&Value::from("ReportBatchItemFailures")),
         "the relay's mapping needs ReportBatchItemFailures",
     );
-    check(p["BisectBatchOnFunctionError"] == true, "BisectBatchOnFunctionError must be on");
+    check(
+        p["BisectBatchOnFunctionError"] == true,
+        "BisectBatchOnFunctionError must be on",
+    );
     check(
         matches!(p["MaximumRetryAttempts"].as_i64(), Some(0..=10000)),
         "MaximumRetryAttempts must be bounded (0 to 10000)",
@@ -1736,7 +1754,10 @@ fn check_relay(t: &Template, _: &Code) -> Vec<String> {
         t.type_of(q) == Some("AWS::SQS::Queue")
             && t.resources()[q]["Properties"]["FifoQueue"] != true
     });
-    check(standard, "the relay's mapping needs an on-failure destination (a standard SQS queue)");
+    check(
+        standard,
+        "the relay's mapping needs an on-failure destination (a standard SQS queue)",
+    );
     let filters = serde_json::to_string(&p["FilterCriteria"]).unwrap_or_default();
     check(
         filters.contains("INSERT") && filters.contains("queued"),
@@ -1748,7 +1769,10 @@ fn check_relay(t: &Template, _: &Code) -> Vec<String> {
         .map(|(_, metric, _)| metric)
         .collect();
     for metric in ["IteratorAge", "RelayFailures"] {
-        check(alarmed.contains(metric), &format!("no alarm on the relay's {metric}"));
+        check(
+            alarmed.contains(metric),
+            &format!("no alarm on the relay's {metric}"),
+        );
     }
     problems
 }
@@ -2182,8 +2206,7 @@ fn a_relay_without_its_guarantees_is_noticed() {
                 p.insert("ParallelizationFactor".into(), Value::from(4));
             }
             if r["Properties"]["StreamSpecification"].is_object() {
-                r["Properties"]["StreamSpecification"]["StreamViewType"] =
-                    Value::from("KEYS_ONLY");
+                r["Properties"]["StreamSpecification"]["StreamViewType"] = Value::from("KEYS_ONLY");
             }
         }
     });

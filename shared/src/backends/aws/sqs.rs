@@ -359,7 +359,12 @@ mod tests {
         let many: Vec<_> = (0..23).map(|i| prepared(&format!("g{i}"), 10)).collect();
         assert_eq!(batch_ends(&many), vec![10, 20, 23]);
         // a second message of an entity starts a new request
-        let same = vec![prepared("a", 1), prepared("b", 1), prepared("a", 2), prepared("c", 1)];
+        let same = vec![
+            prepared("a", 1),
+            prepared("b", 1),
+            prepared("a", 2),
+            prepared("c", 1),
+        ];
         assert_eq!(batch_ends(&same), vec![2, 4]);
         // bodies over the request's byte limit are split
         let big = vec![

@@ -292,10 +292,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn waiting_transitions(
-        &self,
-        cutoff: i64,
-    ) -> Result<crate::store::Waiting, StoreError> {
+    async fn waiting_transitions(&self, cutoff: i64) -> Result<crate::store::Waiting, StoreError> {
         self.with_conn(move |c| inspect::not_taken(c, cutoff))
             .await
             .map(crate::store::Waiting::NotTaken)

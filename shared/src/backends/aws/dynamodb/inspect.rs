@@ -117,8 +117,8 @@ impl DynamoDbStore {
     /// Scan of the transitions table reading only keys (an operator's occasional question,
     /// decision 18: no index costs a write on every transition).
     pub(super) async fn undelivered_scan(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let before = crate::version::Version::from_micros(cutoff.saturating_mul(1_000_000))
-            .sort_key();
+        let before =
+            crate::version::Version::from_micros(cutoff.saturating_mul(1_000_000)).sort_key();
         let mut count = 0;
         let mut pages = self
             .client

@@ -342,10 +342,7 @@ impl Store for DynamoDbStore {
         self.list_events_page(filter, order, limit, cursor).await
     }
 
-    async fn waiting_transitions(
-        &self,
-        cutoff: i64,
-    ) -> Result<crate::store::Waiting, StoreError> {
+    async fn waiting_transitions(&self, cutoff: i64) -> Result<crate::store::Waiting, StoreError> {
         self.undelivered_scan(cutoff)
             .await
             .map(crate::store::Waiting::Undelivered)

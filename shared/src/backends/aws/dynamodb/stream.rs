@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(sequence_number(&record("INSERT", true, false)), Some("100"));
         assert_eq!(queued_message(&record("MODIFY", true, true)).unwrap(), None);
         assert_eq!(queued_message(&record("REMOVE", true, true)).unwrap(), None);
-        assert_eq!(queued_message(&record("INSERT", false, false)).unwrap(), None);
+        assert_eq!(
+            queued_message(&record("INSERT", false, false)).unwrap(),
+            None
+        );
     }
 
     #[test]
