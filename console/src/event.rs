@@ -83,6 +83,10 @@ pub async fn page(
                 dt { "Type" } dd { (e.event_type) }
                 dt { "Received" } dd { (layout::time(e.received_at)) }
                 dt { "Expires" } dd { (layout::time(e.expires_at)) }
+                @if let Some(other) = &e.conflict_with {
+                    dt { "Conflict" }
+                    dd { "its delivery id is stored under " code { (other) } " with another body; both are kept (ARCHITECTURE §4)" }
+                }
             }
             h2 { "Entities" }
             @if report.entities.is_empty() { p.muted { "None: the event was kept, not projected." } }

@@ -406,6 +406,7 @@ fn check_success_response(provider: &dyn Provider, event: &NormalisedEvent) {
         duplicate: false,
         status: EventStatus::Applied,
         published: event.entities.len(),
+        conflict_with: None,
     };
     let response = respond(provider.response_style(), &Ok(accepted));
     assert_eq!(response.status, 200);

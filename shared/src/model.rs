@@ -105,6 +105,16 @@ impl EventKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The event id part (after `{source}#`).
+    pub fn event_id(&self) -> &str {
+        self.0.split_once('#').map_or("", |(_, id)| id)
+    }
+    /// Where a delivery is kept whose declared id is already stored with another body:
+    /// `{key}~{sha256 of its body}`, so it is kept beside the other (never taken for a
+    /// duplicate of it), and a redelivery of the same bytes finds it again.
+    pub fn conflicting(&self, body: &[u8]) -> EventKey {
+        EventKey(format!("{}~{}", self.0, body_event_id(body)))
+    }
 }
 
 impl fmt::Display for EventKey {
@@ -299,6 +309,48 @@ pub fn body_event_id(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
+/// `{tenant}#{digest}`: an event id made only of what a signature covers, scoped by the
+/// tenant (ARCHITECTURE §4, issue 21). Two tenants' deliveries can never share it, and a
+/// replayed body is the same event whatever delivery id it is sent under. The digest is the
+/// first 128 bits of the body's sha256 in unpadded base64url (22 characters): the key is
+/// stored twice on the event item and inside the transition, and the 64 hex digits of the
+/// whole hash pushed the reference webhook's items over DynamoDB's 1 KB billing unit. 128 bits
+/// still make finding another body with the same id (a second preimage) infeasible.
+pub fn scoped_body_event_id(tenant: &Tenant, body: &[u8]) -> String {
+    format!("{tenant}#{}", short_digest(body))
+}
+
+fn short_digest(body: &[u8]) -> String {
+    use base64::Engine;
+    let digest = Sha256::digest(body);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// Where an event id comes from, which decides what finding it stored already means
+/// (ARCHITECTURE §4, "Event identity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Derived from the body's bytes (the id ends with their sha256, whole in hex or as the
+    /// digest of [`scoped_body_event_id`]): a stored event under it holds the same bytes, so
+    /// finding it is a duplicate.
+    OfBody,
+    /// Named from outside the bytes it is compared with (a delivery header, a body field an
+    /// unsigned key cannot vouch for): finding it is a duplicate only when the stored body is
+    /// byte-identical, otherwise a conflict ([`EventKey::conflicting`]).
+    Declared,
+}
+
+impl Identity {
+    /// The identity of `event_id` for `body`.
+    pub fn of(event_id: &str, body: &[u8]) -> Self {
+        if event_id.ends_with(&body_event_id(body)) || event_id.ends_with(&short_digest(body)) {
+            Identity::OfBody
+        } else {
+            Identity::Declared
+        }
+    }
+}
+
 /// Deterministic id of the transition one event causes on one entity, so a redelivery
 /// produces the same id (SQS MessageDeduplicationId, Standard Webhooks `webhook-id`).
 pub fn transition_id(event: &EventKey, entity: &EntityKey) -> String {
@@ -400,6 +452,9 @@ pub struct Accepted {
     pub duplicate: bool,
     pub status: EventStatus,
     pub published: usize,
+    /// The stored event whose declared id this delivery shares with another body (a
+    /// conflict, kept under its own key and flagged; ARCHITECTURE §4).
+    pub conflict_with: Option<String>,
 }
 
 #[cfg(test)]

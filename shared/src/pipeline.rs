@@ -24,10 +24,10 @@ use crate::credentials::Admitter;
 use crate::error::IngestError;
 use crate::http::{respond, RawRequest, RawResponse, KEPT_HEADERS};
 use crate::metrics::{names, MetricLine, MetricsSink};
-use crate::model::{Accepted, EventStatus};
+use crate::model::{Accepted, EventKey, EventStatus, Identity};
 use crate::queue::TransitionQueue;
 use crate::sources::Provider;
-use crate::store::{IncomingEvent, Store};
+use crate::store::{IncomingEvent, PersistOutcome, Store};
 
 /// The ingest pipeline over a store, a queue and the credential table.
 pub struct Pipeline {
@@ -89,8 +89,10 @@ impl Pipeline {
             expires_at: (now + Duration::days(self.settings.retention_days as i64))
                 .unix_timestamp(),
             event: Arc::new(event),
+            conflict_with: None,
         };
-        let outcome = self.store.persist(&incoming).await?;
+        let earlier = provider.earlier_event_id(req);
+        let (incoming, outcome) = self.persist_identified(incoming, earlier).await?;
         for pending in &outcome.to_publish {
             self.queue.publish(&pending.message).await?;
         }
@@ -104,8 +106,89 @@ impl Pipeline {
             duplicate: outcome.duplicate,
             status: outcome.status,
             published,
+            conflict_with: incoming.conflict_with.as_ref().map(|k| k.to_string()),
         })
     }
+
+    /// Persists `incoming` under the key its identity earns (ARCHITECTURE §4, "Event
+    /// identity"). A key found stored is a duplicate only if it holds the same body: an
+    /// earlier release's key for this delivery (`earlier`) with the same body is the event
+    /// itself (persisted under it: a duplicate, its transitions and their ids unchanged);
+    /// with another body, the delivery is a conflict, stored under today's key and flagged. A
+    /// declared id (not made of the body) already holding another body stores the delivery
+    /// under [`EventKey::conflicting`], flagged; checked before writing, and again after a
+    /// duplicate outcome (a concurrent delivery of the other body).
+    async fn persist_identified(
+        &self,
+        mut incoming: IncomingEvent,
+        earlier: Option<String>,
+    ) -> Result<(IncomingEvent, PersistOutcome), IngestError> {
+        let source = incoming.event.source;
+        let mut checked = false;
+        let earlier = earlier
+            .filter(|id| *id != incoming.event.event_id)
+            .map(|id| EventKey::new(source, &id));
+        if let Some(earlier) = earlier {
+            match self.store.stored_body(&earlier).await? {
+                Some(body) if body == incoming.raw_body => {
+                    incoming = renamed(incoming, earlier.event_id());
+                    checked = true;
+                }
+                Some(_) => incoming.conflict_with = Some(earlier),
+                None => {}
+            }
+        }
+        let declared = incoming.identity() == Identity::Declared;
+        if declared && !checked {
+            let key = incoming.key();
+            if self.differs(&key, &incoming.raw_body, false).await? {
+                incoming = conflicting(incoming, key);
+            }
+        }
+        let outcome = self.store.persist(&incoming).await?;
+        if outcome.duplicate && incoming.identity() == Identity::Declared {
+            let key = incoming.key();
+            if self.differs(&key, &incoming.raw_body, true).await? {
+                incoming = conflicting(incoming, key);
+                let outcome = self.store.persist(&incoming).await?;
+                return Ok((incoming, outcome));
+            }
+        }
+        Ok((incoming, outcome))
+    }
+
+    /// Whether `key` is stored with another body than `body` (read consistently when
+    /// `consistent`: after the write's own dedupe said it is there).
+    async fn differs(
+        &self,
+        key: &EventKey,
+        body: &[u8],
+        consistent: bool,
+    ) -> Result<bool, IngestError> {
+        let stored = if consistent {
+            self.store.event(key).await?.map(|e| e.raw_body)
+        } else {
+            self.store.stored_body(key).await?
+        };
+        Ok(stored.is_some_and(|stored| stored != body))
+    }
+}
+
+/// `incoming` under another event id (the rest of the event as normalised).
+fn renamed(mut incoming: IncomingEvent, event_id: &str) -> IncomingEvent {
+    let mut event = (*incoming.event).clone();
+    event.event_id = event_id.to_string();
+    incoming.event = Arc::new(event);
+    incoming
+}
+
+/// `incoming` kept beside the event stored under its declared `key` with another body,
+/// flagged with it.
+fn conflicting(incoming: IncomingEvent, key: EventKey) -> IncomingEvent {
+    let id = key.conflicting(&incoming.raw_body);
+    let mut incoming = renamed(incoming, id.event_id());
+    incoming.conflict_with = Some(key);
+    incoming
 }
 
 fn kept_headers(req: &RawRequest) -> Vec<(String, String)> {
@@ -193,12 +276,22 @@ impl LogContext<'_> {
             event_key = %a.event_key,
             tenant = %a.tenant,
             outcome = if a.duplicate { "duplicate" } else { a.status.as_str() },
+            conflict_with = a.conflict_with.as_deref(),
             transitions_published = a.published,
             status = self.status,
             duration_ms = self.elapsed_ms,
             "webhook accepted"
         );
         let new = !a.duplicate;
+        if let (true, Some(other)) = (new, &a.conflict_with) {
+            warn!(
+                source = self.source,
+                request_id = self.request_id,
+                event_key = %a.event_key,
+                conflict_with = %other,
+                "webhook kept as a conflict: its delivery id is stored with another body"
+            );
+        }
         line.count(names::ACCEPTED, 1)
             .count(names::DUPLICATES, a.duplicate as u64)
             .count(names::STALE, (new && a.status == EventStatus::Stale) as u64)

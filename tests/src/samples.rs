@@ -94,6 +94,7 @@ pub fn incoming(req: &RawRequest) -> IncomingEvent {
             .collect(),
         received_at: now,
         expires_at: RECEIVED_AT + RETENTION_DAYS * 86_400,
+        conflict_with: None,
     }
 }
 
@@ -178,5 +179,6 @@ pub fn invoice_event(
         headers: vec![("content-type".into(), "application/json".into())],
         received_at: received_at(),
         expires_at: RECEIVED_AT + RETENTION_DAYS * 86_400,
+        conflict_with: None,
     }
 }

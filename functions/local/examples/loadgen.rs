@@ -1,6 +1,7 @@
 //! A bounded, loopback-only load generator for `webhooks-local`: posts unique, correctly
-//! signed fulfilment ORDER.CHANGE_STATUS events (each a new delivery id, so every request
-//! is a durable write, not a duplicate) and reports throughput and latency percentiles.
+//! signed fulfilment ORDER.CHANGE_STATUS events (each body names its run and number, so every
+//! request is a durable write, not a duplicate: the event id is the body's hash) and reports
+//! throughput and latency percentiles.
 //!
 //! usage: cargo run --release -p webhooks-local --example loadgen -- \
 //!          [--addr 127.0.0.1:3000] [--requests 100000] [--seconds 30] [--concurrency 64]
@@ -67,14 +68,15 @@ fn parse_args() -> Args {
     args
 }
 
-fn body_for(n: u64) -> String {
-    // ~1.2 KB, shaped like the seed's ORDER.CHANGE_STATUS.
+fn body_for(n: u64, run_id: u64) -> String {
+    // ~1.2 KB, shaped like the seed's ORDER.CHANGE_STATUS; the run in `description` makes
+    // every run's bodies new (the event id is the body's hash, ARCHITECTURE §4).
     format!(
         concat!(
             r#"{{"event":"ORDER.CHANGE_STATUS","payload":{{"order":{{"id":{n},"tenant_id":1,"merchant_id":116,"#,
             r#""code":"dh{n:08}","status":"WAITING_CONFIRM","order_amount":198,"discount_amount":0,"total_amount":198,"#,
             r#""paid_amount":0,"debit_amount":198,"receiver_name":"sam","receiver_phone":"02939823882","#,
-            r#""receiver_address":"so 1","payment_type":"COD","description":"load test order","#,
+            r#""receiver_address":"so 1","payment_type":"COD","description":"load test run {run_id}","#,
             r#""created_at":"2022-06-07T09:55:56.000000Z","updated_at":"2022-06-07T09:55:58.000000Z","#,
             r#""receiver_country_id":11935,"receiver_province_id":60,"receiver_district_id":718,"#,
             r#""receiver_ward_id":10112,"extra_services":[],"creator_id":17,"cancel_reason":"OTHER","#,
@@ -83,13 +85,14 @@ fn body_for(n: u64) -> String {
             r#""finance_service_import_return_goods_status":"UNPAID","dropship":0,"inspected":true,"priority":0}},"#,
             r#""merchant_code":"LOAD","from_status":"WAITING_INSPECTION","to_status":"WAITING_CONFIRM"}}}}"#
         ),
-        n = n
+        n = n,
+        run_id = run_id
     )
 }
 
 /// One complete HTTP/1.1 request for event `n`.
 fn request_for(n: u64, run_id: u64, addr: SocketAddr, secret: &str) -> Vec<u8> {
-    let body = body_for(n);
+    let body = body_for(n, run_id);
     let signature = Fulfilment::sign(body.as_bytes(), secret);
     let mut request = format!(
         "POST {PATH} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\

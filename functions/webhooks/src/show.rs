@@ -165,7 +165,8 @@ pub async fn event(op: &Operator, out: &Output, key: &str) -> Result<(), Failure
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.raw_body).into_owned()));
         out.line(json!({"eventKey": e.event_key, "source": e.source, "tenant": e.tenant,
             "type": e.event_type, "status": e.status.as_str(), "why": why(e.status),
-            "receivedAt": time_of(e.received_at), "headers": e.headers, "body": body,
+            "receivedAt": time_of(e.received_at), "conflictWith": e.conflict_with,
+            "headers": e.headers, "body": body,
             "entities": report.entities.iter().map(|(k, s)| json!({"key": k.stream(),
                 "state": s.as_ref().and_then(|s| s.state.clone()), "version": s.as_ref().map(|s| s.version)})).collect::<Vec<_>>(),
             "transitions": report.transitions.iter().map(|(s, t)| transition_json(s, t)).collect::<Vec<_>>()}));
@@ -184,6 +185,9 @@ pub async fn event(op: &Operator, out: &Output, key: &str) -> Result<(), Failure
         out.status(e.status).trim_end(),
         why(e.status)
     );
+    if let Some(other) = &e.conflict_with {
+        say!("conflict  with {other}: its delivery id is stored there with another body; both kept (ARCHITECTURE §4)");
+    }
     say!("headers");
     for (name, value) in &e.headers {
         say!("  {name}: {value}");

@@ -364,6 +364,12 @@ pub const NOTIFY_SECRET: Var = Var::new(
     "whsec_<base64> Standard Webhooks secret (two comma-separated while rotating)",
 )
 .secret();
+pub const NOTIFY_LOG_BODIES: Var = Var::new(
+    "NOTIFY_LOG_BODIES",
+    Binaries::NOTIFIERS,
+    "development only: `true` writes each transition whole (its `data`: customers' names, phones, addresses) to the log when NOTIFY_URL is unset; default: ids, entity, from/to and times only",
+)
+.never("writes customers' personal data to CloudWatch: development only (ARCHITECTURE §8)");
 pub const NOTIFY_TIMEOUT_MS: Var = Var::new(
     "NOTIFY_TIMEOUT_MS",
     Binaries::NOTIFIERS,
@@ -419,6 +425,7 @@ pub const ALL: &[&Var] = &[
     &AWS_SESSION_TOKEN,
     &NOTIFY_URL,
     &NOTIFY_SECRET,
+    &NOTIFY_LOG_BODIES,
     &NOTIFY_TIMEOUT_MS,
     &RUST_LOG,
 ];

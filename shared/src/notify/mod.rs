@@ -4,7 +4,9 @@
 //! embedded outbox.
 //!
 //! - `NOTIFY_URL` unset: each transition is written to the log as a notification and counts
-//!   as delivered ([`Target::Log`]).
+//!   as delivered ([`Target::Log`]): its ids, entity key, from/to and times, never its `data`
+//!   (customers' personal data); whole only with `NOTIFY_LOG_BODIES=true`, a development
+//!   switch the template never sets ([`Target::LogWhole`]).
 //! - `NOTIFY_URL` set: the transition JSON (the queued body, byte for byte) is POSTed there,
 //!   signed per Standard Webhooks ([`signing`]) with `NOTIFY_SECRET`, within
 //!   `NOTIFY_TIMEOUT_MS` (default 5000) ([`Target::Http`]).
@@ -252,10 +254,23 @@ impl Notifier {
         match &self.target {
             Target::Log => {
                 info!(
+                    transition_id = %message.transition_id,
+                    event_key = %message.event_key,
+                    entity = %message.group_id(),
+                    from = message.from.as_deref(),
+                    to = %message.to,
+                    occurred_at = %message.occurred_at,
+                    late = message.late,
+                    "notification (no NOTIFY_URL configured)"
+                );
+                Outcome::Delivered { status: None }
+            }
+            Target::LogWhole => {
+                info!(
                     notification = %body,
                     transition_id = %message.transition_id,
                     entity = %message.group_id(),
-                    "notification (no NOTIFY_URL configured)"
+                    "notification (no NOTIFY_URL configured; NOTIFY_LOG_BODIES)"
                 );
                 Outcome::Delivered { status: None }
             }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::SigningKeys;
 use crate::config::{vars, ConfigError, Env};
@@ -17,8 +17,12 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 
 /// Where notifications go.
 pub enum Target {
-    /// No `NOTIFY_URL`: log each transition.
+    /// No `NOTIFY_URL`: log each transition by its ids, entity key, from/to and times, never
+    /// its `data` (customers' names, phones and addresses would reach CloudWatch).
     Log,
+    /// No `NOTIFY_URL` and `NOTIFY_LOG_BODIES=true` (development only, never in the
+    /// template): log each transition whole.
+    LogWhole,
     /// POST each transition to `url`, signed with `secret`.
     Http {
         url: Url,
@@ -61,10 +65,18 @@ impl Target {
     /// `NOTIFY_SECRET` in `whsec_<base64>` form (comma-separated for rotation) and takes
     /// `NOTIFY_TIMEOUT_MS` (default 5000). Errors name the variable, never its value.
     pub fn from_env(env: &Env) -> Result<Target, ConfigError> {
+        let whole = env.flag(&vars::NOTIFY_LOG_BODIES);
         let Some(url) = env.get(&vars::NOTIFY_URL) else {
-            info!("NOTIFY_URL is not set: notifications are written to the log");
+            if whole {
+                warn!("NOTIFY_LOG_BODIES=true: notifications are written to the log whole, personal data included (development only)");
+                return Ok(Target::LogWhole);
+            }
+            info!("NOTIFY_URL is not set: notifications are written to the log (ids, entity, from/to and times; no data)");
             return Ok(Target::Log);
         };
+        if whole {
+            warn!("NOTIFY_LOG_BODIES is ignored: NOTIFY_URL is set");
+        }
         let raw_secret = env
             .get(&vars::NOTIFY_SECRET)
             .ok_or(ConfigError::Missing(SECRET_VAR))?;
@@ -82,7 +94,7 @@ impl Target {
     /// The request timeout, for an HTTP target.
     pub fn timeout(&self) -> Option<Duration> {
         match self {
-            Target::Log => None,
+            Target::Log | Target::LogWhole => None,
             Target::Http { timeout, .. } => Some(*timeout),
         }
     }
@@ -92,6 +104,7 @@ impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Log => f.write_str("Log"),
+            Target::LogWhole => f.write_str("LogWhole"),
             Target::Http {
                 url,
                 secret,

@@ -159,18 +159,20 @@ async fn one(
     let received =
         OffsetDateTime::from_unix_timestamp(stored.received_at).map_err(|e| e.to_string())?;
     let request = request_of(stored, source);
-    let event = provider
+    let mut event = provider
         .normalise(&request, received)
         .map_err(|e| format!("today's {source} code refuses it: {e}"))?;
-    if event.key() != event_key {
-        return Err(format!("today's code names it {}", event.key()));
-    }
+    // The stored key is what the event is, and its transition ids derive from it: one stored
+    // under an earlier release's id (a fulfilment delivery id) or as a conflict is re-applied
+    // under that key, never renamed (ARCHITECTURE §4).
+    event.event_id = event_key.event_id().to_string();
     let incoming = IncomingEvent {
         event: Arc::new(event),
         raw_body: stored.raw_body.clone(),
         headers: stored.headers.clone(),
         received_at: received,
         expires_at: stored.expires_at,
+        conflict_with: stored.conflict_with.clone().map(EventKey::from_stored),
     };
     if dry_run {
         return dry(op, stored, &incoming).await.map(|v| (v, 0));

@@ -1,6 +1,8 @@
 //! Fulfilment platform (seed 003): `X-Event-Signature` = lowercase hex
 //! sha256(raw body ++ secret) — a plain hash, not an HMAC, as the provider defines it —
-//! and `X-Event-Delivery` as the delivery id.
+//! and `X-Event-Delivery` as the delivery id, which the signature does not cover: the event id
+//! is therefore the tenant and the body's hash, and the delivery id only a kept header (and
+//! the key an earlier release stored the event under, looked up on upgrade).
 //!
 //! Events: `ORDER.CHANGE_STATUS` → the order (tenant = merchant_code) with a transition
 //! from_status → to_status; `SKU.CHANGE_STOCK` → one stock entity per `stocks[]` entry.
@@ -16,8 +18,8 @@ use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::lifecycle::Lifecycle;
 use crate::model::{
-    body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, SameState,
-    Source, Tenant, TransitionRule,
+    scoped_body_event_id, EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition,
+    SameState, Source, Tenant, TransitionRule,
 };
 use crate::verify::BodyDigest;
 use crate::version::Version;
@@ -75,10 +77,16 @@ impl Provider for Fulfilment {
         &self.guard
     }
 
+    /// Releases before issue 21 keyed an event by its delivery id alone.
+    fn earlier_event_id(&self, req: &RawRequest) -> Option<String> {
+        delivery_id(req).ok().flatten().map(str::to_string)
+    }
+
     fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised {
         let mut body = parse_object(&req.body)?;
         let event = required_str(&body, "event", "event")?.trim().to_string();
-        let event_id = delivery_id(req)?;
+        // Still refused when malformed: an earlier release made it part of a key.
+        delivery_id(req)?;
         let (event_type, tenant, entities) = match event.as_str() {
             "ORDER.CHANGE_STATUS" => {
                 let payload = take_object(&mut body, "payload", "payload")?;
@@ -104,7 +112,9 @@ impl Provider for Fulfilment {
         Ok(NormalisedEvent {
             recognition: Recognition::Known,
             source: Source::Fulfilment,
-            event_id,
+            // What the signature covers, scoped by tenant: the delivery id is not signed, so
+            // it cannot say which event this is (ARCHITECTURE §4).
+            event_id: scoped_body_event_id(&tenant, &req.body),
             event_type,
             provider_event: event,
             tenant,
@@ -113,18 +123,18 @@ impl Provider for Fulfilment {
     }
 }
 
-/// `X-Event-Delivery` when present, else the body hash (a byte-identical redelivery
-/// is then still the same event).
-fn delivery_id(req: &RawRequest) -> Result<String, IngestError> {
+/// `X-Event-Delivery` when present and well formed (a kept header, not the identity); a
+/// malformed one is 400, as before issue 21.
+fn delivery_id(req: &RawRequest) -> Result<Option<&str>, IngestError> {
     match req.header(DELIVERY_HEADER).map(str::trim) {
         Some(id) if !id.is_empty() => {
             if id.len() > MAX_DELIVERY_ID || id.chars().any(|c| c.is_control()) {
                 Err(IngestError::invalid_field("X-Event-Delivery"))
             } else {
-                Ok(id.to_string())
+                Ok(Some(id))
             }
         }
-        _ => Ok(body_event_id(&req.body)),
+        _ => Ok(None),
     }
 }
 
@@ -223,6 +233,7 @@ fn version_of(obj: Option<&Map<String, Value>>, now: OffsetDateTime) -> Version 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Identity;
     use crate::verify::SecretSet;
     use serde_json::json;
 
@@ -290,7 +301,10 @@ mod tests {
         let e = provider()
             .normalise(&signed(ORDER, "s3cret"), now())
             .unwrap();
-        assert_eq!(e.event_id, "1001");
+        assert_eq!(
+            e.event_id,
+            scoped_body_event_id(&Tenant::new("XYZ"), ORDER.as_bytes())
+        );
         assert_eq!(e.event_type, "order.status_changed");
         assert_eq!(e.tenant.as_str(), "XYZ");
         assert_eq!(e.entities.len(), 1);
@@ -329,11 +343,37 @@ mod tests {
         assert_eq!(e.entities[0].data["product_code"], "ABC");
     }
 
+    /// Issue 21: the id is the tenant and what the signature covers; the unsigned delivery
+    /// id changes nothing about it and is only the key an earlier release used.
     #[test]
-    fn without_delivery_header_the_body_hash_is_the_id() {
-        let req = RawRequest::post("/", ORDER);
-        let e = provider().normalise(&req, now()).unwrap();
-        assert_eq!(e.event_id, body_event_id(ORDER.as_bytes()));
+    fn the_id_is_the_tenant_and_body_hash_whatever_the_delivery_id() {
+        let p = provider();
+        let ids: Vec<_> = [signed(ORDER, "s3cret"), RawRequest::post("/", ORDER)]
+            .iter()
+            .map(|req| p.normalise(req, now()).unwrap().event_id)
+            .collect();
+        assert!(
+            ids[0].starts_with("XYZ#") && ids[0].len() == 4 + 22,
+            "{}",
+            ids[0]
+        );
+        assert_eq!(Identity::of(&ids[0], ORDER.as_bytes()), Identity::OfBody);
+        assert_eq!(Identity::of("1001", ORDER.as_bytes()), Identity::Declared);
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(
+            p.earlier_event_id(&signed(ORDER, "s3cret")).as_deref(),
+            Some("1001")
+        );
+        assert_eq!(p.earlier_event_id(&RawRequest::post("/", ORDER)), None);
+        let other = ORDER.replace("\"XYZ\"", "\"ABC\"");
+        let e = p
+            .normalise(&RawRequest::post("/", other.clone()), now())
+            .unwrap();
+        assert_eq!(
+            e.event_id,
+            scoped_body_event_id(&Tenant::new("ABC"), other.as_bytes())
+        );
+        assert_ne!(e.event_id[4..], ids[0][4..], "another body, another digest");
     }
 
     #[test]

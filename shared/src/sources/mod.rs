@@ -37,6 +37,12 @@ pub trait Provider: Send + Sync {
     }
     /// Parses a verified request into one normalised event; `now` drives replay windows.
     fn normalise(&self, req: &RawRequest, now: OffsetDateTime) -> Normalised;
+    /// The event id an earlier release stored this delivery under, when it differs from
+    /// today's (fulfilment's `X-Event-Delivery` before issue 21): ingest looks it up first so
+    /// a redelivery of an event stored before an upgrade stays its duplicate (ARCHITECTURE §4).
+    fn earlier_event_id(&self, _req: &RawRequest) -> Option<String> {
+        None
+    }
 }
 
 /// Builds a source's provider from the environment (used by every binary).

@@ -22,7 +22,9 @@ pub use inspect::{
 };
 
 use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, NormalisedEvent, Recognition, TransitionMessage};
+use crate::model::{
+    EntityKey, EventKey, Identity, NormalisedEvent, Recognition, TransitionMessage,
+};
 
 /// A verified, normalised event with what the events table keeps of its request.
 #[derive(Debug, Clone)]
@@ -35,11 +37,19 @@ pub struct IncomingEvent {
     pub received_at: OffsetDateTime,
     /// TTL: unix seconds after which the event record may be deleted.
     pub expires_at: i64,
+    /// Set when this delivery's declared id is stored already with another body: the event
+    /// it conflicts with (stored on the event record as its flag; ARCHITECTURE §4).
+    pub conflict_with: Option<EventKey>,
 }
 
 impl IncomingEvent {
     pub fn key(&self) -> EventKey {
         self.event.key()
+    }
+
+    /// Whether the event id is made of the body's bytes or declared beside them.
+    pub fn identity(&self) -> Identity {
+        Identity::of(&self.event.event_id, &self.raw_body)
     }
 }
 
@@ -95,6 +105,9 @@ pub struct StoredEvent {
     pub entity_keys: Vec<String>,
     pub received_at: i64,
     pub expires_at: i64,
+    /// The flag of a conflicting delivery: the event holding the same declared id with
+    /// another body (ARCHITECTURE §4).
+    pub conflict_with: Option<String>,
 }
 
 /// A stored entity.
@@ -215,6 +228,12 @@ pub trait Store: Send + Sync {
     }
 
     async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError>;
+    /// The raw body stored under `key`, for telling a redelivery from a conflict before
+    /// writing (ARCHITECTURE §4). May be eventually consistent: it is asked about deliveries
+    /// stored earlier; a concurrent one is caught by the write's own dedupe.
+    async fn stored_body(&self, key: &EventKey) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.event(key).await?.map(|e| e.raw_body))
+    }
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError>;
     /// An entity's transitions in version order.
     async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError>;

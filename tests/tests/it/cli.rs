@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use webhook_core::config::Env;
 use webhook_core::runtime::sqlite_backends;
+use webhook_core::store::IncomingEvent;
 use webhook_tests::lambda::build_function;
 use webhook_tests::samples::order_event;
 
@@ -23,12 +24,25 @@ fn webhooks(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("running webhooks")
 }
 
+/// The two events of [`store_with_events`].
+const STORED: [(&str, &str); 2] = [("d1", "PACKED"), ("d2", "SHIPPED")];
+
+fn stored_event(i: usize) -> IncomingEvent {
+    let (d, to) = STORED[i];
+    order_event(d, 7, Some("NEW"), to, "2025-09-05T10:00:00Z")
+}
+
+/// The key of [`store_with_events`]' event `i` (the tenant and its body's hash).
+fn stored_key(i: usize) -> String {
+    stored_event(i).key().to_string()
+}
+
 /// A store with two events, written through the store as the gateway writes them.
 async fn store_with_events(dir: &Path) -> PathBuf {
     let db = dir.join("webhooks.db");
     let (backends, _) = sqlite_backends(&db, &Env::default()).expect("store");
-    for (d, to) in [("d1", "PACKED"), ("d2", "SHIPPED")] {
-        let e = order_event(d, 7, Some("NEW"), to, "2025-09-05T10:00:00Z");
+    for i in 0..STORED.len() {
+        let e = stored_event(i);
         backends.store.persist(&e).await.expect("persist");
     }
     db
@@ -52,7 +66,7 @@ async fn lists_explains_and_answers_json() {
     let text = stdout(&list);
     assert!(text.starts_with("RECEIVED"), "{text}");
     assert!(
-        text.contains("fulfilment#d2") && text.contains("fulfilment#d1"),
+        text.contains(&stored_key(1)) && text.contains(&stored_key(0)),
         "{text}"
     );
     assert!(!text.contains('\x1b'), "no colour off a terminal");
@@ -65,7 +79,7 @@ async fn lists_explains_and_answers_json() {
     assert_eq!(lines.len(), 2, "one event and the next cursor");
     assert!(lines[1]["next"].is_string());
 
-    let event = webhooks(&["--db", db, "event", "fulfilment#d1"], &[]);
+    let event = webhooks(&["--db", db, "event", &stored_key(0)], &[]);
     assert!(event.status.success(), "{}", stderr(&event));
     let text = stdout(&event);
     assert!(
@@ -347,7 +361,7 @@ async fn console_serves_the_store_on_loopback_and_refuses_beyond_it_without_a_to
     let (status, page) = page.expect("webhooks console answered");
     assert_eq!(status, 200, "{page}");
     assert!(
-        page.contains("fulfilment#d1") && page.contains("fulfilment#d2"),
+        page.contains(&stored_key(0)) && page.contains(&stored_key(1)),
         "{page}"
     );
 }

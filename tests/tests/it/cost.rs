@@ -260,14 +260,22 @@ async fn the_reference_webhook_costs_what_the_budget_allows() {
             line.bytes.div_ceil(1024)
         );
     }
-    // ingest: entity, transition and event item, one single write each, nothing read
+    // ingest: the eventually consistent read of the key an earlier release stored its
+    // delivery id under (ARCHITECTURE §4, upgrade), then entity, transition and event item,
+    // one single write each
     assert_eq!(
         (m.ingest.wru, m.ingest.rru_halves, m.ingest.requests),
-        (3, 0, 3),
-        "ingest: 3 WRU, no read"
+        (3, 1, 4),
+        "ingest: 3 WRU + 0.5 RRU"
     );
+<<<<<<< HEAD
     // notifier: one eventually consistent read of the transition, one single write of its
     // record
+=======
+    assert_eq!(m.ingest.lines[0].operation, "GetItem");
+    assert!(!m.ingest.lines[0].kind.starts_with("consistent"));
+    // notifier: one consistent read of the transition, one single write of its record
+>>>>>>> main
     assert_eq!(
         (
             m.notify[0].wru,
@@ -363,12 +371,12 @@ async fn what_the_variants_cost() {
             Source::PancakePos,
             (4, 2, 2),
         ),
-        // two warehouses: a transaction of 3 items
+        // two warehouses: the earlier key's read, then a transaction of 3 items
         (
             "fulfilment",
             "sku_change_stock",
             Source::Fulfilment,
-            (6, 0, 1),
+            (6, 1, 2),
         ),
     ] {
         let m = measure(folder, name, source, Admit::Environment).await;

@@ -38,8 +38,9 @@ async fn a_new_status_change_costs_three_single_writes_and_one_sqs_send() {
     println!("accepted event: DynamoDB {dynamodb:?}, SQS {sqs:?}");
     assert_eq!(
         dynamodb,
-        vec!["UpdateItem", "PutItem", "PutItem"],
-        "entity, transition, event item: three single writes, nothing read"
+        vec!["GetItem", "UpdateItem", "PutItem", "PutItem"],
+        "the earlier release's key for its delivery id (ARCHITECTURE §4), then entity, \
+         transition, event item: three single writes"
     );
     assert_eq!(sqs, vec!["SendMessage"]);
 
@@ -48,7 +49,7 @@ async fn a_new_status_change_costs_three_single_writes_and_one_sqs_send() {
         .dynamodb
         .get_item()
         .table_name(&fixture.tables.events)
-        .key("event_key", AttributeValue::S("fulfilment#req-1".into()))
+        .key("event_key", AttributeValue::S(accepted.event_key.clone()))
         .send()
         .await
         .unwrap()

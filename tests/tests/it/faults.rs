@@ -18,12 +18,14 @@ use std::sync::Arc;
 use serde_json::Value;
 use webhook_core::backends::aws::sdk::AwsSettings;
 use webhook_core::http::RawRequest;
-use webhook_core::model::{EventKey, Source};
+use webhook_core::model::{scoped_body_event_id, EventKey, Source, Tenant};
 use webhook_core::pipeline::Handler;
 use webhook_core::store::{DeliveryRecord, EventStatus};
 use webhook_tests::aws::{AwsFixture, CountedPipeline, SentRequest};
 use webhook_tests::moto::MotoServer;
-use webhook_tests::samples::{order_key, order_status_body, provider, signed, RECEIVED_AT};
+use webhook_tests::samples::{
+    order_key, order_status_body, provider, signed, MERCHANT, RECEIVED_AT,
+};
 
 /// A moto_server that records every request to a file in `dir`.
 fn recording_moto(dir: &Path) -> MotoServer {
@@ -56,11 +58,26 @@ fn rig(tables: &AwsFixture, queue: &AwsFixture) -> (CountedPipeline, Handler) {
     (rig, handler)
 }
 
-fn request(order: u64, delivery: &str) -> RawRequest {
-    signed(
-        &order_status_body(order, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z"),
-        delivery,
-    )
+/// `body` signed, without `X-Event-Delivery`: no earlier release's key is read first
+/// (ARCHITECTURE §4), so the requests counted here are the writes these tests fail.
+fn unnumbered(body: &str) -> RawRequest {
+    let mut req = signed(body, "-");
+    req.headers.retain(|(name, _)| name != "x-event-delivery");
+    req
+}
+
+fn status_change(order: u64) -> String {
+    order_status_body(order, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z")
+}
+
+fn request(order: u64) -> RawRequest {
+    unnumbered(&status_change(order))
+}
+
+/// The key `body` is stored under: its tenant and its hash.
+fn key_of(body: &str) -> EventKey {
+    let id = scoped_body_event_id(&Tenant::new(MERCHANT), body.as_bytes());
+    EventKey::new(Source::Fulfilment, &id)
 }
 
 fn error_code(body: &Value) -> &str {
@@ -80,8 +97,8 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     let mut moto = recording_moto(dir.path());
     let fixture = AwsFixture::on(&moto.endpoint(), "faults-dynamodb").await;
     let (rig, handler) = rig(&fixture, &fixture);
-    let req = request(11, "f-1");
-    let key = EventKey::new(Source::Fulfilment, "f-1");
+    let req = request(11);
+    let key = key_of(&status_change(11));
 
     moto.stop();
     let down = handler.handle(&req).await;
@@ -111,7 +128,7 @@ async fn dynamodb_down_answers_503_and_the_retry_applies_once() {
     assert_eq!(committed(&rig, &fixture), [1, 1, 1], "one write");
     let entity = rig.store.entity(&order_key(11)).await.unwrap().unwrap();
     assert_eq!(entity.state.as_deref(), Some("PACKED"));
-    assert_eq!(entity.last_event_key, "fulfilment#f-1");
+    assert_eq!(entity.last_event_key, key.as_str());
     assert_eq!(
         rig.store.transitions(&order_key(11)).await.unwrap().len(),
         1
@@ -134,8 +151,8 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     let mut sqs_moto = recording_moto(dir.path());
     let queue = AwsFixture::on(&sqs_moto.endpoint(), "faults-sqs-queue").await;
     let (rig, handler) = rig(&tables, &queue);
-    let req = request(12, "f-2");
-    let key = EventKey::new(Source::Fulfilment, "f-2");
+    let req = request(12);
+    let key = key_of(&status_change(12));
 
     sqs_moto.stop();
     let down = handler.handle(&req).await;
@@ -166,7 +183,7 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
         1
     );
     let entity = rig.store.entity(&order_key(12)).await.unwrap().unwrap();
-    assert_eq!(entity.last_event_key, "fulfilment#f-2");
+    assert_eq!(entity.last_event_key, key.as_str());
 
     // once the notifier has recorded the delivery, a redelivery sends nothing
     let queued = queue.drain_queue().await;
@@ -198,9 +215,8 @@ async fn each_write_step_failing_answers_503_and_the_retry_applies_once() {
         let fixture = AwsFixture::new(&format!("faults-step-{step}")).await;
         let (rig, handler) = rig(&fixture, &fixture);
         let order = 20 + step as u64;
-        let delivery = format!("step-{step}");
-        let req = request(order, &delivery);
-        let key = EventKey::new(Source::Fulfilment, delivery.as_str());
+        let req = request(order);
+        let key = key_of(&status_change(order));
 
         rig.dynamodb.fail_request(step);
         let failed = handler.handle(&req).await;
@@ -224,7 +240,7 @@ async fn each_write_step_failing_answers_503_and_the_retry_applies_once() {
 
         retry_then_again(&handler, &req, false, &format!("step {step}")).await;
 
-        assert_applied_once(&rig, &fixture, order, &delivery, &format!("step {step}")).await;
+        assert_applied_once(&rig, &fixture, order, &format!("step {step}")).await;
     }
 }
 
@@ -246,18 +262,12 @@ async fn retry_then_again(
 
 /// Exactly once, over a failed attempt, the retry and a duplicate: each item written once;
 /// the entity at the event, one transition, the event applied, one message.
-async fn assert_applied_once(
-    rig: &CountedPipeline,
-    fixture: &AwsFixture,
-    order: u64,
-    delivery: &str,
-    label: &str,
-) {
-    let key = EventKey::new(Source::Fulfilment, delivery);
+async fn assert_applied_once(rig: &CountedPipeline, fixture: &AwsFixture, order: u64, label: &str) {
+    let key = key_of(&status_change(order));
     assert_eq!(committed(rig, fixture), [1, 1, 1], "{label}");
     let entity = rig.store.entity(&order_key(order)).await.unwrap().unwrap();
     assert_eq!(entity.state.as_deref(), Some("PACKED"), "{label}");
-    assert_eq!(entity.last_event_key, format!("fulfilment#{delivery}"));
+    assert_eq!(entity.last_event_key, key.as_str());
     let transitions = rig.store.transitions(&order_key(order)).await.unwrap();
     assert_eq!(transitions.len(), 1, "{label}");
     assert_eq!(
@@ -289,8 +299,8 @@ async fn each_write_step_applied_with_its_answer_lost_answers_503_and_the_retry_
     for step in 1..=STEPS.len() {
         let fixture = AwsFixture::new(&format!("faults-lost-{step}")).await;
         let (rig, handler) = rig(&fixture, &fixture);
-        let (order, delivery) = (30 + step as u64, format!("lost-{step}"));
-        let req = request(order, &delivery);
+        let order = 30 + step as u64;
+        let req = request(order);
 
         rig.dynamodb.lose_answer(step, SDK_ATTEMPTS);
         let failed = handler.handle(&req).await;
@@ -305,7 +315,7 @@ async fn each_write_step_applied_with_its_answer_lost_answers_503_and_the_retry_
             expected,
             "step {step}: applied once, retries refused"
         );
-        let key = EventKey::new(Source::Fulfilment, delivery.as_str());
+        let key = key_of(&status_change(order));
         let recorded = rig.store.event(&key).await.unwrap().is_some();
         assert_eq!(
             recorded,
@@ -315,7 +325,7 @@ async fn each_write_step_applied_with_its_answer_lost_answers_503_and_the_retry_
         assert_eq!(fixture.queue_depth().await, 0, "step {step}");
 
         retry_then_again(&handler, &req, recorded, &format!("step {step}")).await;
-        assert_applied_once(&rig, &fixture, order, &delivery, &format!("lost {step}")).await;
+        assert_applied_once(&rig, &fixture, order, &format!("lost {step}")).await;
     }
 }
 
@@ -329,8 +339,8 @@ async fn each_write_step_with_its_first_answer_lost_is_completed_by_the_sdk_retr
     for step in 1..=STEPS.len() {
         let fixture = AwsFixture::new(&format!("faults-lost-once-{step}")).await;
         let (rig, handler) = rig(&fixture, &fixture);
-        let (order, delivery) = (40 + step as u64, format!("lost-once-{step}"));
-        let req = request(order, &delivery);
+        let order = 40 + step as u64;
+        let req = request(order);
 
         rig.dynamodb.lose_answer(step, 1);
         let first = handler.handle(&req).await;
@@ -345,14 +355,7 @@ async fn each_write_step_with_its_first_answer_lost_is_completed_by_the_sdk_retr
         );
         let again = handler.handle(&req).await;
         assert_eq!(again.body["duplicate"], true, "step {step}");
-        assert_applied_once(
-            &rig,
-            &fixture,
-            order,
-            &delivery,
-            &format!("lost once {step}"),
-        )
-        .await;
+        assert_applied_once(&rig, &fixture, order, &format!("lost once {step}")).await;
     }
 }
 
@@ -364,12 +367,12 @@ async fn each_write_step_with_its_first_answer_lost_is_completed_by_the_sdk_retr
 async fn a_transaction_applied_with_its_answer_lost_answers_503_and_the_retry_publishes_once() {
     let fixture = AwsFixture::new("faults-lost-transaction").await;
     let (rig, handler) = rig(&fixture, &fixture);
-    let first = handler.handle(&request(50, "tx-0")).await;
+    let first = handler.handle(&request(50)).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(fixture.drain_queue().await.len(), 1);
     rig.dynamodb.take();
     let shipped = order_status_body(50, None, "SHIPPED", "2025-09-05T11:00:00Z");
-    let req = signed(&shipped, "tx-1");
+    let req = unnumbered(&shipped);
 
     rig.dynamodb.lose_answer(2, SDK_ATTEMPTS);
     let failed = handler.handle(&req).await;
@@ -387,7 +390,7 @@ async fn a_transaction_applied_with_its_answer_lost_answers_503_and_the_retry_pu
         "read, then the transaction and the SDK's retries"
     );
     assert_eq!(sent[1].1, Some(200), "the first attempt was applied");
-    let key = EventKey::new(Source::Fulfilment, "tx-1");
+    let key = key_of(&shipped);
     assert!(rig.store.event(&key).await.unwrap().is_some(), "recorded");
     assert_eq!(fixture.queue_depth().await, 0);
 
@@ -400,7 +403,7 @@ async fn a_transaction_applied_with_its_answer_lost_answers_503_and_the_retry_pu
     assert_eq!(committed(&rig, &fixture), [1, 1, 1]);
     let entity = rig.store.entity(&order_key(50)).await.unwrap().unwrap();
     assert_eq!(entity.state.as_deref(), Some("SHIPPED"));
-    assert_eq!(entity.last_event_key, "fulfilment#tx-1");
+    assert_eq!(entity.last_event_key, key.as_str());
     let transitions = rig.store.transitions(&order_key(50)).await.unwrap();
     assert_eq!(transitions.len(), 2);
     let queued = fixture.drain_queue().await;

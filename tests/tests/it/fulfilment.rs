@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::http::RawRequest;
-use webhook_core::model::{EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::model::{scoped_body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::store::{EventStatus, Store};
@@ -50,6 +50,12 @@ fn status_change(order: u64, from: &str, to: &str, updated_at: &str) -> String {
     .to_string()
 }
 
+/// The key a fulfilment body is stored under: its tenant and its hash (ARCHITECTURE §4).
+fn key_of(body: &str) -> EventKey {
+    let id = scoped_body_event_id(&Tenant::new("XYZ"), body.as_bytes());
+    EventKey::new(Source::Fulfilment, &id)
+}
+
 fn order_key(id: &str) -> EntityKey {
     EntityKey::new(
         Source::Fulfilment,
@@ -83,7 +89,7 @@ async fn seed_order_is_stored_with_its_transition_and_queued() {
         .unwrap()
         .expect("order stored");
     assert_eq!(entity.state.as_deref(), Some("WAITING_CONFIRM"));
-    assert_eq!(entity.last_event_key, "fulfilment#5001");
+    assert_eq!(entity.last_event_key, key_of(&body).as_str());
     let transitions = h.store.transitions(&order_key("5342")).await.unwrap();
     assert_eq!(transitions.len(), 1);
     assert_eq!(transitions[0].from.as_deref(), Some("WAITING_INSPECTION"));
@@ -91,12 +97,7 @@ async fn seed_order_is_stored_with_its_transition_and_queued() {
     assert!(transitions[0].queued && transitions[0].flag.is_none());
     assert_eq!(h.outbox.depth().await.unwrap(), 1);
 
-    let stored = h
-        .store
-        .event(&EventKey::new(Source::Fulfilment, "5001"))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.store.event(&key_of(&body)).await.unwrap().unwrap();
     assert_eq!(
         stored.raw_body,
         body.as_bytes(),
@@ -125,7 +126,7 @@ async fn redelivery_is_acknowledged_and_changes_nothing() {
     assert_eq!(h.outbox.depth().await.unwrap(), 1, "queued once");
     let listed = h.events().await;
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0].event_key, "fulfilment#d1");
+    assert_eq!(listed[0].event_key, key_of(&body).as_str());
 }
 
 #[tokio::test]
@@ -220,7 +221,7 @@ async fn older_status_after_newer_keeps_the_newer_state_and_records_both() {
 
     let entity = h.store.entity(&order_key("7")).await.unwrap().unwrap();
     assert_eq!(entity.state.as_deref(), Some("WAITING_PACKING"));
-    assert_eq!(entity.last_event_key, "fulfilment#n");
+    assert_eq!(entity.last_event_key, key_of(&newer).as_str());
     let transitions = h.store.transitions(&order_key("7")).await.unwrap();
     let pairs: Vec<_> = transitions
         .iter()
@@ -237,12 +238,7 @@ async fn older_status_after_newer_keeps_the_newer_state_and_records_both() {
         ],
         "history in version order"
     );
-    let stale = h
-        .store
-        .event(&EventKey::new(Source::Fulfilment, "o"))
-        .await
-        .unwrap()
-        .unwrap();
+    let stale = h.store.event(&key_of(&older)).await.unwrap().unwrap();
     assert_eq!(stale.status, EventStatus::Stale);
 }
 
@@ -254,12 +250,7 @@ async fn unknown_event_is_kept_and_acknowledged() {
             .to_string();
     let resp = h.handler.handle(&signed(&body, "u1")).await;
     assert_eq!(resp.status, 200);
-    let stored = h
-        .store
-        .event(&EventKey::new(Source::Fulfilment, "u1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.store.event(&key_of(&body)).await.unwrap().unwrap();
     assert_eq!(stored.status, EventStatus::Ignored);
     assert!(h.store.entity(&order_key("9")).await.unwrap().is_none());
 }
@@ -291,7 +282,7 @@ async fn expired_events_are_purged_and_live_ones_kept() {
     let h = harness();
     let body = status_change(4, "A", "B", "2024-01-01T00:00:00Z");
     assert_eq!(h.handler.handle(&signed(&body, "ttl")).await.status, 200);
-    let key = EventKey::new(Source::Fulfilment, "ttl");
+    let key = key_of(&body);
     let expires_at = h.store.event(&key).await.unwrap().unwrap().expires_at;
     let at = |secs| time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
 

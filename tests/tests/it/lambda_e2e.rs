@@ -80,6 +80,12 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
 
     let event = sample_event();
     let body = event["body"].as_str().expect("body").to_string();
+    // the event id: the merchant and what the signature covers (ARCHITECTURE §4)
+    let event_id = webhook_core::model::scoped_body_event_id(
+        &webhook_core::model::Tenant::new("XYZ"),
+        body.as_bytes(),
+    );
+    let event_key = format!("fulfilment#{event_id}");
     let (status, response) = response_of(function.invoke(&api, event.clone()).await);
     assert_eq!(status, 200, "{response}\n{}", function.output());
     assert_eq!(response["status"], "ok");
@@ -90,10 +96,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     let item = db
         .get_item()
         .table_name(&fixture.tables.events)
-        .key(
-            "event_key",
-            AttributeValue::S("fulfilment#3252898194".into()),
-        )
+        .key("event_key", AttributeValue::S(event_key.clone()))
         .consistent_read(true)
         .send()
         .await
@@ -117,9 +120,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     );
     let stored = fixture
         .store()
-        .event(&webhook_core::EventKey::from_stored(
-            "fulfilment#3252898194".to_string(),
-        ))
+        .event(&webhook_core::EventKey::from_stored(event_key.clone()))
         .await
         .unwrap()
         .expect("the stored event");
@@ -143,7 +144,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
         .expect("entity item");
     assert_eq!(s(&entity, "state"), "WAITING_CONFIRM");
     assert_eq!(n(&entity, "version"), version.micros());
-    assert_eq!(s(&entity, "last_event_key"), "fulfilment#3252898194");
+    assert_eq!(s(&entity, "last_event_key"), event_key);
     let data: Value = serde_json::from_slice(&inflated(&entity, "data_z")).unwrap();
     assert_eq!(data["order"]["code"], "dh07060099");
 
@@ -154,7 +155,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
         .key("pk", AttributeValue::S("fulfilment#XYZ#order#5342".into()))
         .key(
             "sk",
-            AttributeValue::S(format!("{}#3252898194", version.sort_key())),
+            AttributeValue::S(format!("{}#{event_id}", version.sort_key())),
         )
         .consistent_read(true)
         .send()
@@ -187,7 +188,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(message.transition_id, transition_id);
     assert_eq!(message.from.as_deref(), Some("WAITING_INSPECTION"));
     assert_eq!(message.to, "WAITING_CONFIRM");
-    assert_eq!(message.event_key, "fulfilment#3252898194");
+    assert_eq!(message.event_key, event_key);
     assert_eq!(message.occurred_at, "2022-06-07T09:55:58Z");
     assert_eq!(message.data["merchant_code"], "XYZ");
 

@@ -12,6 +12,7 @@ mod dynamodb_requests;
 mod faults;
 mod fulfilment;
 mod fuzz;
+mod identity;
 mod invoice;
 mod lambda_e2e;
 mod notifier;
@@ -19,7 +20,11 @@ mod notify_local;
 mod operate;
 mod pancake;
 mod pancake_pos;
+<<<<<<< HEAD
 mod relay;
+=======
+mod personal_data;
+>>>>>>> main
 mod reliability;
 mod template;
 mod tenants;

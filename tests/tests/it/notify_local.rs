@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use webhook_core::backends::sqlite::Outbox;
 use webhook_core::clock::SystemClock;
 use webhook_core::config::{Env, PipelineSettings};
-use webhook_core::model::{transition_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::model::{
+    scoped_body_event_id, transition_id, EntityKey, EntityKind, EventKey, Source, Tenant,
+};
 use webhook_core::notify::worker::{self, WorkerSettings};
 use webhook_core::notify::{Notifier, Target};
 use webhook_core::runtime;
@@ -120,15 +122,7 @@ impl Local {
 
     /// A fulfilment ORDER.CHANGE_STATUS signed with the development secret.
     async fn order_status(&self, order: u64, from: &str, to: &str, minute: u32) -> u16 {
-        let body = json!({
-            "event": "ORDER.CHANGE_STATUS",
-            "payload": {
-                "merchant_code": "XYZ", "from_status": from, "to_status": to,
-                "order": {"id": order, "status": to,
-                          "updated_at": format!("2025-09-05T10:{minute:02}:00Z")}
-            }
-        })
-        .to_string();
+        let body = status_body(order, from, to, minute);
         let headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
             (
@@ -340,8 +334,8 @@ async fn a_permanent_rejection_is_dead_lettered_and_recorded_and_the_order_goes_
         "7102",
     );
     // The receiver answers 410 Gone to the order's first transition (its id is derived
-    // from the delivery id and the entity, so it is known before posting).
-    let rejected_id = transition_id(&EventKey::new(Source::Fulfilment, "7102-0"), &key);
+    // from the event key and the entity, so it is known before posting).
+    let rejected_id = transition_id(&status_key(7102, "NEW", "WAITING_CONFIRM", 0), &key);
     receiver.answer(&rejected_id, 410);
     assert_eq!(
         local.order_status(7102, "NEW", "WAITING_CONFIRM", 0).await,
@@ -399,7 +393,7 @@ async fn a_hung_delivery_does_not_hold_back_other_entities() {
         EntityKind::Order,
         "7200",
     );
-    let held_id = transition_id(&EventKey::new(Source::Fulfilment, "7200-0"), &held);
+    let held_id = transition_id(&status_key(7200, "NEW", "WAITING_CONFIRM", 0), &held);
     receiver.script(&held_id, &[Reply::Hang]);
     assert_eq!(
         local.order_status(7200, "NEW", "WAITING_CONFIRM", 0).await,
@@ -432,4 +426,25 @@ async fn a_hung_delivery_does_not_hold_back_other_entities() {
         before_retry, others,
         "every other entity was delivered while the held request was outstanding"
     );
+}
+
+/// The body [`Local::order_status`] posts.
+fn status_body(order: u64, from: &str, to: &str, minute: u32) -> String {
+    json!({
+        "event": "ORDER.CHANGE_STATUS",
+        "payload": {
+            "merchant_code": "XYZ", "from_status": from, "to_status": to,
+            "order": {"id": order, "status": to,
+                      "updated_at": format!("2025-09-05T10:{minute:02}:00Z")}
+        }
+    })
+    .to_string()
+}
+
+/// The key [`Local::order_status`]'s event is stored under: its merchant and body hash
+/// (ARCHITECTURE §4), known before posting.
+fn status_key(order: u64, from: &str, to: &str, minute: u32) -> EventKey {
+    let body = status_body(order, from, to, minute);
+    let id = scoped_body_event_id(&Tenant::new("XYZ"), body.as_bytes());
+    EventKey::new(Source::Fulfilment, &id)
 }

@@ -84,25 +84,24 @@ async fn reprocess(op: &Operator, filter: &EventFilter, dry_run: bool) -> Reproc
 }
 
 async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
-    for i in 0..5u32 {
-        persist(
-            kit,
-            &order_at(
+    let events: Vec<IncomingEvent> = (0..5u32)
+        .map(|i| {
+            order_at(
                 &format!("d{i}"),
                 100 + i as u64,
                 "NEW",
                 "PACKED",
                 i,
                 i as i64,
-            ),
-        )
-        .await;
+            )
+        })
+        .collect();
+    for e in &events {
+        persist(kit, e).await;
     }
-    persist(
-        kit,
-        &as_ignored(order_at("d-ignored", 900, "NEW", "PACKED", 9, 10)),
-    )
-    .await;
+    let ignored_event = as_ignored(order_at("d-ignored", 900, "NEW", "PACKED", 9, 10));
+    persist(kit, &ignored_event).await;
+    let key = |e: &IncomingEvent| e.key().to_string();
     let op = kit.operator().await;
     let all = EventFilter::default();
     let mut keys = Vec::new();
@@ -120,10 +119,8 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
             None => break,
         }
     }
-    let expected: Vec<String> = ["d-ignored", "d4", "d3", "d2", "d1", "d0"]
-        .iter()
-        .map(|d| format!("fulfilment#{d}"))
-        .collect();
+    let mut expected: Vec<String> = events.iter().rev().map(key).collect();
+    expected.insert(0, key(&ignored_event));
     assert_eq!(
         keys, expected,
         "[{}] newest first, every event once",
@@ -153,7 +150,7 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
         .await
         .unwrap();
     let got: Vec<&str> = page.events.iter().map(|e| e.event_key.as_str()).collect();
-    assert_eq!(got, ["fulfilment#d1", "fulfilment#d2"], "[{}]", kit.name);
+    assert_eq!(got, [key(&events[1]), key(&events[2])], "[{}]", kit.name);
     let other = EventFilter {
         source: Some(Source::Invoice),
         ..Default::default()
@@ -177,9 +174,10 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
 
 async fn event_and_entity_reports_explain_what_happened(kit: &Kit) {
     persist(kit, &order_at("d1", 7, "NEW", "PACKED", 1, 0)).await;
-    persist(kit, &order_at("d2", 7, "PACKED", "SHIPPED", 2, 1)).await;
+    let d2 = order_at("d2", 7, "PACKED", "SHIPPED", 2, 1);
+    persist(kit, &d2).await;
     let op = kit.operator().await;
-    let report = op.event("fulfilment#d2").await.expect("event");
+    let report = op.event(d2.key().as_str()).await.expect("event");
     assert_eq!(report.event.status, EventStatus::Applied, "[{}]", kit.name);
     let body: serde_json::Value = serde_json::from_slice(&report.event.raw_body).unwrap();
     assert_eq!(body["event"], "ORDER.CHANGE_STATUS", "[{}]", kit.name);
@@ -407,7 +405,7 @@ async fn reprocess_projects_what_an_older_release_ignored_once(kit: &Kit) {
     );
     let event = kit
         .store
-        .event(&"fulfilment#d1".parse_key())
+        .event(&order_at("d1", 7, "NEW", "PACKED", 1, 0).key())
         .await
         .unwrap()
         .unwrap();
@@ -430,7 +428,7 @@ async fn reprocess_never_regresses_a_newer_entity(kit: &Kit) {
     );
     let event = kit
         .store
-        .event(&"fulfilment#d1".parse_key())
+        .event(&order_at("d1", 7, "NEW", "PACKED", 1, 0).key())
         .await
         .unwrap()
         .unwrap();
@@ -511,16 +509,6 @@ async fn interrupted_reprocess_converges_on_a_rerun(kit: &Kit) {
                 .len(),
             2
         );
-    }
-}
-
-trait ParseKey {
-    fn parse_key(&self) -> webhook_core::EventKey;
-}
-
-impl ParseKey for &str {
-    fn parse_key(&self) -> webhook_core::EventKey {
-        webhook_core::EventKey::parse(self).expect("an event key")
     }
 }
 

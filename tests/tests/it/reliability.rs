@@ -5,9 +5,8 @@
 //! in any log line or response body.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -26,6 +25,7 @@ use webhook_core::sources::pancake::Pancake;
 use webhook_core::store::{Store, StoredEntity};
 use webhook_tests::events::{self, repo_root, serve_in_background, SourcesHarness};
 use webhook_tests::inspect;
+use webhook_tests::logs::Buffer;
 use webhook_tests::receiver::Receiver;
 use webhook_tests::samples::invoice_key;
 
@@ -45,34 +45,8 @@ const SOURCES: [(Source, &str); 5] = [
 
 // ---- captured logs: one global subscriber for this test binary ------------------------
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this binary, at TRACE, in the production JSON format.
 fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        buffer
-    })
+    webhook_tests::logs::captured()
 }
 
 // ---- the rig: every source's handler over one in-memory store ------------------------

@@ -2013,9 +2013,11 @@ fn a_variable_nobody_reads_and_allow_unverified_are_noticed() {
             .unwrap();
         vars.insert("FULFILMENT_SECRET".into(), Value::from("typo"));
         vars.insert("ALLOW_UNVERIFIED".into(), Value::from("true"));
+        vars.insert("NOTIFY_LOG_BODIES".into(), Value::from("true"));
     });
     assert_notices(check_env, &t, "sets FULFILMENT_SECRET, which the code");
     assert_notices(check_env, &t, "sets ALLOW_UNVERIFIED");
+    assert_notices(check_env, &t, "sets NOTIFY_LOG_BODIES");
     // a registry variable, but one the pancake binary does not read
     let t = broken(|doc| {
         let f = function_name_of(doc, "pancake");

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use webhook_core::http::route_for;
 pub use webhook_core::model::Source;
-use webhook_core::model::{body_event_id, EventKey};
+use webhook_core::model::{body_event_id, scoped_body_event_id, EventKey, Tenant};
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos};
@@ -77,12 +77,19 @@ impl Request {
         }
     }
 
-    /// `{source}#{event id}`: the delivery id for fulfilment, else the body's id as the
-    /// gateway derives it (sha256 of the bytes).
+    /// `{source}#{event id}` as the gateway derives it: the body's sha256, for fulfilment
+    /// prefixed by its merchant (ARCHITECTURE §4; the delivery id is only a kept header).
     pub fn event_key(&self) -> String {
-        let id = match &self.delivery {
-            Some(d) => d.clone(),
-            None => body_event_id(&self.body),
+        let id = match self.provider {
+            Source::Fulfilment => {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&self.body).unwrap_or_default();
+                let merchant = body["payload"]["merchant_code"]
+                    .as_str()
+                    .unwrap_or_default();
+                scoped_body_event_id(&Tenant::new(merchant), &self.body)
+            }
+            _ => body_event_id(&self.body),
         };
         EventKey::new(self.provider, &id).as_str().to_string()
     }

@@ -128,7 +128,7 @@ const SUMMARY: &str =
     "rowid, event_key, source, tenant, event_type, status, received_at, entity_keys";
 /// Every column of an event, for reading it whole.
 const WHOLE: &str = "rowid, event_key, source, tenant, event_type, status, body_gz, headers, \
-     entity_keys, received_at, expires_at";
+     entity_keys, received_at, expires_at, conflict_with";
 
 fn filter_sql(filter: &EventFilter, columns: &str) -> (String, Vec<SqlValue>) {
     let mut sql = format!("SELECT {columns} FROM events WHERE 1 = 1");
@@ -274,6 +274,7 @@ pub(super) struct RawEvent {
     body: Vec<u8>,
     json: [String; 2],
     times: [i64; 2],
+    conflict_with: Option<String>,
 }
 
 fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
@@ -283,6 +284,7 @@ fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
         body: r.get(6)?,
         json: [r.get(7)?, r.get(8)?],
         times: [r.get(9)?, r.get(10)?],
+        conflict_with: r.get(11)?,
     })
 }
 
@@ -302,6 +304,7 @@ impl RawEvent {
             entity_keys: serde_json::from_str(&self.json[1]).map_err(corrupt)?,
             received_at: self.times[0],
             expires_at: self.times[1],
+            conflict_with: self.conflict_with,
         })
     }
 }

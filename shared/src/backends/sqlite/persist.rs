@@ -22,6 +22,7 @@ pub(super) struct Prepared {
     data: Vec<String>,
     received_at: i64,
     expires_at: i64,
+    conflict_with: Option<String>,
 }
 
 impl Prepared {
@@ -44,6 +45,7 @@ impl Prepared {
                 .collect(),
             received_at: incoming.received_at.unix_timestamp(),
             expires_at: incoming.expires_at,
+            conflict_with: incoming.conflict_with.as_ref().map(|k| k.to_string()),
         }
     }
 }
@@ -294,8 +296,8 @@ fn insert_event(
     status: EventStatus,
 ) -> Result<(), StoreError> {
     exec(tx,
-        "INSERT INTO events (event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, received_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO events (event_key, source, tenant, event_type, status, body_gz, headers, entity_keys, received_at, expires_at, conflict_with)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             event_key.as_str(),
             event.source.as_str(),
@@ -307,6 +309,7 @@ fn insert_event(
             prepared.entity_keys,
             prepared.received_at,
             prepared.expires_at,
+            prepared.conflict_with,
         ],
     )
     .map_err(unavailable)?;

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS events (
     headers      TEXT NOT NULL,
     entity_keys  TEXT NOT NULL,
     received_at  INTEGER NOT NULL,
-    expires_at   INTEGER NOT NULL
+    expires_at   INTEGER NOT NULL,
+    conflict_with TEXT
 );
 CREATE INDEX IF NOT EXISTS events_expiry ON events(expires_at);
 CREATE TABLE IF NOT EXISTS entities (
@@ -74,7 +75,8 @@ CREATE INDEX IF NOT EXISTS credentials_by_tenant ON credentials(source, tenant);
 /// one the notifier sends. Files from before the operator tools lack `sent_body` (the body
 /// the notifier settled, kept for a replay once the outbox row is gone); their settled
 /// transitions then have no message to replay. Their other differences (unique indexes on
-/// the transition and dedup ids) only cost speed and are left in place.
+/// the transition and dedup ids) only cost speed and are left in place. Files from before
+/// issue 21 lack the events' `conflict_with` (ARCHITECTURE §4): none of their events is one.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has_message: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('transitions') WHERE name = 'message'",
@@ -91,6 +93,14 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_sent_body {
         conn.execute_batch("ALTER TABLE transitions ADD COLUMN sent_body TEXT")?;
+    }
+    let has_conflict: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'conflict_with'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_conflict {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN conflict_with TEXT")?;
     }
     Ok(())
 }

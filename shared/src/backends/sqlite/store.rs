@@ -391,6 +391,7 @@ mod tests {
             headers: vec![],
             received_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: i64::MAX,
+            conflict_with: None,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct EventItem {
     pub received_at: i64,
     /// TTL attribute: unix seconds after which DynamoDB may delete the item.
     pub expires_at: i64,
+    /// A conflicting delivery's flag: the event holding its declared id with another body
+    /// (ARCHITECTURE §4). Absent otherwise, so ordinary items keep their size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_with: Option<String>,
 }
 
 /// The port's view of an events-table item.
@@ -66,6 +70,7 @@ pub(super) fn stored_event(item: EventItem) -> Result<StoredEvent, StoreError> {
         entity_keys: item.entity_keys,
         received_at: item.received_at,
         expires_at: item.expires_at,
+        conflict_with: item.conflict_with,
     })
 }
 
@@ -182,6 +187,7 @@ impl EventItem {
                 .collect(),
             received_at: incoming.received_at.unix_timestamp(),
             expires_at: incoming.expires_at,
+            conflict_with: incoming.conflict_with.as_ref().map(|k| k.to_string()),
         })
     }
 
@@ -467,6 +473,7 @@ mod tests {
             }],
             received_at: 1,
             expires_at: 2,
+            conflict_with: None,
         };
         let attrs = to_item(&item).unwrap();
         assert!(matches!(attrs["request_z"], AttributeValue::B(_)));

@@ -208,7 +208,7 @@ impl Store for DynamoDbStore {
         let mut stored_transitions = HashSet::new();
         for attempt in 0..MAX_ATTEMPTS {
             let plan = plan::plan(event, &known);
-            let written = if ordered::fits(event, &plan) {
+            let written = if ordered::fits(incoming, &plan) {
                 self.write_ordered(incoming, &plan, &stored_transitions)
                     .await?
             } else {
@@ -304,6 +304,15 @@ impl Store for DynamoDbStore {
             .await?
             .map(items::stored_event)
             .transpose()
+    }
+
+    /// One eventually consistent `GetItem` (0.5 RRU for the usual item under 4 KB): it is
+    /// asked about deliveries stored earlier (ARCHITECTURE §4).
+    async fn stored_body(&self, key: &EventKey) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.event_item(key, false).await? {
+            Some(item) => Ok(Some(item.request()?.body)),
+            None => Ok(None),
+        }
     }
 
     async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError> {

@@ -24,7 +24,11 @@
 //! Not used (a transaction is): for an event naming several entities (re-planning after a
 //! conflict would see the event's own earlier writes), for an update whose transition is
 //! inferred from the stored state (a retry after a partial write would no longer infer it),
-//! and for a plan with a condition check (an entity decided but not written).
+//! for a plan with a condition check (an entity decided but not written), and for an event
+//! under a declared id (not made of its body's bytes, ARCHITECTURE §4): another body may be
+//! stored under it, and its entity write would land before the event item's condition said so;
+//! nor for an entity versioned at receipt (a redelivery's version is newer than the stored
+//! one, so its entity write would pass and move the entity back before the duplicate shows).
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,12 +43,23 @@ use super::reads::current_of;
 use super::transact::{Attempt, EntityUpsert};
 use super::{unavailable, DynamoDbStore, Item};
 use crate::error::StoreError;
-use crate::model::{EventKey, NormalisedEvent};
+use crate::model::{EventKey, Identity};
 use crate::store::{IncomingEvent, TransitionRecord};
+use crate::version::Version;
 
-/// Whether `plan` for `event` is written as ordered single writes (see the module doc).
-pub(super) fn fits(event: &NormalisedEvent, plan: &Plan) -> bool {
-    distinct_keys(event).len() <= 1
+/// Whether `plan` for `incoming` is written as ordered single writes (see the module doc).
+/// Only for an id made of the body's bytes: under a declared id another body may be stored,
+/// and its entity and transition would be written before the event item's condition told
+/// (ARCHITECTURE §4); a transaction writes nothing then.
+/// Nor for an entity versioned at receipt (its body names no time): a redelivery would carry
+/// a newer version than the stored event's, so its entity write would pass its condition and
+/// move the entity back before the event item's condition found the duplicate.
+pub(super) fn fits(incoming: &IncomingEvent, plan: &Plan) -> bool {
+    let event = &incoming.event;
+    let at_receipt = Version::from_datetime(incoming.received_at);
+    incoming.identity() == Identity::OfBody
+        && event.entities.iter().all(|u| u.version != at_receipt)
+        && distinct_keys(event).len() <= 1
         && needs_read(event).is_empty()
         && plan.entities.iter().all(|e| e.item.is_some())
 }
