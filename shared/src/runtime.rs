@@ -51,7 +51,7 @@ pub fn sqlite_backends_over(store: &crate::backends::sqlite::SqliteStore) -> Bac
 /// [`crate::queue::AlreadyQueued`], as over the embedded store. The store records each
 /// transition in its own write, and the transitions table's stream is the outbox: the relay
 /// Lambda ([`serve_relay_lambda`]) sends what the stream carries to the FIFO queue, so ingest
-/// answers after its durable write and nothing else (ARCHITECTURE §6, decision 35). Reads
+/// answers after its durable write and nothing else (ARCHITECTURE §6, decision 40). Reads
 /// `EVENTS_TABLE`, `ENTITIES_TABLE`, `TRANSITIONS_TABLE` (a missing one is named in the
 /// error and the Lambda refuses to start), `DYNAMODB_TRANSACTION_LIMIT` (items per
 /// transaction, default 100; moto_server needs 25), `CREDENTIALS_TABLE`, and the SDK's own

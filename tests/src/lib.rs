@@ -14,12 +14,9 @@
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries;
-<<<<<<< HEAD
 //! - [`stream`]: the transitions table's stream read from moto as the Lambda service reads
-//!   it, feeding the real relay binary.
-=======
+//!   it, feeding the real relay binary;
 //! - [`logs`]: every log line of the test binary, captured (what must never be logged).
->>>>>>> main
 
 pub mod aws;
 pub mod capacity;

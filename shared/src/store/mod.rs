@@ -249,7 +249,7 @@ pub trait Store: Send + Sync {
     ) -> Result<EventPage, StoreError>;
 
     /// Transitions recorded before `cutoff` (unix seconds) that have not reached the queue, as
-    /// far as this store can tell without a write per transition (decision 37): the operator's
+    /// far as this store can tell without a write per transition (decision 42): the operator's
     /// "is anything stranded?".
     async fn waiting_transitions(&self, cutoff: i64) -> Result<Waiting, StoreError>;
 

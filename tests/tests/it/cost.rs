@@ -268,14 +268,10 @@ async fn the_reference_webhook_costs_what_the_budget_allows() {
         (3, 1, 4),
         "ingest: 3 WRU + 0.5 RRU"
     );
-<<<<<<< HEAD
     // notifier: one eventually consistent read of the transition, one single write of its
     // record
-=======
     assert_eq!(m.ingest.lines[0].operation, "GetItem");
     assert!(!m.ingest.lines[0].kind.starts_with("consistent"));
-    // notifier: one consistent read of the transition, one single write of its record
->>>>>>> main
     assert_eq!(
         (
             m.notify[0].wru,

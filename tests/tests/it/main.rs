@@ -20,11 +20,8 @@ mod notify_local;
 mod operate;
 mod pancake;
 mod pancake_pos;
-<<<<<<< HEAD
-mod relay;
-=======
 mod personal_data;
->>>>>>> main
+mod relay;
 mod reliability;
 mod template;
 mod tenants;

@@ -333,7 +333,7 @@ async fn stats_count_per_source_and_status(kit: &Kit) {
     assert_eq!(counts, expected, "[{}]", kit.name);
 }
 
-/// `webhooks stats`' "not yet on the queue": what each backend can tell (decision 37), aged
+/// `webhooks stats`' "not yet on the queue": what each backend can tell (decision 42), aged
 /// from the given time, nothing counted before it is old enough.
 async fn stats_count_transitions_not_yet_on_the_queue(kit: &Kit) {
     persist(kit, &order_at("d1", 7, "NEW", "PACKED", 1, 0)).await;

@@ -1,4 +1,4 @@
-//! The relay (ARCHITECTURE §6, decision 35), end to end through the real binaries on moto:
+//! The relay (ARCHITECTURE §6, decision 40), end to end through the real binaries on moto:
 //! the `fulfilment` ingest Lambda writes DynamoDB and sends nothing; the transitions table's
 //! stream, read as the Lambda service reads it (`webhook_tests::stream`), feeds the real
 //! `relay` binary, which sends to the FIFO queue. Every case checks the promise that matters:

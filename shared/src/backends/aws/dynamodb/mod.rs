@@ -287,7 +287,7 @@ impl Store for DynamoDbStore {
         message: &TransitionMessage,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let key = message_key(message)?;
-        // Eventually consistent (half the read units, decision 36): a copy of a transition
+        // Eventually consistent (half the read units, decision 41): a copy of a transition
         // reaches the notifier seconds to minutes after the first was recorded (SQS
         // redelivers after the visibility timeout; the relay re-sends only on a retry).
         let Some(item) = self.get_eventually(&self.tables.transitions, &key).await? else {
