@@ -28,15 +28,24 @@ struct Series {
     caption: &'static str,
 }
 
+/// The overview's "not yet on the queue" age, as `webhooks stats`' default.
+const WAITING_MINUTES: u64 = 5;
+
 pub async fn page(State(c): State<Console>) -> Result<Markup, ConsoleError> {
     let counts = c.op.stats(&EventFilter::default()).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
+    let waiting = c.op.waiting_transitions(now, WAITING_MINUTES).await?;
     let series = series(&c, now).await?;
     Ok(layout::page(
         "Overview",
         html! {
             h1 { "Overview" }
             (counts_table(&counts))
+            p.waiting {
+                "Transitions older than " (WAITING_MINUTES) " minutes not yet on the queue: "
+                strong { (waiting.count()) }
+                " (" (waiting.meaning()) ")"
+            }
             h2 { "Requests per minute, last hour" }
             div.chart { (chart(&series)) }
             p.muted { (series.caption) }

@@ -102,6 +102,13 @@ impl Store for DeliveryStore {
         unused()
     }
 
+    async fn waiting_transitions(
+        &self,
+        _: i64,
+    ) -> Result<webhook_core::store::Waiting, StoreError> {
+        unused()
+    }
+
     async fn events_page(
         &self,
         _: &EventFilter,

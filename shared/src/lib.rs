@@ -2,7 +2,8 @@
 //!
 //! A request flows `http` → `sources::<provider>` (pure: verify, parse, normalise) →
 //! `pipeline` (persist with dedupe, then publish) → `store` / `queue` traits → backends.
-//! The `notify` module delivers queued transitions downstream.
+//! On AWS the `relay` sends recorded transitions from the table's stream to the queue; the
+//! `notify` module delivers queued transitions downstream.
 
 pub mod backends;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod queue;
 pub mod refusals;
+pub mod relay;
 pub mod runtime;
 pub mod sources;
 pub mod store;

@@ -27,6 +27,12 @@ pub mod names {
     /// Not attempted in an SQS batch because an earlier message of its FIFO group failed.
     pub const NOTIFICATIONS_DEFERRED: &str = "NotificationsDeferred";
     pub const LATENCY: &str = "Latency";
+    /// The relay (transitions table stream → FIFO queue): transitions sent.
+    pub const TRANSITIONS_RELAYED: &str = "TransitionsRelayed";
+    /// Batches in which the relay stopped at a record it could not send (the stream retries).
+    pub const RELAY_FAILURES: &str = "RelayFailures";
+    /// Records held back for a retry after such a stop.
+    pub const RELAY_HELD: &str = "RelayHeld";
 }
 
 /// When a source's failed answers put its feed at risk (ARCHITECTURE §8): Pancake suspends

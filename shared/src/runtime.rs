@@ -48,24 +48,51 @@ pub fn sqlite_backends_over(store: &crate::backends::sqlite::SqliteStore) -> Bac
     }
 }
 
-/// The backends every Lambda binary uses: the DynamoDB store and the SQS FIFO queue, their
-/// SDK clients created here, once per cold start. Reads `EVENTS_TABLE`, `ENTITIES_TABLE`,
-/// `TRANSITIONS_TABLE` and `TRANSITIONS_QUEUE_URL` (a missing one is named in the error and
-/// the Lambda refuses to start), `DYNAMODB_TRANSACTION_LIMIT` (items per transaction,
-/// default 100; moto_server needs 25), and the SDK's own settings (`AWS_ENDPOINT_URL`,
-/// `AWS_REGION`, credentials: see [`crate::backends::aws::sdk`]).
+/// The backends of the ingest Lambdas: the DynamoDB store and the null queue
+/// [`crate::queue::AlreadyQueued`], as over the embedded store. The store records each
+/// transition in its own write, and the transitions table's stream is the outbox: the relay
+/// Lambda ([`serve_relay_lambda`]) sends what the stream carries to the FIFO queue, so ingest
+/// answers after its durable write and nothing else (ARCHITECTURE §6, decision 60). Reads
+/// `EVENTS_TABLE`, `ENTITIES_TABLE`, `TRANSITIONS_TABLE` (a missing one is named in the
+/// error and the Lambda refuses to start), `DYNAMODB_TRANSACTION_LIMIT` (items per
+/// transaction, default 100; moto_server needs 25), `CREDENTIALS_TABLE`, and the SDK's own
+/// settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials: see
+/// [`crate::backends::aws::sdk`]).
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
+    let store = dynamodb_store(env).await?;
+    Ok(dynamodb_backends(
+        env,
+        store,
+        Arc::new(crate::queue::AlreadyQueued),
+    ))
+}
+
+/// The backends of `webhooks-local --store dynamodb`, which runs no relay: the DynamoDB
+/// store and the SQS FIFO queue of `TRANSITIONS_QUEUE_URL`, published to by the pipeline
+/// after each write (a transition whose send failed is sent again by the provider's retry,
+/// or by `webhooks replay --undelivered`).
+#[cfg(feature = "aws")]
+pub async fn publishing_backends(env: &Env) -> Result<Backends, ConfigError> {
     let (store, queue) = aws_store_and_queue(env).await?;
+    Ok(dynamodb_backends(env, store, Arc::new(queue)))
+}
+
+#[cfg(feature = "aws")]
+fn dynamodb_backends(
+    env: &Env,
+    store: crate::backends::aws::DynamoDbStore,
+    queue: Arc<dyn TransitionQueue>,
+) -> Backends {
     let credentials: Arc<dyn CredentialLookup> = match aws_credentials(env, &store) {
         Some(table) => Arc::new(table),
         None => Arc::new(crate::credentials::NoStoredCredentials),
     };
-    Ok(Backends {
+    Backends {
         store: Arc::new(store),
-        queue: Arc::new(queue),
+        queue,
         credentials,
-    })
+    }
 }
 
 /// The credential table named by `CREDENTIALS_TABLE`, on the store's client; `None` when
@@ -105,25 +132,32 @@ async fn aws_store_and_queue(
 /// The IAM actions the backends of [`lambda_backends`] call, which template.yaml grants each
 /// ingest function (TransactWriteItems is authorised per item, as PutItem, UpdateItem and
 /// ConditionCheckItem; Query reads a tenant's signing secrets in the credential table, on
-/// which the functions get GetItem and Query only). Declared beside the wiring because what
-/// a binary calls follows from the backends it builds; tests/tests/it/template.rs holds the
-/// template's policies and the AWS adapters' SDK calls to these lists.
-pub const INGEST_AWS_ACTIONS: [&str; 7] = [
+/// which the functions get GetItem and Query only). No SQS action: the relay sends.
+/// Declared beside the wiring because what a binary calls follows from the backends it
+/// builds; tests/tests/it/template.rs holds the template's policies and the AWS adapters'
+/// SDK calls to these lists.
+pub const INGEST_AWS_ACTIONS: [&str; 6] = [
     "dynamodb:BatchGetItem",
     "dynamodb:ConditionCheckItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
     "dynamodb:UpdateItem",
-    "sqs:SendMessage",
 ];
+
+/// The IAM action the relay's code calls: `SendMessageBatch`, which IAM authorises as
+/// `sqs:SendMessage`, on the transitions queue only. Reading the stream is the Lambda
+/// service's work under the relay's role (`dynamodb:DescribeStream`, `GetShardIterator`,
+/// `GetRecords`, `ListStreams` on the stream), and the failure destination's
+/// `sqs:SendMessage` is the service's too; template.yaml grants those beside this.
+pub const RELAY_AWS_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
 
 /// The IAM actions the notifier's [`dynamodb_store`] calls: it reads and writes delivery
 /// records. Its queue is polled by the Lambda service, not by the code.
 pub const NOTIFIER_AWS_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
-/// The DynamoDB store alone, from the same variables as [`lambda_backends`] minus the queue
-/// (the notifier records delivery outcomes and sends nothing).
+/// The DynamoDB store alone, from the table variables of [`lambda_backends`] (the notifier
+/// records delivery outcomes and sends nothing).
 #[cfg(feature = "aws")]
 pub async fn dynamodb_store(
     env: &Env,
@@ -288,6 +322,73 @@ pub async fn serve_ingest_lambda(source: Source) -> Result<(), lambda_http::Erro
     )
     .map_err(refuse_to_start)?;
     serve_lambda(handler).await
+}
+
+/// The whole life of the relay Lambda (ARCHITECTURE §6): JSON logs, the SQS FIFO queue of
+/// `TRANSITIONS_QUEUE_URL` (a missing one refuses to start), then each batch of the
+/// transitions table's stream through [`crate::relay`], answered with the partial batch
+/// response (`ReportBatchItemFailures`: the sequence number the stream retries from).
+#[cfg(feature = "aws")]
+pub async fn serve_relay_lambda() -> Result<(), lambda_runtime::Error> {
+    use aws_lambda_events::event::dynamodb::Event;
+    crate::telemetry::init_json_logs();
+    let env = Env::from_process();
+    let queue = relay_queue(&env).await.map_err(refuse_to_start)?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Event>| {
+            let queue = queue.clone();
+            async move {
+                let records = relay_records(&event.payload);
+                let report =
+                    crate::relay::relay_and_report(queue.as_ref(), &records, MetricsSink::Emf)
+                        .await;
+                Ok::<_, lambda_runtime::Error>(relay_response(report))
+            }
+        },
+    ))
+    .await
+}
+
+/// The relay's queue: the SQS FIFO queue of `TRANSITIONS_QUEUE_URL`.
+#[cfg(feature = "aws")]
+pub async fn relay_queue(env: &Env) -> Result<Arc<dyn TransitionQueue>, ConfigError> {
+    let queue_url = env.require(&vars::TRANSITIONS_QUEUE_URL)?;
+    let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
+    let config = crate::backends::aws::sdk::sdk_config(&settings).await;
+    Ok(Arc::new(crate::backends::aws::SqsQueue::new(
+        aws_sdk_sqs::Client::new(&config),
+        queue_url,
+    )))
+}
+
+/// A stream batch as the relay's records: the transitions-table decoding of each.
+#[cfg(feature = "aws")]
+pub fn relay_records(
+    event: &aws_lambda_events::event::dynamodb::Event,
+) -> Vec<crate::relay::Record> {
+    use crate::backends::aws::dynamodb::stream;
+    event
+        .records
+        .iter()
+        .map(|r| crate::relay::Record {
+            id: stream::sequence_number(r).unwrap_or_default().to_string(),
+            message: stream::queued_message(r).map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// The partial batch response: the first record not handled, from which the stream retries.
+#[cfg(feature = "aws")]
+pub fn relay_response(
+    report: crate::relay::Report,
+) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
+    let mut response = aws_lambda_events::event::streams::DynamoDbEventResponse::default();
+    if let Some(id) = report.first_failed {
+        let mut failure = aws_lambda_events::event::streams::DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(id);
+        response.batch_item_failures.push(failure);
+    }
+    response
 }
 
 /// Serves one source's handler on the Lambda runtime until the runtime stops. The API

@@ -81,7 +81,23 @@ impl CountedPipeline {
     /// The pipeline over `tables`' store and `queue`'s queue, its clock at `now_unix`; the
     /// environment's credentials only.
     pub fn new(tables: &AwsFixture, queue: &AwsFixture, now_unix: i64) -> Self {
-        Self::admitting(tables, queue, now_unix, None)
+        Self::admitting(tables, Some(queue), now_unix, None)
+    }
+
+    /// The pipeline as the ingest Lambdas build it (`runtime::lambda_backends`): the store
+    /// over `tables`, the null queue (the relay sends from the table's stream), so `sqs`
+    /// counts nothing.
+    pub fn as_lambda(tables: &AwsFixture, now_unix: i64) -> Self {
+        Self::admitting(tables, None, now_unix, None)
+    }
+
+    /// [`CountedPipeline::as_lambda`] admitting the credential table's credentials too.
+    pub fn as_lambda_with_credential_table(
+        tables: &AwsFixture,
+        now_unix: i64,
+        cache_secs: u64,
+    ) -> Self {
+        Self::admitting(tables, None, now_unix, Some(cache_secs))
     }
 
     /// The same, also admitting the credentials of `tables`' credential table as a Lambda
@@ -93,12 +109,12 @@ impl CountedPipeline {
         now_unix: i64,
         cache_secs: u64,
     ) -> Self {
-        Self::admitting(tables, queue, now_unix, Some(cache_secs))
+        Self::admitting(tables, Some(queue), now_unix, Some(cache_secs))
     }
 
     fn admitting(
         tables: &AwsFixture,
-        queue: &AwsFixture,
+        queue: Option<&AwsFixture>,
         now_unix: i64,
         cache_secs: Option<u64>,
     ) -> Self {
@@ -106,9 +122,13 @@ impl CountedPipeline {
         let credentials = RequestCounter::default();
         let store: Arc<dyn Store> = Arc::new(tables.counted_store(&dynamodb));
         let clock = Arc::new(FixedClock::at_unix(now_unix));
+        let queue: Arc<dyn webhook_core::queue::TransitionQueue> = match queue {
+            Some(q) => Arc::new(q.counted_queue(&sqs)),
+            None => Arc::new(webhook_core::queue::AlreadyQueued),
+        };
         let mut pipeline = Pipeline::new(
             store.clone(),
-            Arc::new(queue.counted_queue(&sqs)),
+            queue,
             clock.clone(),
             PipelineSettings::default(),
         );

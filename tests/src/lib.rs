@@ -14,6 +14,8 @@
 //! - [`receiver`]: a loopback Standard Webhooks receiver for the notifier (scripted
 //!   replies, fixed statuses, an outage switch, a verified record of every request);
 //! - [`lambda`]: a Lambda Runtime API emulator and a runner for the real function binaries;
+//! - [`stream`]: the transitions table's stream read from moto as the Lambda service reads
+//!   it, feeding the real relay binary;
 //! - [`logs`]: every log line of the test binary, captured (what must never be logged).
 
 pub mod aws;
@@ -28,3 +30,4 @@ pub mod proxy;
 pub mod receiver;
 pub mod requests;
 pub mod samples;
+pub mod stream;

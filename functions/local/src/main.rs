@@ -135,7 +135,7 @@ async fn open_backends(
             (backends, Some(sqlite))
         }
         StoreKind::Dynamodb => (
-            runtime::lambda_backends(env)
+            runtime::publishing_backends(env)
                 .await
                 .context("--store dynamodb")?,
             None,

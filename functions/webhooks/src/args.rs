@@ -97,9 +97,9 @@ pub enum Command {
         after_help = "Example (after an upgrade that projects more event types):\n  webhooks reprocess --status ignored --source pancake-pos --dry-run\n  webhooks reprocess --status ignored --source pancake-pos"
     )]
     Reprocess(ReprocessArgs),
-    /// Events per source and status over a window.
-    #[command(after_help = "Example:\n  webhooks stats --since 24h")]
-    Stats(FilterArgs),
+    /// Events per source and status over a window, and transitions not yet on the queue.
+    #[command(after_help = "Example:\n  webhooks stats --since 24h --waiting-minutes 10")]
+    Stats(StatsArgs),
     /// Erase personal data: an entity, a tenant, or every record holding a value.
     #[command(after_help = PURGE_HELP)]
     Purge(PurgeArgs),
@@ -323,4 +323,13 @@ pub struct ReprocessArgs {
     /// Report what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Count transitions recorded more than this many minutes ago and not yet on the queue.
+    #[arg(long, default_value_t = 5)]
+    pub waiting_minutes: u64,
 }

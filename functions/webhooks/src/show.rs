@@ -12,7 +12,7 @@ use webhook_core::model::EntityKey;
 use webhook_core::ops::{self, Operator, ReplayOutcome, ReprocessSummary};
 use webhook_core::store::{EventStatus, Order, StoredTransition};
 
-use crate::args::{DlqCommand, EventsArgs, FilterArgs, ReplayArgs, ReprocessArgs};
+use crate::args::{DlqCommand, EventsArgs, ReplayArgs, ReprocessArgs, StatsArgs};
 use crate::Failure;
 
 pub struct Output {
@@ -416,12 +416,19 @@ pub async fn reprocess(
     Ok(())
 }
 
-pub async fn stats(op: &Operator, out: &Output, a: &FilterArgs) -> Result<(), Failure> {
-    let counts = op.stats(&a.filter()).await?;
+pub async fn stats(op: &Operator, out: &Output, a: &StatsArgs) -> Result<(), Failure> {
+    let counts = op.stats(&a.filter.filter()).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let waiting = op.waiting_transitions(now, a.waiting_minutes).await?;
     if out.json {
         for ((source, status), n) in &counts {
             out.line(json!({"source": source, "status": status.as_str(), "events": n}));
         }
+        out.line(json!({
+            "waiting_transitions": waiting.count(),
+            "older_than_minutes": a.waiting_minutes,
+            "counted": waiting.meaning(),
+        }));
         return Ok(());
     }
     let mut rows = vec![["SOURCE", "STATUS", "EVENTS"].map(String::from).to_vec()];
@@ -429,5 +436,11 @@ pub async fn stats(op: &Operator, out: &Output, a: &FilterArgs) -> Result<(), Fa
         rows.push(vec![source.clone(), out.status(*status), n.to_string()]);
     }
     table(&rows);
+    say!(
+        "transitions older than {} min not yet on the queue: {} ({})",
+        a.waiting_minutes,
+        waiting.count(),
+        waiting.meaning()
+    );
     Ok(())
 }

@@ -16,19 +16,22 @@ pub enum Binary {
     Fulfilment,
     Invoice,
     Notifier,
+    /// The stream relay: transitions table stream → SQS FIFO queue.
+    Relay,
     Local,
     /// `webhooks`, the operator CLI.
     Cli,
 }
 
 impl Binary {
-    pub const ALL: [Binary; 8] = [
+    pub const ALL: [Binary; 9] = [
         Binary::Pancake,
         Binary::PancakePos,
         Binary::Abaha,
         Binary::Fulfilment,
         Binary::Invoice,
         Binary::Notifier,
+        Binary::Relay,
         Binary::Local,
         Binary::Cli,
     ];
@@ -42,6 +45,7 @@ impl Binary {
             Binary::Fulfilment => "fulfilment",
             Binary::Invoice => "invoice",
             Binary::Notifier => "notifier",
+            Binary::Relay => "relay",
             Binary::Local => "webhooks-local",
             Binary::Cli => "webhooks",
         }
@@ -71,7 +75,7 @@ impl Binary {
             Binary::Abaha => Some(Source::Abaha),
             Binary::Fulfilment => Some(Source::Fulfilment),
             Binary::Invoice => Some(Source::Invoice),
-            Binary::Notifier | Binary::Local | Binary::Cli => None,
+            Binary::Notifier | Binary::Relay | Binary::Local | Binary::Cli => None,
         }
     }
 
@@ -80,15 +84,15 @@ impl Binary {
         !matches!(self, Binary::Local | Binary::Cli)
     }
 
-    const fn bit(self) -> u8 {
-        1 << self as u8
+    const fn bit(self) -> u16 {
+        1 << self as u16
     }
 }
 
 /// A set of binaries: a bitset, so a `const` declaration can say "every ingest Lambda and
 /// webhooks-local" in one word.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct Binaries(u8);
+pub struct Binaries(u16);
 
 impl Binaries {
     pub const NONE: Binaries = Binaries(0);
@@ -100,11 +104,17 @@ impl Binaries {
         .with(Binary::Invoice);
     /// Everything that serves the webhook routes: the ingest Lambdas and webhooks-local.
     pub const SOURCES: Binaries = Binaries::INGEST.with(Binary::Local);
-    pub const LAMBDAS: Binaries = Binaries::INGEST.with(Binary::Notifier);
+    pub const LAMBDAS: Binaries = Binaries::INGEST.with(Binary::Notifier).with(Binary::Relay);
     /// Everything that delivers notifications: the notifier Lambda and webhooks-local's worker.
     pub const NOTIFIERS: Binaries = Binaries::of(Binary::Notifier).with(Binary::Local);
     /// Everything, the operator CLI included.
     pub const ALL: Binaries = Binaries::LAMBDAS.with(Binary::Local).with(Binary::Cli);
+    /// Everything that opens the store: all but the relay, which only sends what the
+    /// transitions table's stream carries.
+    pub const STORES: Binaries = Binaries::INGEST
+        .with(Binary::Notifier)
+        .with(Binary::Local)
+        .with(Binary::Cli);
     /// What opens a store by the `--store`/`--db` flags: webhooks-local and the CLI.
     pub const WORKSTATION: Binaries = Binaries::of(Binary::Local).with(Binary::Cli);
 
@@ -271,23 +281,23 @@ pub const CONSOLE_TOKEN: Var = Var::new(
 
 pub const EVENTS_TABLE: Var = Var::new(
     "EVENTS_TABLE",
-    Binaries::ALL,
+    Binaries::STORES,
     "the DynamoDB events table (ARCHITECTURE §5)",
 );
 pub const ENTITIES_TABLE: Var = Var::new(
     "ENTITIES_TABLE",
-    Binaries::ALL,
+    Binaries::STORES,
     "the DynamoDB entities table (ARCHITECTURE §5)",
 );
 pub const TRANSITIONS_TABLE: Var = Var::new(
     "TRANSITIONS_TABLE",
-    Binaries::ALL,
+    Binaries::STORES,
     "the DynamoDB transitions table (ARCHITECTURE §5)",
 );
 pub const TRANSITIONS_QUEUE_URL: Var = Var::new(
     "TRANSITIONS_QUEUE_URL",
-    Binaries::SOURCES.with(Binary::Cli),
-    "the SQS FIFO transitions queue",
+    Binaries::WORKSTATION.with(Binary::Relay),
+    "the SQS FIFO transitions queue (the relay sends to it; webhooks-local --store dynamodb publishes to it directly)",
 );
 pub const TRANSITIONS_DLQ_URL: Var = Var::new(
     "TRANSITIONS_DLQ_URL",
@@ -296,7 +306,7 @@ pub const TRANSITIONS_DLQ_URL: Var = Var::new(
 );
 pub const DYNAMODB_TRANSACTION_LIMIT: Var = Var::new(
     "DYNAMODB_TRANSACTION_LIMIT",
-    Binaries::ALL,
+    Binaries::STORES,
     "items per TransactWriteItems, 2 to 100 (moto_server needs 25)",
 )
 .defaults_to("100")

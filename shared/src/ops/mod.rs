@@ -215,6 +215,17 @@ impl Operator {
         Ok(self.dead_letters.redrive(ids).await?)
     }
 
+    /// Transitions recorded more than `minutes` before `now` (unix seconds) and not yet on
+    /// the queue, as far as the store can tell (`store::Waiting` says how it counted).
+    pub async fn waiting_transitions(
+        &self,
+        now: i64,
+        minutes: u64,
+    ) -> Result<crate::store::Waiting, OpsError> {
+        let cutoff = now.saturating_sub((minutes as i64).saturating_mul(60));
+        Ok(self.store.waiting_transitions(cutoff).await?)
+    }
+
     /// Events per (source, status) among those `filter` selects.
     pub async fn stats(
         &self,

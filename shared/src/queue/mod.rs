@@ -15,6 +15,33 @@ use crate::model::TransitionMessage;
 pub trait TransitionQueue: Send + Sync {
     /// Enqueues a transition; sending the same `transition_id` twice enqueues it once.
     async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError>;
+
+    /// Enqueues `messages` in their order and stops at the first one that fails, so no
+    /// message is ever enqueued ahead of an earlier one of the same entity (the relay,
+    /// ARCHITECTURE §6). An adapter may send several per request (SQS: `SendMessageBatch`);
+    /// this default sends them one at a time.
+    async fn publish_in_order(&self, messages: &[TransitionMessage]) -> Published {
+        for (sent, message) in messages.iter().enumerate() {
+            if let Err(error) = self.publish(message).await {
+                return Published {
+                    sent,
+                    error: Some(error),
+                };
+            }
+        }
+        Published {
+            sent: messages.len(),
+            error: None,
+        }
+    }
+}
+
+/// What [`TransitionQueue::publish_in_order`] did: the first `sent` messages are enqueued;
+/// `error` says why the next one is not (`None`: all of them are).
+#[derive(Debug)]
+pub struct Published {
+    pub sent: usize,
+    pub error: Option<QueueError>,
 }
 
 /// The null adapter for a store that is its own queue (the embedded transactional outbox):

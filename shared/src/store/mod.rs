@@ -155,6 +155,37 @@ impl DeliveryRecord {
     }
 }
 
+/// What [`Store::waiting_transitions`] counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Outbox messages not yet taken by the notifier worker (SQLite): exactly those not yet
+    /// on their way; aged by their event's receive time.
+    NotTaken(u64),
+    /// Transitions queued and not yet `published` (DynamoDB): recorded, not yet delivered,
+    /// an upper bound of those not yet on the queue (the relay's exact lag is its
+    /// `IteratorAge`); aged by the transition's version (the provider's time of the change).
+    Undelivered(u64),
+}
+
+impl Waiting {
+    pub fn count(self) -> u64 {
+        match self {
+            Waiting::NotTaken(n) | Waiting::Undelivered(n) => n,
+        }
+    }
+
+    /// What was counted, for an operator.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Waiting::NotTaken(_) => "not yet taken from the outbox",
+            Waiting::Undelivered(_) => {
+                "queued and not yet delivered (an upper bound of those not yet on the queue; \
+                 the relay's IteratorAge is the exact lag)"
+            }
+        }
+    }
+}
+
 /// The storage port. Every method is atomic: on error nothing was written.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -221,6 +252,11 @@ pub trait Store: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError>;
+
+    /// Transitions recorded before `cutoff` (unix seconds) that have not reached the queue, as
+    /// far as this store can tell without a write per transition (decision 62): the operator's
+    /// "is anything stranded?".
+    async fn waiting_transitions(&self, cutoff: i64) -> Result<Waiting, StoreError>;
 
     /// How many events `filter` selects, per (source, status): one pass over the events.
     async fn count_events(

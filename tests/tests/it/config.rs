@@ -69,11 +69,15 @@ async fn start_up(binary: Binary, env: &Env, dir: &Path) {
         }
         return;
     }
+    if binary == Binary::Relay {
+        let _ = runtime::relay_queue(env).await;
+        return;
+    }
     if PipelineSettings::from_env(env).is_err() {
         return;
     }
     let sqlite = runtime::sqlite_backends(&dir.join("webhooks.db"), env).map(|(b, _)| b);
-    let dynamodb = runtime::lambda_backends(env).await;
+    let dynamodb = runtime::publishing_backends(env).await;
     for backends in [sqlite.ok(), dynamodb.ok()].into_iter().flatten() {
         if webhooks_local::handlers(env, &backends, Arc::new(NoRecord)).is_ok() {
             let _ = Target::from_env(env);

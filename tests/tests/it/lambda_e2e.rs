@@ -1,7 +1,8 @@
 //! The real `fulfilment` Lambda binary, end to end: run as a process against a test Lambda
 //! Runtime API (webhook_tests::lambda), fed the API Gateway v2 sample event from events/,
 //! on DynamoDB + SQS served by moto_server (`AWS_ENDPOINT_URL`). Checks the response, the
-//! items in all three tables and the message on the FIFO queue.
+//! items in all three tables and, after the real `relay` binary read the transitions stream,
+//! the message on the FIFO queue.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use webhook_core::version::Version;
 use webhook_tests::aws::AwsFixture;
 use webhook_tests::lambda::{build_function, Function, Outcome, RuntimeApi};
 use webhook_tests::moto;
+use webhook_tests::stream::RelayRig;
 
 const DEV_SECRET: &str = "dev-fulfilment-secret";
 
@@ -169,13 +171,15 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(transition["published"], AttributeValue::Bool(false));
     let transition_id = s(&transition, "transition_id");
 
-    // the provider redelivers: 200, a duplicate, and SQS deduplicates the republished message
+    // the provider redelivers: 200, a duplicate; ingest sends nothing to SQS either time
     let (status, again) = response_of(function.invoke(&api, event).await);
     assert_eq!(status, 200);
     assert_eq!(again["duplicate"], true);
-    assert_eq!(fixture.queue_depth().await, 1);
+    assert_eq!(fixture.queue_depth().await, 0);
 
-    // the FIFO queue
+    // the relay binary sends the one transition from the table's stream to the FIFO queue
+    let mut relay = RelayRig::start(&fixture, &fixture.endpoint, 100).await;
+    relay.drain(5, std::time::Duration::from_millis(50)).await;
     let queued = fixture.drain_queue().await;
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].group_id, "fulfilment#XYZ#order#5342");
@@ -262,8 +266,12 @@ async fn a_lambda_without_its_tables_refuses_to_start() {
     ] {
         partial.set(k, v);
     }
-    let err = match runtime::lambda_backends(&partial).await {
-        Ok(_) => panic!("backends built without a queue"),
+    assert!(
+        runtime::lambda_backends(&partial).await.is_ok(),
+        "ingest needs no queue: the relay sends"
+    );
+    let err = match runtime::relay_queue(&Env::default()).await {
+        Ok(_) => panic!("the relay built without its queue"),
         Err(e) => e.to_string(),
     };
     assert!(err.contains("TRANSITIONS_QUEUE_URL"), "{err}");

@@ -23,6 +23,7 @@ mod pancake;
 mod pancake_pos;
 mod personal_data;
 mod purge;
+mod relay;
 mod reliability;
 mod servers;
 mod template;

@@ -19,6 +19,7 @@ webhook_tests::on_every_backend!(
     replay_requeues_once_and_force_keeps_the_webhook_id,
     dead_letters_are_listed_and_redriven,
     stats_count_per_source_and_status,
+    stats_count_transitions_not_yet_on_the_queue,
     reprocess_projects_what_an_older_release_ignored_once,
     reprocess_projects_what_an_older_release_did_not_recognise,
     reprocess_never_regresses_a_newer_entity,
@@ -332,6 +333,26 @@ async fn stats_count_per_source_and_status(kit: &Kit) {
     ]
     .into();
     assert_eq!(counts, expected, "[{}]", kit.name);
+}
+
+/// `webhooks stats`' "not yet on the queue": what each backend can tell (decision 62), aged
+/// from the given time, nothing counted before it is old enough.
+async fn stats_count_transitions_not_yet_on_the_queue(kit: &Kit) {
+    persist(kit, &order_at("d1", 7, "NEW", "PACKED", 1, 0)).await;
+    persist(kit, &order_at("d2", 8, "NEW", "PACKED", 2, 0)).await;
+    persist(kit, &as_ignored(order_at("d3", 9, "NEW", "PACKED", 3, 0))).await;
+    let op = kit.operator().await;
+    let hour_later = RECEIVED_AT + 3600;
+    let waiting = op.waiting_transitions(hour_later, 5).await.unwrap();
+    assert_eq!(waiting.count(), 2, "[{}] {waiting:?}", kit.name);
+    let expected = if kit.aws().is_some() {
+        webhook_core::store::Waiting::Undelivered(2)
+    } else {
+        webhook_core::store::Waiting::NotTaken(2)
+    };
+    assert_eq!(waiting, expected, "[{}]", kit.name);
+    let recent = op.waiting_transitions(hour_later, 24 * 60).await.unwrap();
+    assert_eq!(recent.count(), 0, "[{}] none is a day old", kit.name);
 }
 
 async fn reprocess_projects_what_an_older_release_ignored_once(kit: &Kit) {

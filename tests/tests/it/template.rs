@@ -262,6 +262,9 @@ fn lambda(root: &Path, package: &str, name: &str) -> Option<Lambda> {
     if main.contains("runtime::dynamodb_store(") {
         aws_actions.extend(runtime::NOTIFIER_AWS_ACTIONS.map(String::from));
     }
+    if main.contains("runtime::serve_relay_lambda(") {
+        aws_actions.extend(runtime::RELAY_AWS_ACTIONS.map(String::from));
+    }
     Some(Lambda {
         binary,
         package: package.to_string(),
@@ -359,6 +362,7 @@ fn scan_code(root: &Path) -> Code {
     let mut services: BTreeSet<String> =
         Source::ALL.iter().map(|s| s.as_str().to_string()).collect();
     services.insert(webhook_core::notify::METRICS_SERVICE.to_string());
+    services.insert(webhook_core::relay::METRICS_SERVICE.to_string());
     Code {
         binaries,
         metric_names,
@@ -976,12 +980,22 @@ fn check_policies(t: &Template, code: &Code) -> Vec<String> {
             if !refers_to(&p["FunctionName"], name) {
                 continue;
             }
-            let Some((queue, _)) = getatt_of(&p["EventSourceArn"]) else {
+            let Some((queue, attribute)) = getatt_of(&p["EventSourceArn"]) else {
                 problems.push(format!(
-                    "{esm}: EventSourceArn must be Fn::GetAtt of a queue's Arn"
+                    "{esm}: EventSourceArn must be Fn::GetAtt of a queue's Arn or a table's StreamArn"
                 ));
                 continue;
             };
+            if attribute == "StreamArn" {
+                for action in STREAM_CONSUMER_ACTIONS {
+                    if !allowed(queue, &|a| a == action) {
+                        problems.push(format!(
+                            "{name} consumes {queue}'s stream ({esm}) without {action} on it"
+                        ));
+                    }
+                }
+                continue;
+            }
             for action in SQS_CONSUMER_ACTIONS {
                 if !allowed(queue, &|a| a == action) {
                     problems.push(format!(
@@ -1010,7 +1024,9 @@ fn check_policies(t: &Template, code: &Code) -> Vec<String> {
         for g in &grants {
             for a in &g.actions {
                 let aws = a.starts_with("dynamodb:") || a.starts_with("sqs:");
-                let polled = consumes && SQS_CONSUMER_ACTIONS.contains(&a.as_str());
+                let polled = consumes
+                    && (SQS_CONSUMER_ACTIONS.contains(&a.as_str())
+                        || STREAM_CONSUMER_ACTIONS.contains(&a.as_str()));
                 if aws && !polled && !binary.aws_actions.contains(a) {
                     problems.push(format!(
                         "{name} is granted {a}, which the code of binary {} never calls",
@@ -1083,7 +1099,7 @@ fn check_queue(t: &Template, code: &Code) -> Vec<String> {
     }
     if published.len() != 1 {
         problems.push(format!(
-            "the ingest functions must publish to one queue, found {published:?}"
+            "one queue must be sent to (the relay's TRANSITIONS_QUEUE_URL), found {published:?}"
         ));
     }
     for queue in &published {
@@ -1256,10 +1272,11 @@ fn check_alerting(t: &Template, code: &Code) -> Vec<String> {
         }
     }
     for (qname, _) in t.of_type("AWS::SQS::Queue") {
-        let is_dlq = t.of_type("AWS::SQS::Queue").any(|(_, other)| {
-            getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
-                == Some(qname.as_str())
-        });
+        let is_dlq = is_failure_destination(t, qname)
+            || t.of_type("AWS::SQS::Queue").any(|(_, other)| {
+                getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
+                    == Some(qname.as_str())
+            });
         let (metric, what) = if is_dlq {
             ("ApproximateNumberOfMessagesVisible", "depth")
         } else {
@@ -1430,10 +1447,11 @@ fn required_series(t: &Template, code: &Code) -> Vec<(String, String, String, St
         }
     }
     for (q, _) in t.of_type("AWS::SQS::Queue") {
-        let is_dlq = t.of_type("AWS::SQS::Queue").any(|(_, other)| {
-            getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
-                == Some(q.as_str())
-        });
+        let is_dlq = is_failure_destination(t, q)
+            || t.of_type("AWS::SQS::Queue").any(|(_, other)| {
+                getatt_of(&other["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]).map(|x| x.0)
+                    == Some(q.as_str())
+            });
         let value = format!("{q}.QueueName");
         push(
             "AWS/SQS",
@@ -1648,6 +1666,14 @@ fn check_silence(t: &Template, _: &Code) -> Vec<String> {
 }
 
 /// What the Lambda service calls with a function's role to poll its SQS event source.
+/// What the Lambda service calls, under a function's role, to read a DynamoDB stream for it.
+const STREAM_CONSUMER_ACTIONS: [&str; 4] = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
+
 const SQS_CONSUMER_ACTIONS: [&str; 3] = [
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -1656,7 +1682,7 @@ const SQS_CONSUMER_ACTIONS: [&str; 3] = [
 
 type Check = fn(&Template, &Code) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 15] = [
+const CHECKS: [(&str, Check); 16] = [
     ("expiry", check_expiry),
     ("routes", check_routes),
     ("binaries", check_binaries),
@@ -1665,6 +1691,7 @@ const CHECKS: [(&str, Check); 15] = [
     ("policies", check_policies),
     ("sdk calls", check_sdk_calls),
     ("queue", check_queue),
+    ("relay", check_relay),
     ("metrics", check_metrics),
     ("alerting", check_alerting),
     ("dashboard", check_dashboard),
@@ -1702,6 +1729,117 @@ fn check_expiry(t: &Template, _: &Code) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The relay (ARCHITECTURE §6): the transitions table streams `NEW_IMAGE` to exactly one
+/// function, the relay's binary, from the oldest record, one batch per shard at a time, with
+/// partial batch responses, bisection, bounded retries and an on-failure destination (a
+/// standard queue, as Lambda requires); only inserts of queued transitions invoke it; its
+/// lag and failures are alarmed.
+fn check_relay(t: &Template, _: &Code) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            problems.push(what.to_string());
+        }
+    };
+    let Some((table, _)) = t
+        .of_type("AWS::DynamoDB::Table")
+        .find(|(_, r)| r["Properties"]["StreamSpecification"].is_object())
+    else {
+        return vec!["no table has a StreamSpecification (the relay's outbox)".into()];
+    };
+    let transitions = t.functions().any(|(_, f)| {
+        t.env(f)
+            .get("TRANSITIONS_TABLE")
+            .and_then(ref_of)
+            .is_some_and(|r| r == table)
+    });
+    check(
+        transitions,
+        "the streamed table must be the transitions table",
+    );
+    let spec = &t.resources()[table]["Properties"]["StreamSpecification"];
+    check(
+        spec["StreamViewType"].as_str() == Some("NEW_IMAGE"),
+        "the transitions stream must carry NEW_IMAGE (the relay reads the queued message)",
+    );
+    let mappings: Vec<&Value> = t
+        .of_type("AWS::Lambda::EventSourceMapping")
+        .filter(|(_, m)| {
+            getatt_of(&m["Properties"]["EventSourceArn"]) == Some((table, "StreamArn"))
+        })
+        .map(|(_, m)| &m["Properties"])
+        .collect();
+    let [p] = mappings.as_slice() else {
+        problems.push(format!(
+            "{table}'s stream must have one event source mapping"
+        ));
+        return problems;
+    };
+    let relay = t
+        .functions()
+        .find(|(n, _)| refers_to(&p["FunctionName"], n))
+        .and_then(|(_, f)| t.binary_of(f));
+    check(
+        relay == Some("relay"),
+        "the stream's function must build binary relay",
+    );
+    check(
+        p["StartingPosition"] == "TRIM_HORIZON",
+        "StartingPosition must be TRIM_HORIZON",
+    );
+    check(
+        as_list(&p["FunctionResponseTypes"]).contains(&&Value::from("ReportBatchItemFailures")),
+        "the relay's mapping needs ReportBatchItemFailures",
+    );
+    check(
+        p["BisectBatchOnFunctionError"] == true,
+        "BisectBatchOnFunctionError must be on",
+    );
+    check(
+        matches!(p["MaximumRetryAttempts"].as_i64(), Some(0..=10000)),
+        "MaximumRetryAttempts must be bounded (0 to 10000)",
+    );
+    check(
+        p["ParallelizationFactor"].as_i64().unwrap_or(1) == 1,
+        "ParallelizationFactor must be 1 (one batch per shard: order)",
+    );
+    let destination = getatt_of(&p["DestinationConfig"]["OnFailure"]["Destination"]);
+    let standard = destination.is_some_and(|(q, _)| {
+        t.type_of(q) == Some("AWS::SQS::Queue")
+            && t.resources()[q]["Properties"]["FifoQueue"] != true
+    });
+    check(
+        standard,
+        "the relay's mapping needs an on-failure destination (a standard SQS queue)",
+    );
+    let filters = serde_json::to_string(&p["FilterCriteria"]).unwrap_or_default();
+    check(
+        filters.contains("INSERT") && filters.contains("queued"),
+        "the relay's mapping must filter to inserts of queued transitions",
+    );
+    let alarmed: BTreeSet<String> = t
+        .alarms()
+        .flat_map(|(_, a)| Template::alarm_metrics(a))
+        .map(|(_, metric, _)| metric)
+        .collect();
+    for metric in ["IteratorAge", "RelayFailures"] {
+        check(
+            alarmed.contains(metric),
+            &format!("no alarm on the relay's {metric}"),
+        );
+    }
+    problems
+}
+
+/// A queue that receives only what an event source mapping gave up on (its on-failure
+/// destination): watched for depth, like a dead-letter queue, not for age.
+fn is_failure_destination(t: &Template, queue: &str) -> bool {
+    t.of_type("AWS::Lambda::EventSourceMapping").any(|(_, m)| {
+        getatt_of(&m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]).map(|x| x.0)
+            == Some(queue)
+    })
 }
 
 fn all_problems(t: &Template, code: &Code) -> Vec<String> {
@@ -2120,6 +2258,38 @@ fn a_queue_without_batch_failures_or_dlq_is_noticed() {
     assert_notices(check_queue, &t, "ReportBatchItemFailures");
     assert_notices(check_queue, &t, "dead-letter");
     assert_notices(check_queue, &t, "under 6x");
+}
+
+#[test]
+fn a_relay_without_its_guarantees_is_noticed() {
+    let t = broken(|doc| {
+        for (_, r) in doc["Resources"].as_object_mut().unwrap().iter_mut() {
+            let stream = r["Properties"]["EventSourceArn"]
+                .to_string()
+                .contains("StreamArn");
+            if r["Type"] == "AWS::Lambda::EventSourceMapping" && stream {
+                let p = r["Properties"].as_object_mut().unwrap();
+                p.insert("StartingPosition".into(), Value::from("LATEST"));
+                p.insert("MaximumRetryAttempts".into(), Value::from(-1));
+                p.remove("DestinationConfig");
+                p.remove("FilterCriteria");
+                p.insert("ParallelizationFactor".into(), Value::from(4));
+            }
+            if r["Properties"]["StreamSpecification"].is_object() {
+                r["Properties"]["StreamSpecification"]["StreamViewType"] = Value::from("KEYS_ONLY");
+            }
+        }
+    });
+    for needle in [
+        "TRIM_HORIZON",
+        "bounded",
+        "on-failure destination",
+        "filter to inserts",
+        "ParallelizationFactor",
+        "NEW_IMAGE",
+    ] {
+        assert_notices(check_relay, &t, needle);
+    }
 }
 
 #[test]

@@ -1,11 +1,11 @@
-//! The SQS FIFO transition queue (ARCHITECTURE §6): one `SendMessage` per transition to
-//! `TRANSITIONS_QUEUE_URL`, `MessageGroupId` = the entity key (one entity's transitions stay
+//! The SQS FIFO transition queue (ARCHITECTURE §6): transitions sent to
+//! `TRANSITIONS_QUEUE_URL` (by the relay in `SendMessageBatch`es of up to 10, by an operator's
+//! replay and by `webhooks-local --store dynamodb` one `SendMessage` each), `MessageGroupId` = the entity key (one entity's transitions stay
 //! in order), `MessageDeduplicationId` = the transition id (a republished transition is
 //! dropped by SQS within its 5-minute deduplication window; after that the notifier skips a
 //! transition whose delivery is recorded), body = the [`TransitionMessage`] JSON.
 //!
-//! The transition is marked `published` by the notifier once it is handled, never here: the
-//! ingest path's only store write is the event's transaction (see `pipeline`).
+//! The transition is marked `published` by the notifier once it is handled, never here.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::Client;
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{vars, ConfigError, Env};
 use crate::error::QueueError;
 use crate::model::TransitionMessage;
-use crate::queue::{Requeue, TransitionQueue};
+use crate::queue::{Published, Requeue, TransitionQueue};
 
 /// The largest body sent. SQS accepts 256 KiB on every queue (newer queues up to 1 MiB);
 /// this is the conservative bound, so the same code works whatever the queue's
@@ -22,6 +22,8 @@ use crate::queue::{Requeue, TransitionQueue};
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS's limit for `MessageGroupId` and `MessageDeduplicationId`.
 pub const MAX_FIFO_ID_CHARS: usize = 128;
+/// Entries per `SendMessageBatch` (SQS's limit).
+pub const MAX_BATCH_ENTRIES: usize = 10;
 
 /// SQS FIFO implementation of [`TransitionQueue`]. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -104,15 +106,89 @@ pub fn fifo_id(raw: &str) -> String {
     format!("{prefix}~{digest}")
 }
 
+/// One message ready to send: what [`message_body`] and [`fifo_id`] make of a transition,
+/// so a batch and a single send carry the same bytes and ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub body: String,
+    pub group: String,
+    pub dedup: String,
+}
+
+impl Prepared {
+    pub fn of(message: &TransitionMessage) -> Result<Self, QueueError> {
+        Ok(Prepared {
+            body: message_body(message)?,
+            group: fifo_id(&message.group_id()),
+            dedup: fifo_id(&message.transition_id),
+        })
+    }
+}
+
+/// Splits `prepared` (in order) into consecutive `SendMessageBatch` requests: at most
+/// [`MAX_BATCH_ENTRIES`] entries and [`MAX_MESSAGE_BYTES`] of bodies each (SQS's limits for
+/// one request), and **at most one message per group**, so whatever SQS does with the other
+/// entries of a request that fails in part, no entity's message can reach the queue ahead of
+/// its predecessor. Returns the end index of each request.
+pub fn batch_ends(prepared: &[Prepared]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, p) in prepared.iter().enumerate() {
+        let full = i - start == MAX_BATCH_ENTRIES
+            || bytes + p.body.len() > MAX_MESSAGE_BYTES
+            || prepared[start..i].iter().any(|q| q.group == p.group);
+        if full && i > start {
+            ends.push(i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += p.body.len();
+    }
+    if start < prepared.len() {
+        ends.push(prepared.len());
+    }
+    ends
+}
+
 #[async_trait::async_trait]
 impl TransitionQueue for SqsQueue {
     async fn publish(&self, message: &TransitionMessage) -> Result<(), QueueError> {
-        self.send(
-            message_body(message)?,
-            &message.group_id(),
-            &message.transition_id,
-        )
-        .await
+        let p = Prepared::of(message)?;
+        self.send(p.body, &p.group, &p.dedup).await
+    }
+
+    /// `SendMessageBatch`es as [`batch_ends`] cuts them, one after the other; the first
+    /// entry SQS reports failed (or a request that fails whole) stops everything after it.
+    async fn publish_in_order(&self, messages: &[TransitionMessage]) -> Published {
+        let mut prepared = Vec::with_capacity(messages.len());
+        for m in messages {
+            match Prepared::of(m) {
+                Ok(p) => prepared.push(p),
+                Err(error) => {
+                    // Nothing after an unsendable message goes ahead of it.
+                    let sent = prepared.len();
+                    return self.send_prepared(&prepared).await.stopped_at(sent, error);
+                }
+            }
+        }
+        self.send_prepared(&prepared).await
+    }
+}
+
+trait StoppedAt {
+    fn stopped_at(self, at: usize, error: QueueError) -> Published;
+}
+
+impl StoppedAt for Published {
+    /// The messages before `at` went as they went; `at` itself failed with `error`.
+    fn stopped_at(self, at: usize, error: QueueError) -> Published {
+        match self.error {
+            Some(_) => self,
+            None => Published {
+                sent: at,
+                error: Some(error),
+            },
+        }
     }
 }
 
@@ -130,6 +206,69 @@ impl Requeue for SqsQueue {
 }
 
 impl SqsQueue {
+    /// Sends `prepared` in the requests [`batch_ends`] cuts, stopping at the first failure.
+    async fn send_prepared(&self, prepared: &[Prepared]) -> Published {
+        let mut start = 0;
+        for end in batch_ends(prepared) {
+            if let Err((failed, error)) = self.send_batch(&prepared[start..end]).await {
+                return Published {
+                    sent: start + failed,
+                    error: Some(error),
+                };
+            }
+            start = end;
+        }
+        Published {
+            sent: prepared.len(),
+            error: None,
+        }
+    }
+
+    /// One `SendMessageBatch` (entry ids are the positions); on failure, the position of
+    /// the first entry not enqueued (0 when the request failed whole) and why.
+    async fn send_batch(&self, batch: &[Prepared]) -> Result<(), (usize, QueueError)> {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_group_id(&p.group)
+                    .message_deduplication_id(&p.dedup)
+                    .message_body(&p.body)
+                    .build()
+                    .map_err(|e| (0, QueueError::Unavailable(format!("batch entry: {e}"))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                let e = format!("sqs SendMessageBatch: {}", DisplayErrorContext(&e));
+                (0, QueueError::Unavailable(e))
+            })?;
+        let first_failed = output
+            .failed()
+            .iter()
+            .map(|f| (f.id().parse::<usize>().unwrap_or(0), f))
+            .min_by_key(|(i, _)| *i);
+        match first_failed {
+            None => Ok(()),
+            Some((i, f)) => Err((
+                i,
+                QueueError::Unavailable(format!(
+                    "sqs SendMessageBatch entry {i}: {} {}",
+                    f.code(),
+                    f.message().unwrap_or_default()
+                )),
+            )),
+        }
+    }
+
     /// One FIFO message: its group keeps an entity in order, `dedup` its deduplication id.
     pub(super) async fn send(
         &self,
@@ -205,6 +344,47 @@ mod tests {
         assert!(!body.contains('\u{FFFF}') && !body.contains('\u{FFFE}'));
         let back: TransitionMessage = serde_json::from_str(&body).unwrap();
         assert_eq!(back.data, m.data);
+    }
+
+    fn prepared(group: &str, bytes: usize) -> Prepared {
+        Prepared {
+            body: "x".repeat(bytes),
+            group: group.into(),
+            dedup: format!("{group}-{bytes}"),
+        }
+    }
+
+    #[test]
+    fn batches_hold_ten_one_per_entity_within_the_size_limit() {
+        let many: Vec<_> = (0..23).map(|i| prepared(&format!("g{i}"), 10)).collect();
+        assert_eq!(batch_ends(&many), vec![10, 20, 23]);
+        // a second message of an entity starts a new request
+        let same = vec![
+            prepared("a", 1),
+            prepared("b", 1),
+            prepared("a", 2),
+            prepared("c", 1),
+        ];
+        assert_eq!(batch_ends(&same), vec![2, 4]);
+        // bodies over the request's byte limit are split
+        let big = vec![
+            prepared("a", MAX_MESSAGE_BYTES / 2),
+            prepared("b", MAX_MESSAGE_BYTES / 2),
+            prepared("c", 1),
+        ];
+        assert_eq!(batch_ends(&big), vec![2, 3]);
+        let huge = vec![prepared("a", MAX_MESSAGE_BYTES), prepared("b", 1)];
+        assert_eq!(batch_ends(&huge), vec![1, 2]);
+        assert!(batch_ends(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_prepared_message_is_what_a_single_send_carries() {
+        let m = message(json!({"id": 1}));
+        let p = Prepared::of(&m).unwrap();
+        assert_eq!(p.body, message_body(&m).unwrap());
+        assert_eq!(p.group, fifo_id(&m.group_id()));
+        assert_eq!(p.dedup, m.transition_id);
     }
 
     #[test]

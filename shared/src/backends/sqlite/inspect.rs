@@ -18,6 +18,21 @@ use crate::store::{
 use crate::version::Version;
 
 /// Events per (source, status) among those `filter` selects.
+/// Live outbox messages never handed to the worker whose event was received before `cutoff`
+/// (unix seconds).
+pub(super) fn not_taken(c: &Connection, cutoff: i64) -> Result<u64, StoreError> {
+    c.query_row(
+        "SELECT COUNT(*) FROM outbox o
+         JOIN transitions t ON t.pk = o.group_id AND t.transition_id = o.dedup_id
+         JOIN events e ON e.event_key = t.event_key
+         WHERE o.dead = 0 AND o.receive_count = 0 AND e.received_at < ?1",
+        [cutoff],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .map_err(unavailable)
+}
+
 pub(super) fn count_events(
     c: &Connection,
     filter: &EventFilter,

@@ -293,6 +293,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn waiting_transitions(&self, cutoff: i64) -> Result<crate::store::Waiting, StoreError> {
+        self.with_conn(move |c| inspect::not_taken(c, cutoff))
+            .await
+            .map(crate::store::Waiting::NotTaken)
+    }
+
     async fn count_events(
         &self,
         filter: &EventFilter,

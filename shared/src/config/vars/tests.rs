@@ -129,10 +129,12 @@ fn binaries_name_their_sources() {
         Binaries::INGEST
             .union(Binaries::NOTIFIERS)
             .with(Binary::Cli),
-        Binaries::ALL,
+        Binaries::STORES,
         "{:?}",
         Binaries::INGEST.union(Binaries::NOTIFIERS)
     );
+    assert_eq!(Binaries::STORES.with(Binary::Relay), Binaries::ALL);
+    assert!(Binaries::LAMBDAS.contains(Binary::Relay));
     assert_eq!(
         format!("{:?}", Binaries::NOTIFIERS),
         r#"{"notifier", "webhooks-local"}"#

@@ -113,6 +113,35 @@ impl DynamoDbStore {
         Ok(counts)
     }
 
+    /// Transitions queued, not `published`, of a version before `cutoff` (unix seconds): one
+    /// Scan of the transitions table reading only keys (an operator's occasional question,
+    /// decision 18: no index costs a write on every transition).
+    pub(super) async fn undelivered_scan(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let before =
+            crate::version::Version::from_micros(cutoff.saturating_mul(1_000_000)).sort_key();
+        let mut count = 0;
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.tables.transitions)
+            .projection_expression("sk")
+            .filter_expression("queued = :t AND published = :f")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| unavailable("Scan", e))?;
+            if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                if sk.as_str() < before.as_str() {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
     /// A Scan of the events table reading only what a list line shows (not the bodies).
     fn summary_scan(&self) -> aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder {
         let mut scan = self

@@ -92,6 +92,7 @@ mod ordered;
 mod plan;
 mod purge;
 mod reads;
+pub mod stream;
 mod transact;
 
 use items::from_item;
@@ -289,7 +290,10 @@ impl Store for DynamoDbStore {
         message: &TransitionMessage,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let key = message_key(message)?;
-        let Some(item) = self.get(&self.tables.transitions, &key).await? else {
+        // Eventually consistent (half the read units, decision 61): a copy of a transition
+        // reaches the notifier seconds to minutes after the first was recorded (SQS
+        // redelivers after the visibility timeout; the relay re-sends only on a retry).
+        let Some(item) = self.get_eventually(&self.tables.transitions, &key).await? else {
             return Ok(None);
         };
         let item: TransitionItem = from_item(item)?;
@@ -348,6 +352,12 @@ impl Store for DynamoDbStore {
         cursor: Option<&str>,
     ) -> Result<EventPage, StoreError> {
         self.list_events_page(filter, order, limit, cursor).await
+    }
+
+    async fn waiting_transitions(&self, cutoff: i64) -> Result<crate::store::Waiting, StoreError> {
+        self.undelivered_scan(cutoff)
+            .await
+            .map(crate::store::Waiting::Undelivered)
     }
 
     async fn count_events(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
 use super::items::{from_item, EntityHead, EventItem, ItemKey, TransitionItem};
@@ -18,8 +18,8 @@ use crate::store::{EventStatus, PendingPublish, PersistOutcome, Snapshot};
 use crate::version::Version;
 
 impl DynamoDbStore {
-    /// Creates the three tables (on-demand capacity, TTL on `expires_at` on each) unless
-    /// they exist.
+    /// Creates the three tables (on-demand capacity, TTL on `expires_at`, the transitions
+    /// table's `NEW_IMAGE` stream) unless they exist.
     /// For emulators and local development: in AWS, template.yaml owns the tables. Tables
     /// are usable at once on moto and DynamoDB Local; on AWS they take a few seconds.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
@@ -62,6 +62,16 @@ impl DynamoDbStore {
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest);
+        if name == self.tables.transitions {
+            // The stream the relay reads (ARCHITECTURE §6), as template.yaml declares it.
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(build_error)?,
+            );
+        }
         for (attribute, key_type) in [(Some(hash), KeyType::Hash), (range, KeyType::Range)] {
             let Some(attribute) = attribute else { continue };
             request = request
@@ -242,12 +252,30 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn get(&self, table: &str, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.get_item(table, key, true).await
+    }
+
+    /// [`DynamoDbStore::get`] without the consistent read: half the read units.
+    pub(super) async fn get_eventually(
+        &self,
+        table: &str,
+        key: &ItemKey,
+    ) -> Result<Option<Item>, StoreError> {
+        self.get_item(table, key, false).await
+    }
+
+    async fn get_item(
+        &self,
+        table: &str,
+        key: &ItemKey,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
         let response = self
             .client
             .get_item()
             .table_name(table)
             .set_key(Some(key.to_item()?))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| unavailable("GetItem", e))?;
