@@ -291,8 +291,8 @@ async fn conversation_versions_out_of_order_keep_the_highest(kit: &Kit) {
     // a messaging snapshot of the same conversation (a time, no counter) does not win
     let messaging = json!({"event_type": "messaging", "page_id": PAGE, "data": {
         "conversation": {"id": "100000000000901_100000000000902", "snippet": "snapshot",
-            "updated_at": "2030-01-01T00:00:00"},
-        "message": {"id": "m-901", "inserted_at": "2030-01-01T00:00:00"}}});
+            "updated_at": "2025-01-01T00:00:00"},
+        "message": {"id": "m-901", "inserted_at": "2025-01-01T00:00:00"}}});
     rig.post_json(Source::Pancake, &messaging).await;
     assert_eq!(
         rig.entity(&id).await.data["snippet"],

@@ -11,7 +11,9 @@ use webhook_core::ops::{self, Operator, ReplayOutcome, ReprocessSummary};
 use webhook_core::store::{DeliveryRecord, EventFilter, IncomingEvent, Order, TransitionSelector};
 use webhook_core::Source;
 use webhook_tests::kit::Kit;
-use webhook_tests::samples::{as_unrecognised, order_event, order_key, RECEIVED_AT};
+use webhook_tests::samples::{
+    as_unrecognised, order_event, order_key, under_delivery_id, RECEIVED_AT,
+};
 
 webhook_tests::on_every_backend!(
     events_list_newest_first_in_pages_and_filter,
@@ -419,7 +421,7 @@ async fn reprocess_projects_what_an_older_release_ignored_once(kit: &Kit) {
 async fn reprocess_projects_what_an_older_release_did_not_recognise(kit: &Kit) {
     persist(
         kit,
-        &as_unrecognised(order_at("u1", 7, "NEW", "PACKED", 1, 0)),
+        &as_unrecognised(under_delivery_id(order_at("u1", 7, "NEW", "PACKED", 1, 0))),
     )
     .await;
     persist(kit, &as_ignored(order_at("i1", 8, "NEW", "PACKED", 2, 1))).await;

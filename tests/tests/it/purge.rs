@@ -8,7 +8,7 @@ use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
 use webhook_core::ops::{Operator, OpsError};
 use webhook_core::store::{IncomingEvent, Needle, PurgeTarget};
 use webhook_tests::kit::Kit;
-use webhook_tests::samples::{incoming, signed};
+use webhook_tests::samples::{incoming, signed, under_delivery_id};
 
 webhook_tests::on_every_backend!(
     purge_by_entity_erases_it_its_events_and_transitions,
@@ -26,7 +26,7 @@ fn order(delivery: &str, merchant: &str, order: u64, to: &str, phone: &str) -> I
         "order": {"id": order, "status": to, "updated_at": format!("2025-09-05T10:0{}:00Z", delivery.len() % 10),
             "customer": {"name": "Nguyễn Văn A", "phone": phone, "email": "a@example.vn"}}}})
     .to_string();
-    incoming(&signed(&body, delivery))
+    under_delivery_id(incoming(&signed(&body, delivery)))
 }
 
 fn key(merchant: &str, order: u64) -> EntityKey {

@@ -259,14 +259,21 @@ async fn ingest_killed_right_after_its_commit_still_delivers() {
     // the event item (the commit marker) is written, then the function dies unanswered;
     // the provider never retries
     let committed = faults.hold_after("DynamoDB_20120810.PutItem", &fixture.tables.events, 0);
-    let answer = ingest.api.enqueue(webhook(1, 1));
+    let request = webhook(1, 1);
+    let body = request["body"].as_str().expect("a body").to_string();
+    let answer = ingest.api.enqueue(request);
     committed.await.expect("the commit was reached");
     ingest.function.kill().await;
     drop(answer);
+    let id = webhook_core::model::scoped_body_event_id(
+        &webhook_core::model::Tenant::new("XYZ"),
+        body.as_bytes(),
+    );
     let stored = fixture
         .store()
-        .event(&webhook_core::EventKey::from_stored(
-            "fulfilment#relay-1-1".to_string(),
+        .event(&webhook_core::EventKey::new(
+            webhook_core::model::Source::Fulfilment,
+            &id,
         ))
         .await
         .unwrap();

@@ -788,7 +788,7 @@ impl Seen {
     }
 }
 
-const CONSOLE_TOKEN: &str = "console-token-Yc58n";
+const CONSOLE_TOKEN: &str = "console-token-Yc58n-4f1d0b2c9e7a6385d";
 
 /// A `_BY_TENANT` variable of the leak test: a value bound to the tenant the test's events
 /// name, and one bound to another tenant.
