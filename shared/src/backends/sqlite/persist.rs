@@ -80,9 +80,8 @@ pub(super) fn persist_tx(
                 &event_key,
                 update,
                 data,
-                prepared.entity_expires_at,
+                prepared,
                 Rewrite::Always,
-                prepared.received(),
             )
             .map(|(d, _)| d)
         })
@@ -127,9 +126,8 @@ pub(super) fn reapply_tx(
             &event_key,
             update,
             data,
-            prepared.entity_expires_at,
+            prepared,
             Rewrite::IfChanged,
-            prepared.received(),
         )?;
         if let (true, Some(t)) = (recorded, &decision.transition) {
             new_transitions.push(t.clone());
@@ -202,17 +200,18 @@ enum Rewrite {
 
 /// Applies one entity update by the shared rules: the entity upsert (never to an older
 /// version) and its transition, queued in the outbox in the same transaction, both expiring
-/// at `expires_at`. `true` when the transition was recorded now (not stored already).
+/// at the event's `entity_expires_at`. `true` when the transition was recorded now (not stored
+/// already).
 fn apply(
     tx: &Connection,
     event: &NormalisedEvent,
     event_key: &EventKey,
     update: &EntityUpdate,
     data: &str,
-    expires_at: i64,
+    prepared: &Prepared,
     rewrite: Rewrite,
-    received: Version,
 ) -> Result<(Decision, bool), StoreError> {
+    let (expires_at, received) = (prepared.entity_expires_at, prepared.received());
     let (pk, sk) = (update.key.partition(), update.key.sort());
     let (current, unchanged) = match rewrite {
         Rewrite::Always => (snapshot(tx, &pk, &sk)?, false),
