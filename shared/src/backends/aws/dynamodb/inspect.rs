@@ -290,26 +290,11 @@ impl DynamoDbStore {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Vec<TransitionItem>, StoreError> {
-        let mut request = self
-            .client
-            .scan()
-            .table_name(&self.tables.transitions)
-            .filter_expression(filter)
-            .consistent_read(true);
-        for (placeholder, name) in names {
-            request = request.expression_attribute_names(*placeholder, *name);
-        }
-        for (placeholder, value) in values {
-            request = request.expression_attribute_values(placeholder, value);
-        }
-        let mut pages = request.into_paginator().items().send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            out.push(from_item::<TransitionItem>(
-                item.map_err(|e| unavailable("Scan", e))?,
-            )?);
-        }
-        Ok(out)
+        self.filtered_scan(&self.tables.transitions, filter, None, names, values)
+            .await?
+            .into_iter()
+            .map(from_item::<TransitionItem>)
+            .collect()
     }
 
     pub(super) async fn reset_transition(

@@ -205,12 +205,27 @@ impl DynamoDbStore {
         } else {
             "pk, sk, transition_id"
         };
+        self.filtered_scan(table, filter, Some(projection), names, values)
+            .await
+    }
+
+    /// Every item of `table` passing `filter` (consistent, all pages), with only the
+    /// `projection` attributes when one is given: the one paginated Scan the operator side
+    /// runs (purge, and `inspect`'s transitions of a tenant).
+    pub(super) async fn filtered_scan(
+        &self,
+        table: &str,
+        filter: &str,
+        projection: Option<&str>,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut request = self
             .client
             .scan()
             .table_name(table)
             .filter_expression(filter)
-            .projection_expression(projection)
+            .set_projection_expression(projection.map(str::to_string))
             .consistent_read(true);
         for (placeholder, name) in names {
             request = request.expression_attribute_names(*placeholder, *name);
