@@ -27,7 +27,7 @@ use crate::model::{Accepted, EventKey, EventStatus, Identity, Tenant};
 use crate::queue::TransitionQueue;
 use crate::refusals::{NoRecord, Refusal, RefusalSink};
 use crate::sources::Provider;
-use crate::store::{IncomingEvent, PersistOutcome, Store};
+use crate::store::{IdentityEpoch, IncomingEvent, PersistOutcome, Store};
 
 /// The ingest pipeline over a store, a queue and the credential table.
 pub struct Pipeline {
@@ -36,6 +36,10 @@ pub struct Pipeline {
     admitter: Admitter,
     clock: Arc<dyn Clock>,
     settings: PipelineSettings,
+    /// The store's identity epoch, asked once before the first write when `ask_epoch`;
+    /// otherwise earlier keys are always read (decision 63).
+    epoch: tokio::sync::OnceCell<IdentityEpoch>,
+    ask_epoch: bool,
 }
 
 impl Pipeline {
@@ -51,7 +55,35 @@ impl Pipeline {
             admitter: Admitter::environment_only(clock.clone()),
             clock,
             settings,
+            epoch: tokio::sync::OnceCell::new(),
+            ask_epoch: false,
         }
+    }
+
+    /// Reads the key an earlier release gave a delivery only while the store may hold one
+    /// ([`Store::identity_epoch`], asked before this pipeline's first write): a store that
+    /// was empty when today's identity first served it never pays for the read.
+    pub fn asking_identity_epoch(mut self) -> Self {
+        self.ask_epoch = true;
+        self
+    }
+
+    /// The store's identity epoch, asked now rather than at the first request (once per
+    /// pipeline); `Unknown` when this pipeline does not ask.
+    pub async fn identity_epoch(&self) -> Result<IdentityEpoch, IngestError> {
+        self.epoch(self.clock.now()).await
+    }
+
+    async fn epoch(&self, now: time::OffsetDateTime) -> Result<IdentityEpoch, IngestError> {
+        if !self.ask_epoch {
+            return Ok(IdentityEpoch::Unknown);
+        }
+        let ask = || async {
+            let epoch = self.store.identity_epoch(now).await?;
+            info!(?epoch, "identity epoch of the store");
+            Ok::<_, IngestError>(epoch)
+        };
+        Ok(*self.epoch.get_or_try_init(ask).await?)
     }
 
     /// Also admits credentials of a credential table (tenant-bound keys).
@@ -111,7 +143,12 @@ impl Pipeline {
             error,
             tenant: Some(tenant.clone()),
         };
-        let earlier = provider.earlier_event_id(req);
+        // Asked for every source, so the first write of any of them finds a fresh store.
+        let epoch = self.epoch(now).await.map_err(read)?;
+        let earlier = match epoch.may_hold_earlier_keys(now, self.settings.retention_days) {
+            true => provider.earlier_event_id(req),
+            false => None,
+        };
         let (incoming, outcome) = self
             .persist_identified(incoming, earlier)
             .await

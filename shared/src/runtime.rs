@@ -279,7 +279,8 @@ pub fn pipeline(
             clock,
             PipelineSettings::from_env(env)?,
         )
-        .with_credentials(admitter),
+        .with_credentials(admitter)
+        .asking_identity_epoch(),
     ))
 }
 

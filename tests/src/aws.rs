@@ -84,9 +84,9 @@ impl CountedPipeline {
         Self::admitting(tables, Some(queue), now_unix, None)
     }
 
-    /// The pipeline as the ingest Lambdas build it (`runtime::lambda_backends`): the store
-    /// over `tables`, the null queue (the relay sends from the table's stream), so `sqs`
-    /// counts nothing.
+    /// The pipeline as the ingest Lambdas build it (`runtime::lambda_backends`,
+    /// `runtime::pipeline`): the store over `tables`, the null queue (the relay sends from
+    /// the table's stream), so `sqs` counts nothing, asking the store's identity epoch.
     pub fn as_lambda(tables: &AwsFixture, now_unix: i64) -> Self {
         Self::admitting(tables, None, now_unix, None)
     }
@@ -122,6 +122,9 @@ impl CountedPipeline {
         let credentials = RequestCounter::default();
         let store: Arc<dyn Store> = Arc::new(tables.counted_store(&dynamodb));
         let clock = Arc::new(FixedClock::at_unix(now_unix));
+        // The ingest Lambdas' pipeline: the null queue, and asking the store's identity
+        // epoch (`runtime::pipeline`).
+        let as_lambda = queue.is_none();
         let queue: Arc<dyn webhook_core::queue::TransitionQueue> = match queue {
             Some(q) => Arc::new(q.counted_queue(&sqs)),
             None => Arc::new(webhook_core::queue::AlreadyQueued),
@@ -135,6 +138,9 @@ impl CountedPipeline {
         if let Some(ttl) = cache_secs {
             let table = Arc::new(tables.counted_credentials(&credentials));
             pipeline = pipeline.with_credentials(Admitter::cached(table, ttl, clock));
+        }
+        if as_lambda {
+            pipeline = pipeline.asking_identity_epoch();
         }
         CountedPipeline {
             pipeline: Arc::new(pipeline),

@@ -214,3 +214,16 @@ pub fn as_unrecognised(mut e: IncomingEvent) -> IncomingEvent {
     e.event = event.into();
     e
 }
+
+/// The event as releases before issue 21 normalised `req`: keyed by its delivery id
+/// (`fulfilment#<X-Event-Delivery>`).
+pub fn as_previous_release(req: &RawRequest) -> IncomingEvent {
+    let mut incoming = incoming(req);
+    let mut event = (*incoming.event).clone();
+    event.event_id = req
+        .header("x-event-delivery")
+        .expect("a delivery id")
+        .to_string();
+    incoming.event = std::sync::Arc::new(event);
+    incoming
+}

@@ -294,6 +294,43 @@ pub trait Store: Send + Sync {
     /// the store holds (the SQLite outbox), so none of them is found again; with `dry_run`
     /// only reports what would go. [`Purged::kept`] names what the store could not reach.
     async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError>;
+
+    /// When today's event identity first served this store (ARCHITECTURE §4, "Upgrade"):
+    /// read from the store's marker, which the first call writes, judging by whether the
+    /// store held any event then. Ingest asks once per process, before its first write. A
+    /// store that keeps no marker (a test double) answers [`IdentityEpoch::Unknown`], and
+    /// ingest keeps reading earlier keys.
+    async fn identity_epoch(&self, _now: OffsetDateTime) -> Result<IdentityEpoch, StoreError> {
+        Ok(IdentityEpoch::Unknown)
+    }
+}
+
+/// Whether a store may hold events keyed the way releases before issue 21 keyed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityEpoch {
+    /// Empty when today's identity first served it: no earlier key was ever written.
+    Fresh,
+    /// It held events when today's identity first served it, at this time: earlier keys
+    /// may exist until their records expire (`RETENTION_DAYS` later).
+    UpgradedAt(OffsetDateTime),
+    /// Not known (the store keeps no marker).
+    Unknown,
+}
+
+impl IdentityEpoch {
+    /// Whether a delivery received at `now` may be stored under an earlier release's key:
+    /// never in a fresh store; in an upgraded one, until the earlier release's last records
+    /// have expired (`retention_days` after the upgrade); always when not known.
+    pub fn may_hold_earlier_keys(self, now: OffsetDateTime, retention_days: u64) -> bool {
+        match self {
+            IdentityEpoch::Fresh => false,
+            IdentityEpoch::UpgradedAt(at) => {
+                let days = i64::try_from(retention_days).unwrap_or(i64::MAX);
+                now < at.saturating_add(time::Duration::days(days))
+            }
+            IdentityEpoch::Unknown => true,
+        }
+    }
 }
 
 /// A deflate encoder kept per thread (one per level).

@@ -44,7 +44,8 @@ impl Rig {
             kit.queue.clone(),
             clock.clone(),
             PipelineSettings::default(),
-        );
+        )
+        .asking_identity_epoch();
         Rig { pipeline, clock }
     }
 
@@ -284,7 +285,7 @@ async fn a_store_of_the_previous_release_keeps_deduplicating_its_deliveries(kit:
     let body = samples::order_status_body(4001, Some("NEW"), "PACKED", "2025-09-05T10:00:00Z");
     let req = samples::signed(&body, "7001");
     // what the previous release stored: the same event under `fulfilment#7001`
-    let old = previous_release(&req);
+    let old = samples::as_previous_release(&req);
     assert_eq!(old.key().as_str(), "fulfilment#7001");
     let first = kit.store.persist(&old).await.unwrap();
     for pending in &first.to_publish {
@@ -357,18 +358,6 @@ async fn a_store_of_the_previous_release_keeps_deduplicating_its_deliveries(kit:
         kit.name
     );
     assert_eq!(stored_events(kit).await, 2, "[{}]", kit.name);
-}
-
-/// The event as the previous release normalised it: keyed by its delivery id.
-fn previous_release(req: &RawRequest) -> webhook_core::store::IncomingEvent {
-    let mut incoming = samples::incoming(req);
-    let mut event = (*incoming.event).clone();
-    event.event_id = req
-        .header("x-event-delivery")
-        .expect("a delivery id")
-        .to_string();
-    incoming.event = Arc::new(event);
-    incoming
 }
 
 /// A provider whose event id is declared by the delivery (its header), as an id from

@@ -14,6 +14,7 @@ mod faults;
 mod fulfilment;
 mod fuzz;
 mod identity;
+mod identity_epoch;
 mod invoice;
 mod lambda_e2e;
 mod notifier;

@@ -51,9 +51,13 @@ fn every_fixture() -> Vec<(Source, PathBuf)> {
 }
 
 /// Whether a field of this name holds personal data: a person's or place's name, a phone,
-/// an e-mail, an address.
+/// an e-mail, an address. A status's name (`status_name`: "canceled") is not: it is the
+/// `to` state every transition line may log, and other tests log it in the same process.
 fn is_personal(field: &str) -> bool {
     let f = field.to_ascii_lowercase();
+    if f.starts_with("status") {
+        return false;
+    }
     [
         "name", "phone", "tel", "mobile", "email", "mail", "address", "addr", "street", "ward",
     ]

@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error       TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox(group_id, dead, seq);
+CREATE TABLE IF NOT EXISTS meta (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS credentials (
     source      TEXT NOT NULL,
     id          TEXT NOT NULL,
@@ -122,6 +126,51 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `meta` row naming when today's event identity first served this file.
+const IDENTITY_EPOCH: &str = "identity_epoch";
+
+/// Reads the file's identity epoch, writing it on the first call: `fresh` when the file held
+/// no event, else the unix time of that call (ARCHITECTURE §4, "Upgrade"). Runs as a writer
+/// job, so no event is written between the look and the marker.
+pub(super) fn identity_epoch(
+    c: &Connection,
+    now: i64,
+) -> rusqlite::Result<crate::store::IdentityEpoch> {
+    use crate::store::IdentityEpoch;
+    use rusqlite::OptionalExtension;
+    let read = |c: &Connection| {
+        c.query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            [IDENTITY_EPOCH],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+    };
+    let value = match read(c)? {
+        Some(value) => value,
+        None => {
+            let held: bool =
+                c.query_row("SELECT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
+            let value = if held {
+                now.to_string()
+            } else {
+                "fresh".to_string()
+            };
+            c.execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)",
+                [IDENTITY_EPOCH, value.as_str()],
+            )?;
+            value
+        }
+    };
+    Ok(match value.parse::<i64>() {
+        Ok(at) => time::OffsetDateTime::from_unix_timestamp(at)
+            .map_or(IdentityEpoch::Unknown, IdentityEpoch::UpgradedAt),
+        Err(_) if value == "fresh" => IdentityEpoch::Fresh,
+        Err(_) => IdentityEpoch::Unknown,
+    })
 }
 
 /// WAL pages past which the writer checkpoints and so rewinds the WAL (~160 MiB of WAL

@@ -25,9 +25,9 @@ use super::writer::{exec, GroupCommit};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, TransitionMessage};
 use crate::store::{
-    transition_key, DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome,
-    PurgeTarget, Purged, Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition,
-    TransitionSelector,
+    transition_key, DeliveryRecord, EventFilter, EventPage, IdentityEpoch, IncomingEvent, Order,
+    PersistOutcome, PurgeTarget, Purged, Reapplied, Replayable, Store, StoredEntity, StoredEvent,
+    StoredTransition, TransitionSelector,
 };
 
 /// `(pk, sk, delivery record JSON)` of one settled transition.
@@ -156,6 +156,12 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn identity_epoch(&self, now: OffsetDateTime) -> Result<IdentityEpoch, StoreError> {
+        let now = now.unix_timestamp();
+        self.with_conn(move |c| super::schema::identity_epoch(c, now).map_err(unavailable))
+            .await
+    }
+
     async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError> {
         let prepared = Prepared::of(incoming);
         // The writer job shares the event (an `Arc`) instead of copying it.

@@ -86,6 +86,7 @@ use crate::store::{
     TransitionSelector,
 };
 
+mod epoch;
 mod inspect;
 mod items;
 mod ordered;
@@ -404,6 +405,13 @@ impl Store for DynamoDbStore {
 
     async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {
         self.purge_items(target, dry_run).await
+    }
+
+    async fn identity_epoch(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::store::IdentityEpoch, StoreError> {
+        self.read_identity_epoch(now).await
     }
 }
 

@@ -152,6 +152,9 @@ impl DynamoDbStore {
             }
         }
         for item in self.scan_all(&self.tables.entities).await? {
+            if super::epoch::is_marker(&item) {
+                continue;
+            }
             let entity: EntityItem = from_item(item)?;
             if needle.found_in(entity.data()?.to_string().as_bytes()) {
                 s.entities.push(ItemKey {
