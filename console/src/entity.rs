@@ -78,8 +78,7 @@ pub async fn page(
     let (entity, history) = c.op.entity(&key).await?;
     // Lateness is a fact of the queued message, not of the history row.
     let late: HashMap<String, bool> =
-        c.op.store
-            .replayable(&TransitionSelector::Entity(key.stream()))
+        c.op.replayable(&TransitionSelector::Entity(key.stream()))
             .await?
             .into_iter()
             .filter_map(|r| Some((r.transition.transition_id, r.message?.late)))

@@ -100,8 +100,7 @@ async fn fetch(
     let filter = q.filter()?;
     let limit = q.limit()?;
     let page =
-        c.op.store
-            .list_events(&filter, Order::NewestFirst, limit, given(&q.cursor))
+        c.op.list_events(&filter, Order::NewestFirst, limit, given(&q.cursor))
             .await?;
     Ok((page.events, page.next))
 }

@@ -83,8 +83,7 @@ async fn series(c: &Console, now: i64) -> Result<Series, ConsoleError> {
     let (mut cursor, mut read) = (None::<String>, 0usize);
     loop {
         let page =
-            c.op.store
-                .list_events(&filter, Order::NewestFirst, CHART_PAGE, cursor.as_deref())
+            c.op.list_events(&filter, Order::NewestFirst, CHART_PAGE, cursor.as_deref())
                 .await?;
         for e in &page.events {
             if let Some(slot) = usize::try_from((e.received_at - first) / 60)

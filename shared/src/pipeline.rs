@@ -27,11 +27,11 @@ use crate::model::{Accepted, EventKey, EventStatus, Identity, Tenant};
 use crate::queue::TransitionQueue;
 use crate::refusals::{NoRecord, Refusal, RefusalSink};
 use crate::sources::Provider;
-use crate::store::{IdentityEpoch, IncomingEvent, PersistOutcome, Store};
+use crate::store::{Consistency, IdentityEpoch, IncomingEvent, IngestStore, PersistOutcome};
 
 /// The ingest pipeline over a store, a queue and the credential table.
 pub struct Pipeline {
-    store: Arc<dyn Store>,
+    store: Arc<dyn IngestStore>,
     queue: Arc<dyn TransitionQueue>,
     admitter: Admitter,
     clock: Arc<dyn Clock>,
@@ -44,7 +44,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn IngestStore>,
         queue: Arc<dyn TransitionQueue>,
         clock: Arc<dyn Clock>,
         settings: PipelineSettings,
@@ -92,7 +92,7 @@ impl Pipeline {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn IngestStore> {
         &self.store
     }
 
@@ -192,7 +192,11 @@ impl Pipeline {
             .filter(|id| *id != incoming.event.event_id)
             .map(|id| EventKey::new(source, &id));
         if let Some(earlier) = earlier {
-            match self.store.stored_body(&earlier).await? {
+            match self
+                .store
+                .stored_body(&earlier, Consistency::Eventual)
+                .await?
+            {
                 Some(body) if body == incoming.raw_body => {
                     incoming = renamed(incoming, earlier.event_id());
                     checked = true;
@@ -228,11 +232,11 @@ impl Pipeline {
         body: &[u8],
         consistent: bool,
     ) -> Result<bool, IngestError> {
-        let stored = if consistent {
-            self.store.event(key).await?.map(|e| e.raw_body)
-        } else {
-            self.store.stored_body(key).await?
+        let read = match consistent {
+            true => Consistency::Strong,
+            false => Consistency::Eventual,
         };
+        let stored = self.store.stored_body(key, read).await?;
         Ok(stored.is_some_and(|stored| stored != body))
     }
 }

@@ -13,9 +13,11 @@ use crate::pipeline::{Handler, Pipeline};
 use crate::queue::TransitionQueue;
 use crate::refusals::RefusalSink;
 use crate::sources::provider_from_env;
-use crate::store::Store;
+use crate::store::{DeliveryStore, Store};
 
-/// A store, the queue that goes with it, and the credential table beside them.
+/// A store, the queue that goes with it, and the credential table beside them. The store is
+/// whole (every port) because `webhooks-local` serves every client of it; [`pipeline`]
+/// hands the ingest port alone to the pipeline, which is all an ingest Lambda keeps.
 #[derive(Clone)]
 pub struct Backends {
     pub store: Arc<dyn Store>,
@@ -60,7 +62,7 @@ pub fn sqlite_backends_over(store: &crate::backends::sqlite::SqliteStore) -> Bac
 /// [`crate::backends::aws::sdk`]).
 #[cfg(feature = "aws")]
 pub async fn lambda_backends(env: &Env) -> Result<Backends, ConfigError> {
-    let store = dynamodb_store(env).await?;
+    let store = dynamodb_backend(env).await?;
     Ok(dynamodb_backends(
         env,
         store,
@@ -156,10 +158,16 @@ pub const RELAY_AWS_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
 /// records. Its queue is polled by the Lambda service, not by the code.
 pub const NOTIFIER_AWS_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
-/// The DynamoDB store alone, from the table variables of [`lambda_backends`] (the notifier
-/// records delivery outcomes and sends nothing).
+/// The notifier's store: the DynamoDB tables of [`lambda_backends`] as the delivery port
+/// alone (the notifier records delivery outcomes and sends nothing).
 #[cfg(feature = "aws")]
-pub async fn dynamodb_store(
+pub async fn dynamodb_store(env: &Env) -> Result<Arc<dyn DeliveryStore>, ConfigError> {
+    Ok(Arc::new(dynamodb_backend(env).await?))
+}
+
+/// The whole DynamoDB store from the table variables of [`lambda_backends`].
+#[cfg(feature = "aws")]
+pub async fn dynamodb_backend(
     env: &Env,
 ) -> Result<crate::backends::aws::dynamodb::DynamoDbStore, ConfigError> {
     let tables = crate::backends::aws::dynamodb::Tables::from_env(env)?;
@@ -220,13 +228,14 @@ pub fn sqlite_operator(
 #[cfg(feature = "sqlite")]
 pub fn sqlite_operator_over(store: &crate::backends::sqlite::SqliteStore) -> crate::ops::Operator {
     let outbox = Arc::new(store.outbox());
-    crate::ops::Operator {
+    crate::ops::Operator::new(crate::ops::OperatorPorts {
         credentials: Arc::new(store.credentials()),
         store: Arc::new(store.clone()),
+        deliveries: Arc::new(store.clone()),
         queue: Arc::new(crate::queue::AlreadyQueued),
         requeue: outbox.clone(),
         dead_letters: outbox,
-    }
+    })
 }
 
 /// The operator's ports on AWS: the Lambdas' tables and queue variables, plus
@@ -241,13 +250,14 @@ pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError
             Some(table) => Arc::new(table),
             None => Arc::new(crate::ops::credentials::NoCredentialTable),
         };
-    Ok(crate::ops::Operator {
+    Ok(crate::ops::Operator::new(crate::ops::OperatorPorts {
         credentials,
-        store: Arc::new(store),
+        store: Arc::new(store.clone()),
+        deliveries: Arc::new(store),
         queue: Arc::new(queue.clone()),
         requeue: Arc::new(queue),
         dead_letters: Arc::new(dlq),
-    })
+    }))
 }
 
 /// Logs a start-up failure as one clear line, then hands it back for the binary to exit on.

@@ -18,7 +18,7 @@ use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::{abaha, fulfilment, invoice, pancake, pancake_pos, provider_from_env};
-use webhook_core::store::{EventSummary, Store, StoredEvent};
+use webhook_core::store::{EventSummary, OperatorStore, StoredEvent};
 use webhook_core::{EventKey, Source};
 
 use crate::inspect::{self, Snapshot};

@@ -1,5 +1,5 @@
 //! The store and its queue as the product's read API shows them: what behaviour tests
-//! assert on. Built only from the `Store` port (`list_events`, `event`, `entity`,
+//! assert on. Built only from the `OperatorStore` port (`list_events`, `event`, `entity`,
 //! `transitions`) and the queue's own ports (`Outbox::depth`/`dead_letters`, `PullQueue`,
 //! `DeadLetters`); table SQL stays in the SQLite backend's own tests.
 
@@ -10,7 +10,7 @@ use webhook_core::model::EntityKey;
 use webhook_core::ops::parse_stream;
 use webhook_core::queue::{DeadLetter, DeadLetters, OutboxMessage, PullQueue, Settlement};
 use webhook_core::store::{
-    EventFilter, EventSummary, Order, Store, StoredEntity, StoredEvent, StoredTransition,
+    Detail, EventFilter, EventSummary, Order, Store, StoredEntity, StoredEvent, StoredTransition,
 };
 use webhook_core::EventKey;
 
@@ -28,9 +28,11 @@ pub async fn events(store: &dyn Store) -> Vec<EventSummary> {
                 Order::OldestFirst,
                 PAGE,
                 cursor.as_deref(),
+                Detail::Summary,
             )
             .await
-            .expect("list_events");
+            .expect("list_events")
+            .into_summaries();
         out.extend(page.events);
         match page.next {
             Some(next) => cursor = Some(next),
@@ -39,7 +41,7 @@ pub async fn events(store: &dyn Store) -> Vec<EventSummary> {
     }
 }
 
-/// Every stored event in full (`Store::event` of each listed key), oldest first.
+/// Every stored event in full (`OperatorStore::event` of each listed key), oldest first.
 pub async fn stored_events(store: &dyn Store) -> Vec<StoredEvent> {
     let mut out = Vec::new();
     for summary in events(store).await {

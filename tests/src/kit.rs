@@ -8,7 +8,7 @@ use webhook_core::backends::sqlite::Outbox;
 use webhook_core::config::Env;
 use webhook_core::credentials::{CredentialAdmin, CredentialLookup};
 use webhook_core::model::TransitionMessage;
-use webhook_core::ops::Operator;
+use webhook_core::ops::{Operator, OperatorPorts};
 use webhook_core::queue::{PullQueue, Settlement, TransitionQueue};
 use webhook_core::runtime::{sqlite_backends, Backends};
 use webhook_core::store::Store;
@@ -88,22 +88,24 @@ impl Kit {
     /// The operator's ports over this kit's backends (the DynamoDB kit gets a DLQ of its own).
     pub async fn operator(&self) -> Operator {
         match &self.probe {
-            Probe::Outbox(outbox) => Operator {
+            Probe::Outbox(outbox) => Operator::new(OperatorPorts {
                 store: self.store.clone(),
+                deliveries: self.store.clone(),
                 queue: self.queue.clone(),
                 requeue: Arc::new(outbox.clone()),
                 dead_letters: Arc::new(outbox.clone()),
                 credentials: self.credential_admin.clone(),
-            },
+            }),
             Probe::Sqs(f) => {
                 let dlq = f.create_dlq().await;
-                Operator {
+                Operator::new(OperatorPorts {
                     store: self.store.clone(),
+                    deliveries: self.store.clone(),
                     queue: self.queue.clone(),
                     requeue: Arc::new(f.queue()),
                     dead_letters: Arc::new(SqsDeadLetters::new(dlq, f.queue())),
                     credentials: self.credential_admin.clone(),
-                }
+                })
             }
         }
     }

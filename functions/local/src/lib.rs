@@ -19,12 +19,11 @@ use webhook_console::{Access, Served, Throughput};
 use webhook_core::config::{ConfigError, Env, Mode};
 use webhook_core::error::IngestError;
 use webhook_core::http::{client_request_id, RawRequest, RawResponse, ROUTES};
-use webhook_core::model::{EventKey, Source};
 use webhook_core::ops::Operator;
 use webhook_core::pipeline::Handler;
 use webhook_core::refusals::RefusalSink;
 use webhook_core::runtime::{self, Backends};
-use webhook_core::store::Store;
+use webhook_core::store::HealthProbe;
 
 /// The handlers of every implemented source, keyed by route, each reporting its refusals
 /// to `refusals` (the console's `Served::refusals`).
@@ -82,17 +81,17 @@ pub struct ConsoleParts {
 }
 
 /// Everything `webhooks-local` serves: the webhook routes (counting their answers in
-/// `served`, whose refusals the `handlers` report to), `GET /healthz` over `store`, and
+/// `served`, whose refusals the `handlers` report to), `GET /healthz` over `health`, and
 /// unless `console` is `None`, the console under `/console` with `/` redirecting to it.
 pub fn site(
     handlers: HashMap<&'static str, Arc<Handler>>,
     max_body: usize,
-    store: Arc<dyn Store>,
+    health: Arc<dyn HealthProbe>,
     served: Served,
     console: Option<ConsoleParts>,
 ) -> Router {
     let router = webhook_routes(handlers, max_body, served.throughput.clone())
-        .route("/healthz", get(healthz).with_state(store));
+        .route("/healthz", get(healthz).with_state(health));
     match console {
         None => router,
         Some(c) => router
@@ -103,9 +102,8 @@ pub fn site(
 
 /// 200 when the store answers a read, else 503 naming the store: no detail, no auth (a
 /// load balancer or uptime check reads it). The read is one lookup of a key no event has.
-async fn healthz(State(store): State<Arc<dyn Store>>) -> Response {
-    let probe = EventKey::new(Source::Pancake, "healthz-probe");
-    let (status, body) = match store.event(&probe).await {
+async fn healthz(State(health): State<Arc<dyn HealthProbe>>) -> Response {
+    let (status, body) = match health.probe().await {
         Ok(_) => (StatusCode::OK, r#"{"status":"ok","store":"ok"}"#),
         Err(e) => {
             tracing::warn!(error = %e, "healthz: the store did not answer");

@@ -21,8 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(runtime::refuse_to_start)?;
     let target = Target::from_env(&env).map_err(runtime::refuse_to_start)?;
     let notifier = Arc::new(
-        Notifier::new(target, Arc::new(store), Arc::new(SystemClock))
-            .with_metrics(MetricsSink::Emf),
+        Notifier::new(target, store, Arc::new(SystemClock)).with_metrics(MetricsSink::Emf),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let notifier = notifier.clone();

@@ -85,15 +85,13 @@ fn visible_len(s: &str) -> usize {
 
 pub async fn events(op: &Operator, out: &Output, a: &EventsArgs) -> Result<(), Failure> {
     let page = op
-        .store
         .list_events(
             &a.filter.filter(),
             Order::NewestFirst,
             a.limit as usize,
             a.cursor.as_deref(),
         )
-        .await
-        .map_err(ops::OpsError::from)?;
+        .await?;
     if out.json {
         for e in &page.events {
             out.line(json!({"eventKey": e.event_key, "source": e.source, "tenant": e.tenant,

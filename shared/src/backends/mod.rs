@@ -1,5 +1,6 @@
 //! Adapters of the store and queue ports, grouped by technology. Only `runtime` and the
-//! binaries name one; everything else sees `Arc<dyn Store>` and `Arc<dyn TransitionQueue>`.
+//! binaries name one; everything else sees the store port its client uses (`store::ports`)
+//! and `Arc<dyn TransitionQueue>`.
 
 #[cfg(feature = "aws")]
 pub mod aws;

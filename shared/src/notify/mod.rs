@@ -42,7 +42,7 @@ use tracing::{error, info, warn};
 use crate::clock::Clock;
 use crate::metrics::{names, MetricLine, MetricsSink};
 use crate::model::TransitionMessage;
-use crate::store::{DeliveryRecord, Store};
+use crate::store::{DeliveryRecord, DeliveryStore};
 
 pub use signing::{SecretFormatError, SigningKey, SigningKeys};
 pub use target::{Target, DEFAULT_TIMEOUT_MS, SECRET_VAR, TIMEOUT_VAR, URL_VAR};
@@ -123,13 +123,13 @@ pub fn parse_message(body: &str) -> Result<TransitionMessage, String> {
 
 pub struct Notifier {
     target: Target,
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeliveryStore>,
     clock: Arc<dyn Clock>,
     metrics: MetricsSink,
 }
 
 impl Notifier {
-    pub fn new(target: Target, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(target: Target, store: Arc<dyn DeliveryStore>, clock: Arc<dyn Clock>) -> Self {
         Notifier {
             target,
             store,

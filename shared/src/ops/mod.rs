@@ -17,8 +17,8 @@ use crate::error::{QueueError, StoreError};
 use crate::model::{EntityKey, EntityKind, EventKey, Source, Tenant};
 use crate::queue::{DeadLetter, DeadLetters, Requeue, TransitionQueue};
 use crate::store::{
-    DeliveryRecord, EventFilter, EventStatus, Replayable, Store, StoredEntity, StoredEvent,
-    StoredTransition, TransitionSelector,
+    DeliveryRecord, DeliveryStore, Detail, EventFilter, EventPage, EventStatus, OperatorStore,
+    Order, Replayable, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
 };
 
 pub use purge::AUDIT_TARGET;
@@ -41,16 +41,42 @@ pub enum OpsError {
 
 /// The ports an operator works through. The pipeline's `queue` sends what reprocess newly
 /// queues (the null adapter where the store queues in its own transaction); `requeue` and
-/// `dead_letters` are the queue's operator side.
-#[derive(Clone)]
-pub struct Operator {
-    pub store: Arc<dyn Store>,
+/// `dead_letters` are the queue's operator side; `deliveries` tells a dead letter's recorded
+/// outcome.
+pub struct OperatorPorts {
+    pub store: Arc<dyn OperatorStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
     pub queue: Arc<dyn TransitionQueue>,
     pub requeue: Arc<dyn Requeue>,
     pub dead_letters: Arc<dyn DeadLetters>,
     /// The credential table (the null [`credentials::NoCredentialTable`] where none is
     /// configured).
     pub credentials: Arc<dyn crate::credentials::CredentialAdmin>,
+}
+
+/// What operators do, over [`OperatorPorts`]. Its ports are private: the CLI and the console
+/// ask the operator, so both go through the same rules (ARCHITECTURE §10).
+#[derive(Clone)]
+pub struct Operator {
+    store: Arc<dyn OperatorStore>,
+    deliveries: Arc<dyn DeliveryStore>,
+    queue: Arc<dyn TransitionQueue>,
+    requeue: Arc<dyn Requeue>,
+    dead_letters: Arc<dyn DeadLetters>,
+    credentials: Arc<dyn crate::credentials::CredentialAdmin>,
+}
+
+impl Operator {
+    pub fn new(ports: OperatorPorts) -> Self {
+        Operator {
+            store: ports.store,
+            deliveries: ports.deliveries,
+            queue: ports.queue,
+            requeue: ports.requeue,
+            dead_letters: ports.dead_letters,
+            credentials: ports.credentials,
+        }
+    }
 }
 
 /// An event with what it touched.
@@ -140,6 +166,29 @@ impl Operator {
         })
     }
 
+    /// One page of event summaries, newest or oldest first, continuing after `cursor`.
+    pub async fn list_events(
+        &self,
+        filter: &EventFilter,
+        order: Order,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage, OpsError> {
+        let listed = self
+            .store
+            .list_events(filter, order, limit, cursor, Detail::Summary)
+            .await?;
+        Ok(listed.into_summaries())
+    }
+
+    /// The transitions `selector` names, with the message each was (or is to be) sent as.
+    pub async fn replayable(
+        &self,
+        selector: &TransitionSelector,
+    ) -> Result<Vec<Replayable>, OpsError> {
+        Ok(self.store.replayable(selector).await?)
+    }
+
     /// An entity's current state and its whole history.
     pub async fn entity(
         &self,
@@ -195,7 +244,7 @@ impl Operator {
             // A dead letter that names no stored transition has no record; an unreachable
             // store fails the listing rather than showing every failure as unknown.
             let record = match &message {
-                Some(m) => match self.store.delivery(m).await {
+                Some(m) => match self.deliveries.delivery(m).await {
                     Ok(record) => record,
                     Err(StoreError::Corrupt(_)) => None,
                     Err(e) => return Err(e.into()),

@@ -10,7 +10,7 @@ pub const AUDIT_TARGET: &str = "audit";
 
 impl Operator {
     /// Erases what `target` selects from the store and the queued copies it holds
-    /// ([`crate::store::Store::purge`]); with `dry_run` only reports. [`Purged::kept`] then
+    /// ([`crate::store::OperatorStore::purge`]); with `dry_run` only reports. [`Purged::kept`] then
     /// lists what still holds copies: the store's backups, the queue's waiting and dead
     /// messages, logs, and the receiver of the notifications, which no purge here reaches.
     pub async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, OpsError> {

@@ -16,7 +16,8 @@ use crate::http::{route_for, RawRequest};
 use crate::model::{EventKey, EventStatus, Source, Tenant};
 use crate::sources::{provider_from_env, Provider};
 use crate::store::{
-    decide, reapplied_status, EventFilter, IncomingEvent, Order, Snapshot, StoredEvent,
+    decide, reapplied_status, Detail, EventFilter, IncomingEvent, Listed, Order, Snapshot,
+    StoredEvent,
 };
 use crate::version::Version;
 
@@ -105,12 +106,19 @@ fn events<'a>(
         let cursor = cursor?;
         let page = op
             .store
-            .events_page(filter, Order::OldestFirst, PAGE, cursor.as_deref())
-            .await;
+            .list_events(
+                filter,
+                Order::OldestFirst,
+                PAGE,
+                cursor.as_deref(),
+                Detail::Whole,
+            )
+            .await
+            .and_then(Listed::into_whole);
         Some(match page {
-            Ok((events, next)) => {
-                let items: Vec<_> = events.into_iter().map(Ok).collect();
-                (stream::iter(items), next.map(Some))
+            Ok(page) => {
+                let items: Vec<_> = page.events.into_iter().map(Ok).collect();
+                (stream::iter(items), page.next.map(Some))
             }
             Err(e) => (stream::iter(vec![Err(e.into())]), None),
         })

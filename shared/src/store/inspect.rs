@@ -4,7 +4,8 @@
 
 use crate::model::{EventStatus, Source, TransitionMessage};
 
-use super::{StoredTransition, TransitionRecord};
+use super::{StoredEvent, StoredTransition, TransitionRecord};
+use crate::error::StoreError;
 
 /// Which events to list; every field narrows (all `None`: every event).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,10 +50,50 @@ pub struct EventSummary {
 
 /// A page of events and the cursor of the next one (`None`: this was the last page). The
 /// cursor is opaque: only the backend that issued it reads it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct EventPage {
-    pub events: Vec<EventSummary>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage<E = EventSummary> {
+    pub events: Vec<E>,
     pub next: Option<String>,
+}
+
+impl<E> Default for EventPage<E> {
+    fn default() -> Self {
+        EventPage {
+            events: Vec::new(),
+            next: None,
+        }
+    }
+}
+
+/// A page as the [`super::Detail`] asked: summaries, or each event whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listed {
+    Summaries(EventPage),
+    Whole(EventPage<StoredEvent>),
+}
+
+impl Listed {
+    /// The page's summaries (a whole event says all a summary does).
+    pub fn into_summaries(self) -> EventPage {
+        match self {
+            Listed::Summaries(page) => page,
+            Listed::Whole(page) => EventPage {
+                events: page.events.iter().map(StoredEvent::summary).collect(),
+                next: page.next,
+            },
+        }
+    }
+
+    /// The page's events whole; a backend that answered summaries to [`super::Detail::Whole`]
+    /// broke the port's contract.
+    pub fn into_whole(self) -> Result<EventPage<StoredEvent>, StoreError> {
+        match self {
+            Listed::Whole(page) => Ok(page),
+            Listed::Summaries(_) => Err(StoreError::Corrupt(
+                "summaries where whole events were asked".into(),
+            )),
+        }
+    }
 }
 
 /// Which order a scan of every stored event runs in.

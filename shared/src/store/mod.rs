@@ -5,9 +5,9 @@
 
 pub mod decide;
 pub mod inspect;
+mod ports;
 pub mod purge;
 
-use async_trait::async_trait;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
@@ -18,15 +18,16 @@ use time::OffsetDateTime;
 pub use crate::model::EventStatus;
 pub use decide::{decide, Decision, Flag, Snapshot, TransitionRecord};
 pub use inspect::{
-    reapplied_status, EventFilter, EventPage, EventSummary, Order, Reapplied, Replayable,
+    reapplied_status, EventFilter, EventPage, EventSummary, Listed, Order, Reapplied, Replayable,
     TransitionSelector,
+};
+pub use ports::{
+    probe_key, Consistency, DeliveryStore, Detail, HealthProbe, IngestStore, OperatorStore, Store,
 };
 pub use purge::{Needle, PurgeTarget, Purged, QueuedCopy};
 
 use crate::error::StoreError;
-use crate::model::{
-    EntityKey, EventKey, Identity, NormalisedEvent, Recognition, TransitionMessage,
-};
+use crate::model::{EventKey, Identity, NormalisedEvent, Recognition, TransitionMessage};
 
 /// A verified, normalised event with what the events table keeps of its request.
 #[derive(Debug, Clone)]
@@ -86,7 +87,7 @@ pub struct PendingPublish {
     pub message: TransitionMessage,
 }
 
-/// The result of [`Store::persist`].
+/// The result of [`IngestStore::persist`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersistOutcome {
     /// The event key was already stored: nothing changed.
@@ -113,6 +114,21 @@ pub struct StoredEvent {
     /// The flag of a conflicting delivery: the event holding the same declared id with
     /// another body (ARCHITECTURE §4).
     pub conflict_with: Option<String>,
+}
+
+impl StoredEvent {
+    /// What a list line shows of the event.
+    pub fn summary(&self) -> EventSummary {
+        EventSummary {
+            event_key: self.event_key.clone(),
+            source: self.source.clone(),
+            tenant: self.tenant.clone(),
+            event_type: self.event_type.clone(),
+            status: self.status,
+            received_at: self.received_at,
+            entities: self.entity_keys.len(),
+        }
+    }
 }
 
 /// A stored entity.
@@ -155,7 +171,7 @@ impl DeliveryRecord {
     }
 }
 
-/// What [`Store::waiting_transitions`] counted.
+/// What [`OperatorStore::waiting_transitions`] counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waiting {
     /// Outbox messages not yet taken by the notifier worker (SQLite): exactly those not yet
@@ -183,125 +199,6 @@ impl Waiting {
                  the relay's IteratorAge is the exact lag)"
             }
         }
-    }
-}
-
-/// The storage port. Every method is atomic: on error nothing was written.
-#[async_trait]
-pub trait Store: Send + Sync {
-    /// Records the event, upserts its entities (never to an older version) and records
-    /// its transitions, all or nothing. A duplicate event key changes nothing.
-    async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError>;
-
-    /// Records a delivery outcome on the transition and marks it `published` (taken by the
-    /// notifier), so a redelivered event no longer republishes it.
-    async fn record_delivery(
-        &self,
-        message: &TransitionMessage,
-        record: &DeliveryRecord,
-    ) -> Result<(), StoreError>;
-
-    /// The recorded delivery outcome, so a redelivered queue message is not notified twice.
-    async fn delivery(
-        &self,
-        message: &TransitionMessage,
-    ) -> Result<Option<DeliveryRecord>, StoreError>;
-
-    /// [`Store::delivery`] for several messages at once, in input order (the local worker
-    /// reads a whole batch in one round trip).
-    async fn deliveries(
-        &self,
-        messages: &[TransitionMessage],
-    ) -> Result<Vec<Option<DeliveryRecord>>, StoreError> {
-        let mut records = Vec::with_capacity(messages.len());
-        for message in messages {
-            records.push(self.delivery(message).await?);
-        }
-        Ok(records)
-    }
-
-    /// [`Store::record_delivery`] for several outcomes; a backend that can writes them all
-    /// at once.
-    async fn record_deliveries(
-        &self,
-        records: &[(TransitionMessage, DeliveryRecord)],
-    ) -> Result<(), StoreError> {
-        for (message, record) in records {
-            self.record_delivery(message, record).await?;
-        }
-        Ok(())
-    }
-
-    async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError>;
-    /// The raw body stored under `key`, for telling a redelivery from a conflict before
-    /// writing (ARCHITECTURE §4). May be eventually consistent: it is asked about deliveries
-    /// stored earlier; a concurrent one is caught by the write's own dedupe.
-    async fn stored_body(&self, key: &EventKey) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.event(key).await?.map(|e| e.raw_body))
-    }
-    async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError>;
-    /// An entity's transitions in version order.
-    async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError>;
-
-    /// One page of stored events in `order`, at most `limit`, continuing after `cursor` (the
-    /// `next` of the previous page). Bounded memory whatever the table size.
-    async fn list_events(
-        &self,
-        filter: &EventFilter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<EventPage, StoreError>;
-
-    /// Transitions recorded before `cutoff` (unix seconds) that have not reached the queue, as
-    /// far as this store can tell without a write per transition (decision 62): the operator's
-    /// "is anything stranded?".
-    async fn waiting_transitions(&self, cutoff: i64) -> Result<Waiting, StoreError>;
-
-    /// How many events `filter` selects, per (source, status): one pass over the events.
-    async fn count_events(
-        &self,
-        filter: &EventFilter,
-    ) -> Result<std::collections::BTreeMap<(String, EventStatus), u64>, StoreError>;
-
-    /// [`Store::list_events`] with each event whole (raw body, kept headers): reprocess
-    /// reads a page at once instead of one event at a time. The cursor is `list_events`'.
-    async fn events_page(
-        &self,
-        filter: &EventFilter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError>;
-
-    /// Re-applies an event stored under the same key by the rules of [`Store::persist`]
-    /// (version guard, a transition recorded once per key and queued only then, terminal
-    /// states sticky) and records its new status and entities; its raw body, headers and
-    /// arrival time stay. Atomic; `None` when no event has that key.
-    async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError>;
-
-    /// The transitions `selector` names, with the message each was (or is to be) sent as.
-    async fn replayable(
-        &self,
-        selector: &TransitionSelector,
-    ) -> Result<Vec<Replayable>, StoreError>;
-
-    /// Forgets a transition's delivery record (and `published`), so the notifier sends it
-    /// again under the same `webhook-id`: a forced replay.
-    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
-
-    /// Erases what `target` selects: events, entities, transitions and the queued copies
-    /// the store holds (the SQLite outbox), so none of them is found again; with `dry_run`
-    /// only reports what would go. [`Purged::kept`] names what the store could not reach.
-    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError>;
-
-    /// When today's event identity first served this store (ARCHITECTURE §4, "Upgrade"):
-    /// read from the store's marker, which the first call writes, judging by whether the
-    /// store held any event then. Ingest asks once per process, before its first write. A
-    /// store that keeps no marker (a test double) answers [`IdentityEpoch::Unknown`], and
-    /// ingest keeps reading earlier keys.
-    async fn identity_epoch(&self, _now: OffsetDateTime) -> Result<IdentityEpoch, StoreError> {
-        Ok(IdentityEpoch::Unknown)
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::{RawRequest, RawResponse};
 use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
-use webhook_core::store::{EventStatus, Store};
+use webhook_core::store::{EventStatus, OperatorStore};
 use webhook_core::version::Version;
 use webhook_tests::events::{self, repo_root, SourceHarness};
 use webhook_tests::inspect;

@@ -18,7 +18,7 @@ use webhook_core::config::{Env, Mode};
 use webhook_core::http::lambda::raw_request;
 use webhook_core::http::{route_for, RawRequest, RawResponse};
 use webhook_core::model::{EventKey, Source};
-use webhook_core::store::{EventSummary, Store, StoredTransition};
+use webhook_core::store::{EventSummary, OperatorStore, StoredTransition};
 use webhook_tests::events::{
     credential_header, dev_credentialed, json_files, repo_root, SourcesHarness,
 };

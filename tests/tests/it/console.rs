@@ -216,7 +216,6 @@ async fn replay_and_redrive_from_the_pages(kit: &Kit) {
     assert_eq!(redriven.headers()["location"], "/console/dlq?redriven=1");
     assert!(op.dead_letters(10).await.unwrap().is_empty());
     let selected = op
-        .store
         .replayable(&TransitionSelector::Id(message.transition_id.clone()))
         .await
         .unwrap();
@@ -474,7 +473,9 @@ async fn healthz_names_the_store_when_it_does_not_answer() {
         (vars::AWS_SECRET_ACCESS_KEY.name, "test"),
         (vars::AWS_MAX_ATTEMPTS.name, "1"),
     ]);
-    let store = runtime::dynamodb_store(&env).await.expect("store settings");
+    let store = runtime::dynamodb_backend(&env)
+        .await
+        .expect("store settings");
     let app = webhooks_local::site(
         Default::default(),
         1024,

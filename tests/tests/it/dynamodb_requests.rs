@@ -8,7 +8,7 @@
 //! Run with `--nocapture` to see the figures printed.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use webhook_core::store::{EventStatus, Store};
+use webhook_core::store::{EventStatus, IngestStore, OperatorStore};
 use webhook_tests::aws::{AwsFixture, CountedPipeline};
 use webhook_tests::samples::{
     order_event, order_key, order_status_body, provider, signed, RECEIVED_AT,

@@ -13,7 +13,7 @@ use webhook_core::queue::PullQueue;
 use webhook_core::refusals::NoRecord;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
-use webhook_core::store::{EventStatus, Store};
+use webhook_core::store::{EventStatus, OperatorStore};
 use webhook_tests::events::{repo_root, sample, SourceHarness};
 use webhook_tests::inspect;
 

@@ -15,7 +15,7 @@ use webhook_core::config::{Env, Mode};
 use webhook_core::http::{RawRequest, RawResponse};
 use webhook_core::model::{body_event_id, EventKey, Source};
 use webhook_core::queue::TransitionQueue;
-use webhook_core::store::{EventStatus, Store, StoredTransition, TransitionSelector};
+use webhook_core::store::{EventStatus, OperatorStore, StoredTransition, TransitionSelector};
 use webhook_core::version::Version;
 use webhook_tests::events::{self, SourceHarness};
 use webhook_tests::inspect;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use webhook_core::config::Env;
 use webhook_core::model::TransitionMessage;
 use webhook_core::runtime;
-use webhook_core::store::{decompress, Store};
+use webhook_core::store::{decompress, OperatorStore};
 use webhook_core::version::Version;
 use webhook_tests::aws::AwsFixture;
 use webhook_tests::lambda::{build_function, Function, Outcome, RuntimeApi};

@@ -21,7 +21,7 @@ use webhook_core::pipeline::Pipeline;
 use webhook_core::queue::AlreadyQueued;
 use webhook_core::sources::fulfilment::{Fulfilment, DEV_SECRET};
 use webhook_core::sources::provider_from_env;
-use webhook_core::store::Store;
+use webhook_core::store::{OperatorStore, Store};
 use webhook_tests::events::repo_root;
 use webhook_tests::inspect;
 use webhook_tests::receiver::{Receiver, Reply};

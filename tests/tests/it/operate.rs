@@ -112,7 +112,6 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
     let mut cursor = None;
     for _ in 0..10 {
         let page = op
-            .store
             .list_events(&all, Order::NewestFirst, 2, cursor.as_deref())
             .await
             .unwrap();
@@ -136,7 +135,6 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
         ..Default::default()
     };
     let page = op
-        .store
         .list_events(&ignored, Order::NewestFirst, 50, None)
         .await
         .unwrap();
@@ -149,7 +147,6 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
         ..Default::default()
     };
     let page = op
-        .store
         .list_events(&window, Order::OldestFirst, 50, None)
         .await
         .unwrap();
@@ -160,15 +157,13 @@ async fn events_list_newest_first_in_pages_and_filter(kit: &Kit) {
         ..Default::default()
     };
     assert!(op
-        .store
         .list_events(&other, Order::NewestFirst, 50, None)
         .await
         .unwrap()
         .events
         .is_empty());
     assert!(
-        op.store
-            .list_events(&all, Order::NewestFirst, 2, Some("not-a-cursor"))
+        op.list_events(&all, Order::NewestFirst, 2, Some("not-a-cursor"))
             .await
             .is_err(),
         "[{}] a foreign cursor is refused",
@@ -433,7 +428,6 @@ async fn reprocess_projects_what_an_older_release_did_not_recognise(kit: &Kit) {
         ..Default::default()
     };
     let page = op
-        .store
         .list_events(&unrecognised, Order::NewestFirst, 50, None)
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::RawRequest;
 use webhook_core::sources::pancake::Pancake;
-use webhook_core::store::{EventStatus, Store, StoredEntity};
+use webhook_core::store::{EventStatus, OperatorStore, StoredEntity};
 use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
 use webhook_tests::events::{self, sample as event_sample, SourceHarness};
 

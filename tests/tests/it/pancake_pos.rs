@@ -7,7 +7,7 @@ use webhook_core::config::{Env, Mode};
 use webhook_core::http::RawRequest;
 use webhook_core::model::{body_event_id, TransitionMessage};
 use webhook_core::queue::PullQueue;
-use webhook_core::store::{EventStatus, Store, StoredEntity};
+use webhook_core::store::{EventStatus, OperatorStore, StoredEntity};
 use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
 use webhook_tests::events::{self, sample as event_sample, SourceHarness};
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use webhook_core::store::{DeliveryRecord, Store};
+use webhook_core::store::{DeliveryRecord, DeliveryStore, OperatorStore};
 use webhook_tests::aws::{AwsFixture, QueuedMessage};
 use webhook_tests::lambda::{build_function, Function, Outcome, RuntimeApi};
 use webhook_tests::stream::{RelayRig, Round};

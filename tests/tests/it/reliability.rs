@@ -22,7 +22,7 @@ use webhook_core::ops::credentials::NewValue;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::sources::invoice::Invoice;
 use webhook_core::sources::pancake::Pancake;
-use webhook_core::store::{Store, StoredEntity};
+use webhook_core::store::{OperatorStore, StoredEntity};
 use webhook_tests::events::{self, repo_root, serve_in_background, SourcesHarness};
 use webhook_tests::inspect;
 use webhook_tests::logs::Buffer;

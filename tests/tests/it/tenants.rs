@@ -23,7 +23,7 @@ use webhook_core::model::{Source, Tenant};
 use webhook_core::ops::credentials::NewValue;
 use webhook_core::pipeline::Pipeline;
 use webhook_core::sources::{provider_from_env, Provider};
-use webhook_core::store::{EventFilter, Order};
+use webhook_core::store::{Detail, EventFilter, Order};
 use webhook_tests::aws::RequestCounter;
 use webhook_tests::events::credentialed;
 use webhook_tests::kit::Kit;
@@ -679,9 +679,10 @@ async fn only_the_bound_tenant_has_events(kit: &Kit, source: Source, bound: &str
     );
     let page = kit
         .store
-        .list_events(&of(None), Order::NewestFirst, 1_000, None)
+        .list_events(&of(None), Order::NewestFirst, 1_000, None, Detail::Summary)
         .await
-        .unwrap();
+        .unwrap()
+        .into_summaries();
     assert_eq!(page.events.len(), admitted, "{source}");
     assert!(
         page.events.iter().all(|e| e.tenant == bound),

@@ -9,6 +9,7 @@
 pub mod credentials;
 mod files;
 mod inspect;
+mod operator;
 pub mod outbox;
 mod persist;
 mod purge;

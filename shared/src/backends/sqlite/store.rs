@@ -18,25 +18,23 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::inspect;
-use super::persist::{persist_tx, reapply_tx, record_json, Prepared};
+use super::persist::{persist_tx, record_json, Prepared};
 use super::schema::{migrate, spawn_checkpointer, SCHEMA, WRITER_CHECKPOINT_PAGES};
 use super::writer::{exec, GroupCommit};
 use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, TransitionMessage};
+use crate::model::{EventKey, TransitionMessage};
 use crate::store::{
-    transition_key, DeliveryRecord, EventFilter, EventPage, IdentityEpoch, IncomingEvent, Order,
-    PersistOutcome, PurgeTarget, Purged, Reapplied, Replayable, Store, StoredEntity, StoredEvent,
-    StoredTransition, TransitionSelector,
+    probe_key, transition_key, Consistency, DeliveryRecord, DeliveryStore, HealthProbe,
+    IdentityEpoch, IncomingEvent, IngestStore, OperatorStore, PersistOutcome,
 };
 
 /// `(pk, sk, delivery record JSON)` of one settled transition.
 type DeliveryRow = (String, String, String);
 
-/// SQLite implementation of [`Store`].
+/// SQLite implementation of every store port ([`crate::store::Store`]).
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    pub(super) conn: Arc<Mutex<Connection>>,
     writer: GroupCommit,
 }
 
@@ -120,7 +118,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in the next group-committed transaction, off the async executor.
-    async fn with_conn<T: Send + 'static>(
+    pub(super) async fn with_conn<T: Send + 'static>(
         &self,
         mut f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -155,7 +153,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl IngestStore for SqliteStore {
     async fn identity_epoch(&self, now: OffsetDateTime) -> Result<IdentityEpoch, StoreError> {
         let now = now.unix_timestamp();
         self.with_conn(move |c| super::schema::identity_epoch(c, now).map_err(unavailable))
@@ -170,6 +168,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stored_body(
+        &self,
+        key: &EventKey,
+        _: Consistency,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.event(key).await?.map(|e| e.raw_body))
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
     async fn record_delivery(
         &self,
         message: &TransitionMessage,
@@ -238,144 +247,12 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError> {
-        let key = key.to_string();
-        self.with_conn(move |c| inspect::stored_event(c, &key))
-            .await?
-            .map(inspect::RawEvent::into_stored)
-            .transpose()
-    }
-
-    async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError> {
-        let (pk, sk) = (key.partition(), key.sort());
-        self.with_conn(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT version, state, data, last_event_key FROM entities WHERE pk = ?1 AND sk = ?2",
-                    params![pk, sk],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            row.map(|(version, state, data, last_event_key)| {
-                Ok(StoredEntity {
-                    version,
-                    state,
-                    data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    last_event_key,
-                })
-            })
-            .transpose()
-        })
-        .await
-    }
-
-    async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError> {
-        let pk = key.stream();
-        self.with_conn(move |c| {
-            let sql = format!(
-                "SELECT {} FROM transitions WHERE pk = ?1 ORDER BY sk",
-                inspect::HISTORY_COLUMNS
-            );
-            let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
-            let rows = stmt
-                .query_map([&pk], |r| inspect::stored_transition(r, 0))
-                .map_err(unavailable)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
-        })
-        .await
-    }
-
-    async fn list_events(
-        &self,
-        filter: &EventFilter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<EventPage, StoreError> {
-        let (filter, after) = (filter.clone(), inspect::parse_cursor(cursor)?);
-        self.with_conn(move |c| inspect::list_events(c, &filter, order, limit, after))
-            .await
-    }
-
-    async fn waiting_transitions(&self, cutoff: i64) -> Result<crate::store::Waiting, StoreError> {
-        self.with_conn(move |c| inspect::not_taken(c, cutoff))
-            .await
-            .map(crate::store::Waiting::NotTaken)
-    }
-
-    async fn count_events(
-        &self,
-        filter: &EventFilter,
-    ) -> Result<std::collections::BTreeMap<(String, crate::model::EventStatus), u64>, StoreError>
-    {
-        let filter = filter.clone();
-        self.with_conn(move |c| inspect::count_events(c, &filter))
-            .await
-    }
-
-    async fn events_page(
-        &self,
-        filter: &EventFilter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
-        let (filter, after) = (filter.clone(), inspect::parse_cursor(cursor)?);
-        let (raw, next) = self
-            .with_conn(move |c| inspect::raw_page(c, &filter, order, limit, after))
-            .await?;
-        let events = raw
-            .into_iter()
-            .map(inspect::RawEvent::into_stored)
-            .collect::<Result<_, _>>()?;
-        Ok((events, next.map(|n| format!("r{n}"))))
-    }
-
-    async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError> {
-        let prepared = Prepared::of(incoming);
-        let event = incoming.event.clone();
-        self.with_conn(move |c| reapply_tx(c, &event, &prepared))
-            .await
-    }
-
-    async fn replayable(
-        &self,
-        selector: &TransitionSelector,
-    ) -> Result<Vec<Replayable>, StoreError> {
-        let selector = selector.clone();
-        self.with_conn(move |c| inspect::replayable(c, &selector))
-            .await
-    }
-
-    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
-        let (stream, sort) = (stream.to_string(), sort.to_string());
-        self.with_conn(move |c| inspect::reset_delivery(c, &stream, &sort))
-            .await
-    }
-
-    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {
-        let target = target.clone();
-        let mut purged = self
-            .with_conn(move |c| super::purge::purge(c, &target, dry_run))
-            .await?;
-        if dry_run {
-            return Ok(purged);
-        }
-        // After the commit, outside the writer's transaction.
-        let conn = self.conn.clone();
-        let kept = tokio::task::spawn_blocking(move || {
-            let c = conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let path = c.path().map(str::to_string);
-            super::purge::truncate_wal(&c, path.as_deref())
-        })
-        .await
-        .map_err(unavailable)?;
-        purged.kept.extend(kept);
-        Ok(purged)
+#[async_trait]
+impl HealthProbe for SqliteStore {
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.event(&probe_key()).await.map(|_| ())
     }
 }
 
@@ -384,7 +261,8 @@ mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
     use crate::model::{
-        EntityKind, EntityUpdate, NormalisedEvent, Recognition, Source, Tenant, TransitionRule,
+        EntityKey, EntityKind, EntityUpdate, NormalisedEvent, Recognition, Source, Tenant,
+        TransitionRule,
     };
     use crate::version::Version;
     use serde_json::json;

@@ -11,7 +11,7 @@
 //!
 //! # The writes of an accepted event
 //!
-//! [`Store::persist`] applies the shared rules ([`decide()`]) and writes, without reading
+//! [`IngestStore::persist`] applies the shared rules ([`decide()`]) and writes, without reading
 //! first: the event (`Put`, condition `attribute_not_exists(event_key)`: the dedupe), each
 //! entity to write (an `Update` setting every attribute of the serialised [`EntityItem`], so
 //! an update without a state keeps the stored one, as SQLite's upsert does), and each
@@ -79,16 +79,16 @@ use tracing::{debug, warn};
 
 use crate::config::{vars, ConfigError, Env};
 use crate::error::StoreError;
-use crate::model::{EntityKey, EventKey, TransitionMessage};
+use crate::model::{EventKey, TransitionMessage};
 use crate::store::{
-    DeliveryRecord, EventFilter, EventPage, IncomingEvent, Order, PersistOutcome, PurgeTarget,
-    Purged, Reapplied, Replayable, Store, StoredEntity, StoredEvent, StoredTransition,
-    TransitionSelector,
+    probe_key, Consistency, DeliveryRecord, DeliveryStore, HealthProbe, IncomingEvent, IngestStore,
+    PersistOutcome,
 };
 
 mod epoch;
 mod inspect;
 mod items;
+mod operator;
 mod ordered;
 mod plan;
 mod purge;
@@ -154,7 +154,7 @@ fn build_error(e: impl std::fmt::Display) -> StoreError {
 
 // ---- the store ---------------------------------------------------------------------------
 
-/// DynamoDB implementation of [`Store`]. Cheap to clone (the SDK client is shared).
+/// DynamoDB implementation of every store port ([`crate::store::Store`]). Cheap to clone (the SDK client is shared).
 #[derive(Clone, Debug)]
 pub struct DynamoDbStore {
     client: Client,
@@ -203,7 +203,7 @@ fn message_key(message: &TransitionMessage) -> Result<ItemKey, StoreError> {
 }
 
 #[async_trait]
-impl Store for DynamoDbStore {
+impl IngestStore for DynamoDbStore {
     async fn persist(&self, incoming: &IncomingEvent) -> Result<PersistOutcome, StoreError> {
         let event = &incoming.event;
         let key = event.key();
@@ -246,6 +246,30 @@ impl Store for DynamoDbStore {
         Err(StoreError::Contention(key.to_string()))
     }
 
+    /// One `GetItem` of the event item, eventually consistent before the write (0.5 RRU for
+    /// the usual item under 4 KB: it is asked about deliveries stored earlier, ARCHITECTURE
+    /// §4), strong after it.
+    async fn stored_body(
+        &self,
+        key: &EventKey,
+        read: Consistency,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.event_item(key, read == Consistency::Strong).await? {
+            Some(item) => Ok(Some(item.request()?.body)),
+            None => Ok(None),
+        }
+    }
+
+    async fn identity_epoch(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::store::IdentityEpoch, StoreError> {
+        self.read_identity_epoch(now).await
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoDbStore {
     async fn record_delivery(
         &self,
         message: &TransitionMessage,
@@ -302,116 +326,12 @@ impl Store for DynamoDbStore {
             .notification
             .filter(|_| item.transition_id == message.transition_id))
     }
+}
 
-    async fn event(&self, key: &EventKey) -> Result<Option<StoredEvent>, StoreError> {
-        self.event_item(key, true)
-            .await?
-            .map(items::stored_event)
-            .transpose()
-    }
-
-    /// One eventually consistent `GetItem` (0.5 RRU for the usual item under 4 KB): it is
-    /// asked about deliveries stored earlier (ARCHITECTURE §4).
-    async fn stored_body(&self, key: &EventKey) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.event_item(key, false).await? {
-            Some(item) => Ok(Some(item.request()?.body)),
-            None => Ok(None),
-        }
-    }
-
-    async fn entity(&self, key: &EntityKey) -> Result<Option<StoredEntity>, StoreError> {
-        let Some(item) = self
-            .get(&self.tables.entities, &ItemKey::of_entity(key))
-            .await?
-        else {
-            return Ok(None);
-        };
-        let item: EntityItem = from_item(item)?;
-        let data = item.data()?;
-        Ok(Some(StoredEntity {
-            version: item.version,
-            state: item.state,
-            data,
-            last_event_key: item.last_event_key,
-        }))
-    }
-
-    async fn transitions(&self, key: &EntityKey) -> Result<Vec<StoredTransition>, StoreError> {
-        Ok(self
-            .query_transitions(&key.stream())
-            .await?
-            .into_iter()
-            .map(TransitionItem::into_stored)
-            .collect::<Result<_, _>>()?)
-    }
-
-    async fn list_events(
-        &self,
-        filter: &EventFilter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<EventPage, StoreError> {
-        self.list_events_page(filter, order, limit, cursor).await
-    }
-
-    async fn waiting_transitions(&self, cutoff: i64) -> Result<crate::store::Waiting, StoreError> {
-        self.undelivered_scan(cutoff)
-            .await
-            .map(crate::store::Waiting::Undelivered)
-    }
-
-    async fn count_events(
-        &self,
-        filter: &EventFilter,
-    ) -> Result<std::collections::BTreeMap<(String, crate::model::EventStatus), u64>, StoreError>
-    {
-        self.count_events_scan(filter).await
-    }
-
-    async fn events_page(
-        &self,
-        filter: &EventFilter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
-        // A page of summaries, then each event read whole (consistently).
-        let page = self.list_events_page(filter, order, limit, cursor).await?;
-        let mut events = Vec::with_capacity(page.events.len());
-        for e in &page.events {
-            let key = EventKey::from_stored(e.event_key.clone());
-            if let Some(item) = self.event_item(&key, true).await? {
-                events.push(items::stored_event(item)?);
-            }
-        }
-        Ok((events, page.next))
-    }
-
-    async fn reapply(&self, incoming: &IncomingEvent) -> Result<Option<Reapplied>, StoreError> {
-        self.reapply_event(incoming).await
-    }
-
-    async fn replayable(
-        &self,
-        selector: &TransitionSelector,
-    ) -> Result<Vec<Replayable>, StoreError> {
-        self.replayable_transitions(selector).await
-    }
-
-    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
-        self.reset_transition(stream, sort).await
-    }
-
-    async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {
-        self.purge_items(target, dry_run).await
-    }
-
-    async fn identity_epoch(
-        &self,
-        now: time::OffsetDateTime,
-    ) -> Result<crate::store::IdentityEpoch, StoreError> {
-        self.read_identity_epoch(now).await
+#[async_trait]
+impl HealthProbe for DynamoDbStore {
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.event_item(&probe_key(), true).await.map(|_| ())
     }
 }
 
