@@ -136,7 +136,7 @@ async fn aws_store_and_queue(
 /// ConditionCheckItem; Query reads a tenant's signing secrets in the credential table, on
 /// which the functions get GetItem and Query only). No SQS action: the relay sends.
 /// Declared beside the wiring because what a binary calls follows from the backends it
-/// builds; tests/tests/it/template.rs holds the template's policies and the AWS adapters'
+/// builds; tests/tests/it/template/iam.rs holds the template's policies and the AWS adapters'
 /// SDK calls to these lists.
 pub const INGEST_AWS_ACTIONS: [&str; 6] = [
     "dynamodb:BatchGetItem",

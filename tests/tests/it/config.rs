@@ -2,7 +2,7 @@
 //! and documents them: each binary's start-up reads exactly the variables the registry says
 //! it reads, the README's Configuration table lists exactly the registry (with the same
 //! binaries), and `webhooks-local --help` names every variable webhooks-local reads.
-//! (template.yaml is held against the registry in template.rs.)
+//! (template.yaml is held against the registry in template/.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

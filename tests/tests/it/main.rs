@@ -3,6 +3,7 @@
 
 mod abaha;
 mod adversarial;
+mod census;
 mod cli;
 mod config;
 mod conformance;
