@@ -20,7 +20,9 @@
 //!   emits, for a `Service` the code emits it for, and the alarms of ARCHITECTURE §8 exist;
 //! - per source an `Unrecognised` alarm and a suspension-risk alarm (the rule of
 //!   `metrics::suspension_risk`), and a saved Logs Insights query listing the refusals of
-//!   every ingest function, shown on the dashboard (`template/refusals.rs`).
+//!   every ingest function, shown on the dashboard (`template/refusals.rs`);
+//! - every `_ARN` credential reference a function sets is a secret it may read, and the only
+//!   secrets it may read (`template/secrets.rs`).
 //!
 //! Every check returns its problems as text. The unit tests at the end break a copy of the
 //! real template (or of what the code declares) and assert each check notices.
@@ -35,6 +37,7 @@ use webhook_core::metrics::NAMESPACE;
 use webhook_core::{runtime, Source};
 
 mod refusals;
+mod secrets;
 
 /// SDK fluent calls (`client.get_item()`) and transaction parts (`Put::builder()`), by IAM
 /// action.
@@ -259,7 +262,8 @@ fn lambda(root: &Path, package: &str, name: &str) -> Option<Lambda> {
     {
         aws_actions.extend(runtime::INGEST_AWS_ACTIONS.map(String::from));
     }
-    if main.contains("runtime::dynamodb_store(") {
+    // `notifier_lambda` is `dynamodb_store` plus the notifier over it.
+    if main.contains("runtime::dynamodb_store(") || main.contains("runtime::notifier_lambda(") {
         aws_actions.extend(runtime::NOTIFIER_AWS_ACTIONS.map(String::from));
     }
     if main.contains("runtime::serve_relay_lambda(") {
@@ -1682,7 +1686,7 @@ const SQS_CONSUMER_ACTIONS: [&str; 3] = [
 
 type Check = fn(&Template, &Code) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 16] = [
+const CHECKS: [(&str, Check); 17] = [
     ("expiry", check_expiry),
     ("routes", check_routes),
     ("binaries", check_binaries),
@@ -1699,6 +1703,7 @@ const CHECKS: [(&str, Check); 16] = [
     ("unrecognised", refusals::check_unrecognised),
     ("suspension risk", refusals::check_suspension_risk),
     ("refusals query", refusals::check_refusals_query),
+    ("secret references", secrets::check_secret_references),
 ];
 
 /// Every table holding payloads (the tables of `EVENTS_TABLE`, `ENTITIES_TABLE` and
