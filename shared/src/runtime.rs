@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{vars, ConfigError, Env, Mode, PipelineSettings};
+use crate::config::secrets::{Build, Live, References};
+use crate::config::vars::{self, Binary};
+use crate::config::{ConfigError, Env, Mode, PipelineSettings};
 use crate::credentials::{Admitter, CredentialLookup};
 use crate::http::lambda::{event_response, request_from_event};
 use crate::metrics::MetricsSink;
@@ -316,23 +318,78 @@ pub fn handler(
 }
 
 /// The whole life of an ingest Lambda: JSON logs, configuration from the environment (a
-/// missing or malformed setting is one `refusing to start` line naming the variable), the
-/// backends' SDK clients created once per cold start, then `source`'s handler on the
-/// Lambda runtime until it stops.
+/// missing or malformed setting, or a referenced secret that cannot be read, is one
+/// `refusing to start` line naming the variable), the backends' SDK clients created once per
+/// cold start, then `source`'s handler on the Lambda runtime until it stops.
 #[cfg(feature = "aws")]
 pub async fn serve_ingest_lambda(source: Source) -> Result<(), lambda_http::Error> {
     crate::telemetry::init_json_logs();
     let env = Env::from_process();
     let backends = lambda_backends(&env).await.map_err(refuse_to_start)?;
-    let handler = handler(
-        source,
-        &env,
-        Mode::Lambda,
-        &backends,
-        Arc::new(crate::refusals::NoRecord),
+    let handlers = ingest_handlers(source, &env, &backends)
+        .await
+        .map_err(refuse_to_start)?;
+    serve_lambda(Arc::new(handlers)).await
+}
+
+/// An ingest Lambda's handler, its provider built again (over the same pipeline, so the
+/// credential table's cache survives) when a referenced secret changes: the provider's
+/// `Guard` stays fixed at construction, and a rotation swaps the whole provider.
+#[cfg(feature = "aws")]
+pub async fn ingest_handlers(
+    source: Source,
+    env: &Env,
+    backends: &Backends,
+) -> Result<Live<Handler>, ConfigError> {
+    let pipeline = pipeline(env, backends, Arc::new(SystemClock))?;
+    let build: Build<Handler> = Box::new(move |env| {
+        let provider = provider_from_env(source, env, Mode::Lambda)?;
+        Ok(Handler::new(pipeline.clone(), provider, MetricsSink::Emf)
+            .reporting_to(Arc::new(crate::refusals::NoRecord)))
+    });
+    live(env, Binary::of_source(source), build).await
+}
+
+/// The notifier Lambda's notifier, its target (and so its signing keys) built again when the
+/// secret `NOTIFY_SECRET_ARN` names changes.
+#[cfg(feature = "aws")]
+pub async fn notifier_lambda(env: &Env) -> Result<Live<crate::notify::Notifier>, ConfigError> {
+    let store = dynamodb_store(env).await?;
+    let build: Build<crate::notify::Notifier> = Box::new(move |env| {
+        let target = crate::notify::Target::from_env(env)?;
+        Ok(
+            crate::notify::Notifier::new(target, store.clone(), Arc::new(SystemClock))
+                .with_metrics(MetricsSink::Emf),
+        )
+    });
+    live(env, Binary::Notifier, build).await
+}
+
+/// `build` over `env` with `binary`'s Secrets Manager references read (at init: a secret that
+/// cannot be read refuses the start) and read again every `SECRETS_CACHE_SECS`; without
+/// references, built once and no Secrets Manager client is made.
+#[cfg(feature = "aws")]
+pub async fn live<T: Send + Sync>(
+    env: &Env,
+    binary: Binary,
+    build: Build<T>,
+) -> Result<Live<T>, ConfigError> {
+    let references = References::from_env(env, binary)?;
+    if references.is_empty() {
+        return Live::fixed(env, build);
+    }
+    let settings = crate::backends::aws::sdk::AwsSettings::from_env(env)?;
+    let config = crate::backends::aws::sdk::sdk_config(&settings).await;
+    let store =
+        crate::backends::aws::SecretsManager::new(aws_sdk_secretsmanager::Client::new(&config));
+    Live::start(
+        env,
+        references,
+        Arc::new(store),
+        Arc::new(SystemClock),
+        build,
     )
-    .map_err(refuse_to_start)?;
-    serve_lambda(handler).await
+    .await
 }
 
 /// The whole life of the relay Lambda (ARCHITECTURE §6): JSON logs, the SQS FIFO queue of
@@ -402,15 +459,17 @@ pub fn relay_response(
     response
 }
 
-/// Serves one source's handler on the Lambda runtime until the runtime stops. The API
-/// Gateway v2 event is read by [`request_from_event`], not converted by `lambda_http`, whose
-/// conversion panics on some events (see `http::lambda`): every event gets an answer.
-pub async fn serve_lambda(handler: Arc<Handler>) -> Result<(), lambda_http::Error> {
+/// Serves one source's handler on the Lambda runtime until the runtime stops, each event on
+/// the handler current at its arrival. The API Gateway v2 event is read by
+/// [`request_from_event`], not converted by `lambda_http`, whose conversion panics on some
+/// events (see `http::lambda`): every event gets an answer.
+pub async fn serve_lambda(handlers: Arc<Live<Handler>>) -> Result<(), lambda_http::Error> {
     use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest>| {
-            let handler = handler.clone();
+            let handlers = handlers.clone();
             async move {
+                let handler = handlers.current().await;
                 let request_id = event.context.request_id.clone();
                 let response = match request_from_event(&event.payload, Some(request_id)) {
                     Ok(raw) => handler.handle(&raw).await,

@@ -2,30 +2,30 @@
 //! notifier core; the raw `batchItemFailures` object is returned (`ReportBatchItemFailures`).
 //! No `NOTIFY_URL`: transitions are written to the log as notifications.
 
+//! `NOTIFY_SECRET_ARN`: the signing keys are read from Secrets Manager, and again after a
+//! rotation (`runtime::notifier_lambda`).
+
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
-use webhook_core::clock::SystemClock;
 use webhook_core::config::Env;
-use webhook_core::metrics::MetricsSink;
-use webhook_core::notify::{batch, Notifier, Target};
+use webhook_core::notify::batch;
 use webhook_core::{runtime, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_json_logs();
     let env = Env::from_process();
-    let store = runtime::dynamodb_store(&env)
-        .await
-        .map_err(runtime::refuse_to_start)?;
-    let target = Target::from_env(&env).map_err(runtime::refuse_to_start)?;
-    let notifier = Arc::new(
-        Notifier::new(target, store, Arc::new(SystemClock)).with_metrics(MetricsSink::Emf),
+    let notifiers = Arc::new(
+        runtime::notifier_lambda(&env)
+            .await
+            .map_err(runtime::refuse_to_start)?,
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let notifier = notifier.clone();
+        let notifiers = notifiers.clone();
         async move {
+            let notifier = notifiers.current().await;
             batch::handle(&notifier, &event.payload)
                 .await
                 .map_err(lambda_runtime::Error::from)

@@ -2,6 +2,7 @@
 //! map instead of mutating the process environment, and only by the variables of the
 //! registry ([`vars`]), so every variable is declared, documented and cross-checked once.
 
+pub mod secrets;
 pub mod vars;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -33,6 +34,9 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
     #[error("missing required setting {0}")]
     Missing(&'static str),
+    /// A Secrets Manager reference whose secret could not be read (ARCHITECTURE §3).
+    #[error("could not read the secret {var} names: {reason}")]
+    Unreadable { var: &'static str, reason: String },
 }
 
 /// A snapshot of environment variables. Its `Debug` shows no credential (see the impl).

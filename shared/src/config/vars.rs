@@ -179,6 +179,9 @@ pub struct Var {
     /// One line, for `--help` and the README.
     pub doc: &'static str,
     pub template: InTemplate,
+    /// For a Secrets Manager reference (`FULFILMENT_SECRETS_ARN`): the credential variable
+    /// whose value the secret holds, in the same format (ARCHITECTURE §3, "Secrets Manager").
+    pub holds: Option<&'static Var>,
 }
 
 impl Var {
@@ -190,7 +193,18 @@ impl Var {
             secret: false,
             doc,
             template: InTemplate::Set,
+            holds: None,
         }
+    }
+
+    /// The Secrets Manager reference of `credential`, read by the Lambdas in `binaries`
+    /// (webhooks-local and the CLI take the plain variable: there is no deployment to keep
+    /// a secret out of).
+    const fn reference(name: &'static str, binaries: Binaries, credential: &'static Var) -> Var {
+        let mut var = Var::new(name, binaries, REFERENCE_DOC)
+            .may_omit("a Secrets Manager reference; unset = the plain variable");
+        var.holds = Some(credential);
+        var
     }
 
     const fn defaults_to(mut self, value: &'static str) -> Var {
@@ -213,6 +227,11 @@ impl Var {
         self
     }
 }
+
+/// The one doc of every `…_ARN` reference: the README's table says it once a row.
+const REFERENCE_DOC: &str =
+    "Secrets Manager secret (ARN or name) whose value is the variable named \
+     without `_ARN`, in its format; read at start and re-read every SECRETS_CACHE_SECS";
 
 // ---- every source ---------------------------------------------------------------------
 
@@ -385,6 +404,22 @@ pub const NOTIFY_TIMEOUT_MS: Var = Var::new(
 )
 .defaults_to("5000");
 
+pub const NOTIFY_SECRET_ARN: Var = Var::reference(
+    "NOTIFY_SECRET_ARN",
+    Binaries::of(Binary::Notifier),
+    &NOTIFY_SECRET,
+);
+
+// ---- Secrets Manager references ---------------------------------------------------------
+
+pub const SECRETS_CACHE_SECS: Var = Var::new(
+    "SECRETS_CACHE_SECS",
+    Binaries::INGEST.with(Binary::Notifier),
+    "seconds a value read through an `_ARN` reference is kept before it is read again: a rotation takes effect within it",
+)
+.defaults_to("300")
+.may_omit("the reference cache's lifetime; the default (300 s) bounds how late a rotation acts");
+
 // ---- logs -------------------------------------------------------------------------------
 
 pub const RUST_LOG: Var = Var::new("RUST_LOG", Binaries::ALL, "log filter")
@@ -406,6 +441,17 @@ pub const ALL: &[&Var] = &[
     &FULFILMENT_SECRETS_BY_TENANT,
     &INVOICE_SECRETS,
     &INVOICE_SECRETS_BY_TENANT,
+    &PANCAKE_API_KEYS_ARN,
+    &PANCAKE_API_KEYS_BY_TENANT_ARN,
+    &PANCAKE_SIGNING_SECRETS_ARN,
+    &PANCAKE_POS_API_KEYS_ARN,
+    &PANCAKE_POS_API_KEYS_BY_TENANT_ARN,
+    &ABAHA_TOKENS_ARN,
+    &ABAHA_TOKENS_BY_TENANT_ARN,
+    &FULFILMENT_SECRETS_ARN,
+    &FULFILMENT_SECRETS_BY_TENANT_ARN,
+    &INVOICE_SECRETS_ARN,
+    &INVOICE_SECRETS_BY_TENANT_ARN,
     &INVOICE_SIGNATURE_HEADER,
     &INVOICE_TOLERANCE_SECS,
     &ALLOW_UNVERIFIED,
@@ -434,6 +480,8 @@ pub const ALL: &[&Var] = &[
     &AWS_SESSION_TOKEN,
     &NOTIFY_URL,
     &NOTIFY_SECRET,
+    &NOTIFY_SECRET_ARN,
+    &SECRETS_CACHE_SECS,
     &NOTIFY_LOG_BODIES,
     &NOTIFY_TIMEOUT_MS,
     &RUST_LOG,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use webhook_core::config::secrets::References;
 use webhook_core::config::vars::{self, Binaries, Binary};
 use webhook_core::config::{Env, Mode, PipelineSettings, Var};
 use webhook_core::notify::Target;
@@ -49,6 +50,8 @@ fn valid_value(var: &Var) -> &'static str {
 /// webhooks-local), from `env`. A failure stops there, as it would the binary.
 async fn start_up(binary: Binary, env: &Env, dir: &Path) {
     if let Some(source) = binary.source() {
+        // `runtime::ingest_handlers`: its Secrets Manager references first
+        let _ = References::from_env(env, binary);
         if let Ok(backends) = runtime::lambda_backends(env).await {
             let _ = runtime::handler(source, env, Mode::Lambda, &backends, Arc::new(NoRecord));
         }
@@ -64,6 +67,7 @@ async fn start_up(binary: Binary, env: &Env, dir: &Path) {
         return;
     }
     if binary == Binary::Notifier {
+        let _ = References::from_env(env, binary);
         if runtime::dynamodb_store(env).await.is_ok() {
             let _ = Target::from_env(env);
         }

@@ -27,6 +27,7 @@ mod personal_data;
 mod purge;
 mod relay;
 mod reliability;
+mod secrets;
 mod servers;
 mod template;
 mod tenants;

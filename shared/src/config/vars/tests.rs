@@ -85,6 +85,10 @@ fn defaults_agree_with_the_code() {
             &NOTIFY_TIMEOUT_MS,
             crate::notify::DEFAULT_TIMEOUT_MS.to_string(),
         ),
+        (
+            &SECRETS_CACHE_SECS,
+            crate::config::secrets::DEFAULT_SECRETS_CACHE_SECS.to_string(),
+        ),
     ];
     for (var, code) in pairs {
         assert_eq!(var.default, Some(code.as_str()), "{}", var.name);
@@ -168,4 +172,43 @@ fn the_help_lists_what_a_binary_reads() {
     );
     assert!(line("NOTIFY_SECRET").ends_with("[secret]"), "{help}");
     assert!(!environment_help(Binary::Notifier, &[]).contains("PANCAKE_API_KEYS"));
+}
+
+#[test]
+fn every_credential_a_lambda_reads_has_one_secrets_manager_reference() {
+    let references: Vec<&Var> = ALL.iter().copied().filter(|v| v.holds.is_some()).collect();
+    for reference in &references {
+        let holds = reference.holds.unwrap();
+        assert_eq!(reference.name, format!("{}_ARN", holds.name));
+        assert!(holds.secret && !reference.secret, "{}", reference.name);
+        assert!(
+            reference
+                .binaries
+                .iter()
+                .all(|b| b.is_lambda() && holds.binaries.contains(b)),
+            "{}: read by the Lambdas that read {}",
+            reference.name,
+            holds.name
+        );
+        assert!(
+            reference
+                .binaries
+                .iter()
+                .all(|b| SECRETS_CACHE_SECS.binaries.contains(b)),
+            "{}'s binaries read SECRETS_CACHE_SECS",
+            reference.name
+        );
+    }
+    // the AWS SDK's own credentials are the role's, not a reference's
+    let lambda_credentials = ALL.iter().filter(|v| {
+        v.secret
+            && !v.name.starts_with("AWS_")
+            && v.binaries
+                .iter()
+                .any(|b| b.is_lambda() && b != Binary::Relay)
+    });
+    for var in lambda_credentials {
+        let count = references.iter().filter(|r| r.holds == Some(*var)).count();
+        assert_eq!(count, 1, "{} has {count} references", var.name);
+    }
 }

@@ -182,7 +182,8 @@ pub(super) fn lambda(root: &Path, package: &str, name: &str) -> Option<Lambda> {
     {
         aws_actions.extend(runtime::INGEST_AWS_ACTIONS.map(String::from));
     }
-    if main.contains("runtime::dynamodb_store(") {
+    // `notifier_lambda` is `dynamodb_store` plus the notifier over it.
+    if main.contains("runtime::dynamodb_store(") || main.contains("runtime::notifier_lambda(") {
         aws_actions.extend(runtime::NOTIFIER_AWS_ACTIONS.map(String::from));
     }
     if main.contains("runtime::serve_relay_lambda(") {

@@ -20,12 +20,14 @@
 //!   emits, for a `Service` the code emits it for, and the alarms of ARCHITECTURE §8 exist;
 //! - per source an `Unrecognised` alarm and a suspension-risk alarm (the rule of
 //!   `metrics::suspension_risk`), and a saved Logs Insights query listing the refusals of
-//!   every ingest function, shown on the dashboard (`template/refusals.rs`).
+//!   every ingest function, shown on the dashboard (`template/refusals.rs`);
+//! - every `_ARN` credential reference a function sets is a secret it may read, and the only
+//!   secrets it may read (`template/secrets.rs`).
 //!
 //! Every check returns its problems as text. The files are by concern: `load` reads the
 //! template (long-form intrinsics, conditions switched on), `code` scans what the workspace
-//! declares; `routes`, `env`, `iam`, `storage` (tables, queue, relay), `alarms`, `dashboard`
-//! and `refusals` hold the checks, each beside the tests that break a copy of the real
+//! declares; `routes`, `env`, `iam`, `storage` (tables, queue, relay), `alarms`, `dashboard`,
+//! `refusals` and `secrets` hold the checks, each beside the tests that break a copy of the real
 //! template (or of what the code declares) and assert the check notices.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +47,7 @@ mod iam;
 mod load;
 mod refusals;
 mod routes;
+mod secrets;
 mod storage;
 
 use alarms::*;
@@ -58,7 +61,7 @@ use storage::*;
 
 type Check = fn(&Template, &Code) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 16] = [
+const CHECKS: [(&str, Check); 17] = [
     ("expiry", check_expiry),
     ("routes", check_routes),
     ("binaries", check_binaries),
@@ -75,6 +78,7 @@ const CHECKS: [(&str, Check); 16] = [
     ("unrecognised", refusals::check_unrecognised),
     ("suspension risk", refusals::check_suspension_risk),
     ("refusals query", refusals::check_refusals_query),
+    ("secret references", secrets::check_secret_references),
 ];
 
 fn all_problems(t: &Template, code: &Code) -> Vec<String> {
