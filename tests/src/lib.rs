@@ -8,6 +8,7 @@
 //! - [`kit`]: a backend under test (SQLite, or DynamoDB + SQS) for the conformance suite;
 //! - [`samples`]: events for the store tests;
 //! - [`events`]: the events/ samples as requests, and sources' handlers over SQLite;
+//! - [`suite`]: one provider's rig for its handler suite (harness, samples, fixtures, keys);
 //! - [`inspect`]: the store and queue through their read API (every event, a snapshot,
 //!   the queue drained), what behaviour tests assert on;
 //! - [`requests`]: what an SDK client sent (operations, bodies, answers), and injected faults;
@@ -31,3 +32,4 @@ pub mod receiver;
 pub mod requests;
 pub mod samples;
 pub mod stream;
+pub mod suite;

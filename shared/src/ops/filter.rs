@@ -6,12 +6,17 @@ use time::OffsetDateTime;
 
 use crate::model::{EventStatus, Source};
 
-/// `pancake-pos` or `pancake_pos` (the stored spelling).
+/// `pancake-pos` or `pancake_pos` (the stored spelling). The message lists `Source::ALL`, so
+/// a new source is named without an edit here.
 pub fn parse_source(s: &str) -> Result<Source, String> {
     Source::parse(&s.replace('-', "_"))
         .or_else(|| Source::parse(s))
         .ok_or_else(|| {
-            format!("{s:?} is not a source (pancake, pancake-pos, abaha, fulfilment, invoice)")
+            let known: Vec<String> = Source::ALL
+                .iter()
+                .map(|source| source.as_str().replace('_', "-"))
+                .collect();
+            format!("{s:?} is not a source ({})", known.join(", "))
         })
 }
 
@@ -72,7 +77,10 @@ mod tests {
     fn spellings_and_mistakes() {
         assert_eq!(parse_source("pancake-pos"), Ok(Source::PancakePos));
         assert_eq!(parse_source("pancake_pos"), Ok(Source::PancakePos));
-        assert!(parse_source("stripe").unwrap_err().contains("not a source"));
+        assert_eq!(
+            parse_source("stripe").unwrap_err(),
+            "\"stripe\" is not a source (pancake, pancake-pos, abaha, fulfilment, invoice)"
+        );
         assert_eq!(parse_status("ignored"), Ok(EventStatus::Ignored));
         assert!(parse_status("done").unwrap_err().contains("not a status"));
         assert_eq!(parse_time_at("2h", 10_000), Ok(10_000 - 7_200));

@@ -1,6 +1,7 @@
 //! One module per provider, all the same shape: a `Config` read from the environment, and a
 //! type implementing [`Provider`] whose `verify` and `normalise` are pure (no I/O), so they
-//! are unit-tested on the seed payloads. Adding a provider is copying `fulfilment.rs`.
+//! are unit-tested on the seed payloads. A new provider starts as a copy of `fulfilment.rs`;
+//! the other places it touches are ARCHITECTURE §2's checklist, held by `it/providers.rs`.
 
 pub mod abaha;
 pub mod credential;

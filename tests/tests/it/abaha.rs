@@ -6,11 +6,11 @@
 use serde_json::{json, Value};
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::{RawRequest, RawResponse};
-use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source, Tenant};
+use webhook_core::model::{body_event_id, EntityKey, EntityKind, EventKey, Source};
 use webhook_core::store::{EventStatus, OperatorStore};
 use webhook_core::version::Version;
-use webhook_tests::events::{self, repo_root, SourceHarness};
-use webhook_tests::inspect;
+use webhook_tests::events::SourceHarness;
+use webhook_tests::suite::Suite;
 
 const ROUTE: &str = "/api/v1/abaha/webhook";
 const TOKEN: &str = "test-abaha-token";
@@ -20,8 +20,10 @@ fn ok() -> Value {
     json!({"status": 200, "message": "OK"})
 }
 
+const SUITE: Suite = Suite::new(Source::Abaha, 1_760_000_000);
+
 fn harness(env: &Env, mode: Mode) -> SourceHarness {
-    SourceHarness::new(Source::Abaha, env, mode, 1_760_000_000)
+    SUITE.harness_at(env, mode, SUITE.now_unix)
 }
 
 /// A Lambda-mode harness accepting `TOKEN` (and a second one, as during rotation).
@@ -40,8 +42,7 @@ async fn post(h: &SourceHarness, body: &str) -> RawResponse {
 /// Transition ids of every queued message, in queue order (the queue is drained: read it
 /// last), and no dead letter.
 async fn queued_ids(h: &SourceHarness) -> Vec<String> {
-    assert_eq!(h.outbox.dead_letters().await.unwrap(), 0);
-    inspect::drain_bodies(&h.outbox)
+    h.queued()
         .await
         .iter()
         .map(|m| m["transitionId"].as_str().unwrap().to_string())
@@ -49,12 +50,11 @@ async fn queued_ids(h: &SourceHarness) -> Vec<String> {
 }
 
 fn key(tenant: &str, kind: EntityKind, id: &str) -> EntityKey {
-    EntityKey::new(Source::Abaha, Tenant::new(tenant), kind, id)
+    SUITE.key(tenant, kind, id)
 }
 
 fn fixture(name: &str) -> Value {
-    let path = repo_root().join("shared/fixtures/abaha").join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    SUITE.fixture(name)
 }
 
 /// The seed cart with some fields replaced.
@@ -70,7 +70,7 @@ fn cart(patch: Value) -> String {
 async fn every_sample_is_accepted_projected_and_redelivery_changes_nothing() {
     // No configuration at all, as webhooks-local starts: the development token.
     let h = harness(&Env::default(), Mode::Local);
-    let samples = events::samples("abaha");
+    let samples = SUITE.samples(3);
     let expected = [
         (
             "customer",

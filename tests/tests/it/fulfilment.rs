@@ -14,14 +14,17 @@ use webhook_core::refusals::NoRecord;
 use webhook_core::runtime;
 use webhook_core::sources::fulfilment::Fulfilment;
 use webhook_core::store::{EventStatus, OperatorStore};
-use webhook_tests::events::{repo_root, sample, SourceHarness};
+use webhook_tests::events::SourceHarness;
 use webhook_tests::inspect;
+use webhook_tests::suite::Suite;
 
 const ROUTE: &str = "/api/v1/fulfilment/webhook";
 const SECRET: &str = "test-fulfilment-secret";
 
+const SUITE: Suite = Suite::new(Source::Fulfilment, 1_760_000_000);
+
 fn harness_with(env: &Env) -> SourceHarness {
-    SourceHarness::new(Source::Fulfilment, env, Mode::Lambda, 1_760_000_000)
+    SUITE.harness_at(env, Mode::Lambda, SUITE.now_unix)
 }
 
 fn harness() -> SourceHarness {
@@ -78,10 +81,7 @@ async fn assert_nothing_stored(h: &SourceHarness) {
 #[tokio::test]
 async fn seed_order_is_stored_with_its_transition_and_queued() {
     let h = harness();
-    let body = std::fs::read_to_string(
-        repo_root().join("shared/fixtures/fulfilment/order_change_status.json"),
-    )
-    .unwrap();
+    let body = SUITE.fixture_text("order_change_status.json");
     let resp = h.handler.handle(&signed(&body, "5001")).await;
     assert_eq!(resp.status, 200, "{:?}", resp.body);
     assert_eq!(resp.body["status"], "ok");
@@ -262,7 +262,7 @@ async fn unknown_event_is_kept_and_acknowledged() {
 #[tokio::test]
 async fn stock_event_writes_one_entity_per_warehouse_entry() {
     let h = harness();
-    let body = String::from_utf8(sample("fulfilment", "sku_change_stock").body).unwrap();
+    let body = String::from_utf8(SUITE.sample("sku_change_stock").body).unwrap();
     assert_eq!(h.handler.handle(&signed(&body, "s1")).await.status, 200);
     for id in ["543", "544"] {
         let key = EntityKey::new(
@@ -365,7 +365,7 @@ async fn serve_local(db: &Path) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn post_sample(client: &reqwest::Client, url: &str, name: &str) -> (u16, Value) {
-    let event = sample("fulfilment", name.trim_end_matches(".json"));
+    let event = SUITE.sample(name.trim_end_matches(".json"));
     let mut req = client.post(format!("{url}{ROUTE}")).body(event.body);
     for (k, v) in event.headers {
         if k != "host" && k != "content-length" {

@@ -17,17 +17,19 @@ use webhook_core::model::{body_event_id, EventKey, Source};
 use webhook_core::queue::TransitionQueue;
 use webhook_core::store::{EventStatus, OperatorStore, StoredTransition, TransitionSelector};
 use webhook_core::version::Version;
-use webhook_tests::events::{self, SourceHarness};
-use webhook_tests::inspect;
+use webhook_tests::events::SourceHarness;
 use webhook_tests::samples::invoice_key;
+use webhook_tests::suite::Suite;
 
 const ROUTE: &str = "/callback/update-invoice";
 const SECRET: &str = "test-invoice-secret";
 /// 2025-09-05T10:30:00Z, the morning of the seed's samples.
 const T0: i64 = 1_757_068_200;
 
+const SUITE: Suite = Suite::new(Source::Invoice, T0);
+
 fn harness(env: &Env, mode: Mode, now_unix: i64) -> SourceHarness {
-    SourceHarness::new(Source::Invoice, env, mode, now_unix)
+    SUITE.harness_at(env, mode, now_unix)
 }
 
 /// A Lambda-mode harness (default 300 s replay window) with the clock at `now_unix`.
@@ -46,8 +48,7 @@ async fn post(h: &SourceHarness, body: &str) -> RawResponse {
 /// Every queued message (transition id, parsed body) in queue order, and no dead letter.
 /// Drains the queue: read it last.
 async fn queued_messages(h: &SourceHarness) -> Vec<(String, Value)> {
-    assert_eq!(h.outbox.dead_letters().await.unwrap(), 0);
-    inspect::drain_bodies(&h.outbox)
+    h.queued()
         .await
         .into_iter()
         .map(|m| (m["transitionId"].as_str().unwrap().to_string(), m))
@@ -112,22 +113,13 @@ fn update(id: &str, previous: Option<&str>, state: &str, unix_ms: i64) -> String
     json!({"event": "invoice.updated", "timestamp": rfc3339(unix_ms), "data": data}).to_string()
 }
 
-/// The events/invoice samples: (file name, request exactly as webhooks-local receives it).
-fn samples() -> Vec<(String, RawRequest)> {
-    let samples = events::samples("invoice");
-    assert!(
-        samples.len() >= 7,
-        "events/invoice holds one sample per edge"
-    );
-    samples
-}
-
 #[tokio::test]
 async fn every_sample_is_accepted_by_the_local_defaults_and_redelivery_changes_nothing() {
     // No configuration at all, as webhooks-local starts: dev secret, replay window off
     // (the samples carry 2025 timestamps). The clock is years later on purpose.
     let h = harness(&Env::default(), Mode::Local, T0 + 3 * 365 * 86_400);
-    let samples = samples();
+    // events/invoice holds one sample per edge
+    let samples = SUITE.samples(7);
     for (name, req) in &samples {
         assert_eq!(req.path, ROUTE, "{name}");
         let resp = h.handler.handle(req).await;

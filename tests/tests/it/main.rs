@@ -24,6 +24,7 @@ mod operate;
 mod pancake;
 mod pancake_pos;
 mod personal_data;
+mod providers;
 mod purge;
 mod relay;
 mod reliability;

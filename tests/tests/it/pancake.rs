@@ -3,24 +3,22 @@
 //! the embedded SQLite store and outbox queue.
 
 use serde_json::{json, Value};
-use webhook_core::config::{Env, Mode};
+use webhook_core::config::Mode;
 use webhook_core::http::RawRequest;
 use webhook_core::sources::pancake::Pancake;
 use webhook_core::store::{EventStatus, OperatorStore, StoredEntity};
-use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
-use webhook_tests::events::{self, sample as event_sample, SourceHarness};
+use webhook_core::{EntityKey, EntityKind, EventKey, Source};
+use webhook_tests::events::SourceHarness;
+use webhook_tests::suite::Suite;
 
 const PAGE: &str = "104582318532114";
 const CONVERSATION: &str = "104582318532114_6512987345120987";
 
+const SUITE: Suite = Suite::new(Source::Pancake, 1_757_069_100);
+
 /// The Pancake handler as a Lambda builds it from `env`, over a fresh in-memory store.
 fn harness(env: &[(&str, &str)]) -> SourceHarness {
-    SourceHarness::new(
-        Source::Pancake,
-        &Env::from_pairs(env.iter().copied()),
-        Mode::Lambda,
-        1_757_069_100,
-    )
+    SUITE.harness(env.iter().copied(), Mode::Lambda)
 }
 
 /// Configured with the development key the samples carry.
@@ -29,36 +27,21 @@ fn dev() -> SourceHarness {
 }
 
 async fn entity(h: &SourceHarness, kind: EntityKind, id: &str) -> Option<StoredEntity> {
-    h.store.entity(&key(kind, id)).await.unwrap()
+    h.entity(&key(kind, id)).await
 }
 
 fn key(kind: EntityKind, id: &str) -> EntityKey {
-    EntityKey::new(Source::Pancake, Tenant::new(PAGE), kind, id)
-}
-
-fn samples() -> Vec<(String, RawRequest)> {
-    let files = events::samples("pancake");
-    assert!(
-        files.len() >= 8,
-        "expected the generated samples, got {:?}",
-        files.iter().map(|(name, _)| name).collect::<Vec<_>>()
-    );
-    files
-}
-
-fn sample(name: &str) -> RawRequest {
-    event_sample("pancake", name)
+    SUITE.key(PAGE, kind, id)
 }
 
 fn keyed(body: &Value) -> RawRequest {
-    RawRequest::post("/api/v1/pancake/webhook", body.to_string())
-        .with_header("x-api-key", "dev-pancake-key")
+    RawRequest::post(SUITE.route(), body.to_string()).with_header("x-api-key", "dev-pancake-key")
 }
 
 #[tokio::test]
 async fn every_sample_is_accepted_in_the_pancake_shape() {
     let h = dev();
-    for (name, req) in samples() {
+    for (name, req) in SUITE.samples(8) {
         let sent: Value = serde_json::from_slice(&req.body).unwrap();
         let provider_event = sent["payload"]["eventType"]
             .as_str()
@@ -122,7 +105,7 @@ async fn every_sample_is_accepted_in_the_pancake_shape() {
 async fn a_duplicate_is_200_and_changes_nothing() {
     let h = dev();
     for name in ["order_created", "order_updated"] {
-        assert_eq!(h.post(&sample(name)).await.status, 200);
+        assert_eq!(h.post(&SUITE.sample(name)).await.status, 200);
     }
     let order_before = entity(&h, EntityKind::Order, "2871").await.unwrap();
     let transitions_before = h
@@ -135,12 +118,12 @@ async fn a_duplicate_is_200_and_changes_nothing() {
 
     for name in ["order_updated", "order_created", "messaging"] {
         let first_time = name == "messaging";
-        let resp = h.post(&sample(name)).await;
+        let resp = h.post(&SUITE.sample(name)).await;
         assert_eq!(resp.status, 200, "{name}");
         assert_eq!(resp.body["status"], "success");
         assert_eq!(resp.body["data"]["duplicate"], !first_time, "{name}");
     }
-    let again = h.post(&sample("messaging")).await;
+    let again = h.post(&SUITE.sample("messaging")).await;
     assert_eq!(again.body["data"]["duplicate"], true);
     assert_eq!(
         again.body["message"],
@@ -227,12 +210,12 @@ async fn signing_secrets_require_a_matching_signature() {
         ("PANCAKE_API_KEYS", "dev-pancake-key"),
         ("PANCAKE_SIGNING_SECRETS", "sign-1,sign-2"),
     ]);
-    let unsigned = sample("message_received");
+    let unsigned = SUITE.sample("message_received");
     let resp = h.post(&unsigned).await;
     assert_eq!(resp.status, 401);
     assert_eq!(resp.body["code"], "AUTH_001");
 
-    let forged = sample("message_received").with_header(
+    let forged = SUITE.sample("message_received").with_header(
         "x-pancake-signature",
         &Pancake::sign(&unsigned.body, "sign-3"),
     );
@@ -246,7 +229,7 @@ async fn signing_secrets_require_a_matching_signature() {
         .await
         .is_none());
 
-    let signed = sample("message_received").with_header(
+    let signed = SUITE.sample("message_received").with_header(
         "x-pancake-signature",
         &Pancake::sign(&unsigned.body, "sign-2"),
     );
@@ -313,7 +296,7 @@ async fn unknown_events_and_empty_data_are_kept_not_projected() {
     let h = dev();
     let unknown = json!({"payload": {"eventType": "post_published", "pageId": PAGE,
         "data": {"id": "post-1"}, "timestamp": 1757069000}});
-    for req in [keyed(&unknown), sample("connectivity_test")] {
+    for req in [keyed(&unknown), SUITE.sample("connectivity_test")] {
         let resp = h.post(&req).await;
         assert_eq!(resp.status, 200, "{}", resp.body);
         let stored = h.event_stored(&resp).await.unwrap();

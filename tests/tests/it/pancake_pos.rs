@@ -3,25 +3,22 @@
 //! queue, and the order status-change rules on the real flat delivery form.
 
 use serde_json::{json, Value};
-use webhook_core::config::{Env, Mode};
+use webhook_core::config::Mode;
 use webhook_core::http::RawRequest;
 use webhook_core::model::{body_event_id, TransitionMessage};
 use webhook_core::queue::PullQueue;
 use webhook_core::store::{EventStatus, OperatorStore, StoredEntity};
 use webhook_core::{EntityKey, EntityKind, EventKey, Source, Tenant};
-use webhook_tests::events::{self, sample as event_sample, SourceHarness};
+use webhook_tests::events::SourceHarness;
+use webhook_tests::suite::Suite;
 
 const SHOP: &str = "20462817";
-const ROUTE: &str = "/api/v1/pancake-pos/webhook";
+
+const SUITE: Suite = Suite::new(Source::PancakePos, 1_757_069_100);
 
 /// The Pancake POS handler as a Lambda builds it from `env`, over a fresh in-memory store.
 fn harness(env: &[(&str, &str)]) -> SourceHarness {
-    SourceHarness::new(
-        Source::PancakePos,
-        &Env::from_pairs(env.iter().copied()),
-        Mode::Lambda,
-        1_757_069_100,
-    )
+    SUITE.harness(env.iter().copied(), Mode::Lambda)
 }
 
 /// Configured with the development key the samples carry.
@@ -30,7 +27,7 @@ fn dev() -> SourceHarness {
 }
 
 async fn entity(h: &SourceHarness, kind: EntityKind, id: &str) -> Option<StoredEntity> {
-    h.store.entity(&key(kind, id)).await.unwrap()
+    h.entity(&key(kind, id)).await
 }
 
 /// (from, to) of an order's recorded transitions, in version order.
@@ -45,25 +42,12 @@ async fn order_transitions(h: &SourceHarness, id: &str) -> Vec<(Option<String>, 
 }
 
 fn key(kind: EntityKind, id: &str) -> EntityKey {
-    EntityKey::new(Source::PancakePos, Tenant::new(SHOP), kind, id)
-}
-
-fn samples() -> Vec<(String, RawRequest)> {
-    let files = events::samples("pancake-pos");
-    assert!(
-        files.len() >= 18,
-        "expected the generated samples, got {:?}",
-        files.iter().map(|(name, _)| name).collect::<Vec<_>>()
-    );
-    files
-}
-
-fn sample(name: &str) -> RawRequest {
-    event_sample("pancake-pos", name)
+    SUITE.key(SHOP, kind, id)
 }
 
 fn keyed(body: &Value) -> RawRequest {
-    RawRequest::post(ROUTE, body.to_string()).with_header("x-webhook-secret", "dev-pancake-pos-key")
+    RawRequest::post(SUITE.route(), body.to_string())
+        .with_header("x-webhook-secret", "dev-pancake-pos-key")
 }
 
 /// A real flat order delivery of order 7001 in `status` at `updated_at`.
@@ -84,7 +68,7 @@ fn flat_order(status: u8, status_name: &str, updated_at: &str) -> RawRequest {
 #[tokio::test]
 async fn every_sample_is_accepted_in_the_pancake_shape() {
     let h = dev();
-    for (name, req) in samples() {
+    for (name, req) in SUITE.samples(18) {
         let resp = h.post(&req).await;
         assert_eq!(resp.status, 200, "{name}: {}", resp.body);
         assert_eq!(resp.body["code"], 200, "{name}");
@@ -294,7 +278,7 @@ async fn a_late_declared_status_change_is_recorded_but_never_moves_the_order_bac
 async fn a_duplicate_sample_is_200_and_changes_nothing() {
     let h = dev();
     for name in ["order_created", "order_updated"] {
-        assert_eq!(h.post(&sample(name)).await.status, 200);
+        assert_eq!(h.post(&SUITE.sample(name)).await.status, 200);
     }
     let before = entity(&h, EntityKind::Order, "1532").await.unwrap();
     assert_eq!(before.state.as_deref(), Some("1"));
@@ -303,7 +287,7 @@ async fn a_duplicate_sample_is_200_and_changes_nothing() {
     assert_eq!(h.outbox.depth().await.unwrap(), 1);
 
     for name in ["order_updated", "order_created"] {
-        let resp = h.post(&sample(name)).await;
+        let resp = h.post(&SUITE.sample(name)).await;
         assert_eq!(resp.status, 200, "{name}");
         assert_eq!(resp.body["status"], "success");
         assert_eq!(resp.body["data"]["duplicate"], true, "{name}");
@@ -323,18 +307,20 @@ async fn credentials_in_every_accepted_place_and_401_otherwise() {
         "data": {"id": "c-9", "updated_at": "2025-09-05T10:00:00"}}})
     .to_string();
     let rejected = [
-        (RawRequest::post(ROUTE, body.clone()), "AUTH_001"),
+        (RawRequest::post(SUITE.route(), body.clone()), "AUTH_001"),
         (
             // the default header name is not accepted once another is configured
-            RawRequest::post(ROUTE, body.clone()).with_header("X-Webhook-Secret", "shop-key-new"),
+            RawRequest::post(SUITE.route(), body.clone())
+                .with_header("X-Webhook-Secret", "shop-key-new"),
             "AUTH_001",
         ),
         (
-            RawRequest::post(ROUTE, body.clone()).with_header("X-Shop-Token", "shop-key"),
+            RawRequest::post(SUITE.route(), body.clone()).with_header("X-Shop-Token", "shop-key"),
             "AUTH_002",
         ),
         (
-            RawRequest::post(ROUTE, body.clone()).with_query("api_key", "dev-pancake-pos-key"),
+            RawRequest::post(SUITE.route(), body.clone())
+                .with_query("api_key", "dev-pancake-pos-key"),
             "AUTH_002",
         ),
     ];
@@ -356,9 +342,9 @@ async fn credentials_in_every_accepted_place_and_401_otherwise() {
     assert!(stored.is_none(), "a rejected request is not stored");
 
     let accepted = [
-        RawRequest::post(ROUTE, body.clone()).with_header("x-shop-token", "shop-key-old"),
-        RawRequest::post(ROUTE, body.clone()).with_header("X-API-Key", "shop-key-new"),
-        RawRequest::post(ROUTE, body.clone()).with_query("api_key", "shop-key-old"),
+        RawRequest::post(SUITE.route(), body.clone()).with_header("x-shop-token", "shop-key-old"),
+        RawRequest::post(SUITE.route(), body.clone()).with_header("X-API-Key", "shop-key-new"),
+        RawRequest::post(SUITE.route(), body.clone()).with_query("api_key", "shop-key-old"),
     ];
     for (i, req) in accepted.into_iter().enumerate() {
         let resp = h.post(&req).await;
@@ -380,7 +366,7 @@ async fn malformed_bodies_are_400_naming_the_field_and_store_nothing() {
     for (body, code, field) in cases {
         let resp = h
             .post(
-                &RawRequest::post(ROUTE, body)
+                &RawRequest::post(SUITE.route(), body)
                     .with_header("x-webhook-secret", "dev-pancake-pos-key"),
             )
             .await;
@@ -412,8 +398,8 @@ async fn objects_of_no_documented_form_are_kept_as_unrecognised() {
         ),
         (r#"{"type": "orders", "id": 1, "shop_id": 1}"#, "1"),
     ] {
-        let req =
-            RawRequest::post(ROUTE, body).with_header("x-webhook-secret", "dev-pancake-pos-key");
+        let req = RawRequest::post(SUITE.route(), body)
+            .with_header("x-webhook-secret", "dev-pancake-pos-key");
         let resp = h.post(&req).await;
         assert_eq!(resp.status, 200, "{body}");
         assert_eq!(resp.body["data"]["shopId"], shop, "{body}");
@@ -422,7 +408,8 @@ async fn objects_of_no_documented_form_are_kept_as_unrecognised() {
     }
     // the flat form without a shop id is now the key's shop, else `default`
     let body = r#"{"type": "orders", "event_type": "update", "id": 1, "status": 1}"#;
-    let req = RawRequest::post(ROUTE, body).with_header("x-webhook-secret", "dev-pancake-pos-key");
+    let req = RawRequest::post(SUITE.route(), body)
+        .with_header("x-webhook-secret", "dev-pancake-pos-key");
     let resp = h.post(&req).await;
     assert_eq!(resp.body["data"]["shopId"], "default");
     assert!(h
@@ -448,8 +435,8 @@ async fn unknown_types_and_empty_data_are_kept_not_projected() {
     for req in [
         keyed(&unknown_flat),
         keyed(&unknown_envelope),
-        sample("connectivity_test"),
-        sample("loyalty_points_earned"),
+        SUITE.sample("connectivity_test"),
+        SUITE.sample("loyalty_points_earned"),
     ] {
         let resp = h.post(&req).await;
         assert_eq!(resp.status, 200, "{}", resp.body);

@@ -4,7 +4,7 @@
 
 use super::*;
 
-pub(super) fn yaml_to_json(y: &yaml_rust2::Yaml) -> Result<Value, String> {
+pub(crate) fn yaml_to_json(y: &yaml_rust2::Yaml) -> Result<Value, String> {
     use yaml_rust2::Yaml;
     Ok(match y {
         Yaml::Real(s) => s
@@ -38,7 +38,7 @@ pub(super) fn yaml_to_json(y: &yaml_rust2::Yaml) -> Result<Value, String> {
 
 /// Parses template.yaml; short-form tags (`!Ref`) are refused: a plain YAML parser would
 /// read them as strings and every check below would be wrong.
-pub(super) fn parse_template(text: &str) -> Result<Value, String> {
+pub(crate) fn parse_template(text: &str) -> Result<Value, String> {
     for (n, line) in text.lines().enumerate() {
         let code = line.split(" #").next().unwrap_or_default();
         if code.trim_start().starts_with('#') {
@@ -60,17 +60,17 @@ pub(super) fn parse_template(text: &str) -> Result<Value, String> {
     yaml_to_json(doc)
 }
 
-pub(super) struct Template {
-    pub(super) doc: Value,
+pub(crate) struct Template {
+    pub(crate) doc: Value,
 }
 
 /// One Allow statement of a function's policies.
-pub(super) struct Grant {
-    pub(super) actions: Vec<String>,
-    pub(super) resources: Vec<Value>,
+pub(crate) struct Grant {
+    pub(crate) actions: Vec<String>,
+    pub(crate) resources: Vec<Value>,
 }
 
-pub(super) fn as_list(v: &Value) -> Vec<&Value> {
+pub(crate) fn as_list(v: &Value) -> Vec<&Value> {
     match v {
         Value::Array(a) => a.iter().collect(),
         Value::Null => Vec::new(),
@@ -78,11 +78,11 @@ pub(super) fn as_list(v: &Value) -> Vec<&Value> {
     }
 }
 
-pub(super) fn ref_of(v: &Value) -> Option<&str> {
+pub(crate) fn ref_of(v: &Value) -> Option<&str> {
     v.get("Ref")?.as_str()
 }
 
-pub(super) fn getatt_of(v: &Value) -> Option<(&str, &str)> {
+pub(crate) fn getatt_of(v: &Value) -> Option<(&str, &str)> {
     match v.get("Fn::GetAtt")? {
         Value::Array(a) if a.len() == 2 => Some((a[0].as_str()?, a[1].as_str()?)),
         Value::String(s) => s.split_once('.'),
@@ -91,7 +91,7 @@ pub(super) fn getatt_of(v: &Value) -> Option<(&str, &str)> {
 }
 
 /// Logical ids a value refers to (Ref, Fn::GetAtt, `${X}` / `${X.Attr}` in Fn::Sub).
-pub(super) fn referenced(v: &Value, out: &mut BTreeSet<String>) {
+pub(crate) fn referenced(v: &Value, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(m) => {
             if let Some(r) = ref_of(v) {
@@ -123,7 +123,7 @@ pub(super) fn referenced(v: &Value, out: &mut BTreeSet<String>) {
 }
 
 /// The literal text of a value (strings, and Fn::Sub templates), to look for wildcards.
-pub(super) fn literal_text(v: &Value) -> String {
+pub(crate) fn literal_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Array(a) => a.iter().map(literal_text).collect::<Vec<_>>().join(" "),
@@ -143,7 +143,7 @@ pub(super) fn literal_text(v: &Value) -> String {
 /// cfn-lint checks that nothing unconditional refers to a conditional resource). Any other
 /// shape of `Fn::If`, or one naming an undeclared condition, is refused: it could hide a
 /// variable or a grant from the checks.
-pub(super) fn switch_on(v: &mut Value, conditions: &BTreeSet<String>) -> Result<(), String> {
+pub(crate) fn switch_on(v: &mut Value, conditions: &BTreeSet<String>) -> Result<(), String> {
     if let Some(args) = v.get("Fn::If").and_then(Value::as_array) {
         let no_value = serde_json::json!({"Ref": "AWS::NoValue"});
         let condition = args.first().and_then(Value::as_str).unwrap_or_default();
@@ -162,7 +162,7 @@ pub(super) fn switch_on(v: &mut Value, conditions: &BTreeSet<String>) -> Result<
 }
 
 impl Template {
-    pub(super) fn load() -> (String, Template) {
+    pub(crate) fn load() -> (String, Template) {
         let text = std::fs::read_to_string(workspace_root().join("template.yaml"))
             .expect("template.yaml at the workspace root");
         let mut doc = parse_template(&text).unwrap_or_else(|e| panic!("{e}"));
@@ -174,15 +174,15 @@ impl Template {
         (text, Template { doc })
     }
 
-    pub(super) fn resources(&self) -> &Map<String, Value> {
+    pub(crate) fn resources(&self) -> &Map<String, Value> {
         self.doc["Resources"].as_object().expect("Resources")
     }
 
-    pub(super) fn type_of(&self, logical: &str) -> Option<&str> {
+    pub(crate) fn type_of(&self, logical: &str) -> Option<&str> {
         self.resources().get(logical)?.get("Type")?.as_str()
     }
 
-    pub(super) fn of_type<'a>(
+    pub(crate) fn of_type<'a>(
         &'a self,
         ty: &'a str,
     ) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
@@ -191,22 +191,22 @@ impl Template {
             .filter(move |(_, r)| r["Type"].as_str() == Some(ty))
     }
 
-    pub(super) fn functions(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub(crate) fn functions(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.of_type("AWS::Serverless::Function")
     }
 
     /// A function property, falling back to Globals.Function.
-    pub(super) fn prop<'a>(&'a self, f: &'a Value, key: &str) -> Option<&'a Value> {
+    pub(crate) fn prop<'a>(&'a self, f: &'a Value, key: &str) -> Option<&'a Value> {
         f["Properties"]
             .get(key)
             .or_else(|| self.doc["Globals"]["Function"].get(key))
     }
 
-    pub(super) fn binary_of<'a>(&self, f: &'a Value) -> Option<&'a str> {
+    pub(crate) fn binary_of<'a>(&self, f: &'a Value) -> Option<&'a str> {
         f["Metadata"]["BuildProperties"]["Binary"].as_str()
     }
 
-    pub(super) fn function_of_binary(&self, binary: &str) -> Vec<&String> {
+    pub(crate) fn function_of_binary(&self, binary: &str) -> Vec<&String> {
         self.functions()
             .filter(|(_, f)| self.binary_of(f) == Some(binary))
             .map(|(n, _)| n)
@@ -214,7 +214,7 @@ impl Template {
     }
 
     /// The function's environment (Globals merged under its own).
-    pub(super) fn env(&self, f: &Value) -> BTreeMap<String, Value> {
+    pub(crate) fn env(&self, f: &Value) -> BTreeMap<String, Value> {
         let mut env = BTreeMap::new();
         for src in [&self.doc["Globals"]["Function"], &f["Properties"]] {
             if let Some(vars) = src["Environment"]["Variables"].as_object() {
@@ -225,7 +225,7 @@ impl Template {
     }
 
     /// The Allow statements of a function's inline policies; other entries are problems.
-    pub(super) fn grants(&self, name: &str, f: &Value, problems: &mut Vec<String>) -> Vec<Grant> {
+    pub(crate) fn grants(&self, name: &str, f: &Value, problems: &mut Vec<String>) -> Vec<Grant> {
         let mut grants = Vec::new();
         if f["Properties"].get("Role").is_some() {
             problems.push(format!(
@@ -256,16 +256,16 @@ impl Template {
     }
 
     /// Functions' timeouts (seconds).
-    pub(super) fn timeout(&self, f: &Value) -> Option<i64> {
+    pub(crate) fn timeout(&self, f: &Value) -> Option<i64> {
         self.prop(f, "Timeout")?.as_i64()
     }
 
-    pub(super) fn alarms(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub(crate) fn alarms(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.of_type("AWS::CloudWatch::Alarm")
     }
 
     /// (namespace, metric, dimensions) of an alarm, metric-math alarms included.
-    pub(super) fn alarm_metrics(alarm: &Value) -> Vec<(String, String, BTreeMap<String, Value>)> {
+    pub(crate) fn alarm_metrics(alarm: &Value) -> Vec<(String, String, BTreeMap<String, Value>)> {
         let p = &alarm["Properties"];
         let mut out = Vec::new();
         let dims = |d: &Value| -> BTreeMap<String, Value> {
@@ -295,7 +295,7 @@ impl Template {
     }
 }
 
-pub(super) fn refers_to(v: &Value, logical: &str) -> bool {
+pub(crate) fn refers_to(v: &Value, logical: &str) -> bool {
     let mut set = BTreeSet::new();
     referenced(v, &mut set);
     set.contains(logical)

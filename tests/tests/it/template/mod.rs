@@ -44,7 +44,7 @@ mod code;
 mod dashboard;
 mod env;
 mod iam;
-mod load;
+pub(crate) mod load;
 mod refusals;
 mod routes;
 mod secrets;
