@@ -86,7 +86,7 @@ impl IngestError {
         matches!(self.status(), 401 | 403)
     }
 
-    pub fn invalid_field(field: impl Into<String>) -> Self {
+    pub(crate) fn invalid_field(field: impl Into<String>) -> Self {
         IngestError::InvalidField(field.into())
     }
 }

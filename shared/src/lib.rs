@@ -4,6 +4,16 @@
 //! `pipeline` (persist with dedupe, then publish) → `store` / `queue` traits → backends.
 //! On AWS the `relay` sends recorded transitions from the table's stream to the queue; the
 //! `notify` module delivers queued transitions downstream.
+//!
+//! # What is public
+//!
+//! The crate's users are the Lambda binaries and `webhooks-local` (through `runtime`), the
+//! CLI and the console (through `ops::Operator` and the `store` port's read types), and the
+//! tests and fuzz targets (the ports, the backends, the providers and their pure helpers).
+//! An item is `pub` when one of them names it, or when it appears in the signature of one
+//! that is (a port's argument or error type); everything else is `pub(crate)`, so a
+//! maintainer can tell a seam from an internal detail. The domain types every user names are
+//! re-exported here.
 
 pub mod backends;
 pub mod clock;

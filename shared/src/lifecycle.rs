@@ -11,7 +11,7 @@ pub enum Lifecycle {
     Invoice,
 }
 
-pub const INVOICE_TERMINAL: [&str; 4] = ["Complete", "Fail", "Cancel", "Reject"];
+pub(crate) const INVOICE_TERMINAL: [&str; 4] = ["Complete", "Fail", "Cancel", "Reject"];
 
 const INVOICE_EDGES: [(&str, &str); 7] = [
     ("Ready", "Pending"),
@@ -23,7 +23,8 @@ const INVOICE_EDGES: [(&str, &str); 7] = [
     ("Pending", "Fail"),
 ];
 
-pub const INVOICE_STATES: [&str; 7] = [
+#[cfg(test)]
+pub(crate) const INVOICE_STATES: [&str; 7] = [
     "Ready", "Pending", "Wait", "Complete", "Fail", "Cancel", "Reject",
 ];
 
@@ -43,7 +44,7 @@ impl Lifecycle {
     }
 
     /// States no later event may move an entity out of (used in store write conditions).
-    pub fn terminal_states(self) -> &'static [&'static str] {
+    pub(crate) fn terminal_states(self) -> &'static [&'static str] {
         match self {
             Lifecycle::Free => &[],
             Lifecycle::Invoice => &INVOICE_TERMINAL,

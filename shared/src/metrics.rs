@@ -20,19 +20,19 @@ pub mod names {
     /// provider (counted once, not on its duplicates).
     pub const UNRECOGNISED: &str = "Unrecognised";
     pub const TRANSITIONS_PUBLISHED: &str = "TransitionsPublished";
-    pub const TRANSIENT_FAILURES: &str = "TransientFailures";
-    pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
+    pub(crate) const TRANSIENT_FAILURES: &str = "TransientFailures";
+    pub(crate) const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
     pub const NOTIFICATIONS_FAILED: &str = "NotificationsFailed";
     pub const NOTIFICATIONS_PERMANENT_FAILURES: &str = "NotificationsPermanentFailures";
     /// Not attempted in an SQS batch because an earlier message of its FIFO group failed.
-    pub const NOTIFICATIONS_DEFERRED: &str = "NotificationsDeferred";
+    pub(crate) const NOTIFICATIONS_DEFERRED: &str = "NotificationsDeferred";
     pub const LATENCY: &str = "Latency";
     /// The relay (transitions table stream → FIFO queue): transitions sent.
-    pub const TRANSITIONS_RELAYED: &str = "TransitionsRelayed";
+    pub(crate) const TRANSITIONS_RELAYED: &str = "TransitionsRelayed";
     /// Batches in which the relay stopped at a record it could not send (the stream retries).
-    pub const RELAY_FAILURES: &str = "RelayFailures";
+    pub(crate) const RELAY_FAILURES: &str = "RelayFailures";
     /// Records held back for a retry after such a stop.
-    pub const RELAY_HELD: &str = "RelayHeld";
+    pub(crate) const RELAY_HELD: &str = "RelayHeld";
 }
 
 /// When a source's failed answers put its feed at risk (ARCHITECTURE §8): Pancake suspends
@@ -65,7 +65,7 @@ pub enum MetricsSink {
 
 /// One batch of counters for one source, written as a single EMF line.
 #[derive(Debug)]
-pub struct MetricLine {
+pub(crate) struct MetricLine {
     service: &'static str,
     values: Vec<(&'static str, f64, &'static str)>,
     reason: Option<&'static str>,
@@ -99,7 +99,7 @@ impl MetricLine {
         self
     }
 
-    pub fn to_json(&self, timestamp_ms: i64) -> Value {
+    pub(crate) fn to_json(&self, timestamp_ms: i64) -> Value {
         let mut root = Map::new();
         root.insert(
             "_aws".into(),

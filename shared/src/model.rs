@@ -260,7 +260,11 @@ impl TransitionRule {
     /// The rule of an update to state `to` whose event may name the `previous` state: no
     /// state, no transition; no previous state, the stored one decides (`FromStored`); a
     /// different previous state is declared; the same one is as `same` says.
-    pub fn from_previous(previous: Option<String>, to: Option<&str>, same: SameState) -> Self {
+    pub(crate) fn from_previous(
+        previous: Option<String>,
+        to: Option<&str>,
+        same: SameState,
+    ) -> Self {
         let Some(to) = to else {
             return TransitionRule::None;
         };
@@ -346,7 +350,7 @@ fn short_digest(body: &[u8]) -> String {
 
 /// Prefix of an event id made from a delivery id the body carries, scoped by its tenant
 /// (Pancake's `request_id` per page, ARCHITECTURE §4): such an id is [`Identity::OfBody`].
-pub const CARRIED_ID_PREFIX: &str = "rq_";
+pub(crate) const CARRIED_ID_PREFIX: &str = "rq_";
 
 /// Where an event id comes from, which decides what finding it stored already means
 /// (ARCHITECTURE §4, "Event identity").
@@ -465,7 +469,7 @@ impl EventStatus {
 
     /// Kept without projecting anything (`ignored` or `unrecognised`): what reprocess looks at
     /// after an upgrade that understands more.
-    pub fn is_unprojected(self) -> bool {
+    pub(crate) fn is_unprojected(self) -> bool {
         matches!(self, EventStatus::Ignored | EventStatus::Unrecognised)
     }
 }

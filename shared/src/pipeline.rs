@@ -313,7 +313,7 @@ impl Handler {
     }
 
     /// Also reports every refusal to `refusals` (`webhooks-local`'s recent refusals).
-    pub fn reporting_to(mut self, refusals: Arc<dyn RefusalSink>) -> Self {
+    pub(crate) fn reporting_to(mut self, refusals: Arc<dyn RefusalSink>) -> Self {
         self.refusals = refusals;
         self
     }

@@ -87,7 +87,7 @@ pub async fn relay(queue: &dyn TransitionQueue, records: &[Record]) -> Report {
 }
 
 /// [`relay`], then its log line and metrics.
-pub async fn relay_and_report(
+pub(crate) async fn relay_and_report(
     queue: &dyn TransitionQueue,
     records: &[Record],
     metrics: MetricsSink,

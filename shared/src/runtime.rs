@@ -270,7 +270,7 @@ pub fn refuse_to_start<E: std::fmt::Display>(err: E) -> E {
 
 /// How long a credential lookup is cached unless `CREDENTIALS_CACHE_SECS` says otherwise:
 /// the longest a revocation waits to take effect.
-pub const DEFAULT_CREDENTIALS_CACHE_SECS: u64 = 60;
+pub(crate) const DEFAULT_CREDENTIALS_CACHE_SECS: u64 = 60;
 
 /// The ingest pipeline over `backends` on `clock`: the settings of `env`, and the credential
 /// table behind the lookup cache (`CREDENTIALS_CACHE_SECS`).
@@ -447,7 +447,7 @@ pub fn relay_records(
 
 /// The partial batch response: the first record not handled, from which the stream retries.
 #[cfg(feature = "aws")]
-pub fn relay_response(
+pub(crate) fn relay_response(
     report: crate::relay::Report,
 ) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
     let mut response = aws_lambda_events::event::streams::DynamoDbEventResponse::default();
@@ -463,7 +463,7 @@ pub fn relay_response(
 /// the handler current at its arrival. The API Gateway v2 event is read by
 /// [`request_from_event`], not converted by `lambda_http`, whose conversion panics on some
 /// events (see `http::lambda`): every event gets an answer.
-pub async fn serve_lambda(handlers: Arc<Live<Handler>>) -> Result<(), lambda_http::Error> {
+pub(crate) async fn serve_lambda(handlers: Arc<Live<Handler>>) -> Result<(), lambda_http::Error> {
     use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest>| {

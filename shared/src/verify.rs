@@ -44,17 +44,11 @@ impl SecretSet {
                 .collect(),
         )
     }
-    pub fn from_secrets(secrets: Vec<Secret>) -> Self {
-        SecretSet(secrets)
-    }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
     pub fn iter(&self) -> impl Iterator<Item = &Secret> {
         self.0.iter()
-    }
-    pub fn exposed(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|s| s.expose())
     }
 
     /// True when `presented` equals one of the secrets (constant-time per comparison;
@@ -81,7 +75,7 @@ impl BoundSecrets {
     /// quotes a value: a tenant with no secret, a secret that is not a non-blank string,
     /// a secret containing a comma, anything that is not such an object. Only a tenant (an
     /// id, logged with every event anyway) is named.
-    pub fn parse_json(value: &str) -> Result<Self, String> {
+    pub(crate) fn parse_json(value: &str) -> Result<Self, String> {
         let map = match serde_json::from_str(value).map_err(|e| not_json(&e))? {
             serde_json::Value::Object(map) => map,
             other => {
@@ -120,7 +114,7 @@ impl BoundSecrets {
     }
 
     /// The tenants with a secret `check` accepts, trying every secret of every tenant.
-    pub fn tenants_where(&self, mut check: impl FnMut(&Secret) -> bool) -> BTreeSet<Tenant> {
+    pub(crate) fn tenants_where(&self, mut check: impl FnMut(&Secret) -> bool) -> BTreeSet<Tenant> {
         self.0
             .iter()
             .filter(|(_, secrets)| secrets.any(&mut check))
@@ -163,7 +157,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// sha256 of `body` followed by `secret` (the fulfilment scheme).
-pub fn sha256_body_then_secret(body: &[u8], secret: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256_body_then_secret(body: &[u8], secret: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(body);
     h.update(secret);
@@ -171,7 +165,8 @@ pub fn sha256_body_then_secret(body: &[u8], secret: &[u8]) -> [u8; 32] {
 }
 
 /// Lowercase hex sha256 of `body` followed by `secret` (the fulfilment scheme).
-pub fn sha256_body_then_secret_hex(body: &[u8], secret: &[u8]) -> String {
+#[cfg(test)]
+pub(crate) fn sha256_body_then_secret_hex(body: &[u8], secret: &[u8]) -> String {
     hex::encode(sha256_body_then_secret(body, secret))
 }
 
@@ -209,7 +204,10 @@ impl BodyDigest {
 /// The digest a request presents in `header`, decoded (hex in either case, optional
 /// `sha256=` prefix): `MissingCredential` naming the header when absent or blank,
 /// `BadCredential` when it is not hex.
-pub fn presented_digest(presented: Option<&str>, header: &str) -> Result<Vec<u8>, IngestError> {
+pub(crate) fn presented_digest(
+    presented: Option<&str>,
+    header: &str,
+) -> Result<Vec<u8>, IngestError> {
     let presented = presented
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -222,7 +220,7 @@ pub fn presented_digest(presented: Option<&str>, header: &str) -> Result<Vec<u8>
 /// The values a request presents for a static credential (API key, token), trimmed, blanks
 /// dropped: `MissingCredential(expected)` when there are none. `expected` names where they
 /// were looked for (never a value).
-pub fn presented_keys<'a>(
+pub(crate) fn presented_keys<'a>(
     presented: impl IntoIterator<Item = &'a str>,
     expected: &str,
 ) -> Result<Vec<&'a str>, IngestError> {

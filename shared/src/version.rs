@@ -24,7 +24,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 /// How far ahead of its receipt a provider's timestamp may lie and still order the entity:
 /// one day, far beyond any clock skew or time-zone slip (a zone-less time read as UTC is
 /// at most 14 hours off). Further ahead, the update is flagged, not applied (§11).
-pub const FUTURE_TOLERANCE_MICROS: i64 = 24 * 3600 * 1_000_000;
+pub(crate) const FUTURE_TOLERANCE_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -32,12 +32,12 @@ pub struct Version(i64);
 
 /// Where counter versions start: 10^18 µs is the year 33658, later than any time a provider
 /// sends (times parse up to the year 9999; a unix number at or past it is no time).
-pub const COUNTER_BASE: i64 = 1_000_000_000_000_000_000;
+pub(crate) const COUNTER_BASE: i64 = 1_000_000_000_000_000_000;
 
 impl Version {
     /// A provider's monotonic counter (not a time): `None` when negative or too large to
     /// offset. Any counter version is newer than any time version; counters order as numbers.
-    pub fn from_counter(n: i64) -> Option<Self> {
+    pub(crate) fn from_counter(n: i64) -> Option<Self> {
         if n < 0 {
             return None;
         }
@@ -45,7 +45,7 @@ impl Version {
     }
 
     /// A counter from JSON: a non-negative integer, or a string of one (`306`, `"306"`).
-    pub fn counter_from_json(v: &serde_json::Value) -> Option<Self> {
+    pub(crate) fn counter_from_json(v: &serde_json::Value) -> Option<Self> {
         match v {
             serde_json::Value::Number(n) => n.as_i64().and_then(Self::from_counter),
             serde_json::Value::String(s) => s.trim().parse().ok().and_then(Self::from_counter),
@@ -64,7 +64,7 @@ impl Version {
     pub fn micros(self) -> i64 {
         self.0
     }
-    pub fn from_datetime(t: OffsetDateTime) -> Self {
+    pub(crate) fn from_datetime(t: OffsetDateTime) -> Self {
         Version((t.unix_timestamp_nanos() / 1_000) as i64)
     }
 
@@ -145,7 +145,7 @@ impl Version {
     /// (the event's receipt): a clock set years ahead, or a unit misread, that would
     /// otherwise make every later, current update look stale for ever. A provider counter
     /// ([`Version::from_counter`]) is no time and is never ahead of one.
-    pub fn is_far_ahead_of(self, received: Version) -> bool {
+    pub(crate) fn is_far_ahead_of(self, received: Version) -> bool {
         self.counter().is_none() && self.0 > received.0.saturating_add(FUTURE_TOLERANCE_MICROS)
     }
 

@@ -81,17 +81,17 @@ impl Env {
             .filter(|s| !s.is_empty())
     }
 
-    pub fn get_or<'a>(&'a self, var: &Var, default: &'a str) -> &'a str {
+    pub(crate) fn get_or<'a>(&'a self, var: &Var, default: &'a str) -> &'a str {
         self.get(var).unwrap_or(default)
     }
 
-    pub fn require(&self, var: &Var) -> Result<String, ConfigError> {
+    pub(crate) fn require(&self, var: &Var) -> Result<String, ConfigError> {
         self.get(var)
             .map(str::to_string)
             .ok_or(ConfigError::Missing(var.name))
     }
 
-    pub fn u64_or(&self, var: &Var, default: u64) -> Result<u64, ConfigError> {
+    pub(crate) fn u64_or(&self, var: &Var, default: u64) -> Result<u64, ConfigError> {
         match self.get(var) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
@@ -186,7 +186,7 @@ impl Keys {
 /// twin, a malformed twin refused naming it; for a Lambda, `CREDENTIALS_TABLE` counts as
 /// configured, its keys being looked up per request); else in local mode the development
 /// secret (with a warning); else `ALLOW_UNVERIFIED=true`; else a fail-closed error.
-pub fn resolve_credentials(
+pub(crate) fn resolve_credentials(
     env: &Env,
     mode: Mode,
     source: Source,
@@ -274,15 +274,15 @@ pub struct PipelineSettings {
 }
 
 impl PipelineSettings {
-    pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
-    pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+    pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+    pub(crate) const DEFAULT_RETENTION_DAYS: u64 = 90;
     pub const DEFAULT_ENTITY_RETENTION_DAYS: u64 = 180;
     /// The shortest entity retention: longer than any copy of a transition's message can
     /// wait on the queues (SQS keeps it 4 days, the DLQ 14 more), so a transition never
     /// expires under a message still to be delivered or redriven.
-    pub const MIN_ENTITY_RETENTION_DAYS: u64 = 30;
+    pub(crate) const MIN_ENTITY_RETENTION_DAYS: u64 = 30;
     /// Ten years: past it a unix-seconds expiry stops meaning "a retention period".
-    pub const MAX_RETENTION_DAYS: u64 = 3650;
+    pub(crate) const MAX_RETENTION_DAYS: u64 = 3650;
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let retention_days = env.u64_or(&vars::RETENTION_DAYS, Self::DEFAULT_RETENTION_DAYS)?;
@@ -333,7 +333,7 @@ impl PipelineSettings {
     }
 
     /// When the event record of an event received at `received` expires (unix seconds).
-    pub fn event_expiry(&self, received: time::OffsetDateTime) -> i64 {
+    pub(crate) fn event_expiry(&self, received: time::OffsetDateTime) -> i64 {
         expiry(received, self.retention_days)
     }
 

@@ -52,7 +52,7 @@ pub struct References {
 /// How long a value read through a reference is kept unless `SECRETS_CACHE_SECS` says
 /// otherwise: the longest a rotation waits to take effect, at one `GetSecretValue` per
 /// reference per warm function per period.
-pub const DEFAULT_SECRETS_CACHE_SECS: u64 = 300;
+pub(crate) const DEFAULT_SECRETS_CACHE_SECS: u64 = 300;
 
 impl References {
     /// The `_ARN` variables of `binary` that are set. Setting one beside the plain variable
@@ -128,7 +128,7 @@ impl References {
 }
 
 /// Builds a value from an environment with the references resolved.
-pub type Build<T> = Box<dyn Fn(&Env) -> Result<T, ConfigError> + Send + Sync>;
+pub(crate) type Build<T> = Box<dyn Fn(&Env) -> Result<T, ConfigError> + Send + Sync>;
 
 struct Current<T> {
     value: Arc<T>,

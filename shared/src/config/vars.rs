@@ -106,17 +106,17 @@ impl Binaries {
     pub const SOURCES: Binaries = Binaries::INGEST.with(Binary::Local);
     pub const LAMBDAS: Binaries = Binaries::INGEST.with(Binary::Notifier).with(Binary::Relay);
     /// Everything that delivers notifications: the notifier Lambda and webhooks-local's worker.
-    pub const NOTIFIERS: Binaries = Binaries::of(Binary::Notifier).with(Binary::Local);
+    pub(crate) const NOTIFIERS: Binaries = Binaries::of(Binary::Notifier).with(Binary::Local);
     /// Everything, the operator CLI included.
     pub const ALL: Binaries = Binaries::LAMBDAS.with(Binary::Local).with(Binary::Cli);
     /// Everything that opens the store: all but the relay, which only sends what the
     /// transitions table's stream carries.
-    pub const STORES: Binaries = Binaries::INGEST
+    pub(crate) const STORES: Binaries = Binaries::INGEST
         .with(Binary::Notifier)
         .with(Binary::Local)
         .with(Binary::Cli);
     /// What opens a store by the `--store`/`--db` flags: webhooks-local and the CLI.
-    pub const WORKSTATION: Binaries = Binaries::of(Binary::Local).with(Binary::Cli);
+    pub(crate) const WORKSTATION: Binaries = Binaries::of(Binary::Local).with(Binary::Cli);
 
     pub const fn of(binary: Binary) -> Binaries {
         Binaries(binary.bit())
@@ -368,7 +368,7 @@ pub const AWS_SECRET_ACCESS_KEY: Var = Var::new(
 )
 .secret()
 .may_omit("reserved: the role's credentials, set by the Lambda runtime");
-pub const AWS_SESSION_TOKEN: Var = Var::new(
+pub(crate) const AWS_SESSION_TOKEN: Var = Var::new(
     "AWS_SESSION_TOKEN",
     Binaries::ALL,
     "session token of temporary static credentials",

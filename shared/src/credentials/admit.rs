@@ -22,7 +22,7 @@ pub struct Admitter {
 
 impl Admitter {
     /// No credential table: the environment's keys alone, as before tenant binding.
-    pub fn environment_only(clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn environment_only(clock: Arc<dyn Clock>) -> Self {
         Admitter {
             lookup: Arc::new(NoStoredCredentials),
             clock,

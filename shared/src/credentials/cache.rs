@@ -18,7 +18,7 @@ use crate::model::{Source, Tenant};
 
 /// Rows kept per kind of lookup. Past it, aged rows are dropped, then (if still full) all:
 /// memory stays bounded (~10 MB at worst) and the price is one read per lookup after.
-pub const MAX_CACHED: usize = 20_000;
+pub(crate) const MAX_CACHED: usize = 20_000;
 
 /// A time-bounded map of lookups, unix seconds of the injected clock.
 struct Entries<K, V> {
@@ -52,7 +52,7 @@ type KeyRows = Entries<(Source, KeyHash), Option<StoredCredential>>;
 type SecretRows = Entries<(Source, Tenant), Vec<StoredCredential>>;
 
 /// [`CredentialLookup`] in front of another, for `ttl_secs`.
-pub struct CachedLookup {
+pub(crate) struct CachedLookup {
     inner: Arc<dyn CredentialLookup>,
     clock: Arc<dyn Clock>,
     ttl_secs: i64,

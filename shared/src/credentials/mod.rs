@@ -33,11 +33,11 @@ impl KeyHash {
         KeyHash(Sha256::digest(key).into())
     }
 
-    pub fn to_hex(self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         hex::encode(self.0)
     }
 
-    pub fn from_hex(hex: &str) -> Option<Self> {
+    pub(crate) fn from_hex(hex: &str) -> Option<Self> {
         let bytes = hex::decode(hex).ok()?;
         Some(KeyHash(bytes.try_into().ok()?))
     }
@@ -81,7 +81,7 @@ impl fmt::Display for CredentialId {
 }
 
 /// `bytes` random bytes from the operating system, hex-encoded.
-pub fn random_hex(bytes: usize) -> Result<String, StoreError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf)
         .map_err(|e| StoreError::Unavailable(format!("no random source: {e}")))?;
@@ -150,7 +150,7 @@ impl StoredCredential {
         }
     }
 
-    pub fn is_active(&self, now: i64) -> bool {
+    pub(crate) fn is_active(&self, now: i64) -> bool {
         self.status(now) == CredentialStatus::Active
     }
 }
@@ -190,7 +190,7 @@ pub trait CredentialAdmin: CredentialLookup {
 
 /// The null adapter: no credential table, so the environment's keys are the only ones.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoStoredCredentials;
+pub(crate) struct NoStoredCredentials;
 
 #[async_trait]
 impl CredentialLookup for NoStoredCredentials {

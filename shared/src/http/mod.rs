@@ -23,7 +23,7 @@ pub const KEPT_HEADERS: [&str; 5] = [
 /// Longest client-supplied request id kept (an `X-Request-Id` to the local gateway), in
 /// bytes: ids are logged with every request, and a client must not be able to write
 /// kilobytes into each log line. UUIDs and trace ids fit with room to spare.
-pub const MAX_REQUEST_ID_LEN: usize = 64;
+pub(crate) const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// A client's request id as logged: its visible ASCII characters (no spaces or controls),
 /// cut to [`MAX_REQUEST_ID_LEN`]; `None` when nothing is left, so the caller numbers it.

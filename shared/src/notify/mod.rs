@@ -83,7 +83,7 @@ impl Outcome {
 }
 
 /// What an HTTP status means for a notification.
-pub fn classify(status: u16) -> Outcome {
+pub(crate) fn classify(status: u16) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered {
             status: Some(status),
@@ -139,7 +139,7 @@ impl Notifier {
     }
 
     /// Where the batch and worker counters go (EMF in Lambda; off by default).
-    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+    pub(crate) fn with_metrics(mut self, sink: MetricsSink) -> Self {
         self.metrics = sink;
         self
     }
@@ -165,7 +165,7 @@ impl Notifier {
     /// outcomes before and one store write of the new outcomes after: the local worker's
     /// batches then cost two store round trips, not two per message. Outcomes come back in
     /// input order.
-    pub async fn deliver_batch(&self, items: &[(&str, u32)]) -> Vec<Outcome> {
+    pub(crate) async fn deliver_batch(&self, items: &[(&str, u32)]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let parsed = parse_batch(items, &mut outcomes);
         let to_send = self.not_yet_delivered(items, parsed, &mut outcomes).await;
@@ -398,7 +398,7 @@ fn log_outcome(message: &TransitionMessage, attempt: u32, outcome: &Outcome, dur
 
 /// Counters of one batch (Lambda) or one drain (worker), written as one EMF line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub delivered: u64,
     pub already_delivered: u64,
     pub retried: u64,
@@ -417,7 +417,7 @@ impl Tally {
         }
     }
 
-    pub fn metric_line(&self, elapsed_ms: f64) -> MetricLine {
+    pub(crate) fn metric_line(&self, elapsed_ms: f64) -> MetricLine {
         MetricLine::new(METRICS_SERVICE)
             .count(names::NOTIFICATIONS_DELIVERED, self.delivered)
             .count(names::NOTIFICATIONS_FAILED, self.retried + self.permanent)

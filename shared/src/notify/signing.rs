@@ -21,11 +21,11 @@ use thiserror::Error;
 
 use crate::verify::hmac_sha256;
 
-pub const HEADER_ID: &str = "webhook-id";
-pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
-pub const HEADER_SIGNATURE: &str = "webhook-signature";
+pub(crate) const HEADER_ID: &str = "webhook-id";
+pub(crate) const HEADER_TIMESTAMP: &str = "webhook-timestamp";
+pub(crate) const HEADER_SIGNATURE: &str = "webhook-signature";
 /// The prefix of a Standard Webhooks secret.
-pub const SECRET_PREFIX: &str = "whsec_";
+pub(crate) const SECRET_PREFIX: &str = "whsec_";
 
 /// Standard base64; secrets are accepted with or without padding.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -50,8 +50,8 @@ pub enum SecretFormatError {
 }
 
 /// The key lengths the Standard Webhooks specification allows (192 to 512 bits).
-pub const MIN_KEY_BYTES: usize = 24;
-pub const MAX_KEY_BYTES: usize = 64;
+pub(crate) const MIN_KEY_BYTES: usize = 24;
+pub(crate) const MAX_KEY_BYTES: usize = 64;
 
 /// One HMAC key. `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,7 +76,8 @@ impl SigningKey {
         Ok(SigningKey(key))
     }
 
-    pub fn from_bytes(key: impl Into<Vec<u8>>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_bytes(key: impl Into<Vec<u8>>) -> Self {
         SigningKey(key.into())
     }
 
@@ -134,7 +135,7 @@ impl SigningKeys {
     }
 
     /// The `webhook-signature` header value: one `v1,` signature per key, space-separated.
-    pub fn signature_header(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+    pub(crate) fn signature_header(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         self.0
             .iter()
             .map(|k| k.sign(id, timestamp, body))

@@ -11,7 +11,7 @@ use crate::credentials::{
 use crate::model::{Source, Tenant};
 
 /// Most credentials active at once per tenant: the one in use and its successor.
-pub const MAX_ACTIVE: usize = 2;
+pub(crate) const MAX_ACTIVE: usize = 2;
 
 /// Where a new credential's value comes from.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct Issued {
 }
 
 /// Shortest value accepted from the operator: a guessable key defeats hashing.
-pub const MIN_GIVEN_LEN: usize = 16;
+pub(crate) const MIN_GIVEN_LEN: usize = 16;
 
 fn refused(message: String) -> OpsError {
     OpsError::Refused(message)
@@ -181,7 +181,7 @@ impl Operator {
 /// The null admin port: no credential table configured (`CREDENTIALS_TABLE` unset with
 /// `--store dynamodb`). Every call says so.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoCredentialTable;
+pub(crate) struct NoCredentialTable;
 
 fn no_table() -> crate::error::StoreError {
     crate::error::StoreError::Unavailable(

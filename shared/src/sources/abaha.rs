@@ -28,13 +28,13 @@ use crate::version::Version;
 
 pub const TOKENS_VAR: &str = crate::config::vars::ABAHA_TOKENS.name;
 pub const HEADER_VAR: &str = crate::config::vars::ABAHA_TOKEN_HEADER.name;
-pub const DEFAULT_HEADER: &str = "X-Abaha-Token";
+pub(crate) const DEFAULT_HEADER: &str = "X-Abaha-Token";
 /// Local-mode token the events/ samples carry (README).
 pub const DEV_TOKEN: &str = "dev-abaha-token";
 
 /// What an Abaha object is, told from its shape since the payload names no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// Has `cart_code`: an order (Abaha calls it a cart).
     Cart,
     /// Has `product_code`.

@@ -144,7 +144,7 @@ impl Credential {
         Self::signature_of(header, digest, |_| Tenant::default_tenant())
     }
 
-    pub fn signature_of(
+    pub(crate) fn signature_of(
         header: impl Into<String>,
         digest: BodyDigest,
         tenant_of: fn(&[u8]) -> Tenant,
@@ -230,7 +230,7 @@ impl Admission {
 
     /// The tenant of a credential bound to exactly one: what a body naming no tenant
     /// belongs to (`sources::unnamed_tenant`).
-    pub fn single_tenant(&self) -> Option<&Tenant> {
+    pub(crate) fn single_tenant(&self) -> Option<&Tenant> {
         match self {
             Admission::Tenants(tenants) if tenants.len() == 1 => tenants.first(),
             _ => None,
@@ -317,7 +317,7 @@ impl Guard {
     /// Also requires `credential` under `secrets` when any are configured: an optional check
     /// (Pancake's signature), enforced even when the first credential is waived. It binds
     /// no tenant.
-    pub fn and_if_configured(mut self, secrets: SecretSet, credential: Credential) -> Self {
+    pub(crate) fn and_if_configured(mut self, secrets: SecretSet, credential: Credential) -> Self {
         if !secrets.is_empty() {
             self.extras.push((secrets, credential));
         }
@@ -332,7 +332,7 @@ impl Guard {
     /// As [`verify`](Self::verify), with what the credential table admitted for the
     /// request's [`probe`](Self::probe): it stands in for the primary credential when the
     /// environment's keys found it wrong (never when it is missing).
-    pub fn verify_with(
+    pub(crate) fn verify_with(
         &self,
         req: &RawRequest,
         stored: Option<Admission>,
@@ -359,7 +359,7 @@ impl Guard {
 
     /// What stored `entries` (those of the probe, active at the time) admit for `req`: a
     /// key entry its tenant; a secret entry its tenant when the signature matches it.
-    pub fn admit_stored(
+    pub(crate) fn admit_stored(
         &self,
         req: &RawRequest,
         entries: &[StoredCredential],

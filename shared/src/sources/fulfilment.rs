@@ -28,7 +28,7 @@ pub const SECRETS_VAR: &str = crate::config::vars::FULFILMENT_SECRETS.name;
 /// Local-mode secret the events/ samples are signed with (README).
 pub const DEV_SECRET: &str = "dev-fulfilment-secret";
 pub const SIGNATURE_HEADER: &str = "X-Event-Signature";
-pub const DELIVERY_HEADER: &str = "x-event-delivery";
+pub(crate) const DELIVERY_HEADER: &str = "x-event-delivery";
 /// Longest delivery id accepted (it becomes part of a key).
 const MAX_DELIVERY_ID: usize = 128;
 

@@ -33,14 +33,15 @@ use crate::version::Version;
 
 pub const SECRETS_VAR: &str = crate::config::vars::INVOICE_SECRETS.name;
 pub const HEADER_VAR: &str = crate::config::vars::INVOICE_SIGNATURE_HEADER.name;
-pub const TOLERANCE_VAR: &str = crate::config::vars::INVOICE_TOLERANCE_SECS.name;
-pub const DEFAULT_HEADER: &str = "X-Signature";
+#[cfg(test)]
+pub(crate) const TOLERANCE_VAR: &str = crate::config::vars::INVOICE_TOLERANCE_SECS.name;
+pub(crate) const DEFAULT_HEADER: &str = "X-Signature";
 /// Replay window of a Lambda when `INVOICE_TOLERANCE_SECS` is not set.
-pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+pub(crate) const DEFAULT_TOLERANCE_SECS: u64 = 300;
 /// Local-mode secret the events/ samples are signed with (README).
 pub const DEV_SECRET: &str = "dev-invoice-secret";
 /// The only event the gateway sends to this endpoint.
-pub const EVENT: &str = "invoice.updated";
+pub(crate) const EVENT: &str = "invoice.updated";
 /// How much of an unexpected event name is echoed in the error (it is caller-controlled).
 const MAX_ECHO: usize = 64;
 

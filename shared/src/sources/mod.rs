@@ -80,7 +80,7 @@ pub fn provider_from_env(
 
 /// Parses the body as a JSON object: 400 naming the problem for non-UTF-8, malformed or
 /// non-object bodies.
-pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::MalformedJson("body is empty".into()));
     }
@@ -159,7 +159,7 @@ fn quote_big_integers(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-pub fn json_type(v: &Value) -> &'static str {
+pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -187,7 +187,7 @@ pub fn id_of(v: Option<&Value>) -> Option<String> {
 }
 
 /// A required string field: `InvalidField(name)` when absent, blank or not a string.
-pub fn required_str<'a>(
+pub(crate) fn required_str<'a>(
     obj: &'a Map<String, Value>,
     field: &str,
     name: &str,
@@ -200,7 +200,7 @@ pub fn required_str<'a>(
 
 /// Removes and returns a required object field, so its content moves into the normalised
 /// event instead of being cloned (large bodies are parsed once and never copied).
-pub fn take_object(
+pub(crate) fn take_object(
     obj: &mut Map<String, Value>,
     field: &str,
     name: &str,
@@ -212,13 +212,13 @@ pub fn take_object(
 }
 
 /// An optional string (or number) field rendered as a string.
-pub fn opt_string(obj: &Map<String, Value>, field: &str) -> Option<String> {
+pub(crate) fn opt_string(obj: &Map<String, Value>, field: &str) -> Option<String> {
     id_of(obj.get(field))
 }
 
 /// The canonical event types: the seeds' event names in dotted form (seed 000's
 /// `order_created`, seed 001's `order.created`, Pancake's `conversation_updated`).
-pub const KNOWN_EVENT_TYPES: [&str; 15] = [
+pub(crate) const KNOWN_EVENT_TYPES: [&str; 15] = [
     "conversation.updated",
     "message.received",
     "order.created",
@@ -239,7 +239,7 @@ pub const KNOWN_EVENT_TYPES: [&str; 15] = [
 /// A provider's event name as stored: a known name in its canonical dotted form
 /// (`order_created`, `ORDER.CREATED` → `order.created`), anything else exactly as sent
 /// (trimmed): `connect_status` stays `connect_status`, never an invented `connect.status`.
-pub fn canonical_event_type(name: &str) -> String {
+pub(crate) fn canonical_event_type(name: &str) -> String {
     let name = name.trim();
     let lower = name.to_ascii_lowercase();
     let dotted = match lower.split_once('_') {
@@ -253,11 +253,11 @@ pub fn canonical_event_type(name: &str) -> String {
 }
 
 /// The event type (and provider event) of a body of none of its provider's forms.
-pub const UNRECOGNISED_TYPE: &str = "unknown";
+pub(crate) const UNRECOGNISED_TYPE: &str = "unknown";
 
 /// The tenant of a body that names none: the credential's one bound tenant, else
 /// [`Tenant::DEFAULT`] (ARCHITECTURE §4). Never read from another field of the body.
-pub fn unnamed_tenant(bound: Option<&Tenant>) -> Tenant {
+pub(crate) fn unnamed_tenant(bound: Option<&Tenant>) -> Tenant {
     bound.cloned().unwrap_or_else(Tenant::default_tenant)
 }
 

@@ -45,11 +45,11 @@ pub const SIGNING_SECRETS_VAR: &str = crate::config::vars::PANCAKE_SIGNING_SECRE
 pub const DEV_API_KEY: &str = "dev-pancake-key";
 pub const SIGNATURE_HEADER: &str = "X-Pancake-Signature";
 /// The tenant field of the seed envelope, echoed in responses.
-pub const TENANT_FIELD: &str = "pageId";
+pub(crate) const TENANT_FIELD: &str = "pageId";
 /// `event_type` of the real chat delivery.
 const MESSAGING: &str = "messaging";
 /// Prefix of an event id made from Pancake's `request_id` ([`request_event_id`]).
-pub const REQUEST_ID_PREFIX: &str = crate::model::CARRIED_ID_PREFIX;
+pub(crate) const REQUEST_ID_PREFIX: &str = crate::model::CARRIED_ID_PREFIX;
 
 #[derive(Debug, Clone)]
 pub struct Pancake {
@@ -225,7 +225,7 @@ fn connect_status(
 /// collide (the body is signed by no key of the page: a request id alone is no identity).
 /// `None` for a missing, blank, over-long ([`super::MAX_ID_LEN`]) or control-character id, which
 /// leaves the body hash as the id.
-pub fn request_event_id(page: &Tenant, request_id: Option<&Value>) -> Option<String> {
+pub(crate) fn request_event_id(page: &Tenant, request_id: Option<&Value>) -> Option<String> {
     let id = id_of(request_id).filter(|id| !id.chars().any(char::is_control))?;
     let mut h = Sha256::new();
     h.update((page.as_str().len() as u64).to_be_bytes());

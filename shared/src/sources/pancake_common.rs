@@ -27,9 +27,9 @@ use crate::model::{
 use crate::version::Version;
 
 /// Header both providers may carry the key in (as the seed's setup guide configures it).
-pub const API_KEY_HEADER: &str = "X-API-Key";
+pub(crate) const API_KEY_HEADER: &str = "X-API-Key";
 /// Query parameter both providers may carry the key in (`?api_key=`).
-pub const API_KEY_QUERY: &str = "api_key";
+pub(crate) const API_KEY_QUERY: &str = "api_key";
 
 /// Object fields read as an entity's version, most specific first: Pancake objects carry
 /// `updated_at` (orders, conversations, customers) or only `inserted_at` (messages).
@@ -52,7 +52,7 @@ pub fn api_key(headers: &[&str]) -> Credential {
 
 /// The seed envelope's `payload`, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     /// `eventType` exactly as sent (echoed in the response).
     pub event_type: &'a str,
     pub tenant: Tenant,
@@ -68,7 +68,7 @@ pub struct Envelope<'a> {
 /// providers' real delivery forms); 400 naming the field when `payload` is not an object,
 /// or `payload.eventType` / `payload.<tenant_field>` is missing, blank or of the wrong type
 /// (the tenant may be a string or a number: `"123456789"`, `123`).
-pub fn parse_envelope<'a>(
+pub(crate) fn parse_envelope<'a>(
     body: &'a Map<String, Value>,
     tenant_field: &str,
 ) -> Result<Option<Envelope<'a>>, IngestError> {
@@ -116,7 +116,7 @@ pub struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// The tenant `id` names, else the bound one, else `default` ([`unnamed_tenant`]).
-    pub fn tenant_or_unnamed(&self, id: Option<String>) -> Tenant {
+    pub(crate) fn tenant_or_unnamed(&self, id: Option<String>) -> Tenant {
         id.map(Tenant::new)
             .unwrap_or_else(|| unnamed_tenant(self.bound))
     }
@@ -124,7 +124,7 @@ impl Delivery<'_> {
 
 /// A provider of the family: its [`Form`] and its key check. [`Provider`] is implemented
 /// once, here, for both.
-pub trait Member: Send + Sync {
+pub(crate) trait Member: Send + Sync {
     const FORM: Form;
     /// The key check (and any signature check) fixed at start-up.
     fn key_check(&self) -> &Guard;

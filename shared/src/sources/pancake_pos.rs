@@ -35,11 +35,11 @@ use crate::model::{
 
 pub const API_KEYS_VAR: &str = crate::config::vars::PANCAKE_POS_API_KEYS.name;
 pub const KEY_HEADER_VAR: &str = crate::config::vars::PANCAKE_POS_KEY_HEADER.name;
-pub const DEFAULT_KEY_HEADER: &str = "X-Webhook-Secret";
+pub(crate) const DEFAULT_KEY_HEADER: &str = "X-Webhook-Secret";
 /// Local-mode key the events/ samples carry in `X-Webhook-Secret` (README).
 pub const DEV_API_KEY: &str = "dev-pancake-pos-key";
 /// The tenant field of the seed envelope, echoed in responses.
-pub const TENANT_FIELD: &str = "shopId";
+pub(crate) const TENANT_FIELD: &str = "shopId";
 
 /// `type` of an inventory row (`variations_warehouses`), flat or in `data.record`.
 const INVENTORY_TYPE: &str = "variations_warehouses";

@@ -86,7 +86,7 @@ impl Listed {
 
     /// The page's events whole; a backend that answered summaries to [`super::Detail::Whole`]
     /// broke the port's contract.
-    pub fn into_whole(self) -> Result<EventPage<StoredEvent>, StoreError> {
+    pub(crate) fn into_whole(self) -> Result<EventPage<StoredEvent>, StoreError> {
         match self {
             Listed::Whole(page) => Ok(page),
             Listed::Summaries(_) => Err(StoreError::Corrupt(

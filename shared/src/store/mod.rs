@@ -61,7 +61,7 @@ impl IncomingEvent {
 
 impl EventStatus {
     /// The event's status from its shape and its entities' decisions.
-    pub fn summarise(recognition: Recognition, decisions: &[Decision]) -> Self {
+    pub(crate) fn summarise(recognition: Recognition, decisions: &[Decision]) -> Self {
         if decisions.is_empty() && recognition == Recognition::Unrecognised {
             EventStatus::Unrecognised
         } else if decisions.is_empty() {
@@ -218,7 +218,7 @@ impl IdentityEpoch {
     /// Whether a delivery received at `now` may be stored under an earlier release's key:
     /// never in a fresh store; in an upgraded one, until the earlier release's last records
     /// have expired (`retention_days` after the upgrade); always when not known.
-    pub fn may_hold_earlier_keys(self, now: OffsetDateTime, retention_days: u64) -> bool {
+    pub(crate) fn may_hold_earlier_keys(self, now: OffsetDateTime, retention_days: u64) -> bool {
         match self {
             IdentityEpoch::Fresh => false,
             IdentityEpoch::UpgradedAt(at) => {
@@ -265,7 +265,7 @@ pub fn compress(body: &[u8]) -> Vec<u8> {
 /// Raw deflate at the best level, for small values billed by the byte (a DynamoDB item is
 /// billed per started KB): ~8 % smaller than [`compress`] on a 1.4 KB JSON body, for a few
 /// tens of µs. The output is plain raw deflate, read by [`decompress`] like any other.
-pub fn compress_small(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn compress_small(bytes: &[u8]) -> Vec<u8> {
     thread_local! {
         static BEST: EncoderSlot = const { std::cell::RefCell::new(None) };
     }
@@ -282,7 +282,7 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
 
 /// The transitions-table key (stream, sort) of a queued message: how the notifier finds the
 /// transition it records a delivery on.
-pub fn transition_key(message: &TransitionMessage) -> Result<(String, String), StoreError> {
+pub(crate) fn transition_key(message: &TransitionMessage) -> Result<(String, String), StoreError> {
     let sort = transition_sort(message).ok_or_else(|| {
         StoreError::Corrupt(format!(
             "message {} names no transition (occurredAt/eventKey)",
@@ -293,7 +293,7 @@ pub fn transition_key(message: &TransitionMessage) -> Result<(String, String), S
 }
 
 /// The transitions-table sort key of a message (its entity's version and event id).
-pub fn transition_sort(message: &TransitionMessage) -> Option<String> {
+pub(crate) fn transition_sort(message: &TransitionMessage) -> Option<String> {
     let version = crate::version::Version::parse(&message.occurred_at)?;
     let event_id = message.event_key.split_once('#')?.1;
     Some(format!("{}#{}", version.sort_key(), event_id))

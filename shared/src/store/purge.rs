@@ -41,7 +41,7 @@ pub struct Needle {
 
 impl Needle {
     /// Fewer characters than this would match nearly everything: refused.
-    pub const MIN_CHARS: usize = 4;
+    pub(crate) const MIN_CHARS: usize = 4;
 
     pub fn new(text: &str) -> Result<Self, String> {
         let chars = text.chars().count();
@@ -78,7 +78,7 @@ impl Needle {
     }
 
     /// Whether `haystack` holds the value in any of its forms.
-    pub fn found_in(&self, haystack: &[u8]) -> bool {
+    pub(crate) fn found_in(&self, haystack: &[u8]) -> bool {
         self.forms.iter().any(|form| {
             haystack
                 .windows(form.len())

@@ -19,11 +19,11 @@ use crate::queue::{Published, Requeue, TransitionQueue};
 /// The largest body sent. SQS accepts 256 KiB on every queue (newer queues up to 1 MiB);
 /// this is the conservative bound, so the same code works whatever the queue's
 /// `MaximumMessageSize`.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS's limit for `MessageGroupId` and `MessageDeduplicationId`.
-pub const MAX_FIFO_ID_CHARS: usize = 128;
+pub(crate) const MAX_FIFO_ID_CHARS: usize = 128;
 /// Entries per `SendMessageBatch` (SQS's limit).
-pub const MAX_BATCH_ENTRIES: usize = 10;
+pub(crate) const MAX_BATCH_ENTRIES: usize = 10;
 
 /// SQS FIFO implementation of [`TransitionQueue`]. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -89,7 +89,7 @@ pub fn message_body(message: &TransitionMessage) -> Result<String, QueueError> {
 /// A valid FIFO id for `raw`: `raw` itself when SQS accepts it (1 to 128 printable ASCII
 /// characters, the case for every key the providers produce), else its printable prefix,
 /// `~` and a hash of the whole value, so it stays deterministic and distinct.
-pub fn fifo_id(raw: &str) -> String {
+pub(crate) fn fifo_id(raw: &str) -> String {
     if !raw.is_empty()
         && raw.len() <= MAX_FIFO_ID_CHARS
         && raw.bytes().all(|b| b.is_ascii_graphic())
@@ -109,7 +109,7 @@ pub fn fifo_id(raw: &str) -> String {
 /// One message ready to send: what [`message_body`] and [`fifo_id`] make of a transition,
 /// so a batch and a single send carry the same bytes and ids.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub body: String,
     pub group: String,
     pub dedup: String,
@@ -130,7 +130,7 @@ impl Prepared {
 /// one request), and **at most one message per group**, so whatever SQS does with the other
 /// entries of a request that fails in part, no entity's message can reach the queue ahead of
 /// its predecessor. Returns the end index of each request.
-pub fn batch_ends(prepared: &[Prepared]) -> Vec<usize> {
+pub(crate) fn batch_ends(prepared: &[Prepared]) -> Vec<usize> {
     let mut ends = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, p) in prepared.iter().enumerate() {

@@ -39,7 +39,7 @@ struct Job {
 /// A handle to the writer thread of one connection. Cloning shares the thread; the thread
 /// ends when the last handle is dropped.
 #[derive(Clone)]
-pub struct GroupCommit {
+pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
 }
 

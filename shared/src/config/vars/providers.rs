@@ -98,37 +98,37 @@ pub const INVOICE_TOLERANCE_SECS: Var = Var::new(
 
 // ---- their Secrets Manager references (ARCHITECTURE §3), each read by its source's Lambda --
 
-pub const PANCAKE_API_KEYS_ARN: Var = Var::reference(
+pub(crate) const PANCAKE_API_KEYS_ARN: Var = Var::reference(
     "PANCAKE_API_KEYS_ARN",
     Binaries::of(Binary::Pancake),
     &PANCAKE_API_KEYS,
 );
-pub const PANCAKE_API_KEYS_BY_TENANT_ARN: Var = Var::reference(
+pub(crate) const PANCAKE_API_KEYS_BY_TENANT_ARN: Var = Var::reference(
     "PANCAKE_API_KEYS_BY_TENANT_ARN",
     Binaries::of(Binary::Pancake),
     &PANCAKE_API_KEYS_BY_TENANT,
 );
-pub const PANCAKE_SIGNING_SECRETS_ARN: Var = Var::reference(
+pub(crate) const PANCAKE_SIGNING_SECRETS_ARN: Var = Var::reference(
     "PANCAKE_SIGNING_SECRETS_ARN",
     Binaries::of(Binary::Pancake),
     &PANCAKE_SIGNING_SECRETS,
 );
-pub const PANCAKE_POS_API_KEYS_ARN: Var = Var::reference(
+pub(crate) const PANCAKE_POS_API_KEYS_ARN: Var = Var::reference(
     "PANCAKE_POS_API_KEYS_ARN",
     Binaries::of(Binary::PancakePos),
     &PANCAKE_POS_API_KEYS,
 );
-pub const PANCAKE_POS_API_KEYS_BY_TENANT_ARN: Var = Var::reference(
+pub(crate) const PANCAKE_POS_API_KEYS_BY_TENANT_ARN: Var = Var::reference(
     "PANCAKE_POS_API_KEYS_BY_TENANT_ARN",
     Binaries::of(Binary::PancakePos),
     &PANCAKE_POS_API_KEYS_BY_TENANT,
 );
-pub const ABAHA_TOKENS_ARN: Var = Var::reference(
+pub(crate) const ABAHA_TOKENS_ARN: Var = Var::reference(
     "ABAHA_TOKENS_ARN",
     Binaries::of(Binary::Abaha),
     &ABAHA_TOKENS,
 );
-pub const ABAHA_TOKENS_BY_TENANT_ARN: Var = Var::reference(
+pub(crate) const ABAHA_TOKENS_BY_TENANT_ARN: Var = Var::reference(
     "ABAHA_TOKENS_BY_TENANT_ARN",
     Binaries::of(Binary::Abaha),
     &ABAHA_TOKENS_BY_TENANT,
@@ -138,17 +138,17 @@ pub const FULFILMENT_SECRETS_ARN: Var = Var::reference(
     Binaries::of(Binary::Fulfilment),
     &FULFILMENT_SECRETS,
 );
-pub const FULFILMENT_SECRETS_BY_TENANT_ARN: Var = Var::reference(
+pub(crate) const FULFILMENT_SECRETS_BY_TENANT_ARN: Var = Var::reference(
     "FULFILMENT_SECRETS_BY_TENANT_ARN",
     Binaries::of(Binary::Fulfilment),
     &FULFILMENT_SECRETS_BY_TENANT,
 );
-pub const INVOICE_SECRETS_ARN: Var = Var::reference(
+pub(crate) const INVOICE_SECRETS_ARN: Var = Var::reference(
     "INVOICE_SECRETS_ARN",
     Binaries::of(Binary::Invoice),
     &INVOICE_SECRETS,
 );
-pub const INVOICE_SECRETS_BY_TENANT_ARN: Var = Var::reference(
+pub(crate) const INVOICE_SECRETS_BY_TENANT_ARN: Var = Var::reference(
     "INVOICE_SECRETS_BY_TENANT_ARN",
     Binaries::of(Binary::Invoice),
     &INVOICE_SECRETS_BY_TENANT,

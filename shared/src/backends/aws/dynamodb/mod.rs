@@ -106,7 +106,7 @@ type Item = HashMap<String, AttributeValue>;
 /// Transaction attempts per event before giving up with [`StoreError::Contention`].
 pub const MAX_ATTEMPTS: u32 = 8;
 /// DynamoDB's limit of actions in one `TransactWriteItems`.
-pub const MAX_TRANSACTION_ITEMS: usize = 100;
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Bytes per transaction we allow ourselves (DynamoDB's limit is 4 MB).
 const MAX_TRANSACTION_BYTES: usize = 3_500_000;
 /// `BatchGetItem` takes at most 100 keys.

@@ -19,7 +19,9 @@ const INSERT: &str = "INSERT";
 /// for any other change. An insert whose image is not a transitions-table item (the stream
 /// must carry `NEW_IMAGE`) is `Corrupt`: the relay reports it failed rather than skip a
 /// transition silently.
-pub fn queued_message(record: &EventRecord) -> Result<Option<TransitionMessage>, StoreError> {
+pub(crate) fn queued_message(
+    record: &EventRecord,
+) -> Result<Option<TransitionMessage>, StoreError> {
     if record.event_name != INSERT {
         return Ok(None);
     }
@@ -38,7 +40,7 @@ pub fn queued_message(record: &EventRecord) -> Result<Option<TransitionMessage>,
 }
 
 /// The record's sequence number: its `itemIdentifier` in a partial batch response.
-pub fn sequence_number(record: &EventRecord) -> Option<&str> {
+pub(crate) fn sequence_number(record: &EventRecord) -> Option<&str> {
     record.change.sequence_number.as_deref()
 }
 
