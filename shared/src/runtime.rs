@@ -7,11 +7,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::secrets::{Build, Live, References};
 use crate::config::vars::{self, Binary};
 use crate::config::{ConfigError, Env, Mode, PipelineSettings};
-use crate::credentials::{Admitter, CredentialLookup};
+use crate::credentials::CredentialLookup;
 use crate::http::lambda::{event_response, request_from_event};
 use crate::metrics::MetricsSink;
 use crate::model::Source;
-use crate::pipeline::{Handler, Pipeline};
+use crate::pipeline::{Admitter, Handler, Pipeline};
 use crate::queue::TransitionQueue;
 use crate::refusals::RefusalSink;
 use crate::sources::provider_from_env;
@@ -90,7 +90,7 @@ fn dynamodb_backends(
 ) -> Backends {
     let credentials: Arc<dyn CredentialLookup> = match aws_credentials(env, &store) {
         Some(table) => Arc::new(table),
-        None => Arc::new(crate::credentials::NoStoredCredentials),
+        None => Arc::new(crate::credentials::NoCredentialTable),
     };
     Backends {
         store: Arc::new(store),
@@ -105,9 +105,9 @@ fn dynamodb_backends(
 fn aws_credentials(
     env: &Env,
     store: &crate::backends::aws::DynamoDbStore,
-) -> Option<crate::backends::aws::DynamoDbCredentials> {
+) -> Option<crate::backends::aws::DynamoDbCredentialTable> {
     let table = env.get(&vars::CREDENTIALS_TABLE)?;
-    Some(crate::backends::aws::DynamoDbCredentials::new(
+    Some(crate::backends::aws::DynamoDbCredentialTable::new(
         store.client().clone(),
         table,
     ))
@@ -250,7 +250,7 @@ pub async fn aws_operator(env: &Env) -> Result<crate::ops::Operator, ConfigError
     let credentials: Arc<dyn crate::credentials::CredentialAdmin> =
         match aws_credentials(env, &store) {
             Some(table) => Arc::new(table),
-            None => Arc::new(crate::ops::credentials::NoCredentialTable),
+            None => Arc::new(crate::ops::credentials::UnconfiguredCredentialTable),
         };
     Ok(crate::ops::Operator::new(crate::ops::OperatorPorts {
         credentials,

@@ -12,12 +12,12 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use webhook_core::backends::aws::dynamodb::{DynamoDbStore, Tables};
 use webhook_core::backends::aws::sdk::{sdk_config, AwsSettings};
 use webhook_core::backends::aws::sqs::SqsQueue;
-use webhook_core::backends::aws::DynamoDbCredentials;
+use webhook_core::backends::aws::DynamoDbCredentialTable;
 use webhook_core::clock::FixedClock;
 use webhook_core::config::PipelineSettings;
-use webhook_core::credentials::Admitter;
 use webhook_core::metrics::MetricsSink;
 use webhook_core::model::TransitionMessage;
+use webhook_core::pipeline::Admitter;
 use webhook_core::pipeline::{Handler, Pipeline};
 use webhook_core::sources::Provider;
 use webhook_core::store::Store;
@@ -214,16 +214,16 @@ impl AwsFixture {
     }
 
     /// The credential table's adapter.
-    pub fn credentials(&self) -> DynamoDbCredentials {
-        DynamoDbCredentials::new(self.dynamodb.clone(), &self.credentials_table)
+    pub fn credentials(&self) -> DynamoDbCredentialTable {
+        DynamoDbCredentialTable::new(self.dynamodb.clone(), &self.credentials_table)
     }
 
     /// The credential table over a client that counts its requests.
-    pub fn counted_credentials(&self, counter: &RequestCounter) -> DynamoDbCredentials {
+    pub fn counted_credentials(&self, counter: &RequestCounter) -> DynamoDbCredentialTable {
         let config = aws_sdk_dynamodb::config::Builder::from(&self.config)
             .interceptor(counter.clone())
             .build();
-        DynamoDbCredentials::new(
+        DynamoDbCredentialTable::new(
             aws_sdk_dynamodb::Client::from_conf(config),
             &self.credentials_table,
         )

@@ -25,7 +25,7 @@ pub enum Mode {
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("no credential configured for {source_name}: set {var}, its _BY_TENANT twin or CREDENTIALS_TABLE (or ALLOW_UNVERIFIED=true to accept unverified requests)")]
+    #[error("no credential configured for {source_name}: set {var} (or {var}_ARN, a Secrets Manager reference), its _BY_TENANT twin or CREDENTIALS_TABLE (or ALLOW_UNVERIFIED=true to accept unverified requests)")]
     NoCredential {
         source_name: &'static str,
         var: &'static str,

@@ -7,10 +7,9 @@
 //!
 //! Ingest reads through [`CredentialLookup`] (read-only, so the Lambdas' role grants only
 //! reads), cached for `CREDENTIALS_CACHE_SECS` ([`cache`]); the operator CLI writes through
-//! [`CredentialAdmin`]. Without a table the lookup is [`NoStoredCredentials`], and a request
+//! [`CredentialAdmin`]. Without a table the lookup is [`NoCredentialTable`], and a request
 //! the environment's keys refuse is refused exactly as before.
 
-pub mod admit;
 pub mod cache;
 
 use std::fmt;
@@ -21,8 +20,6 @@ use sha2::{Digest, Sha256};
 use crate::error::StoreError;
 use crate::model::{Source, Tenant};
 use crate::verify::Secret;
-
-pub use admit::Admitter;
 
 /// SHA-256 of an API key or token: all the table keeps of it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -190,10 +187,10 @@ pub trait CredentialAdmin: CredentialLookup {
 
 /// The null adapter: no credential table, so the environment's keys are the only ones.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NoStoredCredentials;
+pub(crate) struct NoCredentialTable;
 
 #[async_trait]
-impl CredentialLookup for NoStoredCredentials {
+impl CredentialLookup for NoCredentialTable {
     async fn by_key(&self, _: Source, _: &KeyHash) -> Result<Option<StoredCredential>, StoreError> {
         Ok(None)
     }

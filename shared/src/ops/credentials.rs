@@ -181,7 +181,7 @@ impl Operator {
 /// The null admin port: no credential table configured (`CREDENTIALS_TABLE` unset with
 /// `--store dynamodb`). Every call says so.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NoCredentialTable;
+pub(crate) struct UnconfiguredCredentialTable;
 
 fn no_table() -> crate::error::StoreError {
     crate::error::StoreError::Unavailable(
@@ -190,7 +190,7 @@ fn no_table() -> crate::error::StoreError {
 }
 
 #[async_trait::async_trait]
-impl crate::credentials::CredentialLookup for NoCredentialTable {
+impl crate::credentials::CredentialLookup for UnconfiguredCredentialTable {
     async fn by_key(
         &self,
         _: Source,
@@ -209,7 +209,7 @@ impl crate::credentials::CredentialLookup for NoCredentialTable {
 }
 
 #[async_trait::async_trait]
-impl CredentialAdmin for NoCredentialTable {
+impl CredentialAdmin for UnconfiguredCredentialTable {
     async fn insert(&self, _: &StoredCredential) -> Result<bool, crate::error::StoreError> {
         Err(no_table())
     }

@@ -49,7 +49,7 @@ pub struct OperatorPorts {
     pub queue: Arc<dyn TransitionQueue>,
     pub requeue: Arc<dyn Requeue>,
     pub dead_letters: Arc<dyn DeadLetters>,
-    /// The credential table (the null [`credentials::NoCredentialTable`] where none is
+    /// The credential table (the null [`credentials::UnconfiguredCredentialTable`] where none is
     /// configured).
     pub credentials: Arc<dyn crate::credentials::CredentialAdmin>,
 }

@@ -15,7 +15,7 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::credential::{credential_header, Credential, Guard, Place};
+use super::guard::{credential_header, Credential, Guard, Place};
 use super::{id_of, opt_string, parse_object, unnamed_tenant, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::http::{RawRequest, ResponseStyle};

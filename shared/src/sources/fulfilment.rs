@@ -11,7 +11,7 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::credential::{Credential, Guard};
+use super::guard::{Credential, Guard};
 use super::{id_of, opt_string, parse_object, required_str, take_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;

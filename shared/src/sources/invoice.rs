@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::credential::{credential_header, Credential, Guard};
+use super::guard::{credential_header, Credential, Guard};
 use super::{id_of, opt_string, parse_object, required_str, take_object, Normalised, Provider};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};
 use crate::error::IngestError;

@@ -4,8 +4,8 @@
 //! the other places it touches are ARCHITECTURE §2's checklist, held by `it/providers.rs`.
 
 pub mod abaha;
-pub mod credential;
 pub mod fulfilment;
+pub mod guard;
 pub mod invoice;
 pub mod pancake;
 pub mod pancake_common;
@@ -19,7 +19,7 @@ use crate::config::{ConfigError, Env, Mode};
 use crate::error::IngestError;
 use crate::http::{RawRequest, ResponseStyle};
 use crate::model::{NormalisedEvent, Source, Tenant};
-use credential::{Admission, Guard};
+use guard::{Admission, Guard};
 
 /// What [`Provider::normalise`] gives: one event, or the 4xx that refuses the request.
 pub type Normalised = Result<NormalisedEvent, IngestError>;
@@ -32,7 +32,7 @@ pub trait Provider: Send + Sync {
     fn guard(&self) -> &Guard;
     /// Checks the request's credential against the environment's secrets, in constant time:
     /// the same for every provider, through its [`Guard`]. Ingest also consults the
-    /// credential table ([`crate::credentials::Admitter`]).
+    /// credential table (the pipeline's `Admitter`: sources never import the pipeline).
     fn verify(&self, req: &RawRequest) -> Result<Admission, IngestError> {
         self.guard().verify(req)
     }

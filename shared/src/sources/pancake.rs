@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
-use super::credential::{Credential, Guard};
+use super::guard::{Credential, Guard};
 use super::pancake_common::{api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER};
 use super::{canonical_event_type, id_of, opt_string, unnamed_tenant};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};

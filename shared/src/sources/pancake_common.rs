@@ -12,7 +12,7 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::credential::{Credential, Guard, Place};
+use super::guard::{Credential, Guard, Place};
 use super::{
     canonical_event_type, id_of, opt_string, parse_object, required_str, unnamed_tenant,
     Normalised, Provider, UNRECOGNISED_TYPE,

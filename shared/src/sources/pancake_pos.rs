@@ -25,7 +25,7 @@
 
 use serde_json::{Map, Value};
 
-use super::credential::{credential_header, Guard};
+use super::guard::{credential_header, Guard};
 use super::pancake_common::{api_key, resource, Delivery, Form, Member, Projector, API_KEY_HEADER};
 use super::{id_of, opt_string};
 use crate::config::{resolve_credentials, ConfigError, Credentials, Env, Mode};

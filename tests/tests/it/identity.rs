@@ -17,7 +17,7 @@ use webhook_core::model::{
 };
 use webhook_core::notify::{Notifier, Outcome, Target};
 use webhook_core::pipeline::Pipeline;
-use webhook_core::sources::credential::Guard;
+use webhook_core::sources::guard::Guard;
 use webhook_core::sources::{fulfilment::Fulfilment, provider_from_env, Normalised, Provider};
 use webhook_core::store::{EventFilter, EventStatus};
 use webhook_tests::kit::Kit;

@@ -15,12 +15,13 @@ use webhook_core::clock::FixedClock;
 use webhook_core::config::vars::credentials_of;
 use webhook_core::config::{Env, Mode, PipelineSettings};
 use webhook_core::credentials::{
-    Admitter, CredentialId, CredentialLookup, KeyHash, Material, StoredCredential,
+    CredentialId, CredentialLookup, KeyHash, Material, StoredCredential,
 };
 use webhook_core::error::{IngestError, StoreError};
 use webhook_core::http::RawRequest;
 use webhook_core::model::{Source, Tenant};
 use webhook_core::ops::credentials::NewValue;
+use webhook_core::pipeline::Admitter;
 use webhook_core::pipeline::Pipeline;
 use webhook_core::sources::{provider_from_env, Provider};
 use webhook_core::store::{Detail, EventFilter, Order};

@@ -6,7 +6,7 @@
 //! adapter [`crate::queue::AlreadyQueued`]; the worker drains [`Outbox`] through the
 //! [`crate::queue::PullQueue`] port.
 
-pub mod credentials;
+pub mod credential_table;
 mod files;
 mod inspect;
 mod operator;
@@ -17,7 +17,7 @@ mod schema;
 pub mod store;
 pub mod writer;
 
-pub use credentials::SqliteCredentials;
+pub use credential_table::SqliteCredentialTable;
 pub use outbox::Outbox;
 pub use purge::Expired;
 pub use store::SqliteStore;

@@ -108,8 +108,8 @@ impl SqliteStore {
     }
 
     /// The credential table of the same file, sharing this store's writer thread.
-    pub fn credentials(&self) -> super::SqliteCredentials {
-        super::SqliteCredentials::new(self.writer.clone())
+    pub fn credentials(&self) -> super::SqliteCredentialTable {
+        super::SqliteCredentialTable::new(self.writer.clone())
     }
 
     /// The shared connection (the embedded queue lives in the same file).

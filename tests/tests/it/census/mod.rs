@@ -11,28 +11,14 @@ use std::path::Path;
 
 use scan::Import;
 
-/// Today's known breaches of §10, each `(file, import prefix)`; an empty prefix stands for any
-/// import of that file. They are the credential wing's: `credentials/` has no row in §10 yet,
-/// `sources/credential.rs` imports it (and `http::KEPT_HEADERS`, which the `sources` row does
-/// not name), and `credentials/admit.rs` imports `sources`, the one cycle between folders.
-/// The credential-wing change (issue 23, item 2: admission to the pipeline, guards to the
-/// sources, a §10 row) empties this list. An entry that no longer matches anything fails the
-/// test, so the list cannot outlive the breaches it excuses.
-const KNOWN_BREACHES: &[(&str, &str)] = &[
-    ("backends/aws/credentials.rs", "credentials"),
-    ("backends/sqlite/credentials.rs", "credentials"),
-    ("credentials/admit.rs", ""),
-    ("credentials/cache.rs", ""),
-    ("credentials/mod.rs", ""),
-    ("ops/credentials.rs", "credentials"),
-    ("ops/mod.rs", "credentials"),
-    ("pipeline.rs", "credentials"),
-    ("sources/credential.rs", "credentials"),
-    ("sources/credential.rs", "http::KEPT_HEADERS"),
-];
+/// Known breaches of §10, each `(file, import prefix)`; an empty prefix stands for any import
+/// of that file. Empty since the credential wing was restructured (decision 70): a breach is
+/// fixed or the table changed, never excused for long. An entry that no longer matches
+/// anything fails the test, so the list cannot outlive the breaches it excuses.
+const KNOWN_BREACHES: &[(&str, &str)] = &[];
 
-/// The known cycle between top-level modules, which the same change removes.
-const KNOWN_CYCLES: &[&[&str]] = &[&["credentials", "sources"]];
+/// Known cycles between top-level modules: none.
+const KNOWN_CYCLES: &[&[&str]] = &[];
 
 fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))

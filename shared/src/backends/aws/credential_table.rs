@@ -29,7 +29,7 @@ const KEY_SK: &str = "key";
 
 /// DynamoDB implementation of the credential ports.
 #[derive(Clone, Debug)]
-pub struct DynamoDbCredentials {
+pub struct DynamoDbCredentialTable {
     client: Client,
     table: String,
 }
@@ -111,7 +111,7 @@ fn from_item(item: &Item) -> Option<StoredCredential> {
     })
 }
 
-impl DynamoDbCredentials {
+impl DynamoDbCredentialTable {
     /// Puts `credential` under `condition` (which may name `:id`, its id); `false` when the
     /// condition failed and nothing was written.
     async fn put(
@@ -141,7 +141,7 @@ impl DynamoDbCredentials {
     }
 
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoDbCredentials {
+        DynamoDbCredentialTable {
             client,
             table: table.into(),
         }
@@ -190,7 +190,7 @@ impl DynamoDbCredentials {
 }
 
 #[async_trait]
-impl CredentialLookup for DynamoDbCredentials {
+impl CredentialLookup for DynamoDbCredentialTable {
     async fn by_key(
         &self,
         source: Source,
@@ -227,7 +227,7 @@ impl CredentialLookup for DynamoDbCredentials {
 }
 
 #[async_trait]
-impl CredentialAdmin for DynamoDbCredentials {
+impl CredentialAdmin for DynamoDbCredentialTable {
     async fn insert(&self, credential: &StoredCredential) -> Result<bool, StoreError> {
         self.put(credential, "attribute_not_exists(pk)").await
     }

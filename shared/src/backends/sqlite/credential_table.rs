@@ -20,13 +20,13 @@ const COLUMNS: &str = "source, id, tenant, key_hash, secret, created_at, expires
 
 /// SQLite implementation of the credential ports.
 #[derive(Clone)]
-pub struct SqliteCredentials {
+pub struct SqliteCredentialTable {
     writer: GroupCommit,
 }
 
-impl SqliteCredentials {
+impl SqliteCredentialTable {
     pub(super) fn new(writer: GroupCommit) -> Self {
-        SqliteCredentials { writer }
+        SqliteCredentialTable { writer }
     }
 
     async fn select(
@@ -79,7 +79,7 @@ fn credential(r: &Row<'_>) -> rusqlite::Result<Option<StoredCredential>> {
 }
 
 #[async_trait]
-impl CredentialLookup for SqliteCredentials {
+impl CredentialLookup for SqliteCredentialTable {
     async fn by_key(
         &self,
         source: Source,
@@ -107,7 +107,7 @@ impl CredentialLookup for SqliteCredentials {
 }
 
 #[async_trait]
-impl CredentialAdmin for SqliteCredentials {
+impl CredentialAdmin for SqliteCredentialTable {
     async fn insert(&self, credential: &StoredCredential) -> Result<bool, StoreError> {
         let c = credential.clone();
         let (hash, secret) = match &c.material {

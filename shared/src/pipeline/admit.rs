@@ -1,16 +1,16 @@
-//! Who may speak for which tenant: the provider's [`Guard`](crate::sources::credential::Guard)
+//! Who may speak for which tenant: the provider's [`Guard`](crate::sources::guard::Guard)
 //! on the environment's keys first (no I/O), then, only for a credential they found wrong,
 //! the credential table. The pipeline holds the result against the normalised event's
 //! tenant.
 
 use std::sync::Arc;
 
-use super::cache::CachedLookup;
-use super::{CredentialLookup, NoStoredCredentials, StoredCredential};
 use crate::clock::Clock;
+use crate::credentials::cache::CachedLookup;
+use crate::credentials::{CredentialLookup, NoCredentialTable, StoredCredential};
 use crate::error::IngestError;
 use crate::http::RawRequest;
-use crate::sources::credential::{Admission, Probe};
+use crate::sources::guard::{Admission, Probe};
 use crate::sources::Provider;
 
 /// The admission step of ingest, over a credential table (or none).
@@ -24,7 +24,7 @@ impl Admitter {
     /// No credential table: the environment's keys alone, as before tenant binding.
     pub(crate) fn environment_only(clock: Arc<dyn Clock>) -> Self {
         Admitter {
-            lookup: Arc::new(NoStoredCredentials),
+            lookup: Arc::new(NoCredentialTable),
             clock,
         }
     }

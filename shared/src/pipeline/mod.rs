@@ -11,6 +11,13 @@
 //! The ingest path itself never writes the `published` flag, so an accepted event costs
 //! exactly one store write. The embedded store is its own queue (it writes the outbox rows in
 //! the event's transaction), so its queue adapter is the null `AlreadyQueued`.
+//!
+//! Admission ([`admit`]) is the pipeline's first step: the provider's guard, then the
+//! credential table for what the guard found wrong.
+
+pub mod admit;
+
+pub use admit::Admitter;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +26,6 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::PipelineSettings;
-use crate::credentials::Admitter;
 use crate::error::IngestError;
 use crate::http::{respond, RawRequest, RawResponse, KEPT_HEADERS};
 use crate::metrics::{names, MetricLine, MetricsSink};
