@@ -198,7 +198,8 @@ pub(super) fn lambda(root: &Path, package: &str, name: &str) -> Option<Lambda> {
     })
 }
 
-/// `pub const NAME: &str = "Value";` lines (or `pub(crate) const`) of metrics.rs's `names` module.
+/// `pub const NAME: &str = "Value";` lines (or `pub(crate) const`) of metrics.rs's `names`
+/// module.
 pub(super) fn metric_names(root: &Path) -> BTreeMap<String, String> {
     let text = code_text(&root.join("shared/src/metrics.rs"));
     let block = text
