@@ -4,6 +4,7 @@
 #   - a Python venv (.venv) with the pinned tools of .ci/requirements.txt (moto, cfn-lint)
 #   - moto_server on a loopback port for the DynamoDB/SQS tests (stopped on exit)
 #   - the template linters (cfn-lint, sam validate --lint) via .ci/lint-template.sh
+#   - no test function over 100 lines (.ci/long-tests.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,6 +19,7 @@ if ! .venv/bin/python -c 'import moto, cfnlint' 2>/dev/null \
 fi
 
 bash .ci/lint-template.sh
+python3 .ci/long-tests.py
 
 port=${MOTO_PORT:-$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" > "${TMPDIR:-/tmp}/moto-$port.log" 2>&1 &

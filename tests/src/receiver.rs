@@ -7,7 +7,9 @@
 //! content type and body, whether the signature verifies, when it arrived and what it was
 //! answered. The signature check is the receiver's own, written from the Standard Webhooks
 //! spec with the `hmac` crate (not the product's signing code), so a test that the receiver
-//! verified a request says the notifier signed it as the spec requires.
+//! verified a request says the notifier signed it as the spec requires. That check,
+//! [`signing_key`] and [`verify`], is also the soak driver's (`functions/local/examples/soak`):
+//! the workspace has one independent oracle of the notifier's signatures.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +98,8 @@ impl Receiver {
     /// Serves a receiver verifying with `secret` (`whsec_` + base64); returns it and its URL
     /// (`http://127.0.0.1:<port>/notify`).
     pub async fn start(secret: &str) -> (Arc<Receiver>, String) {
-        let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
         let receiver = Arc::new(Receiver {
-            key: B64.decode(encoded).expect("the secret is base64"),
+            key: signing_key(secret).expect("the secret is base64"),
             script: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
             down: AtomicBool::new(false),
@@ -183,20 +184,25 @@ impl Receiver {
             }
         })
     }
+}
 
-    /// Standard Webhooks verification, from the spec: any `v1,` entry of the
-    /// space-separated header must be base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
-    fn verify(&self, id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(format!("{id}.{timestamp}.").as_bytes());
-        mac.update(body);
-        signature.split(' ').any(|candidate| {
-            candidate
-                .strip_prefix("v1,")
-                .and_then(|b64| B64.decode(b64).ok())
-                .is_some_and(|sig| mac.clone().verify_slice(&sig).is_ok())
-        })
-    }
+/// The key of a Standard Webhooks secret: the base64 after `whsec_` (or the whole secret).
+pub fn signing_key(secret: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    B64.decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+}
+
+/// Standard Webhooks verification, from the spec: any `v1,` entry of the space-separated
+/// `signature` header must be base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
+pub fn verify(key: &[u8], id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    signature.split(' ').any(|candidate| {
+        candidate
+            .strip_prefix("v1,")
+            .and_then(|b64| B64.decode(b64).ok())
+            .is_some_and(|sig| mac.clone().verify_slice(&sig).is_ok())
+    })
 }
 
 async fn receive(
@@ -217,7 +223,7 @@ async fn receive(
         header("webhook-timestamp"),
         header("webhook-signature"),
     );
-    let verified = receiver.verify(&id, &timestamp, &signature, &body);
+    let verified = verify(&receiver.key, &id, &timestamp, &signature, &body);
     let reply = receiver.reply(&id);
     receiver
         .received

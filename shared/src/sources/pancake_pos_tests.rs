@@ -86,148 +86,155 @@ fn v(s: &str) -> Version {
     Version::parse(s).unwrap()
 }
 
+/// A fixture and what it projects: (name, event type, (entity kind, id, version, state)).
+type Row = (
+    &'static str,
+    &'static str,
+    Option<(EntityKind, &'static str, &'static str, Option<&'static str>)>,
+);
+
+const EXPECTED: [Row; 18] = [
+    ("connectivity_test", "order.created", None),
+    (
+        "customer_created",
+        "customer.created",
+        Some((
+            EntityKind::Customer,
+            "c9d3e1f0-2a4b-4c6d-8e0f-1a3b5c7d9e2f",
+            "2025-09-05T08:15:00",
+            None,
+        )),
+    ),
+    (
+        "customer_updated",
+        "customer.updated",
+        Some((
+            EntityKind::Customer,
+            "c9d3e1f0-2a4b-4c6d-8e0f-1a3b5c7d9e2f",
+            "2025-09-05T10:06:00",
+            None,
+        )),
+    ),
+    (
+        "flat_customer",
+        "customer.created",
+        Some((
+            EntityKind::Customer,
+            "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+            "2025-09-05T10:25:00",
+            None,
+        )),
+    ),
+    (
+        "flat_order",
+        "order.updated",
+        Some((EntityKind::Order, "1534", "2025-09-05T10:20:00", Some("1"))),
+    ),
+    (
+        "flat_product",
+        "product.updated",
+        Some((EntityKind::Product, PRODUCT, "2025-09-05T10:30:00", None)),
+    ),
+    (
+        "flat_variations_warehouses",
+        "inventory.updated",
+        Some((
+            EntityKind::Variation,
+            VARIATION_AT_WAREHOUSE,
+            "2025-09-05T10:31:00",
+            None,
+        )),
+    ),
+    (
+        "inventory_updated",
+        "inventory.updated",
+        Some((
+            EntityKind::Variation,
+            VARIATION_AT_WAREHOUSE,
+            "2025-09-05T10:05:00",
+            None,
+        )),
+    ),
+    ("loyalty_points_earned", "loyalty.points_earned", None),
+    ("loyalty_points_redeemed", "loyalty.points_redeemed", None),
+    (
+        "order_cancelled",
+        "order.cancelled",
+        Some((EntityKind::Order, "1533", "2025-09-05T09:50:00", Some("6"))),
+    ),
+    (
+        "order_created",
+        "order.created",
+        Some((EntityKind::Order, "1532", "2025-09-05T09:30:00", Some("0"))),
+    ),
+    (
+        "order_status_changed",
+        "order.status_changed",
+        Some((EntityKind::Order, "1532", "2025-09-05T10:05:00", Some("2"))),
+    ),
+    (
+        "order_updated",
+        "order.updated",
+        Some((EntityKind::Order, "1532", "2025-09-05T09:35:00", Some("1"))),
+    ),
+    (
+        "product_created",
+        "product.created",
+        Some((EntityKind::Product, PRODUCT, "2025-09-01T07:00:00", None)),
+    ),
+    (
+        "product_deleted",
+        "product.deleted",
+        Some((
+            EntityKind::Product,
+            "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f",
+            "2025-09-05T10:10:00",
+            None,
+        )),
+    ),
+    (
+        "product_updated",
+        "product.updated",
+        Some((EntityKind::Product, PRODUCT, "2025-09-05T09:00:00", None)),
+    ),
+    ("transaction_created", "transaction.created", None),
+];
+
 /// (event type, entity kind, id, version, state) of every fixture.
 #[test]
 fn every_fixture_projects_the_right_entity() {
-    type Row = (
-        &'static str,
-        &'static str,
-        Option<(EntityKind, &'static str, &'static str, Option<&'static str>)>,
-    );
-    let expected: [Row; 18] = [
-        ("connectivity_test", "order.created", None),
-        (
-            "customer_created",
-            "customer.created",
-            Some((
-                EntityKind::Customer,
-                "c9d3e1f0-2a4b-4c6d-8e0f-1a3b5c7d9e2f",
-                "2025-09-05T08:15:00",
-                None,
-            )),
-        ),
-        (
-            "customer_updated",
-            "customer.updated",
-            Some((
-                EntityKind::Customer,
-                "c9d3e1f0-2a4b-4c6d-8e0f-1a3b5c7d9e2f",
-                "2025-09-05T10:06:00",
-                None,
-            )),
-        ),
-        (
-            "flat_customer",
-            "customer.created",
-            Some((
-                EntityKind::Customer,
-                "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
-                "2025-09-05T10:25:00",
-                None,
-            )),
-        ),
-        (
-            "flat_order",
-            "order.updated",
-            Some((EntityKind::Order, "1534", "2025-09-05T10:20:00", Some("1"))),
-        ),
-        (
-            "flat_product",
-            "product.updated",
-            Some((EntityKind::Product, PRODUCT, "2025-09-05T10:30:00", None)),
-        ),
-        (
-            "flat_variations_warehouses",
-            "inventory.updated",
-            Some((
-                EntityKind::Variation,
-                VARIATION_AT_WAREHOUSE,
-                "2025-09-05T10:31:00",
-                None,
-            )),
-        ),
-        (
-            "inventory_updated",
-            "inventory.updated",
-            Some((
-                EntityKind::Variation,
-                VARIATION_AT_WAREHOUSE,
-                "2025-09-05T10:05:00",
-                None,
-            )),
-        ),
-        ("loyalty_points_earned", "loyalty.points_earned", None),
-        ("loyalty_points_redeemed", "loyalty.points_redeemed", None),
-        (
-            "order_cancelled",
-            "order.cancelled",
-            Some((EntityKind::Order, "1533", "2025-09-05T09:50:00", Some("6"))),
-        ),
-        (
-            "order_created",
-            "order.created",
-            Some((EntityKind::Order, "1532", "2025-09-05T09:30:00", Some("0"))),
-        ),
-        (
-            "order_status_changed",
-            "order.status_changed",
-            Some((EntityKind::Order, "1532", "2025-09-05T10:05:00", Some("2"))),
-        ),
-        (
-            "order_updated",
-            "order.updated",
-            Some((EntityKind::Order, "1532", "2025-09-05T09:35:00", Some("1"))),
-        ),
-        (
-            "product_created",
-            "product.created",
-            Some((EntityKind::Product, PRODUCT, "2025-09-01T07:00:00", None)),
-        ),
-        (
-            "product_deleted",
-            "product.deleted",
-            Some((
-                EntityKind::Product,
-                "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f",
-                "2025-09-05T10:10:00",
-                None,
-            )),
-        ),
-        (
-            "product_updated",
-            "product.updated",
-            Some((EntityKind::Product, PRODUCT, "2025-09-05T09:00:00", None)),
-        ),
-        ("transaction_created", "transaction.created", None),
-    ];
-    for (name, event_type, entity) in expected {
-        let raw = body(name);
-        assert!(provider().verify(&keyed(raw)).is_ok(), "{name}");
-        let e = normalise(raw);
-        assert_eq!(e.source, Source::PancakePos);
-        assert_eq!(e.event_type, event_type, "{name}");
-        assert_eq!(e.event_id, body_event_id(raw.as_bytes()));
-        let tenant = if name == "connectivity_test" {
-            "123"
-        } else {
-            SHOP
-        };
-        assert_eq!(e.tenant.as_str(), tenant, "{name}");
-        match entity {
-            None => assert!(e.entities.is_empty(), "{name}: {:?}", e.entities),
-            Some((kind, id, version, state)) => {
-                let [u] = e.entities.as_slice() else {
-                    panic!("{name}: {:?}", e.entities)
-                };
-                assert_eq!(u.key.kind, kind, "{name}");
-                assert_eq!(u.key.id, id, "{name}");
-                assert_eq!(u.key.tenant, e.tenant, "{name}");
-                assert_eq!(u.version, v(version), "{name}");
-                assert_eq!(u.state.as_deref(), state, "{name}");
-                assert_eq!(u.lifecycle, Lifecycle::Free);
-                if kind != EntityKind::Order {
-                    assert_eq!(u.transition, TransitionRule::None, "{name}");
-                }
+    for row in EXPECTED {
+        projects(row);
+    }
+}
+
+fn projects((name, event_type, entity): Row) {
+    let raw = body(name);
+    assert!(provider().verify(&keyed(raw)).is_ok(), "{name}");
+    let e = normalise(raw);
+    assert_eq!(e.source, Source::PancakePos);
+    assert_eq!(e.event_type, event_type, "{name}");
+    assert_eq!(e.event_id, body_event_id(raw.as_bytes()));
+    let tenant = if name == "connectivity_test" {
+        "123"
+    } else {
+        SHOP
+    };
+    assert_eq!(e.tenant.as_str(), tenant, "{name}");
+    match entity {
+        None => assert!(e.entities.is_empty(), "{name}: {:?}", e.entities),
+        Some((kind, id, version, state)) => {
+            let [u] = e.entities.as_slice() else {
+                panic!("{name}: {:?}", e.entities)
+            };
+            assert_eq!(u.key.kind, kind, "{name}");
+            assert_eq!(u.key.id, id, "{name}");
+            assert_eq!(u.key.tenant, e.tenant, "{name}");
+            assert_eq!(u.version, v(version), "{name}");
+            assert_eq!(u.state.as_deref(), state, "{name}");
+            assert_eq!(u.lifecycle, Lifecycle::Free);
+            if kind != EntityKind::Order {
+                assert_eq!(u.transition, TransitionRule::None, "{name}");
             }
         }
     }

@@ -219,8 +219,6 @@ async fn an_unreachable_backend_is_one_line_naming_it() {
 /// errors (exit 2).
 #[tokio::test]
 async fn credentials_are_shown_once_and_bind_their_tenant() {
-    use std::io::Write;
-    use webhook_core::config::Mode;
     let dir = tempfile::tempdir().unwrap();
     let db = store_with_events(dir.path()).await;
     let db = db.to_str().unwrap();
@@ -235,7 +233,17 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
         "{key:?}"
     );
     assert!(stderr(&add).contains("shown once"), "{}", stderr(&add));
+    let secret = "a-secret-the-platform-issued";
+    a_given_secret_prints_only_its_id(db, secret);
+    no_value_is_listed(db, &key, secret);
+    the_key_admits_only_its_shop(db, &key).await;
+    the_table_s_rules_are_usage_errors(db);
+}
 
+/// `credentials add --stdin`: the secret the platform issued is read from stdin, and only
+/// the new credential's id is printed.
+fn a_given_secret_prints_only_its_id(db: &str, secret: &str) {
+    use std::io::Write;
     let mut given = Command::new(build_function("webhooks"))
         .args([
             "--db",
@@ -254,7 +262,6 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let secret = "a-secret-the-platform-issued";
     given
         .stdin
         .take()
@@ -268,7 +275,9 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
         "only the id: {}",
         stdout(&given)
     );
+}
 
+fn no_value_is_listed(db: &str, key: &str, secret: &str) {
     for args in [
         vec!["credentials", "list"],
         vec!["credentials", "list", "--json"],
@@ -280,12 +289,15 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
             "{text}"
         );
         assert!(
-            !text.contains(&key) && !text.contains(secret),
+            !text.contains(key) && !text.contains(secret),
             "no value is listed: {text}"
         );
     }
+}
 
-    // the key the CLI printed admits its shop's events at ingest, and no other shop's
+/// The key the CLI printed admits its shop's events at ingest, and no other shop's.
+async fn the_key_admits_only_its_shop(db: &str, key: &str) {
+    use webhook_core::config::Mode;
     let (backends, _) = sqlite_backends(Path::new(db), &Env::default()).unwrap();
     let clock = std::sync::Arc::new(webhook_core::clock::SystemClock);
     let pipeline = webhook_core::runtime::pipeline(&Env::default(), &backends, clock).unwrap();
@@ -301,7 +313,7 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
             r#"{{"payload":{{"eventType":"order_created","shopId":"{shop}","data":{{"id":1,"status":0}}}}}}"#
         );
         webhook_core::http::RawRequest::post("/api/v1/pancake-pos/webhook", body.as_str())
-            .with_header("X-Webhook-Secret", &key)
+            .with_header("X-Webhook-Secret", key)
     };
     pipeline
         .ingest(pos.as_ref(), &order("987654321"))
@@ -312,7 +324,10 @@ async fn credentials_are_shown_once_and_bind_their_tenant() {
         .await
         .unwrap_err();
     assert_eq!(other.status(), 403);
+}
 
+/// Two active credentials per tenant at most; a revoke names a credential id or `--all`.
+fn the_table_s_rules_are_usage_errors(db: &str) {
     let second = webhooks(
         &["--db", db, "credentials", "add", "pancake-pos", "987654321"],
         &[],

@@ -91,12 +91,41 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(response["status"], "ok");
     assert_eq!(response["duplicate"], false);
 
-    // events table
+    assert_event_item(&fixture, &event_key, &body).await;
+    assert_entity_item(&fixture, &event_key).await;
+    let transition_id = assert_transition_item(&fixture, &event_id).await;
+
+    // the provider redelivers: 200, a duplicate; ingest sends nothing to SQS either time
+    let (status, again) = response_of(function.invoke(&api, event).await);
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(fixture.queue_depth().await, 0);
+
+    // the relay binary sends the one transition from the table's stream to the FIFO queue
+    assert_relayed(&fixture, &transition_id, &event_key).await;
+
+    // A forged signature: 401, and the refusal is one structured log line (the record the
+    // template's saved Logs Insights query lists), without the body or the credential.
+    let logs = assert_refusal_logged(&mut function, &api, &body).await;
+    assert!(logs.contains("webhook accepted"), "{logs}");
+    assert!(!logs.contains(DEV_SECRET), "a secret reached the log");
+    assert!(api.init_errors().is_empty());
+    function.kill().await;
+}
+
+/// The sample's order status change, in microseconds as stored.
+fn sample_version() -> Version {
+    Version::parse("2022-06-07T09:55:58.000000Z").unwrap()
+}
+
+/// The events table's item: applied, the exact request kept deflated without credentials,
+/// the default TTL; the store reads the same event back.
+async fn assert_event_item(fixture: &AwsFixture, event_key: &str, body: &str) {
     let db = &fixture.dynamodb;
     let item = db
         .get_item()
         .table_name(&fixture.tables.events)
-        .key("event_key", AttributeValue::S(event_key.clone()))
+        .key("event_key", AttributeValue::S(event_key.to_string()))
         .consistent_read(true)
         .send()
         .await
@@ -107,7 +136,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(s(&item, "event_type"), "order.status_changed");
     // the kept request (headers and body) is one deflated Binary attribute
     let request = String::from_utf8(inflated(&item, "request_z")).unwrap();
-    assert!(request.ends_with(&body), "the exact body is kept");
+    assert!(request.ends_with(body), "the exact body is kept");
     assert!(request.contains("sample-provider/1.0") && request.contains("3252898194"));
     assert!(
         !request.contains("x-event-signature"),
@@ -120,7 +149,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     );
     let stored = fixture
         .store()
-        .event(&webhook_core::EventKey::from_stored(event_key.clone()))
+        .event(&webhook_core::EventKey::from_stored(event_key.to_string()))
         .await
         .unwrap()
         .expect("the stored event");
@@ -128,9 +157,12 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert!(stored
         .headers
         .contains(&("user-agent".to_string(), "sample-provider/1.0".to_string())));
+}
 
-    // entities table
-    let version = Version::parse("2022-06-07T09:55:58.000000Z").unwrap();
+/// The entities table's item: the order's state, version, last event and data.
+async fn assert_entity_item(fixture: &AwsFixture, event_key: &str) {
+    let db = &fixture.dynamodb;
+    let version = sample_version();
     let entity = db
         .get_item()
         .table_name(&fixture.tables.entities)
@@ -147,8 +179,12 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(s(&entity, "last_event_key"), event_key);
     let data: Value = serde_json::from_slice(&inflated(&entity, "data_z")).unwrap();
     assert_eq!(data["order"]["code"], "dh07060099");
+}
 
-    // transitions table
+/// The transitions table's item, queued and not yet published; returns its transition id.
+async fn assert_transition_item(fixture: &AwsFixture, event_id: &str) -> String {
+    let db = &fixture.dynamodb;
+    let version = sample_version();
     let transition = db
         .get_item()
         .table_name(&fixture.tables.transitions)
@@ -169,16 +205,12 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(recorded.to, "WAITING_CONFIRM");
     assert_eq!(transition["queued"], AttributeValue::Bool(true));
     assert_eq!(transition["published"], AttributeValue::Bool(false));
-    let transition_id = s(&transition, "transition_id");
+    s(&transition, "transition_id")
+}
 
-    // the provider redelivers: 200, a duplicate; ingest sends nothing to SQS either time
-    let (status, again) = response_of(function.invoke(&api, event).await);
-    assert_eq!(status, 200);
-    assert_eq!(again["duplicate"], true);
-    assert_eq!(fixture.queue_depth().await, 0);
-
-    // the relay binary sends the one transition from the table's stream to the FIFO queue
-    let mut relay = RelayRig::start(&fixture, &fixture.endpoint, 100).await;
+/// The relay binary puts the one transition on the FIFO queue, in its entity's group.
+async fn assert_relayed(fixture: &AwsFixture, transition_id: &str, event_key: &str) {
+    let mut relay = RelayRig::start(fixture, &fixture.endpoint, 100).await;
     relay.drain(5, std::time::Duration::from_millis(50)).await;
     let queued = fixture.drain_queue().await;
     assert_eq!(queued.len(), 1);
@@ -191,12 +223,14 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
     assert_eq!(message.event_key, event_key);
     assert_eq!(message.occurred_at, "2022-06-07T09:55:58Z");
     assert_eq!(message.data["merchant_code"], "XYZ");
+}
 
-    // A forged signature: 401, and the refusal is one structured log line (the record the
-    // template's saved Logs Insights query lists), without the body or the credential.
+/// A forged signature is refused (401) with one structured refusal line that names neither
+/// the body nor the credential; returns the function's output so far.
+async fn assert_refusal_logged(function: &mut Function, api: &RuntimeApi, body: &str) -> String {
     let mut forged = sample_event();
     forged["headers"]["x-event-signature"] = Value::from("ab".repeat(32));
-    let (status, _) = response_of(function.invoke(&api, forged).await);
+    let (status, _) = response_of(function.invoke(api, forged).await);
     assert_eq!(status, 401);
     let refusal_line = |logs: &str| {
         logs.lines()
@@ -243,11 +277,7 @@ async fn fulfilment_lambda_stores_and_queues_the_sample_event() {
         !refusal.to_string().contains("WAITING"),
         "the body was logged: {refusal}"
     );
-
-    assert!(logs.contains("webhook accepted"), "{logs}");
-    assert!(!logs.contains(DEV_SECRET), "a secret reached the log");
-    assert!(api.init_errors().is_empty());
-    function.kill().await;
+    logs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

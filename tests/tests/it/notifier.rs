@@ -161,12 +161,21 @@ fn failures(response: &SqsBatchResponse) -> Vec<String> {
         .collect()
 }
 
-// ---- tests ---------------------------------------------------------------------------
+/// The batch of the FIFO group rule's test: six groups of transitions (stored through the
+/// pipeline) interleaved as SQS may hand them out, a poison message among them, and the
+/// receiver's scripted answers: A (order 1) ok, 500, then one that must not be attempted;
+/// B ok; C 429; D 410 then one not attempted; E a hang past the timeout; F ok.
+struct Groups {
+    a1: TransitionMessage,
+    a2: TransitionMessage,
+    b1: TransitionMessage,
+    c1: TransitionMessage,
+    d1: TransitionMessage,
+    e1: TransitionMessage,
+    f1: TransitionMessage,
+}
 
-#[tokio::test]
-async fn batch_response_names_exactly_the_failed_messages_with_the_fifo_group_rule() {
-    let (receiver, url) = Receiver::start(SECRET).await;
-    let mut h = Harness::new();
+async fn fifo_rule_batch(h: &mut Harness, receiver: &Receiver) -> (Groups, SqsEvent) {
     // Group A (order 1): ok, 500, then a third message that must not be attempted.
     let a1 = h
         .order_status(1, "NEW", "WAITING_CONFIRM", "2025-09-05T10:00:00Z")
@@ -236,6 +245,36 @@ async fn batch_response_names_exactly_the_failed_messages_with_the_fifo_group_ru
         ),
         transition_record("msg-f1", &f1, 10, 1),
     ]);
+    let groups = Groups {
+        a1,
+        a2,
+        b1,
+        c1,
+        d1,
+        e1,
+        f1,
+    };
+    (groups, event)
+}
+
+// ---- tests ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn batch_response_names_exactly_the_failed_messages_with_the_fifo_group_rule() {
+    let (receiver, url) = Receiver::start(SECRET).await;
+    let mut h = Harness::new();
+    let (
+        Groups {
+            a1,
+            a2,
+            b1,
+            c1,
+            d1,
+            e1,
+            f1,
+        },
+        event,
+    ) = fifo_rule_batch(&mut h, &receiver).await;
     let notifier = h.notifier(http_target(&url));
     let response = tokio::time::timeout(Duration::from_secs(60), batch::handle(&notifier, &event))
         .await

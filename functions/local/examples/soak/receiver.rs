@@ -1,9 +1,10 @@
 //! The notification receiver the gateway's notifier posts to: a flaky downstream. Per request
 //! it draws once: `hang_pct` are held past the notifier's timeout (then answered 503, which
 //! nobody reads), `fail_pct` are answered 503, the rest are checked and answered 200. Only
-//! those 200s count as deliveries. The signature check is written here from the Standard
-//! Webhooks spec (`hmac`, `base64`), not the product's signing code, so "verified" means the
-//! notifier signed as the spec says; a request that fails it is answered 401 and counted.
+//! those 200s count as deliveries. The signature check is the tests library's receiver's
+//! ([`webhook_tests::receiver::verify`], written from the Standard Webhooks spec, not from the
+//! product's signing code), so "verified" means the notifier signed as the spec says; a
+//! request that fails it is answered 401 and counted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use webhook_tests::receiver::{signing_key, verify};
 
 use crate::flows::SplitMix;
 
@@ -64,8 +62,7 @@ pub struct Receiver {
 
 /// Serves the receiver on 127.0.0.1 (an ephemeral port) in the background.
 pub async fn start(settings: Settings) -> anyhow::Result<Arc<Receiver>> {
-    let encoded = settings.secret.trim_start_matches("whsec_");
-    let key = B64.decode(encoded)?;
+    let key = signing_key(settings.secret)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/notify", listener.local_addr()?);
     let receiver = Arc::new(Receiver {
@@ -104,18 +101,6 @@ impl Receiver {
         }
     }
 
-    fn verify(&self, id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(format!("{id}.{timestamp}.").as_bytes());
-        mac.update(body);
-        signature.split(' ').any(|candidate| {
-            candidate
-                .strip_prefix("v1,")
-                .and_then(|b64| B64.decode(b64).ok())
-                .is_some_and(|sig| mac.clone().verify_slice(&sig).is_ok())
-        })
-    }
-
     /// Checks an answered request and records it; returns the status to answer.
     fn accept(&self, headers: &HeaderMap, body: &[u8]) -> StatusCode {
         let header = |name: &str| {
@@ -125,7 +110,7 @@ impl Receiver {
                 .unwrap_or("")
         };
         let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
-        if !self.verify(id, timestamp, header("webhook-signature"), body) {
+        if !verify(&self.key, id, timestamp, header("webhook-signature"), body) {
             self.counters.bad_signature.fetch_add(1, Ordering::Relaxed);
             return StatusCode::UNAUTHORIZED;
         }

@@ -198,7 +198,8 @@ pub(super) fn lambda(root: &Path, package: &str, name: &str) -> Option<Lambda> {
     })
 }
 
-/// `pub const NAME: &str = "Value";` lines of metrics.rs's `names` module.
+/// `pub const NAME: &str = "Value";` lines (or `pub(crate) const`) of metrics.rs's `names`
+/// module.
 pub(super) fn metric_names(root: &Path) -> BTreeMap<String, String> {
     let text = code_text(&root.join("shared/src/metrics.rs"));
     let block = text
@@ -209,9 +210,12 @@ pub(super) fn metric_names(root: &Path) -> BTreeMap<String, String> {
     block
         .lines()
         .filter_map(|l| {
-            let (name, value) = l
-                .trim()
-                .strip_prefix("pub const ")?
+            // `pub` or `pub(crate)`: the visibility says who names it, not whether it is
+            // emitted.
+            let line = l.trim();
+            let (name, value) = line
+                .strip_prefix("pub const ")
+                .or_else(|| line.strip_prefix("pub(crate) const "))?
                 .split_once(": &str = ")?;
             let value = value.strip_suffix(';')?.trim_matches('"');
             Some((name.to_string(), value.to_string()))
