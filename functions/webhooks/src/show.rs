@@ -111,12 +111,12 @@ pub async fn events(op: &Operator, out: &Output, a: &EventsArgs) -> Result<(), F
     for e in &page.events {
         rows.push(vec![
             time_of(e.received_at),
-            e.source.clone(),
-            e.tenant.clone(),
+            e.source.to_string(),
+            e.tenant.to_string(),
             e.event_type.clone(),
             out.status(e.status),
             e.entities.to_string(),
-            e.event_key.clone(),
+            e.event_key.to_string(),
         ]);
     }
     table(&rows);
@@ -128,7 +128,7 @@ pub async fn events(op: &Operator, out: &Output, a: &EventsArgs) -> Result<(), F
     Ok(())
 }
 
-fn transition_json(stream: &str, t: &StoredTransition) -> Value {
+fn transition_json(stream: &EntityKey, t: &StoredTransition) -> Value {
     json!({"entity": stream, "transitionId": t.transition_id, "from": t.from, "to": t.to,
         "sort": t.sort, "eventKey": t.event_key, "flag": t.flag, "queued": t.queued,
         "published": t.published, "notification": t.notification.as_ref().map(|n| json!({
@@ -235,9 +235,11 @@ fn why(status: EventStatus) -> &'static str {
 pub async fn entity(op: &Operator, out: &Output, key: &EntityKey) -> Result<(), Failure> {
     let (entity, history) = op.entity(key).await?;
     if out.json {
-        out.line(json!({"entity": key.stream(), "state": entity.state, "version": entity.version,
+        out.line(
+            json!({"entity": key.stream(), "state": entity.state, "version": entity.version,
             "lastEventKey": entity.last_event_key, "data": entity.data,
-            "history": history.iter().map(|t| transition_json(&key.stream(), t)).collect::<Vec<_>>()}));
+            "history": history.iter().map(|t| transition_json(key, t)).collect::<Vec<_>>()}),
+        );
         return Ok(());
     }
     say!("entity   {}", key.stream());
@@ -431,7 +433,7 @@ pub async fn stats(op: &Operator, out: &Output, a: &StatsArgs) -> Result<(), Fai
     }
     let mut rows = vec![["SOURCE", "STATUS", "EVENTS"].map(String::from).to_vec()];
     for ((source, status), n) in &counts {
-        rows.push(vec![source.clone(), out.status(*status), n.to_string()]);
+        rows.push(vec![source.to_string(), out.status(*status), n.to_string()]);
     }
     table(&rows);
     say!(

@@ -335,7 +335,7 @@ mod tests {
 
         // Once the notifier has recorded the delivery, a redelivery has nothing pending.
         let record = DeliveryRecord {
-            outcome: "delivered".into(),
+            outcome: crate::store::DeliveryOutcome::Delivered,
             status: Some(200),
             attempt: 1,
             at: "2026-11-23T00:00:00Z".into(),
@@ -357,7 +357,7 @@ mod tests {
             messages.push(outcome.to_publish[0].message.clone());
         }
         let record = |attempt| DeliveryRecord {
-            outcome: "delivered".into(),
+            outcome: crate::store::DeliveryOutcome::Delivered,
             status: Some(200),
             attempt,
             at: "2026-11-23T00:00:00Z".into(),
