@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use super::store::unavailable;
+use super::error::unavailable;
 use super::writer::exec;
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, Source, Tenant};

@@ -7,6 +7,7 @@
 //! [`crate::queue::PullQueue`] port.
 
 pub mod credentials;
+mod error;
 mod files;
 mod inspect;
 mod operator;

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
+use super::error::unavailable;
 use super::inspect;
 use super::persist::{reapply_tx, Prepared};
-use super::store::{unavailable, SqliteStore};
+use super::store::SqliteStore;
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey};
 use crate::store::{

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::error::unavailable;
 use super::persist::{persist_tx, record_json, Prepared};
 use super::schema::{migrate, spawn_checkpointer, SCHEMA, WRITER_CHECKPOINT_PAGES};
 use super::writer::{exec, GroupCommit};
@@ -36,10 +37,6 @@ type DeliveryRow = (String, String, String);
 pub struct SqliteStore {
     pub(super) conn: Arc<Mutex<Connection>>,
     writer: GroupCommit,
-}
-
-pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
 impl SqliteStore {
