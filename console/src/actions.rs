@@ -149,7 +149,7 @@ pub async fn dead_letters(
                                 td { code { (d.letter.group) } }
                                 td.num { (d.letter.receive_count) }
                                 td {
-                                    @if let Some(r) = &d.record { (badge(&r.outcome)) @if let Some(s) = r.status { " HTTP " (s) } }
+                                    @if let Some(r) = &d.record { (badge(r.outcome.as_str())) @if let Some(s) = r.status { " HTTP " (s) } }
                                     @if let Some(e) = &d.letter.last_error { " " span.muted { (e) } }
                                 }
                                 td {

@@ -39,8 +39,8 @@ impl EntityQuery {
                     ))
                 })
         };
-        let source =
-            parse_source(&need(&self.source, "source")?).map_err(ConsoleError::BadInput)?;
+        let source = parse_source(&need(&self.source, "source")?)
+            .map_err(|e| ConsoleError::BadInput(e.to_string()))?;
         let kind = need(&self.kind, "kind")?;
         let kind = EntityKind::parse(&kind).ok_or_else(|| {
             ConsoleError::BadInput(format!(
@@ -78,7 +78,7 @@ pub async fn page(
     let (entity, history) = c.op.entity(&key).await?;
     // Lateness is a fact of the queued message, not of the history row.
     let late: HashMap<String, bool> =
-        c.op.replayable(&TransitionSelector::Entity(key.stream()))
+        c.op.replayable(&TransitionSelector::Entity(key.clone()))
             .await?
             .into_iter()
             .filter_map(|r| Some((r.transition.transition_id, r.message?.late)))

@@ -5,8 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
-use webhook_core::model::EventKey;
-use webhook_core::ops::parse_stream;
+use webhook_core::model::{EntityKey, EventKey};
 use webhook_core::store::{EventStatus, StoredTransition};
 
 use crate::actions::{notice, replay_form};
@@ -72,7 +71,7 @@ pub async fn page(
     let e = &report.event;
     let back = layout::event_url(&e.event_key);
     Ok(layout::page(
-        &e.event_key,
+        e.event_key.as_str(),
         html! {
             h1 { "Event " code { (e.event_key) } }
             (notice(q.replayed.as_deref()))
@@ -117,7 +116,7 @@ pub async fn page(
     ))
 }
 
-fn transitions(c: &Console, rows: &[(String, StoredTransition)], back: &str) -> Markup {
+fn transitions(c: &Console, rows: &[(EntityKey, StoredTransition)], back: &str) -> Markup {
     html! {
         table.transitions {
             thead { tr { th { "Transition" } th { "Entity" } th { "Change" } th { "Delivery" } th { "" } } }
@@ -126,10 +125,7 @@ fn transitions(c: &Console, rows: &[(String, StoredTransition)], back: &str) -> 
                     tr data-transition=(t.transition_id) {
                         td { code { (t.transition_id) } }
                         td {
-                            @match parse_stream(stream) {
-                                Some(key) => { a href=(layout::entity_url(&key)) { code { (stream) } } }
-                                None => { code { (stream) } }
-                            }
+                            a href=(layout::entity_url(stream)) { code { (stream) } }
                         }
                         td { (t.from.as_deref().unwrap_or("∅")) " → " (t.to)
                             @if let Some(flag) = &t.flag { " " (badge(flag)) } }
@@ -147,7 +143,7 @@ pub fn delivery(t: &StoredTransition) -> Markup {
     html! {
         @match &t.notification {
             Some(r) => {
-                (badge(&r.outcome))
+                (badge(r.outcome.as_str()))
                 @if let Some(status) = r.status { " HTTP " (status) }
                 " · attempt " (r.attempt) " · " (r.at)
             }

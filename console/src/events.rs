@@ -6,7 +6,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
-use webhook_core::ops::filter::{parse_source, parse_status, parse_time};
+use webhook_core::ops::filter::{parse_source, parse_status, parse_time, FilterError};
 use webhook_core::store::{EventFilter, EventStatus, EventSummary, Order};
 use webhook_core::Source;
 
@@ -38,7 +38,7 @@ fn given(v: &Option<String>) -> Option<&str> {
 
 impl ListQuery {
     pub fn filter(&self) -> Result<EventFilter, ConsoleError> {
-        let bad = ConsoleError::BadInput;
+        let bad = |e: FilterError| ConsoleError::BadInput(e.to_string());
         Ok(EventFilter {
             source: given(&self.source)
                 .map(parse_source)

@@ -3,7 +3,7 @@
 use maud::{html, Markup, DOCTYPE};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use webhook_core::model::EntityKey;
+use webhook_core::model::{EntityKey, EventKey};
 
 use crate::PREFIX;
 
@@ -62,8 +62,8 @@ pub fn url(path: &str, query: &[(&str, &str)]) -> String {
     }
 }
 
-pub fn event_url(key: &str) -> String {
-    url("/event", &[("key", key)])
+pub fn event_url(key: &EventKey) -> String {
+    url("/event", &[("key", key.as_str())])
 }
 
 pub fn entity_url(key: &EntityKey) -> String {

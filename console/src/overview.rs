@@ -148,9 +148,9 @@ fn share(a: &Answers) -> String {
     }
 }
 
-fn counts_table(counts: &BTreeMap<(String, EventStatus), u64>) -> Markup {
+fn counts_table(counts: &BTreeMap<(Source, EventStatus), u64>) -> Markup {
     let statuses = EventStatus::ALL;
-    let get = |s: &str, st: EventStatus| counts.get(&(s.to_string(), st)).copied().unwrap_or(0);
+    let get = |s: Source, st: EventStatus| counts.get(&(s, st)).copied().unwrap_or(0);
     html! {
         table.counts {
             thead { tr { th { "Source" } @for st in statuses { th.num { (st.as_str()) } } th.num { "total" } } }
@@ -160,9 +160,9 @@ fn counts_table(counts: &BTreeMap<(String, EventStatus), u64>) -> Markup {
                     tr data-source=(name) {
                         td { a href=(layout::url("/events", &[("source", name)])) { (name) } }
                         @for st in statuses {
-                            td.num { a href=(layout::url("/events", &[("source", name), ("status", st.as_str())])) { (get(name, st)) } }
+                            td.num { a href=(layout::url("/events", &[("source", name), ("status", st.as_str())])) { (get(s, st)) } }
                         }
-                        td.num { (statuses.iter().map(|st| get(name, *st)).sum::<u64>()) }
+                        td.num { (statuses.iter().map(|st| get(s, *st)).sum::<u64>()) }
                     }
                 }
             }

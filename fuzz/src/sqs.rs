@@ -219,7 +219,9 @@ fn check_outcome(reports: &[ItemReport], records: &[SqsMessage], i: usize, down:
     }
 }
 
-fn transition_of(record: &SqsMessage) -> Result<webhook_core::model::TransitionMessage, String> {
+fn transition_of(
+    record: &SqsMessage,
+) -> Result<webhook_core::model::TransitionMessage, webhook_core::notify::BadMessage> {
     parse_message(record.body.as_deref().unwrap_or(""))
 }
 

@@ -16,6 +16,7 @@
 
 use std::time::Instant;
 
+use crate::error::StoreError;
 use crate::metrics::{names, MetricLine, MetricsSink};
 use crate::model::TransitionMessage;
 use crate::queue::TransitionQueue;
@@ -25,10 +26,10 @@ pub const METRICS_SERVICE: &str = "relay";
 
 /// One stream record, decoded: its identifier (the sequence number) and the transition to
 /// send, `None` when the change is not one to send, or why it could not be read.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Record {
     pub id: String,
-    pub message: Result<Option<TransitionMessage>, String>,
+    pub message: Result<Option<TransitionMessage>, StoreError>,
 }
 
 /// What became of a batch.
@@ -211,7 +212,7 @@ mod tests {
         let q = queue(10);
         let bad = Record {
             id: "2".into(),
-            message: Err("corrupt".into()),
+            message: Err(StoreError::Corrupt("corrupt".into())),
         };
         let records = [queued("a", 1), bad, queued("b", 3)];
         let report = relay(&q, &records).await;

@@ -440,7 +440,7 @@ pub fn relay_records(
         .iter()
         .map(|r| crate::relay::Record {
             id: stream::sequence_number(r).unwrap_or_default().to_string(),
-            message: stream::queued_message(r).map_err(|e| e.to_string()),
+            message: stream::queued_message(r),
         })
         .collect()
 }

@@ -7,12 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use webhook_core::backends::sqlite::Outbox;
 use webhook_core::model::EntityKey;
-use webhook_core::ops::parse_stream;
 use webhook_core::queue::{DeadLetter, DeadLetters, OutboxMessage, PullQueue, Settlement};
 use webhook_core::store::{
     Detail, EventFilter, EventSummary, Order, Store, StoredEntity, StoredEvent, StoredTransition,
 };
-use webhook_core::EventKey;
 
 /// How many events one `list_events` page asks for.
 const PAGE: usize = 500;
@@ -47,7 +45,7 @@ pub async fn stored_events(store: &dyn Store) -> Vec<StoredEvent> {
     for summary in events(store).await {
         out.push(
             store
-                .event(&EventKey::from_stored(summary.event_key.clone()))
+                .event(&summary.event_key)
                 .await
                 .expect("event lookup")
                 .unwrap_or_else(|| panic!("{} listed but not found", summary.event_key)),
@@ -58,7 +56,7 @@ pub async fn stored_events(store: &dyn Store) -> Vec<StoredEvent> {
 
 /// An entity key from its stored stream (`{source}#{tenant}#{kind}#{id}`).
 pub fn entity_key(stream: &str) -> EntityKey {
-    parse_stream(stream).unwrap_or_else(|| panic!("{stream:?} is not an entity stream"))
+    EntityKey::parse(stream).unwrap_or_else(|| panic!("{stream:?} is not an entity stream"))
 }
 
 /// What a store holds, as its read API shows it: every event (status, type, kept headers,
@@ -102,7 +100,7 @@ pub async fn snapshot(store: &dyn Store, outbox: &Outbox) -> Snapshot {
     let events = stored_events(store).await;
     let streams: BTreeSet<String> = events
         .iter()
-        .flat_map(|e| e.entity_keys.iter().cloned())
+        .flat_map(|e| e.entity_keys.iter().map(EntityKey::stream))
         .collect();
     let mut entities = BTreeMap::new();
     let mut transitions = BTreeMap::new();

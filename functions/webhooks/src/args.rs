@@ -151,11 +151,11 @@ impl PurgeArgs {
         use webhook_core::store::{Needle, PurgeTarget as Target};
         let t = &self.target;
         if let Some(e) = &t.entity {
-            let source = parse_source(&e[0]).map_err(Failure::Usage)?;
+            let source = parse_source(&e[0]).map_err(|e| Failure::Usage(e.to_string()))?;
             return Ok(Target::Entity(entity_key(source, &e[1], &e[2], &e[3])?));
         }
         if let Some(e) = &t.tenant {
-            let source = parse_source(&e[0]).map_err(Failure::Usage)?;
+            let source = parse_source(&e[0]).map_err(|e| Failure::Usage(e.to_string()))?;
             return Ok(Target::Tenant {
                 source,
                 tenant: Tenant::new(&e[1]),
@@ -174,7 +174,7 @@ impl PurgeArgs {
         };
         Needle::new(&text)
             .map(Target::Match)
-            .map_err(Failure::Usage)
+            .map_err(|e| Failure::Usage(e.to_string()))
     }
 }
 
@@ -285,10 +285,10 @@ impl ReplayArgs {
             return Ok(TransitionSelector::Id(id.clone()));
         }
         if let Some(e) = &self.which.entity {
-            let source = parse_source(&e[0]).map_err(Failure::Usage)?;
-            return Ok(TransitionSelector::Entity(
-                entity_key(source, &e[1], &e[2], &e[3])?.stream(),
-            ));
+            let source = parse_source(&e[0]).map_err(|e| Failure::Usage(e.to_string()))?;
+            return Ok(TransitionSelector::Entity(entity_key(
+                source, &e[1], &e[2], &e[3],
+            )?));
         }
         Ok(TransitionSelector::Undelivered {
             since: self.since,

@@ -13,7 +13,7 @@ use webhook_core::ops::credentials::{Issued, NewValue};
 use webhook_core::ops::filter::{parse_source, parse_span};
 use webhook_core::ops::Operator;
 
-use crate::show::{table, time_of, Output};
+use crate::output::{table, time_of, Output};
 use crate::Failure;
 
 #[derive(Subcommand)]

@@ -24,8 +24,10 @@ mod say {
 mod args;
 mod console;
 mod credentials;
+mod inspect;
+mod output;
 mod purge;
-mod show;
+mod repair;
 mod terminal;
 
 use std::process::ExitCode;
@@ -107,15 +109,15 @@ fn one_line(message: &str) -> String {
 }
 
 async fn run(cli: &Cli, op: &Operator, env: &Env) -> Result<(), Failure> {
-    let out = show::Output::new(cli.json);
+    let out = output::Output::new(cli.json);
     match &cli.command {
-        Command::Events(a) => show::events(op, &out, a).await,
-        Command::Event { key } => show::event(op, &out, key).await,
-        Command::Entity(a) => show::entity(op, &out, &a.key()?).await,
-        Command::Replay(a) => show::replay(op, &out, a).await,
-        Command::Dlq(a) => show::dlq(op, &out, a).await,
-        Command::Reprocess(a) => show::reprocess(op, &out, env, a).await,
-        Command::Stats(a) => show::stats(op, &out, a).await,
+        Command::Events(a) => inspect::events(op, &out, a).await,
+        Command::Event { key } => inspect::event(op, &out, key).await,
+        Command::Entity(a) => inspect::entity(op, &out, &a.key()?).await,
+        Command::Stats(a) => inspect::stats(op, &out, a).await,
+        Command::Replay(a) => repair::replay(op, &out, a).await,
+        Command::Dlq(a) => repair::dlq(op, &out, a).await,
+        Command::Reprocess(a) => repair::reprocess(op, &out, env, a).await,
         Command::Purge(a) => purge::purge(op, &out, a).await,
         Command::Credentials(c) => credentials::run(op, &out, c).await,
         Command::Console(a) => console::serve(op, env, a).await,

@@ -5,7 +5,7 @@ use webhook_core::ops::Operator;
 use webhook_core::store::Purged;
 
 use crate::args::PurgeArgs;
-use crate::show::{table, Output};
+use crate::output::{table, Output};
 use crate::Failure;
 
 pub async fn purge(op: &Operator, out: &Output, a: &PurgeArgs) -> Result<(), Failure> {

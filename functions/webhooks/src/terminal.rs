@@ -9,14 +9,14 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set when stdout is a terminal and `NO_COLOR` is unset ([`crate::show::Output::new`]).
+/// Set when stdout is a terminal and `NO_COLOR` is unset ([`crate::output::Output::new`]).
 static COLOUR: AtomicBool = AtomicBool::new(false);
 
 pub fn set_colour(on: bool) {
     COLOUR.store(on, Ordering::Relaxed);
 }
 
-/// The colour sequences [`crate::show::Output`] writes; nothing else starting with ESC passes.
+/// The colour sequences [`crate::output::Output`] writes; nothing else starting with ESC passes.
 const OWN_COLOURS: [&str; 6] = [
     "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[35m", "\x1b[90m", "\x1b[0m",
 ];

@@ -42,7 +42,7 @@ use tracing::{error, info, warn};
 use crate::clock::Clock;
 use crate::metrics::{names, MetricLine, MetricsSink};
 use crate::model::TransitionMessage;
-use crate::store::{DeliveryRecord, DeliveryStore};
+use crate::store::{DeliveryOutcome, DeliveryRecord, DeliveryStore};
 
 pub use signing::{SecretFormatError, SigningKey, SigningKeys};
 pub use target::{Target, DEFAULT_TIMEOUT_MS, SECRET_VAR, TIMEOUT_VAR, URL_VAR};
@@ -108,15 +108,21 @@ pub(crate) fn classify(status: u16) -> Outcome {
     }
 }
 
+/// Why a queued body is not a transition to notify (a poison message).
+#[derive(Debug, thiserror::Error)]
+pub enum BadMessage {
+    #[error("not a transition message: {0}")]
+    NotATransition(#[from] serde_json::Error),
+    #[error("transitionId must be 1-{max} visible ASCII characters", max = MAX_ID_LEN)]
+    BadId,
+}
+
 /// Parses a queued body into a transition whose id can be a `webhook-id` header.
-pub fn parse_message(body: &str) -> Result<TransitionMessage, String> {
-    let message: TransitionMessage =
-        serde_json::from_str(body).map_err(|e| format!("not a transition message: {e}"))?;
+pub fn parse_message(body: &str) -> Result<TransitionMessage, BadMessage> {
+    let message: TransitionMessage = serde_json::from_str(body)?;
     let id = &message.transition_id;
     if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "transitionId must be 1-{MAX_ID_LEN} visible ASCII characters"
-        ));
+        return Err(BadMessage::BadId);
     }
     Ok(message)
 }
@@ -334,12 +340,13 @@ impl Notifier {
     /// transition, which marks it published. A failure to record is logged by the caller;
     /// it does not turn a sent notification into a retry.
     fn record_of(&self, outcome: &Outcome, attempt: u32) -> Option<DeliveryRecord> {
-        let status = match outcome {
-            Outcome::Delivered { status } | Outcome::Permanent { status, .. } => *status,
+        let (recorded, status) = match outcome {
+            Outcome::Delivered { status } => (DeliveryOutcome::Delivered, *status),
+            Outcome::Permanent { status, .. } => (DeliveryOutcome::FailedPermanently, *status),
             Outcome::AlreadyDelivered | Outcome::Retry { .. } => return None,
         };
         Some(DeliveryRecord {
-            outcome: outcome.label().to_string(),
+            outcome: recorded,
             status,
             attempt,
             at: self.clock.now().format(&Rfc3339).unwrap_or_default(),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::error::{QueueError, StoreError};
-use crate::model::{EntityKey, EntityKind, EventKey, Source, Tenant};
+use crate::model::{EntityKey, EventKey, Source};
 use crate::queue::{DeadLetter, DeadLetters, Requeue, TransitionQueue};
 use crate::store::{
     DeliveryRecord, DeliveryStore, Detail, EventFilter, EventPage, EventStatus, OperatorStore,
@@ -85,7 +85,7 @@ pub struct EventReport {
     pub event: StoredEvent,
     pub entities: Vec<(EntityKey, Option<StoredEntity>)>,
     /// The transitions this event recorded, with their delivery outcomes.
-    pub transitions: Vec<(String, StoredTransition)>,
+    pub transitions: Vec<(EntityKey, StoredTransition)>,
 }
 
 /// A dead letter with its transition's recorded outcome (SQS keeps no failure reason).
@@ -116,23 +116,6 @@ impl ReplayOutcome {
     }
 }
 
-/// Reads `{source}#{tenant}#{kind}#{id}`: the kind is the first segment after the tenant
-/// that names a kind, so tenants and ids may contain `#`.
-pub fn parse_stream(stream: &str) -> Option<EntityKey> {
-    let (source, rest) = stream.split_once('#')?;
-    let source = Source::parse(source)?;
-    let parts: Vec<&str> = rest.split('#').collect();
-    (1..parts.len().saturating_sub(1)).find_map(|i| {
-        let kind = EntityKind::parse(parts[i])?;
-        Some(EntityKey::new(
-            source,
-            Tenant::new(parts[..i].join("#")),
-            kind,
-            parts[i + 1..].join("#"),
-        ))
-    })
-}
-
 impl Operator {
     pub async fn event(&self, key: &str) -> Result<EventReport, OpsError> {
         let event_key = EventKey::parse(key).ok_or_else(|| {
@@ -147,17 +130,14 @@ impl Operator {
         let mut transitions = Vec::new();
         // An event may name an entity twice (not necessarily side by side): report it once.
         let mut seen = std::collections::HashSet::new();
-        for stream in event.entity_keys.iter().filter(|s| seen.insert(s.as_str())) {
-            let Some(entity) = parse_stream(stream) else {
-                continue;
-            };
-            let stored = self.store.entity(&entity).await?;
-            for t in self.store.transitions(&entity).await? {
+        for entity in event.entity_keys.iter().filter(|k| seen.insert(*k)) {
+            let stored = self.store.entity(entity).await?;
+            for t in self.store.transitions(entity).await? {
                 if t.event_key == event.event_key {
-                    transitions.push((stream.clone(), t));
+                    transitions.push((entity.clone(), t));
                 }
             }
-            entities.push((entity, stored));
+            entities.push((entity.clone(), stored));
         }
         Ok(EventReport {
             event,
@@ -213,8 +193,13 @@ impl Operator {
     ) -> Result<Vec<(Replayable, ReplayOutcome)>, OpsError> {
         let selected = self.store.replayable(selector).await?;
         if selected.is_empty() {
-            if let TransitionSelector::Id(id) | TransitionSelector::Entity(id) = selector {
-                return Err(OpsError::NotFound(format!("no transition of {id}")));
+            let named = match selector {
+                TransitionSelector::Id(id) => Some(id.clone()),
+                TransitionSelector::Entity(key) => Some(key.stream()),
+                TransitionSelector::Undelivered { .. } => None,
+            };
+            if let Some(named) = named {
+                return Err(OpsError::NotFound(format!("no transition of {named}")));
             }
         }
         let mut out = Vec::with_capacity(selected.len());
@@ -279,7 +264,7 @@ impl Operator {
     pub async fn stats(
         &self,
         filter: &EventFilter,
-    ) -> Result<BTreeMap<(String, EventStatus), u64>, OpsError> {
+    ) -> Result<BTreeMap<(Source, EventStatus), u64>, OpsError> {
         Ok(self.store.count_events(filter).await?)
     }
 }

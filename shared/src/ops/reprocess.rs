@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{Operator, OpsError};
 use crate::config::{Env, Mode, PipelineSettings};
 use crate::http::{route_for, RawRequest};
-use crate::model::{EventKey, EventStatus, Source, Tenant};
+use crate::model::{EntityKey, EventStatus, Source, Tenant};
 use crate::sources::{provider_from_env, Provider};
 use crate::store::{
     decide, reapplied_status, Detail, EventFilter, IncomingEvent, Listed, Order, Snapshot,
@@ -79,7 +79,7 @@ pub async fn reprocess(
             async move {
                 let stored = page?;
                 let outcome = one(op, providers, entity_days, &stored, dry_run).await;
-                Ok::<_, OpsError>((stored.event_key, outcome))
+                Ok::<_, OpsError>((stored.event_key.to_string(), outcome))
             }
         })
         .buffered(IN_FLIGHT));
@@ -165,7 +165,7 @@ async fn one(
     stored: &StoredEvent,
     dry_run: bool,
 ) -> Outcome {
-    let event_key = EventKey::from_stored(stored.event_key.clone());
+    let event_key = stored.event_key.clone();
     let source = event_key.source().ok_or("the key names no source")?;
     let provider = providers[&source].as_ref().map_err(Clone::clone)?;
     let received =
@@ -198,7 +198,7 @@ async fn one(
         headers: stored.headers.clone(),
         received_at: received,
         expires_at: stored.expires_at,
-        conflict_with: stored.conflict_with.clone().map(EventKey::from_stored),
+        conflict_with: stored.conflict_with.clone(),
         entity_expires_at: crate::config::expiry(received, entity_days),
     };
     if dry_run {
@@ -269,7 +269,7 @@ async fn dry(
             Version::from_datetime(incoming.received_at),
         ));
     }
-    let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
+    let entities: Vec<EntityKey> = event.entities.iter().map(|u| u.key.clone()).collect();
     let status = reapplied_status(
         stored.status,
         EventStatus::summarise(event.recognition, &decisions),

@@ -168,14 +168,14 @@ impl Pipeline {
         let published = outcome.to_publish.len();
         let event = &incoming.event;
         Ok(Accepted {
-            event_key: event.key().to_string(),
+            event_key: event.key(),
             event_type: event.event_type.clone(),
             provider_event: event.provider_event.clone(),
-            tenant: event.tenant.to_string(),
+            tenant: event.tenant.clone(),
             duplicate: outcome.duplicate,
             status: outcome.status,
             published,
-            conflict_with: incoming.conflict_with.as_ref().map(|k| k.to_string()),
+            conflict_with: incoming.conflict_with.clone(),
         })
     }
 
@@ -407,7 +407,7 @@ impl LogContext<'_> {
             event_key = %a.event_key,
             tenant = %a.tenant,
             outcome = if a.duplicate { "duplicate" } else { a.status.as_str() },
-            conflict_with = a.conflict_with.as_deref(),
+            conflict_with = a.conflict_with.as_ref().map(EventKey::as_str),
             transitions_published = a.published,
             status = self.status,
             duration_ms = self.elapsed_ms,

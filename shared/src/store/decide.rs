@@ -133,7 +133,7 @@ fn record(
         message: TransitionMessage {
             transition_id: transition_id(event, &update.key),
             source: update.key.source,
-            tenant: update.key.tenant.to_string(),
+            tenant: update.key.tenant.clone(),
             entity: EntityRef {
                 kind: update.key.kind,
                 id: update.key.id.clone(),
@@ -141,7 +141,7 @@ fn record(
             from,
             to,
             occurred_at: update.version.to_rfc3339(),
-            event_key: event.to_string(),
+            event_key: event.clone(),
             late,
             data: update.data.clone(),
         },

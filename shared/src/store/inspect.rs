@@ -2,7 +2,7 @@
 //! today's provider code, and selecting transitions to notify again. Every backend answers
 //! these with the same meaning (the CLI and console are written once against them).
 
-use crate::model::{EventStatus, Source, TransitionMessage};
+use crate::model::{EntityKey, EventKey, EventStatus, Source, Tenant, TransitionMessage};
 
 use super::{StoredEvent, StoredTransition, TransitionRecord};
 use crate::error::StoreError;
@@ -23,7 +23,7 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn matches(&self, event: &EventSummary) -> bool {
-        self.source.is_none_or(|s| s.as_str() == event.source)
+        self.source.is_none_or(|s| s == event.source)
             && self.tenant.as_ref().is_none_or(|t| *t == event.tenant)
             && self
                 .event_type
@@ -38,9 +38,9 @@ impl EventFilter {
 /// One line of an event list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventSummary {
-    pub event_key: String,
-    pub source: String,
-    pub tenant: String,
+    pub event_key: EventKey,
+    pub source: Source,
+    pub tenant: Tenant,
     pub event_type: String,
     pub status: EventStatus,
     /// Unix seconds.
@@ -110,9 +110,9 @@ pub struct Reapplied {
     /// The status before and after.
     pub was: EventStatus,
     pub status: EventStatus,
-    /// The entity streams before and after.
-    pub entities_were: Vec<String>,
-    pub entities: Vec<String>,
+    /// The entities before and after.
+    pub entities_were: Vec<EntityKey>,
+    pub entities: Vec<EntityKey>,
     /// Transitions this run recorded for the first time; the queued ones go to the queue
     /// as a new event's do.
     pub new_transitions: Vec<TransitionRecord>,
@@ -122,11 +122,11 @@ pub struct Reapplied {
 /// projected differently now (it was ignored, or names other entities). Re-applying an old
 /// event after newer ones would otherwise turn every `applied` into `stale`, erasing what
 /// became of it when it came.
-pub fn reapplied_status(
+pub fn reapplied_status<K: PartialEq>(
     was: EventStatus,
     now: EventStatus,
-    entities_were: &[String],
-    entities: &[String],
+    entities_were: &[K],
+    entities: &[K],
 ) -> EventStatus {
     if was.is_unprojected() || entities_were != entities {
         now
@@ -140,8 +140,8 @@ pub fn reapplied_status(
 pub enum TransitionSelector {
     /// One transition, by its id (the `webhook-id` receivers saw).
     Id(String),
-    /// Every queued transition of one entity (its stream `{source}#{tenant}#{kind}#{id}`).
-    Entity(String),
+    /// Every queued transition of one entity.
+    Entity(EntityKey),
     /// Every queued transition not delivered (pending, failed, dead-lettered) whose change
     /// happened in the window (unix seconds of the entity version; `None`: open).
     Undelivered {
@@ -153,7 +153,7 @@ pub enum TransitionSelector {
 /// A transition with the message it was (or is to be) sent as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replayable {
-    pub stream: String,
+    pub stream: EntityKey,
     pub transition: StoredTransition,
     /// `None` when the transition was never queued (flagged): nothing to send.
     pub message: Option<TransitionMessage>,

@@ -24,10 +24,12 @@ pub use inspect::{
 pub use ports::{
     probe_key, Consistency, DeliveryStore, Detail, HealthProbe, IngestStore, OperatorStore, Store,
 };
-pub use purge::{Needle, PurgeTarget, Purged, QueuedCopy};
+pub use purge::{Needle, PurgeTarget, Purged, QueuedCopy, VagueNeedle};
 
 use crate::error::StoreError;
-use crate::model::{EventKey, Identity, NormalisedEvent, Recognition, TransitionMessage};
+use crate::model::{
+    EntityKey, EventKey, Identity, NormalisedEvent, Recognition, Source, Tenant, TransitionMessage,
+};
 
 /// A verified, normalised event with what the events table keeps of its request.
 #[derive(Debug, Clone)]
@@ -100,20 +102,20 @@ pub struct PersistOutcome {
 /// A stored event (read side, for tests and operators).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    pub event_key: String,
-    pub source: String,
-    pub tenant: String,
+    pub event_key: EventKey,
+    pub source: Source,
+    pub tenant: Tenant,
     pub event_type: String,
     pub status: EventStatus,
     pub raw_body: Vec<u8>,
     /// The kept request headers (`http::KEPT_HEADERS`), in arrival order.
     pub headers: Vec<(String, String)>,
-    pub entity_keys: Vec<String>,
+    pub entity_keys: Vec<EntityKey>,
     pub received_at: i64,
     pub expires_at: i64,
     /// The flag of a conflicting delivery: the event holding the same declared id with
     /// another body (ARCHITECTURE §4).
-    pub conflict_with: Option<String>,
+    pub conflict_with: Option<EventKey>,
 }
 
 impl StoredEvent {
@@ -121,7 +123,7 @@ impl StoredEvent {
     pub fn summary(&self) -> EventSummary {
         EventSummary {
             event_key: self.event_key.clone(),
-            source: self.source.clone(),
+            source: self.source,
             tenant: self.tenant.clone(),
             event_type: self.event_type.clone(),
             status: self.status,
@@ -137,7 +139,7 @@ pub struct StoredEntity {
     pub version: i64,
     pub state: Option<String>,
     pub data: serde_json::Value,
-    pub last_event_key: String,
+    pub last_event_key: EventKey,
 }
 
 /// One row of an entity's state history.
@@ -147,7 +149,7 @@ pub struct StoredTransition {
     pub transition_id: String,
     pub from: Option<String>,
     pub to: String,
-    pub event_key: String,
+    pub event_key: EventKey,
     pub flag: Option<String>,
     pub queued: bool,
     pub published: bool,
@@ -157,8 +159,7 @@ pub struct StoredTransition {
 /// The outcome of delivering a transition downstream, recorded on the transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
-    /// `delivered` or `failed_permanently`.
-    pub outcome: String,
+    pub outcome: DeliveryOutcome,
     pub status: Option<u16>,
     pub attempt: u32,
     /// RFC 3339.
@@ -167,7 +168,33 @@ pub struct DeliveryRecord {
 
 impl DeliveryRecord {
     pub fn is_delivered(&self) -> bool {
-        self.outcome == "delivered"
+        self.outcome == DeliveryOutcome::Delivered
+    }
+}
+
+/// How a delivery ended, stored as its snake_case name (`delivered`, `failed_permanently`):
+/// the spelling of every record written before it was typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The receiver's answer can never turn into a success: the message is dead-lettered.
+    FailedPermanently,
+}
+
+impl DeliveryOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::FailedPermanently => "failed_permanently",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -295,13 +322,38 @@ pub(crate) fn transition_key(message: &TransitionMessage) -> Result<(String, Str
 /// The transitions-table sort key of a message (its entity's version and event id).
 pub(crate) fn transition_sort(message: &TransitionMessage) -> Option<String> {
     let version = crate::version::Version::parse(&message.occurred_at)?;
-    let event_id = message.event_key.split_once('#')?.1;
+    let event_id = message.event_key.as_str().split_once('#')?.1;
     Some(format!("{}#{}", version.sort_key(), event_id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Delivery records are stored as JSON (SQLite) and as a DynamoDB map written by serde:
+    /// the typed outcome keeps the text of every record written before it.
+    #[test]
+    fn delivery_records_keep_their_stored_spelling() {
+        for (stored, outcome) in [
+            (
+                r#"{"outcome":"delivered","status":200,"attempt":1,"at":"2026-11-23T00:00:00Z"}"#,
+                DeliveryOutcome::Delivered,
+            ),
+            (
+                r#"{"outcome":"failed_permanently","status":410,"attempt":3,"at":"2026-11-23T00:00:00Z"}"#,
+                DeliveryOutcome::FailedPermanently,
+            ),
+        ] {
+            let record: DeliveryRecord = serde_json::from_str(stored).unwrap();
+            assert_eq!(record.outcome, outcome);
+            assert_eq!(record.is_delivered(), outcome == DeliveryOutcome::Delivered);
+            assert_eq!(serde_json::to_string(&record).unwrap(), stored);
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                serde_json::json!(outcome.as_str())
+            );
+        }
+    }
 
     #[test]
     fn compression_round_trips_and_reuses_the_encoder() {

@@ -133,7 +133,7 @@ pub trait OperatorStore: Send + Sync {
     async fn count_events(
         &self,
         filter: &EventFilter,
-    ) -> Result<BTreeMap<(String, EventStatus), u64>, StoreError>;
+    ) -> Result<BTreeMap<(Source, EventStatus), u64>, StoreError>;
 
     /// Transitions recorded before `cutoff` (unix seconds) that have not reached the queue, as
     /// far as this store can tell without a write per transition (decision 62): the operator's
@@ -154,7 +154,7 @@ pub trait OperatorStore: Send + Sync {
 
     /// Forgets a transition's delivery record (and `published`), so the notifier sends it
     /// again under the same `webhook-id`: a forced replay.
-    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError>;
+    async fn reset_delivery(&self, stream: &EntityKey, sort: &str) -> Result<(), StoreError>;
 
     /// Erases what `target` selects: events, entities, transitions and the queued copies
     /// the store holds (the SQLite outbox), so none of them is found again; with `dry_run`

@@ -39,17 +39,22 @@ pub struct Needle {
     chars: usize,
 }
 
+/// A value to find that would match nearly everything (or that has surrounding spaces).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--match needs a value of at least {min} characters without surrounding spaces",
+    min = Needle::MIN_CHARS
+)]
+pub struct VagueNeedle;
+
 impl Needle {
     /// Fewer characters than this would match nearly everything: refused.
     pub(crate) const MIN_CHARS: usize = 4;
 
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, VagueNeedle> {
         let chars = text.chars().count();
         if chars < Self::MIN_CHARS || text.trim().len() != text.len() {
-            return Err(format!(
-                "--match needs a value of at least {} characters without surrounding spaces",
-                Self::MIN_CHARS
-            ));
+            return Err(VagueNeedle);
         }
         // As a JSON string's content (quotes and backslashes escaped), then the variants.
         let json = serde_json::to_string(text).unwrap_or_default();

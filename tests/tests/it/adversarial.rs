@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use webhook_core::config::{Env, Mode};
 use webhook_core::http::lambda::raw_request;
 use webhook_core::http::{route_for, RawRequest, RawResponse};
-use webhook_core::model::{EventKey, Source};
+use webhook_core::model::Source;
 use webhook_core::store::{EventSummary, OperatorStore, StoredTransition};
 use webhook_tests::events::{
     credential_header, dev_credentialed, json_files, repo_root, SourcesHarness,
@@ -119,16 +119,17 @@ impl Rig {
     async fn stored(&mut self) -> Stored {
         let events = self.harness.events().await;
         for e in &events {
-            if self.seen.insert(e.event_key.clone()) {
+            if self.seen.insert(e.event_key.to_string()) {
                 let stored = self
                     .store
-                    .event(&EventKey::from_stored(e.event_key.clone()))
+                    .event(&e.event_key)
                     .await
                     .unwrap()
                     .expect("a listed event");
-                for stream in stored.entity_keys {
+                for key in stored.entity_keys {
+                    let stream = key.stream();
                     if self.streams.insert(stream.clone()) {
-                        let entity = self.store.entity(&inspect::entity_key(&stream)).await;
+                        let entity = self.store.entity(&key).await;
                         assert!(entity.unwrap().is_some(), "{stream}: named, so stored");
                     }
                 }

@@ -11,7 +11,9 @@ use futures::future::join_all;
 use sha2::{Digest, Sha256};
 
 use webhook_core::model::{EventKey, Source};
-use webhook_core::store::{DeliveryRecord, EventStatus, IncomingEvent, PersistOutcome};
+use webhook_core::store::{
+    DeliveryOutcome, DeliveryRecord, EventStatus, IncomingEvent, PersistOutcome,
+};
 use webhook_tests::kit::Kit;
 use webhook_tests::samples::{
     self, incoming, invoice_event, invoice_key, order_event, order_key, signed, stock_body,
@@ -266,7 +268,7 @@ async fn redelivery_republishes_until_the_notifier_marks_published(kit: &Kit) {
     let message = &retry.to_publish[0].message;
     assert_eq!(kit.store.delivery(message).await.unwrap(), None);
     let record = DeliveryRecord {
-        outcome: "delivered".to_string(),
+        outcome: DeliveryOutcome::Delivered,
         status: Some(200),
         attempt: 1,
         at: "2025-09-05T10:00:01Z".to_string(),

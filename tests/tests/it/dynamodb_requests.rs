@@ -49,7 +49,10 @@ async fn a_new_status_change_costs_three_single_writes_and_one_sqs_send() {
         .dynamodb
         .get_item()
         .table_name(&fixture.tables.events)
-        .key("event_key", AttributeValue::S(accepted.event_key.clone()))
+        .key(
+            "event_key",
+            AttributeValue::S(accepted.event_key.to_string()),
+        )
         .send()
         .await
         .unwrap()

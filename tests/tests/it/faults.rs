@@ -20,7 +20,7 @@ use webhook_core::backends::aws::sdk::AwsSettings;
 use webhook_core::http::RawRequest;
 use webhook_core::model::{scoped_body_event_id, EventKey, Source, Tenant};
 use webhook_core::pipeline::Handler;
-use webhook_core::store::{DeliveryRecord, EventStatus};
+use webhook_core::store::{DeliveryOutcome, DeliveryRecord, EventStatus};
 use webhook_tests::aws::{AwsFixture, CountedPipeline, SentRequest};
 use webhook_tests::moto::MotoServer;
 use webhook_tests::samples::{
@@ -190,7 +190,7 @@ async fn queue_down_after_the_store_write_answers_503_and_the_retry_publishes_on
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].dedup_id, transitions[0].transition_id);
     let record = DeliveryRecord {
-        outcome: "delivered".into(),
+        outcome: DeliveryOutcome::Delivered,
         status: Some(200),
         attempt: 1,
         at: "2025-09-05T10:00:01Z".into(),

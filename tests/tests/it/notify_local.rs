@@ -224,7 +224,7 @@ async fn an_invoices_events_reach_the_receiver_once_in_order_and_signed() {
     let m = requests[0].message();
     let key = EntityKey::new(
         Source::Invoice,
-        Tenant::new(m.tenant.clone()),
+        m.tenant.clone(),
         EntityKind::Invoice,
         invoice,
     );

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use webhook_core::config::Env;
 use webhook_core::model::EventStatus;
 use webhook_core::ops::{self, Operator, ReplayOutcome, ReprocessSummary};
-use webhook_core::store::{DeliveryRecord, EventFilter, IncomingEvent, Order, TransitionSelector};
+use webhook_core::store::{
+    DeliveryOutcome, DeliveryRecord, EventFilter, IncomingEvent, Order, TransitionSelector,
+};
 use webhook_core::Source;
 use webhook_tests::kit::Kit;
 use webhook_tests::samples::{
@@ -69,7 +71,7 @@ async fn delivered(kit: &Kit, e: &IncomingEvent) {
     let outcome = kit.store.persist(e).await.expect("persist");
     for p in &outcome.to_publish {
         let record = DeliveryRecord {
-            outcome: "delivered".into(),
+            outcome: DeliveryOutcome::Delivered,
             status: Some(200),
             attempt: 1,
             at: "2026-12-01T00:00:00Z".into(),
@@ -232,7 +234,7 @@ async fn replay_requeues_once_and_force_keeps_the_webhook_id(kit: &Kit) {
     delivered(kit, &order_at("d1", 7, "NEW", "PACKED", 1, 0)).await;
     kit.drain_queue().await;
     let op = kit.operator().await;
-    let entity = TransitionSelector::Entity(order_key(7).stream());
+    let entity = TransitionSelector::Entity(order_key(7));
     let done = op.replay(&entity, false, "r1").await.unwrap();
     assert_eq!(done.len(), 1, "[{}]", kit.name);
     assert_eq!(done[0].1, ReplayOutcome::AlreadyDelivered, "[{}]", kit.name);
@@ -275,9 +277,9 @@ async fn replay_requeues_once_and_force_keeps_the_webhook_id(kit: &Kit) {
         until: None,
     };
     let done = op.replay(&window, false, "r3").await.unwrap();
-    let ids: Vec<&str> = done.iter().map(|(r, _)| r.stream.as_str()).collect();
+    let ids: Vec<String> = done.iter().map(|(r, _)| r.stream.stream()).collect();
     assert!(
-        ids.contains(&order_key(8).stream().as_str()),
+        ids.contains(&order_key(8).stream()),
         "[{}] {ids:?}",
         kit.name
     );
@@ -323,10 +325,10 @@ async fn stats_count_per_source_and_status(kit: &Kit) {
     persist(kit, &as_ignored(order_at("d3", 9, "NEW", "PACKED", 1, 2))).await;
     let op = kit.operator().await;
     let counts = op.stats(&EventFilter::default()).await.unwrap();
-    let expected: BTreeMap<(String, EventStatus), u64> = [
-        (("fulfilment".to_string(), EventStatus::Applied), 1),
-        (("fulfilment".to_string(), EventStatus::Stale), 1),
-        (("fulfilment".to_string(), EventStatus::Ignored), 1),
+    let expected: BTreeMap<(Source, EventStatus), u64> = [
+        ((Source::Fulfilment, EventStatus::Applied), 1),
+        ((Source::Fulfilment, EventStatus::Stale), 1),
+        ((Source::Fulfilment, EventStatus::Ignored), 1),
     ]
     .into();
     assert_eq!(counts, expected, "[{}]", kit.name);

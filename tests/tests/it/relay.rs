@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use webhook_core::store::{DeliveryRecord, DeliveryStore, OperatorStore};
+use webhook_core::store::{DeliveryOutcome, DeliveryRecord, DeliveryStore, OperatorStore};
 use webhook_tests::aws::{AwsFixture, QueuedMessage};
 use webhook_tests::lambda::{build_function, Function, Outcome, RuntimeApi};
 use webhook_tests::stream::{RelayRig, Round};
@@ -164,7 +164,7 @@ async fn the_relay_sends_each_queued_transition_once_in_entity_order() {
     let store = fixture.store();
     let message = messages[0].message();
     let delivered = DeliveryRecord {
-        outcome: "delivered".into(),
+        outcome: DeliveryOutcome::Delivered,
         status: Some(200),
         attempt: 1,
         at: "2025-09-05T10:00:00Z".into(),

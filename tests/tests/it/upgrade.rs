@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use webhook_core::model::TransitionMessage;
 use webhook_core::store::{
-    compress, decompress, DeliveryRecord, IncomingEvent, TransitionSelector,
+    compress, decompress, DeliveryOutcome, DeliveryRecord, IncomingEvent, TransitionSelector,
 };
 use webhook_tests::aws::AwsFixture;
 use webhook_tests::capacity::{Item, Tables};
@@ -55,7 +55,7 @@ async fn to_earlier_form(fixture: &AwsFixture, event: &IncomingEvent) {
             let json = inflate(&mut item, "message_z");
             let message: TransitionMessage = serde_json::from_str(&json).expect("message");
             item.insert("message".into(), text(&json));
-            item.insert("event_key".into(), text(&message.event_key));
+            item.insert("event_key".into(), text(message.event_key.as_str()));
             item.insert("to".into(), text(&message.to));
             if let Some(from) = &message.from {
                 item.insert("from".into(), text(from));
@@ -82,7 +82,7 @@ async fn items_of_the_earlier_form_read_the_same_and_are_rewritten_compact() {
     kit.store.persist(&first).await.expect("persist");
 
     // what today's items read as, through the store and the operator code
-    let selector = TransitionSelector::Entity(order.stream());
+    let selector = TransitionSelector::Entity(order.clone());
     let report = op.event(first.key().as_str()).await.expect("event report");
     let entity = op.entity(&order).await.expect("entity report");
     let replayable = kit.store.replayable(&selector).await.expect("replayable");
@@ -114,7 +114,7 @@ async fn items_of_the_earlier_form_read_the_same_and_are_rewritten_compact() {
     // the notifier reads and records the delivery on an earlier-form transition
     assert_eq!(kit.store.delivery(&message).await.unwrap(), None);
     let record = DeliveryRecord {
-        outcome: "delivered".into(),
+        outcome: DeliveryOutcome::Delivered,
         status: Some(200),
         attempt: 1,
         at: "2025-09-05T10:00:01Z".into(),

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
 
-use super::store::unavailable;
+use super::error::unavailable;
 use super::writer::{exec, GroupCommit};
 use crate::credentials::{
     CredentialAdmin, CredentialId, CredentialLookup, KeyHash, Material, StoredCredential,

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use super::store::unavailable;
+use super::error::unavailable;
 use super::writer::exec;
 use crate::error::StoreError;
+use crate::model::{EntityKey, EventKey, Source, Tenant};
 use crate::store::{
-    decompress, EventFilter, EventPage, EventStatus, EventSummary, Order, Replayable, StoredEvent,
-    StoredTransition, TransitionSelector,
+    decompress, DeliveryOutcome, EventFilter, EventPage, EventStatus, EventSummary, Order,
+    Replayable, StoredEvent, StoredTransition, TransitionSelector,
 };
 use crate::version::Version;
 
@@ -36,7 +37,7 @@ pub(super) fn not_taken(c: &Connection, cutoff: i64) -> Result<u64, StoreError> 
 pub(super) fn count_events(
     c: &Connection,
     filter: &EventFilter,
-) -> Result<BTreeMap<(String, EventStatus), u64>, StoreError> {
+) -> Result<BTreeMap<(Source, EventStatus), u64>, StoreError> {
     let (mut sql, args) = filter_sql(filter, "source, status, COUNT(*)");
     sql.push_str(" GROUP BY source, status");
     let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
@@ -54,6 +55,9 @@ pub(super) fn count_events(
         let (source, status, n) = row.map_err(unavailable)?;
         let Some(parsed) = EventStatus::parse(&status) else {
             return Err(StoreError::Corrupt(status));
+        };
+        let Some(source) = Source::parse(&source) else {
+            return Err(StoreError::Corrupt(source));
         };
         counts.insert((source, parsed), n as u64);
     }
@@ -161,15 +165,28 @@ fn filter_sql(filter: &EventFilter, columns: &str) -> (String, Vec<SqlValue>) {
     (sql, args)
 }
 
+/// A column of a typed key: a value no release wrote is a conversion failure.
+fn typed<T>(r: &Row<'_>, at: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let raw: String = r.get(at)?;
+    parse(&raw).ok_or_else(|| {
+        let err = StoreError::Corrupt(format!("column {at}: {raw:?}"));
+        rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(err))
+    })
+}
+
+fn event_key(raw: &str) -> Option<EventKey> {
+    Some(EventKey::from_stored(raw.to_string()))
+}
+
 fn summary(r: &Row<'_>) -> rusqlite::Result<(i64, EventSummary)> {
     let status: String = r.get(5)?;
     let keys: String = r.get(7)?;
     Ok((
         r.get(0)?,
         EventSummary {
-            event_key: r.get(1)?,
-            source: r.get(2)?,
-            tenant: r.get(3)?,
+            event_key: typed(r, 1, event_key)?,
+            source: typed(r, 2, Source::parse)?,
+            tenant: Tenant::from_stored(r.get(3)?),
             event_type: r.get(4)?,
             status: EventStatus::parse(&status).unwrap_or(EventStatus::Applied),
             received_at: r.get(6)?,
@@ -189,7 +206,7 @@ pub(super) fn stored_transition(r: &Row<'_>, at: usize) -> rusqlite::Result<Stor
         transition_id: r.get(at + 1)?,
         from: r.get(at + 2)?,
         to: r.get(at + 3)?,
-        event_key: r.get(at + 4)?,
+        event_key: typed(r, at + 4, event_key)?,
         flag: r.get(at + 5)?,
         queued: r.get(at + 6)?,
         published: r.get(at + 7)?,
@@ -211,11 +228,12 @@ pub(super) fn replayable(
 ) -> Result<Vec<Replayable>, StoreError> {
     let (condition, args): (&str, Vec<SqlValue>) = match selector {
         TransitionSelector::Id(id) => ("t.transition_id = ?", vec![SqlValue::Text(id.clone())]),
-        TransitionSelector::Entity(stream) => ("t.pk = ?", vec![SqlValue::Text(stream.clone())]),
+        TransitionSelector::Entity(key) => ("t.pk = ?", vec![SqlValue::Text(key.stream())]),
         TransitionSelector::Undelivered { since, until } => (
-            "t.queued = 1 AND (t.notification IS NULL OR t.notification NOT LIKE '%\"outcome\":\"delivered\"%') \
+            "t.queued = 1 AND (t.notification IS NULL OR t.notification NOT LIKE ?) \
              AND substr(t.sk, 1, 20) >= ? AND substr(t.sk, 1, 20) < ?",
             vec![
+                SqlValue::Text(delivered_pattern()),
                 SqlValue::Text(window_key(since.unwrap_or(0))),
                 SqlValue::Text(window_key(until.unwrap_or(i64::MAX / 1_000_000))),
             ],
@@ -229,7 +247,7 @@ pub(super) fn replayable(
     let rows = stmt
         .query_map(params_from_iter(args), |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                typed(r, 0, EntityKey::parse)?,
                 stored_transition(r, 1)?,
                 r.get::<_, Option<String>>(10)?,
             ))
@@ -249,6 +267,11 @@ pub(super) fn replayable(
         })
     })
     .collect()
+}
+
+/// A LIKE pattern matching a recorded delivery (JSON, `record_json`) that was delivered.
+fn delivered_pattern() -> String {
+    format!(r#"%"outcome":"{}"%"#, DeliveryOutcome::Delivered.as_str())
 }
 
 /// The sort-key prefix of a unix time (the transitions' `sk` starts with the version).
@@ -295,16 +318,16 @@ impl RawEvent {
         Ok(StoredEvent {
             status: EventStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(status.clone()))?,
-            event_key,
-            source,
-            tenant,
+            event_key: EventKey::from_stored(event_key),
+            source: Source::parse(&source).ok_or(StoreError::Corrupt(source))?,
+            tenant: Tenant::from_stored(tenant),
             event_type,
             raw_body: decompress(&self.body)?,
             headers: serde_json::from_str(&self.json[0]).map_err(corrupt)?,
             entity_keys: serde_json::from_str(&self.json[1]).map_err(corrupt)?,
             received_at: self.times[0],
             expires_at: self.times[1],
-            conflict_with: self.conflict_with,
+            conflict_with: self.conflict_with.map(EventKey::from_stored),
         })
     }
 }

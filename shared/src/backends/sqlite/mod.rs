@@ -7,6 +7,7 @@
 //! [`crate::queue::PullQueue`] port.
 
 pub mod credential_table;
+mod error;
 mod files;
 mod inspect;
 mod operator;

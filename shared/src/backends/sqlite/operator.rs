@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
+use super::error::unavailable;
 use super::inspect;
 use super::persist::{reapply_tx, Prepared};
-use super::store::{unavailable, SqliteStore};
+use super::store::SqliteStore;
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey};
 use crate::store::{
@@ -40,7 +41,7 @@ impl OperatorStore for SqliteStore {
                     version,
                     state,
                     data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    last_event_key,
+                    last_event_key: EventKey::from_stored(last_event_key),
                 })
             })
             .transpose()
@@ -101,8 +102,10 @@ impl OperatorStore for SqliteStore {
     async fn count_events(
         &self,
         filter: &EventFilter,
-    ) -> Result<std::collections::BTreeMap<(String, crate::model::EventStatus), u64>, StoreError>
-    {
+    ) -> Result<
+        std::collections::BTreeMap<(crate::model::Source, crate::model::EventStatus), u64>,
+        StoreError,
+    > {
         let filter = filter.clone();
         self.with_conn(move |c| inspect::count_events(c, &filter))
             .await
@@ -124,8 +127,8 @@ impl OperatorStore for SqliteStore {
             .await
     }
 
-    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
-        let (stream, sort) = (stream.to_string(), sort.to_string());
+    async fn reset_delivery(&self, stream: &EntityKey, sort: &str) -> Result<(), StoreError> {
+        let (stream, sort) = (stream.stream(), sort.to_string());
         self.with_conn(move |c| inspect::reset_delivery(c, &stream, &sort))
             .await
     }

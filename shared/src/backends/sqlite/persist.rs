@@ -3,10 +3,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::store::unavailable;
+use super::error::unavailable;
 use super::writer::exec;
 use crate::error::StoreError;
-use crate::model::{EntityUpdate, EventKey, NormalisedEvent};
+use crate::model::{EntityKey, EntityUpdate, EventKey, NormalisedEvent};
 use crate::store::reapplied_status;
 use crate::store::{
     compress, decide, Decision, DeliveryRecord, EventStatus, IncomingEvent, PendingPublish,
@@ -135,9 +135,9 @@ pub(super) fn reapply_tx(
         decisions.push(decision);
     }
     let was = EventStatus::parse(&was).unwrap_or(EventStatus::Applied);
-    let entities_were: Vec<String> = serde_json::from_str(&entities_were)
+    let entities_were: Vec<EntityKey> = serde_json::from_str(&entities_were)
         .map_err(|e| StoreError::Corrupt(format!("entity_keys: {e}")))?;
-    let entities: Vec<String> = event.entities.iter().map(|u| u.key.stream()).collect();
+    let entities: Vec<EntityKey> = event.entities.iter().map(|u| u.key.clone()).collect();
     let status = reapplied_status(
         was,
         EventStatus::summarise(event.recognition, &decisions),

@@ -4,7 +4,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::store::unavailable;
+use super::error::unavailable;
 use super::writer::exec;
 use crate::error::StoreError;
 use crate::model::KeptCopy;

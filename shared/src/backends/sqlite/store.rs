@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::error::unavailable;
 use super::persist::{persist_tx, record_json, Prepared};
 use super::schema::{migrate, spawn_checkpointer, SCHEMA, WRITER_CHECKPOINT_PAGES};
 use super::writer::{exec, GroupCommit};
@@ -36,10 +37,6 @@ type DeliveryRow = (String, String, String);
 pub struct SqliteStore {
     pub(super) conn: Arc<Mutex<Connection>>,
     writer: GroupCommit,
-}
-
-pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
 impl SqliteStore {
@@ -341,7 +338,7 @@ mod tests {
 
         // Once the notifier has recorded the delivery, a redelivery has nothing pending.
         let record = DeliveryRecord {
-            outcome: "delivered".into(),
+            outcome: crate::store::DeliveryOutcome::Delivered,
             status: Some(200),
             attempt: 1,
             at: "2026-11-23T00:00:00Z".into(),
@@ -363,7 +360,7 @@ mod tests {
             messages.push(outcome.to_publish[0].message.clone());
         }
         let record = |attempt| DeliveryRecord {
-            outcome: "delivered".into(),
+            outcome: crate::store::DeliveryOutcome::Delivered,
             status: Some(200),
             attempt,
             at: "2026-11-23T00:00:00Z".into(),

@@ -15,9 +15,10 @@ use super::plan::{self, distinct_keys, Condition};
 use super::transact::Attempt;
 use super::{unavailable, DynamoDbStore, Item, MAX_ATTEMPTS};
 use crate::error::StoreError;
+use crate::model::{EntityKey, EventKey, Source, Tenant};
 use crate::store::{
-    reapplied_status, EventFilter, EventPage, EventStatus, EventSummary, IncomingEvent, Order,
-    Reapplied, Replayable, TransitionSelector,
+    reapplied_status, DeliveryOutcome, EventFilter, EventPage, EventStatus, EventSummary,
+    IncomingEvent, Order, Reapplied, Replayable, TransitionSelector,
 };
 use crate::version::Version;
 
@@ -67,8 +68,8 @@ impl DynamoDbStore {
         let mut pages = self.summary_scan().into_paginator().items().send();
         while let Some(item) = pages.next().await {
             let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
-            let summary = summary(item);
-            let position = (summary.received_at, summary.event_key.clone());
+            let summary = summary(item)?;
+            let position = (summary.received_at, summary.event_key.to_string());
             if !filter.matches(&summary) || !beyond(&position) {
                 continue;
             }
@@ -100,12 +101,12 @@ impl DynamoDbStore {
     pub(super) async fn count_events_scan(
         &self,
         filter: &EventFilter,
-    ) -> Result<BTreeMap<(String, EventStatus), u64>, StoreError> {
+    ) -> Result<BTreeMap<(Source, EventStatus), u64>, StoreError> {
         let mut counts = BTreeMap::new();
         let mut pages = self.summary_scan().into_paginator().items().send();
         while let Some(item) = pages.next().await {
             let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
-            let summary = summary(item);
+            let summary = summary(item)?;
             if filter.matches(&summary) {
                 *counts.entry((summary.source, summary.status)).or_insert(0) += 1;
             }
@@ -193,8 +194,8 @@ impl DynamoDbStore {
                     return Ok(Some(Reapplied {
                         was,
                         status,
-                        entities_were: stored.entity_keys,
-                        entities: item.entity_keys,
+                        entities_were: super::items::entity_keys(&stored.entity_keys)?,
+                        entities: super::items::entity_keys(&item.entity_keys)?,
                         new_transitions: plan
                             .transitions
                             .into_iter()
@@ -224,7 +225,7 @@ impl DynamoDbStore {
         selector: &TransitionSelector,
     ) -> Result<Vec<Replayable>, StoreError> {
         let items = match selector {
-            TransitionSelector::Entity(stream) => self.query_transitions(stream).await?,
+            TransitionSelector::Entity(key) => self.query_transitions(&key.stream()).await?,
             TransitionSelector::Id(id) => {
                 self.scan_transitions(
                     "#id = :id",
@@ -244,7 +245,10 @@ impl DynamoDbStore {
                     &[("#q", "queued"), ("#n", "notification"), ("#o", "outcome"), ("#sk", "sk")],
                     vec![
                         (":q", AttributeValue::Bool(true)),
-                        (":d", AttributeValue::S("delivered".into())),
+                        (
+                            ":d",
+                            AttributeValue::S(DeliveryOutcome::Delivered.as_str().into()),
+                        ),
                         (":a", bound(since.unwrap_or(0))),
                         (":b", bound(until.unwrap_or(i64::MAX / 1_000_000))),
                     ],
@@ -352,16 +356,16 @@ fn reapplied_item(
     (item, status)
 }
 
-fn summary(item: SummaryItem) -> EventSummary {
-    EventSummary {
+fn summary(item: SummaryItem) -> Result<EventSummary, StoreError> {
+    Ok(EventSummary {
         status: EventStatus::parse(&item.status).unwrap_or(EventStatus::Applied),
-        event_key: item.event_key,
-        source: item.source,
-        tenant: item.tenant,
+        event_key: EventKey::from_stored(item.event_key),
+        source: Source::parse(&item.source).ok_or(StoreError::Corrupt(item.source))?,
+        tenant: Tenant::from_stored(item.tenant),
         event_type: item.event_type,
         received_at: item.received_at,
         entities: item.entity_keys.len(),
-    }
+    })
 }
 
 fn replayable(item: TransitionItem) -> Result<Replayable, StoreError> {
@@ -371,7 +375,7 @@ fn replayable(item: TransitionItem) -> Result<Replayable, StoreError> {
         None
     };
     Ok(Replayable {
-        stream: item.pk.clone(),
+        stream: EntityKey::parse(&item.pk).ok_or_else(|| StoreError::Corrupt(item.pk.clone()))?,
         message,
         transition: item.into_stored()?,
     })

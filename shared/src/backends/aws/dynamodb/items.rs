@@ -17,7 +17,7 @@ use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
 use super::Item;
 use crate::error::StoreError;
-use crate::model::{EntityKey, TransitionMessage};
+use crate::model::{EntityKey, EventKey, Source, Tenant, TransitionMessage};
 use crate::store::{
     compress_small, decompress, DeliveryRecord, EventStatus, IncomingEvent, StoredEvent,
     StoredTransition, TransitionRecord,
@@ -63,15 +63,25 @@ pub(super) fn stored_event(item: EventItem) -> Result<StoredEvent, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(item.status.clone()))?,
         raw_body: request.body,
         headers: request.headers,
-        event_key: item.event_key,
-        source: item.source,
-        tenant: item.tenant,
+        entity_keys: entity_keys(&item.entity_keys)?,
+        event_key: EventKey::from_stored(item.event_key),
+        source: Source::parse(&item.source).ok_or(StoreError::Corrupt(item.source))?,
+        tenant: Tenant::from_stored(item.tenant),
         event_type: item.event_type,
-        entity_keys: item.entity_keys,
         received_at: item.received_at,
         expires_at: item.expires_at,
-        conflict_with: item.conflict_with,
+        conflict_with: item.conflict_with.map(EventKey::from_stored),
     })
+}
+
+/// The entity keys an event item lists.
+pub(super) fn entity_keys(stored: &[String]) -> Result<Vec<EntityKey>, StoreError> {
+    stored
+        .iter()
+        .map(|k| {
+            EntityKey::parse(k).ok_or_else(|| StoreError::Corrupt(format!("entity key {k:?}")))
+        })
+        .collect()
 }
 
 /// The request an event keeps: its kept headers and exact raw body.
@@ -510,7 +520,7 @@ mod tests {
             message_z: Some(compress_small(b"{}")),
             message: None,
             notification: Some(DeliveryRecord {
-                outcome: "delivered".into(),
+                outcome: crate::store::DeliveryOutcome::Delivered,
                 status: None,
                 attempt: 1,
                 at: "2025-01-01T00:00:00Z".into(),

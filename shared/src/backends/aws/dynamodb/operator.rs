@@ -34,7 +34,7 @@ impl OperatorStore for DynamoDbStore {
             version: item.version,
             state: item.state,
             data,
-            last_event_key: item.last_event_key,
+            last_event_key: EventKey::from_stored(item.last_event_key),
         }))
     }
 
@@ -62,8 +62,7 @@ impl OperatorStore for DynamoDbStore {
         // A page of summaries, then each event read whole (consistently).
         let mut events = Vec::with_capacity(page.events.len());
         for e in &page.events {
-            let key = EventKey::from_stored(e.event_key.clone());
-            if let Some(item) = self.event_item(&key, true).await? {
+            if let Some(item) = self.event_item(&e.event_key, true).await? {
                 events.push(items::stored_event(item)?);
             }
         }
@@ -82,8 +81,10 @@ impl OperatorStore for DynamoDbStore {
     async fn count_events(
         &self,
         filter: &EventFilter,
-    ) -> Result<std::collections::BTreeMap<(String, crate::model::EventStatus), u64>, StoreError>
-    {
+    ) -> Result<
+        std::collections::BTreeMap<(crate::model::Source, crate::model::EventStatus), u64>,
+        StoreError,
+    > {
         self.count_events_scan(filter).await
     }
 
@@ -98,8 +99,8 @@ impl OperatorStore for DynamoDbStore {
         self.replayable_transitions(selector).await
     }
 
-    async fn reset_delivery(&self, stream: &str, sort: &str) -> Result<(), StoreError> {
-        self.reset_transition(stream, sort).await
+    async fn reset_delivery(&self, stream: &EntityKey, sort: &str) -> Result<(), StoreError> {
+        self.reset_transition(&stream.stream(), sort).await
     }
 
     async fn purge(&self, target: &PurgeTarget, dry_run: bool) -> Result<Purged, StoreError> {

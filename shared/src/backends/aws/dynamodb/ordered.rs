@@ -87,7 +87,7 @@ impl DynamoDbStore {
                 };
                 let (at, current) = current_of(stored)?;
                 // this event's own earlier write: done already; else a newer write, decided on
-                if current.last_event_key != key.to_string() {
+                if current.last_event_key != key {
                     let stream = format!("{}#{}", at.pk, at.sk);
                     return Ok(Attempt::Changed(HashMap::from([(stream, Some(current))])));
                 }

@@ -2,233 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
 
 use crate::lifecycle::Lifecycle;
 use crate::version::Version;
 
-/// The five webhook sources. `as_str` is the stored/canonical spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Pancake,
-    PancakePos,
-    Abaha,
-    Fulfilment,
-    Invoice,
-}
+mod keys;
 
-impl Source {
-    pub const ALL: [Source; 5] = [
-        Source::Pancake,
-        Source::PancakePos,
-        Source::Abaha,
-        Source::Fulfilment,
-        Source::Invoice,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Pancake => "pancake",
-            Source::PancakePos => "pancake_pos",
-            Source::Abaha => "abaha",
-            Source::Fulfilment => "fulfilment",
-            Source::Invoice => "invoice",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Source> {
-        Source::ALL.into_iter().find(|src| src.as_str() == s)
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The account an event belongs to: page id, shop id, store id or merchant code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Tenant(String);
-
-impl Tenant {
-    pub const DEFAULT: &'static str = "default";
-
-    /// Empty or missing tenants become `default`; `#` is replaced since it separates key parts.
-    pub fn new(raw: impl Into<String>) -> Self {
-        let raw = raw.into();
-        let raw = raw.trim();
-        if raw.is_empty() {
-            Tenant(Self::DEFAULT.to_string())
-        } else {
-            Tenant(raw.replace('#', "_"))
-        }
-    }
-
-    pub fn default_tenant() -> Self {
-        Tenant(Self::DEFAULT.to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Tenant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `{source}#{event_id}`: the dedupe key of one delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EventKey(String);
-
-impl EventKey {
-    pub fn new(source: Source, event_id: &str) -> Self {
-        EventKey(format!("{}#{}", source.as_str(), event_id))
-    }
-    pub fn from_stored(raw: String) -> Self {
-        EventKey(raw)
-    }
-    /// An operator's `{source}#{event_id}`: `None` unless it names a source and an id.
-    pub fn parse(raw: &str) -> Option<Self> {
-        let (source, id) = raw.split_once('#')?;
-        (Source::parse(source).is_some() && !id.is_empty()).then(|| EventKey(raw.to_string()))
-    }
-    pub fn source(&self) -> Option<Source> {
-        Source::parse(self.0.split_once('#')?.0)
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-    /// The event id part (after `{source}#`).
-    pub fn event_id(&self) -> &str {
-        self.0.split_once('#').map_or("", |(_, id)| id)
-    }
-    /// Where a delivery is kept whose declared id is already stored with another body:
-    /// `{key}~{sha256 of its body}`, so it is kept beside the other (never taken for a
-    /// duplicate of it), and a redelivery of the same bytes finds it again.
-    pub fn conflicting(&self, body: &[u8]) -> EventKey {
-        EventKey(format!("{}~{}", self.0, body_event_id(body)))
-    }
-}
-
-impl fmt::Display for EventKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The kinds of entity the providers' events are projected onto.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntityKind {
-    Conversation,
-    Message,
-    Order,
-    Customer,
-    Product,
-    Variation,
-    Stock,
-    Invoice,
-    /// A Pancake page post (`post` deliveries).
-    Post,
-    /// A Pancake page's connection to its platform (`connect_status`), state
-    /// `connected` / `disconnected`.
-    Page,
-    /// A Pancake account subscription (`subscription`, no page).
-    Subscription,
-}
-
-impl EntityKind {
-    /// Every kind, in the order operators see them listed.
-    pub const ALL: [EntityKind; 11] = [
-        EntityKind::Conversation,
-        EntityKind::Message,
-        EntityKind::Order,
-        EntityKind::Customer,
-        EntityKind::Product,
-        EntityKind::Variation,
-        EntityKind::Stock,
-        EntityKind::Invoice,
-        EntityKind::Post,
-        EntityKind::Page,
-        EntityKind::Subscription,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntityKind::Conversation => "conversation",
-            EntityKind::Message => "message",
-            EntityKind::Order => "order",
-            EntityKind::Customer => "customer",
-            EntityKind::Product => "product",
-            EntityKind::Variation => "variation",
-            EntityKind::Stock => "stock",
-            EntityKind::Invoice => "invoice",
-            EntityKind::Post => "post",
-            EntityKind::Page => "page",
-            EntityKind::Subscription => "subscription",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<EntityKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// `conversation, message, ...`: every kind's stored spelling, for messages that list them.
-    pub fn listed() -> String {
-        Self::ALL.map(EntityKind::as_str).join(", ")
-    }
-}
-
-impl fmt::Display for EntityKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One entity of one tenant of one source.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EntityKey {
-    pub source: Source,
-    pub tenant: Tenant,
-    pub kind: EntityKind,
-    pub id: String,
-}
-
-impl EntityKey {
-    pub fn new(source: Source, tenant: Tenant, kind: EntityKind, id: impl Into<String>) -> Self {
-        EntityKey {
-            source,
-            tenant,
-            kind,
-            id: id.into(),
-        }
-    }
-    /// Entities table partition key: `{source}#{tenant}`.
-    pub fn partition(&self) -> String {
-        format!("{}#{}", self.source, self.tenant)
-    }
-    /// Entities table sort key: `{kind}#{id}`.
-    pub fn sort(&self) -> String {
-        format!("{}#{}", self.kind, self.id)
-    }
-    /// `{source}#{tenant}#{kind}#{id}`: transitions partition key and FIFO message group.
-    pub fn stream(&self) -> String {
-        format!("{}#{}#{}#{}", self.source, self.tenant, self.kind, self.id)
-    }
-}
-
-impl fmt::Display for EntityKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.stream())
-    }
-}
+pub use keys::{EntityKey, EntityKind, EventKey, Source, Tenant};
 
 /// How an event's state change becomes a transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,13 +179,13 @@ pub fn transition_id(event: &EventKey, entity: &EntityKey) -> String {
 pub struct TransitionMessage {
     pub transition_id: String,
     pub source: Source,
-    pub tenant: String,
+    pub tenant: Tenant,
     pub entity: EntityRef,
     pub from: Option<String>,
     pub to: String,
     /// RFC 3339 time of the change (the entity version).
     pub occurred_at: String,
-    pub event_key: String,
+    pub event_key: EventKey,
     /// True when the event arrived after a newer one for the same entity.
     #[serde(default)]
     pub late: bool,
@@ -413,12 +193,19 @@ pub struct TransitionMessage {
 }
 
 impl TransitionMessage {
+    /// The entity the transition is of.
+    pub fn entity_key(&self) -> EntityKey {
+        EntityKey::new(
+            self.source,
+            self.tenant.clone(),
+            self.entity.kind,
+            self.entity.id.clone(),
+        )
+    }
+
     /// FIFO message group: one entity's transitions stay in order.
     pub fn group_id(&self) -> String {
-        format!(
-            "{}#{}#{}#{}",
-            self.source, self.tenant, self.entity.kind, self.entity.id
-        )
+        self.entity_key().stream()
     }
 }
 
@@ -477,21 +264,41 @@ impl EventStatus {
 /// What a successful ingest reports back (for the response and the log line).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
-    pub event_key: String,
+    pub event_key: EventKey,
     pub event_type: String,
     pub provider_event: String,
-    pub tenant: String,
+    pub tenant: Tenant,
     pub duplicate: bool,
     pub status: EventStatus,
     pub published: usize,
     /// The stored event whose declared id this delivery shares with another body (a
     /// conflict, kept under its own key and flagged; ARCHITECTURE §4).
-    pub conflict_with: Option<String>,
+    pub conflict_with: Option<EventKey>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message queued before the read side was typed (tenant and event key were text)
+    /// reads and writes the same bytes: the queue and the transitions tables keep them.
+    #[test]
+    fn a_message_of_the_string_era_round_trips_byte_for_byte() {
+        let queued = r#"{"transitionId":"tr_6c1d0b5e","source":"pancake_pos","tenant":"shop-9","entity":{"kind":"order","id":"A#1"},"from":null,"to":"shipped","occurredAt":"2025-01-01T00:00:00.5Z","eventKey":"pancake_pos#shop-9#Yq3mKz_8","late":true,"data":{"id":"A#1","status":2}}"#;
+        let message: TransitionMessage = serde_json::from_str(queued).unwrap();
+        assert_eq!(serde_json::to_string(&message).unwrap(), queued);
+        assert_eq!(message.tenant, "shop-9");
+        assert_eq!(message.event_key, "pancake_pos#shop-9#Yq3mKz_8");
+        assert_eq!(message.group_id(), "pancake_pos#shop-9#order#A#1");
+        assert_eq!(
+            EntityKey::parse(&message.group_id()),
+            Some(message.entity_key())
+        );
+        // An older message without `late` still reads (the field defaults).
+        let older = queued.replace(r#","late":true"#, "");
+        let read: TransitionMessage = serde_json::from_str(&older).unwrap();
+        assert!(!read.late);
+    }
 
     #[test]
     fn transition_from_the_previous_state_under_each_same_state_policy() {
