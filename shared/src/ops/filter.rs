@@ -46,7 +46,7 @@ pub fn parse_status(s: &str) -> Result<EventStatus, FilterError> {
 }
 
 /// `2h` back from `now`, or an RFC 3339 time: unix seconds.
-pub fn parse_time_at(s: &str, now: i64) -> Result<i64, FilterError> {
+pub(crate) fn parse_time_at(s: &str, now: i64) -> Result<i64, FilterError> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t.unix_timestamp());
     }
