@@ -399,10 +399,10 @@ fn check_event(source: Source, event: &NormalisedEvent) {
 /// The 200 response for an accepted event renders.
 fn check_success_response(provider: &dyn Provider, event: &NormalisedEvent) {
     let accepted = Accepted {
-        event_key: event.key().to_string(),
+        event_key: event.key(),
         event_type: event.event_type.clone(),
         provider_event: event.provider_event.clone(),
-        tenant: event.tenant.to_string(),
+        tenant: event.tenant.clone(),
         duplicate: false,
         status: EventStatus::Applied,
         published: event.entities.len(),

@@ -15,7 +15,7 @@ use crate::pipeline::{Admitter, Handler, Pipeline};
 use crate::queue::TransitionQueue;
 use crate::refusals::RefusalSink;
 use crate::sources::provider_from_env;
-use crate::store::{DeliveryStore, Store};
+use crate::store::Store;
 
 /// A store, the queue that goes with it, and the credential table beside them. The store is
 /// whole (every port) because `webhooks-local` serves every client of it; [`pipeline`]
@@ -163,7 +163,9 @@ pub const NOTIFIER_AWS_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:Updat
 /// The notifier's store: the DynamoDB tables of [`lambda_backends`] as the delivery port
 /// alone (the notifier records delivery outcomes and sends nothing).
 #[cfg(feature = "aws")]
-pub async fn dynamodb_store(env: &Env) -> Result<Arc<dyn DeliveryStore>, ConfigError> {
+pub async fn dynamodb_store(
+    env: &Env,
+) -> Result<Arc<dyn crate::store::DeliveryStore>, ConfigError> {
     Ok(Arc::new(dynamodb_backend(env).await?))
 }
 

@@ -1,6 +1,7 @@
-//! The operator's side of the store port: finding events, re-applying stored ones with
-//! today's provider code, and selecting transitions to notify again. Every backend answers
-//! these with the same meaning (the CLI and console are written once against them).
+//! The types of the operator's port ([`super::OperatorStore`]): finding events, re-applying
+//! stored ones with today's provider code, and selecting transitions to notify again. Every
+//! backend answers these with the same meaning (the CLI and console are written once against
+//! them).
 
 use crate::model::{EntityKey, EventKey, EventStatus, Source, Tenant, TransitionMessage};
 

@@ -1,5 +1,6 @@
-//! The storage port: atomic dedupe, version-guarded entity upsert and transition record, per
-//! ARCHITECTURE §5. The adapters are `backends::sqlite` (local mode, tests) and
+//! The storage ports, one per client (`ports`: ingest, delivery, operator, health): atomic
+//! dedupe, version-guarded entity upsert and transition record, per ARCHITECTURE §5. The
+//! adapters are `backends::sqlite` (local mode, tests) and
 //! `backends::aws::dynamodb` (AWS); both apply the rules through the pure [`decide`] function,
 //! so their semantics cannot drift apart.
 
