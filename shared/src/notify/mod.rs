@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Url;
 use time::format_description::well_known::Rfc3339;
+use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
@@ -160,7 +161,7 @@ impl Notifier {
 
     /// Delivers one queued message body (`attempt` is the receive count, 1 on the first).
     pub async fn deliver(&self, body: &str, attempt: u32) -> Outcome {
-        self.deliver_batch(&[(body, attempt)])
+        self.deliver_batch(&[(body, attempt)], None)
             .await
             .pop()
             .expect("one outcome per message")
@@ -168,27 +169,36 @@ impl Notifier {
 
     /// Delivers queued message bodies of distinct message groups (they are sent
     /// concurrently, so two of one group would race), with one store read of their recorded
-    /// outcomes before and one store write of the new outcomes after: the local worker's
-    /// batches then cost two store round trips, not two per message. Outcomes come back in
-    /// input order.
-    pub(crate) async fn deliver_batch(&self, items: &[(&str, u32)]) -> Vec<Outcome> {
+    /// outcomes before. Outcomes come back in input order.
+    ///
+    /// Each outcome is recorded as soon as its own delivery ends, not when the batch's
+    /// slowest one does, and `cap` (shared by the callers' batches) bounds how many
+    /// deliveries are between their request and their recorded outcome. A crash repeats
+    /// exactly those (they are sent again after the visibility timeout), so `cap` bounds the
+    /// repeats of a crash; measured in BENCHMARKS.md.
+    pub(crate) async fn deliver_batch(
+        &self,
+        items: &[(&str, u32)],
+        cap: Option<&Semaphore>,
+    ) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let parsed = parse_batch(items, &mut outcomes);
         let to_send = self.not_yet_delivered(items, parsed, &mut outcomes).await;
-        let sent = futures::future::join_all(
-            to_send
-                .iter()
-                .map(|(i, message)| self.send(message, items[*i].0, items[*i].1)),
-        )
-        .await;
-        let mut records = Vec::new();
-        for ((i, message), outcome) in to_send.into_iter().zip(sent) {
+        let sent = futures::future::join_all(to_send.into_iter().map(|(i, message)| async move {
+            let _permit = match cap {
+                Some(cap) => Some(cap.acquire().await.expect("the cap is never closed")),
+                None => None,
+            };
+            let outcome = self.send(&message, items[i].0, items[i].1).await;
             if let Some(record) = self.record_of(&outcome, items[i].1) {
-                records.push((message, record));
+                self.record(&[(message, record)]).await;
             }
+            (i, outcome)
+        }))
+        .await;
+        for (i, outcome) in sent {
             outcomes[i] = Some(outcome);
         }
-        self.record(&records).await;
         outcomes.into_iter().flatten().collect()
     }
 

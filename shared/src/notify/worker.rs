@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tracing::{error, warn};
 
 use super::{Notifier, Outcome, Tally};
@@ -24,12 +24,16 @@ use crate::queue::{OutboxMessage, PullQueue, Settlement};
 pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Messages per receive, at most one per entity, all delivered concurrently. Each batch
-    /// costs four store round trips (receive, delivery lookup, record, settle) whatever its
-    /// size, so a larger batch is what lets the worker keep up with a busy gateway.
+    /// costs three store round trips (receive, delivery lookup, settle) whatever its size,
+    /// so a larger batch is what lets the worker keep up with a busy gateway; the outcomes
+    /// are written one per delivery, as each ends (group commit joins them).
     pub batch: usize,
     /// Batches handed out and not yet settled, at most: the worker's throughput is about
     /// `batch * batches_in_flight` divided by the slowest delivery of a batch.
     pub batches_in_flight: usize,
+    /// Deliveries sent and not yet recorded, at most, across the batches: what a crash
+    /// sends again (see [`Notifier::deliver_batch`]).
+    pub deliveries_in_flight: usize,
     /// How long a handed-out message stays invisible (covers the HTTP timeout).
     pub visibility: Duration,
     /// Delay before the first retry; doubles per receive, capped at `max_backoff`.
@@ -47,6 +51,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_millis(200),
             batch: 64,
             batches_in_flight: 32,
+            deliveries_in_flight: 128,
             visibility: Duration::from_secs(30),
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
@@ -67,7 +72,8 @@ pub async fn drain_once(
 ) -> usize {
     let batch = receive(outbox, settings).await;
     let handled = batch.len();
-    deliver_and_settle(outbox, notifier, settings, batch).await;
+    let cap = Semaphore::new(settings.deliveries_in_flight.max(1));
+    deliver_and_settle(outbox, notifier, settings, &cap, batch).await;
     handled
 }
 
@@ -94,6 +100,7 @@ async fn deliver_and_settle(
     outbox: &dyn PullQueue,
     notifier: &Notifier,
     settings: &WorkerSettings,
+    cap: &Semaphore,
     batch: Vec<OutboxMessage>,
 ) {
     if batch.is_empty() {
@@ -105,7 +112,7 @@ async fn deliver_and_settle(
         .iter()
         .map(|m| (m.body.as_str(), m.receive_count))
         .collect();
-    let outcomes = notifier.deliver_batch(&items).await;
+    let outcomes = notifier.deliver_batch(&items, Some(cap)).await;
     let mut tally = Tally::default();
     let settlements = batch
         .iter()
@@ -166,6 +173,7 @@ pub async fn run(
         settings.visibility = settings.visibility.max(timeout * 2);
     }
     let settings = Arc::new(settings);
+    let cap = Arc::new(Semaphore::new(settings.deliveries_in_flight.max(1)));
     let mut in_flight = tokio::task::JoinSet::new();
     while !*shutdown.borrow() {
         // A settled batch leaves the set here, so `len` counts only batches still out.
@@ -173,10 +181,14 @@ pub async fn run(
         if in_flight.len() < settings.batches_in_flight.max(1) {
             let batch = receive(outbox.as_ref(), &settings).await;
             if !batch.is_empty() {
-                let (outbox, notifier, settings) =
-                    (outbox.clone(), notifier.clone(), settings.clone());
+                let (outbox, notifier, settings, cap) = (
+                    outbox.clone(),
+                    notifier.clone(),
+                    settings.clone(),
+                    cap.clone(),
+                );
                 in_flight.spawn(async move {
-                    deliver_and_settle(outbox.as_ref(), &notifier, &settings, batch).await
+                    deliver_and_settle(outbox.as_ref(), &notifier, &settings, &cap, batch).await
                 });
                 continue;
             }

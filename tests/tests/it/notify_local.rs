@@ -75,6 +75,7 @@ impl Local {
             poll_interval: Duration::from_millis(20),
             batch: 10,
             batches_in_flight: 4,
+            deliveries_in_flight: 16,
             visibility: Duration::from_secs(30),
             base_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
