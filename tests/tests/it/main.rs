@@ -9,6 +9,7 @@ mod config;
 mod conformance;
 mod console;
 mod cost;
+mod crash;
 mod documented;
 mod dynamodb_requests;
 mod faults;

@@ -194,6 +194,10 @@ impl Fixtures {
         for sub in ["pancake", "pancake_pos", "abaha", "fulfilment", "invoice"] {
             for entry in std::fs::read_dir(dir.join(sub))? {
                 let path = entry?.path();
+                // The folders also hold a README and the documented shapes' subfolder.
+                if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                    continue;
+                }
                 let name = path
                     .file_stem()
                     .and_then(|s| s.to_str())
