@@ -3,8 +3,6 @@
 //! `webhooks-local` each source's share of failed answers over the last 30 minutes, judged
 //! as the template's suspension-risk alarms judge it (`metrics::suspension_risk`).
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use maud::{html, Markup};
 use time::OffsetDateTime;
@@ -148,7 +146,7 @@ fn share(a: &Answers) -> String {
     }
 }
 
-fn counts_table(counts: &BTreeMap<(Source, EventStatus), u64>) -> Markup {
+fn counts_table(counts: &webhook_core::store::EventCounts) -> Markup {
     let statuses = EventStatus::ALL;
     let get = |s: Source, st: EventStatus| counts.get(&(s, st)).copied().unwrap_or(0);
     html! {

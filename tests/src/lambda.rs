@@ -386,3 +386,33 @@ impl Function {
         let _ = self.child.kill().await;
     }
 }
+
+/// The real `webhooks-local` binary on a free loopback port over the SQLite file `db`, with
+/// `args` before `--db` and no environment but `RUST_LOG=error` (its development
+/// credentials), once `/healthz` answers; the child is the caller's to signal and reap.
+pub async fn spawn_local(args: &[&str], db: &std::path::Path) -> (std::process::Child, String) {
+    let listen = format!("127.0.0.1:{}", crate::moto::free_port());
+    let mut child = std::process::Command::new(build_function("webhooks-local"))
+        .args(["--listen", &listen])
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env_clear()
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("webhooks-local");
+    for _ in 0..400 {
+        if reqwest::get(format!("http://{listen}/healthz"))
+            .await
+            .is_ok()
+        {
+            return (child, listen);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("webhooks-local never answered /healthz on {listen}");
+}

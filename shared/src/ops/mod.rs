@@ -8,17 +8,16 @@ pub mod filter;
 mod purge;
 mod reprocess;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::error::{QueueError, StoreError};
-use crate::model::{EntityKey, EventKey, Source};
+use crate::model::{EntityKey, EventKey};
 use crate::queue::{DeadLetter, DeadLetters, Requeue, TransitionQueue};
 use crate::store::{
-    DeliveryRecord, DeliveryStore, Detail, EventFilter, EventPage, EventStatus, OperatorStore,
-    Order, Replayable, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
+    DeliveryRecord, DeliveryStore, Detail, EventFilter, EventPage, OperatorStore, Order,
+    Replayable, StoredEntity, StoredEvent, StoredTransition, TransitionSelector,
 };
 
 pub use purge::AUDIT_TARGET;
@@ -261,10 +260,7 @@ impl Operator {
     }
 
     /// Events per (source, status) among those `filter` selects.
-    pub async fn stats(
-        &self,
-        filter: &EventFilter,
-    ) -> Result<BTreeMap<(Source, EventStatus), u64>, OpsError> {
+    pub async fn stats(&self, filter: &EventFilter) -> Result<crate::store::EventCounts, OpsError> {
         Ok(self.store.count_events(filter).await?)
     }
 }

@@ -42,10 +42,9 @@ pub struct Pipeline {
     admitter: Admitter,
     clock: Arc<dyn Clock>,
     settings: PipelineSettings,
-    /// The store's identity epoch, asked once before the first write when `ask_epoch`;
-    /// otherwise earlier keys are always read (decision 63).
-    epoch: tokio::sync::OnceCell<IdentityEpoch>,
-    ask_epoch: bool,
+    /// The store's identity epoch, asked once before the first write; `None` when this
+    /// pipeline does not ask, and earlier keys are always read (decision 63).
+    epoch: Option<tokio::sync::OnceCell<IdentityEpoch>>,
 }
 
 impl Pipeline {
@@ -61,16 +60,15 @@ impl Pipeline {
             admitter: Admitter::environment_only(clock.clone()),
             clock,
             settings,
-            epoch: tokio::sync::OnceCell::new(),
-            ask_epoch: false,
+            epoch: None,
         }
     }
 
     /// Reads the key an earlier release gave a delivery only while the store may hold one
-    /// ([`Store::identity_epoch`], asked before this pipeline's first write): a store that
+    /// ([`IngestStore::identity_epoch`], asked before this pipeline's first write): a store that
     /// was empty when today's identity first served it never pays for the read.
     pub fn asking_identity_epoch(mut self) -> Self {
-        self.ask_epoch = true;
+        self.epoch = Some(tokio::sync::OnceCell::new());
         self
     }
 
@@ -81,15 +79,15 @@ impl Pipeline {
     }
 
     async fn epoch(&self, now: time::OffsetDateTime) -> Result<IdentityEpoch, IngestError> {
-        if !self.ask_epoch {
+        let Some(cell) = &self.epoch else {
             return Ok(IdentityEpoch::Unknown);
-        }
+        };
         let ask = || async {
             let epoch = self.store.identity_epoch(now).await?;
             info!(?epoch, "identity epoch of the store");
             Ok::<_, IngestError>(epoch)
         };
-        Ok(*self.epoch.get_or_try_init(ask).await?)
+        Ok(*cell.get_or_try_init(ask).await?)
     }
 
     /// Also admits credentials of a credential table (tenant-bound keys).

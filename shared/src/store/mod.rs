@@ -23,7 +23,8 @@ pub use inspect::{
     TransitionSelector,
 };
 pub use ports::{
-    probe_key, Consistency, DeliveryStore, Detail, HealthProbe, IngestStore, OperatorStore, Store,
+    probe_key, Consistency, DeliveryStore, Detail, EventCounts, HealthProbe, IngestStore,
+    OperatorStore, Store,
 };
 pub use purge::{Needle, PurgeTarget, Purged, QueuedCopy, VagueNeedle};
 

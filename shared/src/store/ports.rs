@@ -28,6 +28,9 @@ pub enum Consistency {
     Strong,
 }
 
+/// Stored events per (source, status), what `webhooks stats` and the console's overview list.
+pub type EventCounts = BTreeMap<(Source, EventStatus), u64>;
+
 /// The ingest pipeline's port.
 #[async_trait]
 pub trait IngestStore: Send + Sync {
@@ -130,10 +133,7 @@ pub trait OperatorStore: Send + Sync {
     ) -> Result<Listed, StoreError>;
 
     /// How many events `filter` selects, per (source, status): one pass over the events.
-    async fn count_events(
-        &self,
-        filter: &EventFilter,
-    ) -> Result<BTreeMap<(Source, EventStatus), u64>, StoreError>;
+    async fn count_events(&self, filter: &EventFilter) -> Result<EventCounts, StoreError>;
 
     /// Transitions recorded before `cutoff` (unix seconds) that have not reached the queue, as
     /// far as this store can tell without a write per transition (decision 62): the operator's

@@ -3,7 +3,6 @@
 //! only after its batch committed, checkpoints included: nothing may let an acknowledged event
 //! be lost with the process.
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,21 +11,13 @@ use webhook_core::backends::sqlite::SqliteStore;
 use webhook_core::model::{EntityKey, EntityKind, Source, Tenant};
 use webhook_core::store::OperatorStore;
 use webhook_tests::events::dev_credentialed;
-use webhook_tests::lambda::build_function;
+use webhook_tests::lambda::spawn_local;
 
 /// Concurrent senders, as a provider's retries and a busy gateway's clients would be.
 const SENDERS: usize = 16;
 /// Acknowledged events before the kill: enough for many group commits and checkpoints.
 const BEFORE_KILL: usize = 3_000;
 const TENANT: &str = "CRASH";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A new ORDER.CHANGE_STATUS for order `n` of the test's tenant.
 fn order_event(n: u64) -> Vec<u8> {
@@ -64,26 +55,8 @@ async fn sender(base: String, next: Arc<AtomicU64>, acked: Arc<Mutex<Vec<u64>>>)
 async fn a_kill_under_load_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.db");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(build_function("webhooks-local"))
-        .args(["--listen", &listen, "--no-console", "--db"])
-        .arg(&db)
-        .env_clear()
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("webhooks-local");
+    let (mut child, listen) = spawn_local(&["--no-console"], &db).await;
     let base = format!("http://{listen}");
-    let mut up = false;
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "webhooks-local answered /healthz");
 
     let (next, acked) = (
         Arc::new(AtomicU64::new(1)),

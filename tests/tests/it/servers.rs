@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use webhook_console::server::{serve, Limits};
 use webhook_core::model::Source;
 use webhook_tests::events::dev_credentialed;
-use webhook_tests::lambda::build_function;
+use webhook_tests::lambda::{build_function, spawn_local};
 
 /// Short limits, so a test sees each one act.
 fn short() -> Limits {
@@ -163,38 +163,11 @@ async fn a_stop_lets_open_requests_finish_and_drops_what_clients_hold_open() {
         .unwrap();
 }
 
-/// A free loopback port (the binary is told it, so the test knows where to connect).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn five_hundred_half_sent_requests_neither_block_a_webhook_nor_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(build_function("webhooks-local"))
-        .args(["--listen", &listen, "--db"])
-        .arg(dir.path().join("w.db"))
-        .env_clear()
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("webhooks-local");
+    let (mut child, listen) = spawn_local(&[], &dir.path().join("w.db")).await;
     let base = format!("http://{listen}");
-    let mut up = false;
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "webhooks-local answered /healthz");
 
     let mut slow = Vec::new();
     for i in 0..500 {

@@ -37,7 +37,7 @@ pub(super) fn not_taken(c: &Connection, cutoff: i64) -> Result<u64, StoreError> 
 pub(super) fn count_events(
     c: &Connection,
     filter: &EventFilter,
-) -> Result<BTreeMap<(Source, EventStatus), u64>, StoreError> {
+) -> Result<crate::store::EventCounts, StoreError> {
     let (mut sql, args) = filter_sql(filter, "source, status, COUNT(*)");
     sql.push_str(" GROUP BY source, status");
     let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;

@@ -102,10 +102,7 @@ impl OperatorStore for SqliteStore {
     async fn count_events(
         &self,
         filter: &EventFilter,
-    ) -> Result<
-        std::collections::BTreeMap<(crate::model::Source, crate::model::EventStatus), u64>,
-        StoreError,
-    > {
+    ) -> Result<crate::store::EventCounts, StoreError> {
         let filter = filter.clone();
         self.with_conn(move |c| inspect::count_events(c, &filter))
             .await

@@ -101,7 +101,7 @@ impl DynamoDbStore {
     pub(super) async fn count_events_scan(
         &self,
         filter: &EventFilter,
-    ) -> Result<BTreeMap<(Source, EventStatus), u64>, StoreError> {
+    ) -> Result<crate::store::EventCounts, StoreError> {
         let mut counts = BTreeMap::new();
         let mut pages = self.summary_scan().into_paginator().items().send();
         while let Some(item) = pages.next().await {

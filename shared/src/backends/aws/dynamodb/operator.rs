@@ -81,10 +81,7 @@ impl OperatorStore for DynamoDbStore {
     async fn count_events(
         &self,
         filter: &EventFilter,
-    ) -> Result<
-        std::collections::BTreeMap<(crate::model::Source, crate::model::EventStatus), u64>,
-        StoreError,
-    > {
+    ) -> Result<crate::store::EventCounts, StoreError> {
         self.count_events_scan(filter).await
     }
 
