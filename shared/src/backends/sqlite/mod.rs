@@ -6,6 +6,7 @@
 //! adapter [`crate::queue::AlreadyQueued`]; the worker drains [`Outbox`] through the
 //! [`crate::queue::PullQueue`] port.
 
+mod checkpoint;
 pub mod credential_table;
 mod error;
 mod files;

@@ -1,8 +1,6 @@
-//! The file's layout and its upkeep: the schema (with the migration of files written by an
-//! earlier version) and the WAL checkpoint thread.
+//! The file's layout: the schema, with the migration of files written by an earlier version.
 
 use rusqlite::Connection;
-use std::sync::Mutex;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -171,39 +169,4 @@ pub(super) fn identity_epoch(
         Err(_) if value == "fresh" => IdentityEpoch::Fresh,
         Err(_) => IdentityEpoch::Unknown,
     })
-}
-
-/// WAL pages past which the writer checkpoints and so rewinds the WAL (~160 MiB of WAL
-/// file). Measured under load (BENCHMARKS.md): at 4,000 pages the writer's fsync stalls
-/// came several times a second and were the p99 (22 ms); at 40,000 they come every second
-/// or two (the max latency, ~75 ms), p99 falls to ~10 ms and throughput rises ~10 %.
-pub(super) const WRITER_CHECKPOINT_PAGES: i64 = 40_000;
-/// How often the background thread copies the WAL into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Copies the WAL into the database every 50 ms with a PASSIVE checkpoint (never blocks the
-/// writer) until the store is dropped; a final TRUNCATE checkpoint keeps the file compact.
-/// Measured: checkpointing every 200 ms left the writer's own checkpoints ~1,500 frames to
-/// copy, and those stalls were the p99 of the load run. `false` when the thread could not
-/// be started.
-pub(super) fn spawn_checkpointer(
-    conn: Connection,
-    store: std::sync::Weak<Mutex<Connection>>,
-) -> bool {
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-    let spawned = std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            while store.strong_count() > 0 {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-                }
-                std::thread::sleep(CHECKPOINT_EVERY);
-            }
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        });
-    if let Err(e) = &spawned {
-        tracing::error!(error = %e, "could not start the WAL checkpoint thread");
-    }
-    spawned.is_ok()
 }

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::checkpoint::{WriterPause, WRITER_CHECKPOINT_PAGES};
 use super::error::unavailable;
 use super::persist::{persist_tx, record_json, Prepared};
-use super::schema::{migrate, spawn_checkpointer, SCHEMA, WRITER_CHECKPOINT_PAGES};
+use super::schema::{migrate, SCHEMA};
 use super::writer::{exec, GroupCommit};
 use crate::error::StoreError;
 use crate::model::{EventKey, TransitionMessage};
@@ -47,17 +48,15 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
-        // Checkpoints (copying the WAL into the database, with an fsync) run on their own
-        // thread and connection (`spawn_checkpointer`). The writer still checkpoints past
-        // `WRITER_CHECKPOINT_PAGES`, because a passive checkpoint cannot rewind the WAL while
-        // writes keep coming and the writer's own can; by then the background thread has
-        // copied all but the last 50 ms of frames, but the writer's checkpoint still waits
-        // for two fsyncs, and every request of the batch behind it waits too.
+        // Checkpoints (copying the WAL into the database, with fsyncs) and rewinds run on
+        // their own thread and connection (`checkpoint::spawn`); the writer's own
+        // checkpoint is a safety net past `WRITER_CHECKPOINT_PAGES`.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(unavailable)?;
         let checkpointer = Connection::open(path).map_err(unavailable)?;
-        let store = Self::init(conn, full_sync)?;
-        if !spawn_checkpointer(checkpointer, Arc::downgrade(&store.conn)) {
+        let pause = Arc::new(WriterPause::default());
+        let store = Self::init(conn, full_sync, pause.clone())?;
+        if !super::checkpoint::spawn(checkpointer, path, Arc::downgrade(&store.conn), pause) {
             // No background thread: the writer checkpoints at SQLite's usual threshold.
             let conn = store
                 .conn
@@ -71,10 +70,18 @@ impl SqliteStore {
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(unavailable)?, false)
+        Self::init(
+            Connection::open_in_memory().map_err(unavailable)?,
+            false,
+            Arc::default(),
+        )
     }
 
-    fn init(conn: Connection, full_sync: bool) -> Result<Self, StoreError> {
+    fn init(
+        conn: Connection,
+        full_sync: bool,
+        pause: Arc<WriterPause>,
+    ) -> Result<Self, StoreError> {
         conn.pragma_update(
             None,
             "synchronous",
@@ -94,7 +101,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            writer: GroupCommit::start(conn.clone()),
+            writer: GroupCommit::start(conn.clone(), pause),
             conn,
         })
     }

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpoint::WriterPause;
+
 /// Runs one statement through the connection's statement cache: the writer runs the same
 /// handful of statements for every event, and parsing them was a tenth of its CPU time.
 pub fn exec<P: rusqlite::Params>(c: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
@@ -44,11 +46,13 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(conn: Arc<Mutex<Connection>>) -> Self {
+    /// Starts the writer thread; it waits at `pause` between batches while the checkpoint
+    /// thread rewinds the WAL.
+    pub fn start(conn: Arc<Mutex<Connection>>, pause: Arc<WriterPause>) -> Self {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, &pause, rx))
             .expect("spawning the SQLite writer thread");
         GroupCommit { jobs }
     }
@@ -73,7 +77,7 @@ impl GroupCommit {
     }
 }
 
-fn writer(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
+fn writer(conn: Arc<Mutex<Connection>>, pause: &WriterPause, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -82,6 +86,7 @@ fn writer(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        pause.wait();
         let Ok(conn) = conn.lock() else {
             fail_all(batch, "connection lock poisoned");
             continue;
@@ -162,7 +167,7 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        (GroupCommit::start(conn.clone()), conn)
+        (GroupCommit::start(conn.clone(), Arc::default()), conn)
     }
 
     #[tokio::test]
