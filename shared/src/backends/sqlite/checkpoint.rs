@@ -68,7 +68,8 @@ pub(super) fn spawn(
 #[derive(Default)]
 pub(crate) struct WriterPause {
     asked: AtomicBool,
-    held: Mutex<bool>,
+    /// Guards only the hand-over between `end` and a waiting writer (no lost wake-up).
+    lock: Mutex<()>,
     resumed: Condvar,
 }
 
@@ -78,20 +79,23 @@ impl WriterPause {
         if !self.asked.load(Ordering::Acquire) {
             return;
         }
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        while *held {
-            held = self.resumed.wait(held).unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.asked.load(Ordering::Acquire) {
+            guard = self.resumed.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
     }
 
+    /// A writer that looked just before this runs one more batch first, which is all the
+    /// thread waits for.
     fn ask(&self) {
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.asked.store(true, Ordering::Release);
     }
 
     fn end(&self) {
-        self.asked.store(false, Ordering::Release);
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.asked.store(false, Ordering::Release);
+        }
         self.resumed.notify_all();
     }
 }
@@ -186,27 +190,30 @@ impl Checkpointer {
     /// older snapshot (an operator command) can keep the copy from catching up; the rewind
     /// then waits for a later tick.
     fn rewind(&self) -> Result<Copied, CheckpointError> {
-        for _ in 0..CONVERGE_COPIES {
+        let mut copies = 0;
+        let copied = loop {
             let started = Instant::now();
-            self.copy()?;
-            if started.elapsed() < QUICK_COPY {
-                break;
+            let copied = self.copy()?;
+            copies += 1;
+            if started.elapsed() < QUICK_COPY || copies == CONVERGE_COPIES {
+                break copied;
             }
-        }
+        };
         let Some(writer) = self.writer.upgrade() else {
-            return self.copy();
+            return Ok(copied);
         };
         let asked = Instant::now();
         self.pause.ask();
-        let held = writer.lock();
-        let started = Instant::now();
-        let copied = held.is_ok().then(|| self.copy());
-        drop(held);
+        let held = writer.lock().map(|_writer| {
+            let started = Instant::now();
+            (self.copy(), started - asked, started.elapsed())
+        });
         self.pause.end();
-        let copied = copied.ok_or(CheckpointError::Poisoned)??;
+        let (copied, waited, held) = held.map_err(|_| CheckpointError::Poisoned)?;
+        let copied = copied?;
         tracing::debug!(
-            waited_us = (started - asked).as_micros() as u64,
-            held_us = started.elapsed().as_micros() as u64,
+            waited_us = waited.as_micros() as u64,
+            held_us = held.as_micros() as u64,
             caught_up = copied.done == copied.log,
             "WAL rewind"
         );
