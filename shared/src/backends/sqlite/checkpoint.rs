@@ -168,17 +168,21 @@ impl Checkpointer {
         Ok(copied)
     }
 
-    /// A PASSIVE checkpoint (never waits for the writer). SQLite flushes the database only
-    /// when a checkpoint copies every frame; after a partial one the copied pages wait in the
-    /// page cache, and the copy that finally catches up, the one holding the writer, would
-    /// flush all of them. They are flushed here instead, off the writer's path.
+    /// A PASSIVE checkpoint (never waits for the writer), then a flush of the pages it
+    /// copied. SQLite flushes the database only when the copy ends at the WAL's *current*
+    /// last frame; under load the writer has committed again by then, so even a copy that
+    /// reports every frame of its snapshot copied (`done == log`) usually left its pages
+    /// unflushed. They piled up for the copy that holds the writer, whose flush then took
+    /// 20-50 ms (measured in the hold: BENCHMARKS.md "Tail latency"). Flushed here, off the
+    /// writer's path, after every copy that made progress; when SQLite did flush, this one
+    /// finds nothing to write.
     fn copy(&self) -> Result<Copied, CheckpointError> {
         let (log, done) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(1)?, r.get(2)?))
             })?;
-        if done < log && done != self.synced.replace(done) {
+        if done != self.synced.replace(done) {
             self.db.sync_data()?;
         }
         Ok(Copied { log, done })
