@@ -110,53 +110,76 @@ const BIG_INTEGER_DIGITS: usize = 19;
 /// and equal numbers written differently would compare unequal): ARCHITECTURE §11.
 fn quote_big_integers(text: &str) -> std::borrow::Cow<'_, str> {
     let bytes = text.as_bytes();
-    let has_long_run = bytes
-        .split(|b| !b.is_ascii_digit())
-        .any(|run| run.len() >= BIG_INTEGER_DIGITS);
-    if !has_long_run {
+    if !has_long_digit_run(bytes) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
-    let (mut i, mut in_string, mut escaped) = (0, false, false);
+    let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            (in_string, escaped) = match (escaped, b) {
-                (true, _) => (true, false),
-                (false, b'\\') => (true, true),
-                (false, b'"') => (false, false),
-                _ => (true, false),
-            };
-        } else if b == b'"' {
-            in_string = true;
-        } else if b == b'-' || b.is_ascii_digit() {
-            let end = i + bytes[i..]
-                .iter()
-                .position(|c| {
-                    !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
-                })
-                .unwrap_or(bytes.len() - i);
-            let token = &text[i..end];
-            let integer = !token.contains(['.', 'e', 'E']);
-            if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
-                out.push('"');
-                out.push_str(token);
-                out.push('"');
-            } else {
-                out.push_str(token);
+        let end = match bytes[i] {
+            b'"' => string_end(bytes, i),
+            b'-' | b'0'..=b'9' => {
+                let end = i + bytes[i..]
+                    .iter()
+                    .position(|c| {
+                        !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+                    })
+                    .unwrap_or(bytes.len() - i);
+                push_number(&mut out, &text[i..end]);
+                i = end;
+                continue;
             }
-            i = end;
-            continue;
-        }
-        // Copy up to the next byte that may change the state (keeps UTF-8 sequences whole).
-        let next = bytes[i + 1..]
-            .iter()
-            .position(|c| matches!(c, b'"' | b'\\' | b'-' | b'0'..=b'9'))
-            .map_or(bytes.len(), |p| i + 1 + p);
-        out.push_str(&text[i..next]);
-        i = next;
+            // Up to the next string or number (keeps UTF-8 sequences whole).
+            _ => bytes[i + 1..]
+                .iter()
+                .position(|c| matches!(c, b'"' | b'-' | b'0'..=b'9'))
+                .map_or(bytes.len(), |p| i + 1 + p),
+        };
+        out.push_str(&text[i..end]);
+        i = end;
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether `bytes` hold a run of `BIG_INTEGER_DIGITS` digits anywhere (in a string too: a
+/// cheap first pass, so most bodies skip the copy).
+fn has_long_digit_run(bytes: &[u8]) -> bool {
+    let mut run = 0;
+    bytes.iter().any(|b| {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        run >= BIG_INTEGER_DIGITS
+    })
+}
+
+/// The index just past the closing quote of the string opening at `start` (the end of the
+/// text when it is not closed). Strings are most of a body, so this jumps from quote or
+/// backslash to the next with `memchr`.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while let Some(p) = bytes
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        i += p;
+        if bytes[i] == b'"' {
+            return i + 1;
+        }
+        i += 2; // a backslash and the byte it escapes
+    }
+    bytes.len()
+}
+
+/// An integer literal that fits neither `i64` nor `u64` is written as a string of its
+/// digits; anything else as it is.
+fn push_number(out: &mut String, token: &str) {
+    let integer = !token.contains(['.', 'e', 'E']);
+    if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+        out.push('"');
+        out.push_str(token);
+        out.push('"');
+    } else {
+        out.push_str(token);
+    }
 }
 
 pub(crate) fn json_type(v: &Value) -> &'static str {
@@ -379,6 +402,18 @@ mod tests {
             quote_big_integers(r#"{"id":123456789012345678}"#),
             std::borrow::Cow::Borrowed(_)
         ));
+        // Long ids inside strings (Pancake's conversation ids) take the copying path and
+        // come out unchanged, escapes and all; an unclosed string is left to serde_json.
+        let strings = r#"{"c":"104582318532114_1765144800000000001","m":"a\\\"1234567890123456789012\\","k":[1,-2,12345678901234567890123]}"#;
+        assert_eq!(
+            quote_big_integers(strings),
+            r#"{"c":"104582318532114_1765144800000000001","m":"a\\\"1234567890123456789012\\","k":[1,-2,"12345678901234567890123"]}"#
+        );
+        assert_eq!(
+            quote_big_integers(r#"{"a":"12345678901234567890\"#),
+            r#"{"a":"12345678901234567890\"#
+        );
+        assert!(parse_object(br#"{"a":"12345678901234567890\"#).is_err());
     }
 
     #[test]
