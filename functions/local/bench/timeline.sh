@@ -5,7 +5,8 @@
 #
 #   bash functions/local/bench/timeline.sh OUT.csv [seconds] [connections] [rate]
 #       (default 20 16; a rate paces the run instead, see loadgen.rs)
-# Plot with timeline_plot.py. STRACE=1 also records the writer's and the checkpointer's
+# Plot with timeline_plot.py. SERVER_BIN=path/to/another/webhooks-local measures that binary
+# instead (a before/after pair on the same machine). STRACE=1 also records the writer's and the checkpointer's
 # write/fsync system calls over the run (OUT.strace), for the blocked-write evidence.
 set -euo pipefail
 out=$(realpath -m "$1")
@@ -19,7 +20,7 @@ bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 LISTEN_ADDR=127.0.0.1:$port SQLITE_PATH="$work/w.db" RUST_LOG=warn \
-  "$bin/webhooks-local" > "$work/server.log" 2>&1 &
+  "${SERVER_BIN:-$bin/webhooks-local}" > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 if [ "${STRACE:-0}" = 1 ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plots latency over time from `loadgen --series` CSVs (bench/timeline.sh): per 100 ms, the
 max and p99 latency, and the WAL in use (frames x 4120 bytes) with its file size. Several
-CSVs (e.g. before and after) become stacked panels sharing the time axis.
+CSVs (e.g. before and after) become stacked panels sharing the time and latency axes.
 
 usage: .venv/bin/python functions/local/bench/timeline_plot.py out.png LABEL=series.csv ...
 """
@@ -31,7 +31,9 @@ def read(path):
 
 def main():
     out, runs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
-    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 3.2 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(runs), 1, figsize=(11, 3.2 * len(runs)), squeeze=False, sharey=True
+    )
     for ax, (label, path) in zip(axes[:, 0], runs):
         s = read(path)
         ax.plot(s["t"], s["max"], lw=0.7, color="tab:red", label="max per 100 ms")
