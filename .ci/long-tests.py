@@ -33,7 +33,7 @@ def body_length(lines, start):
             line += text.count("\n", i, end)
             i = end + 2
             continue
-        raw = re.match(r'r(#*)"', text[i:])
+        raw = re.match(r'b?r(#*)"', text[i:])  # raw strings, byte raw strings too
         if raw and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
             close = '"' + raw.group(1)
             end = text.find(close, i + len(raw.group(0)))
