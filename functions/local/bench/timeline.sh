@@ -6,8 +6,9 @@
 #   bash functions/local/bench/timeline.sh OUT.csv [seconds] [connections] [rate]
 #       (default 20 16; a rate paces the run instead, see loadgen.rs)
 # Plot with timeline_plot.py. SERVER_BIN=path/to/another/webhooks-local measures that binary
-# instead (a before/after pair on the same machine). STRACE=1 also records the writer's and the checkpointer's
-# write/fsync system calls over the run (OUT.strace), for the blocked-write evidence.
+# instead (a before/after pair on the same machine). STRACE=1 also records the writer's and
+# the checkpointer's write/fsync system calls over the run (OUT.strace), for the blocked-write
+# evidence.
 set -euo pipefail
 out=$(realpath -m "$1")
 seconds=${2:-20}

@@ -116,26 +116,20 @@ fn quote_big_integers(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 8);
     let mut i = 0;
     while i < bytes.len() {
+        let number = matches!(bytes[i], b'-' | b'0'..=b'9');
         let end = match bytes[i] {
             b'"' => string_end(bytes, i),
-            b'-' | b'0'..=b'9' => {
-                let end = i + bytes[i..]
-                    .iter()
-                    .position(|c| {
-                        !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
-                    })
-                    .unwrap_or(bytes.len() - i);
-                push_number(&mut out, &text[i..end]);
-                i = end;
-                continue;
-            }
+            _ if number => end_of(bytes, i, |c| {
+                !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+            }),
             // Up to the next string or number (keeps UTF-8 sequences whole).
-            _ => bytes[i + 1..]
-                .iter()
-                .position(|c| matches!(c, b'"' | b'-' | b'0'..=b'9'))
-                .map_or(bytes.len(), |p| i + 1 + p),
+            _ => end_of(bytes, i + 1, |c| matches!(c, b'"' | b'-' | b'0'..=b'9')),
         };
-        out.push_str(&text[i..end]);
+        if number {
+            push_number(&mut out, &text[i..end]);
+        } else {
+            out.push_str(&text[i..end]);
+        }
         i = end;
     }
     std::borrow::Cow::Owned(out)
@@ -149,6 +143,15 @@ fn has_long_digit_run(bytes: &[u8]) -> bool {
         run = if b.is_ascii_digit() { run + 1 } else { 0 };
         run >= BIG_INTEGER_DIGITS
     })
+}
+
+/// The index of the first byte from `from` on that `stop` accepts (the end of the text when
+/// none does).
+fn end_of(bytes: &[u8], from: usize, stop: impl Fn(&u8) -> bool) -> usize {
+    bytes[from..]
+        .iter()
+        .position(stop)
+        .map_or(bytes.len(), |p| from + p)
 }
 
 /// The index just past the closing quote of the string opening at `start` (the end of the

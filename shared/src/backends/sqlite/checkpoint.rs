@@ -168,24 +168,34 @@ impl Checkpointer {
         Ok(copied)
     }
 
-    /// A PASSIVE checkpoint (never waits for the writer), then a flush of the pages it
-    /// copied. SQLite flushes the database only when the copy ends at the WAL's *current*
-    /// last frame; under load the writer has committed again by then, so even a copy that
-    /// reports every frame of its snapshot copied (`done == log`) usually left its pages
-    /// unflushed. They piled up for the copy that holds the writer, whose flush then took
-    /// 20-50 ms (measured in the hold: BENCHMARKS.md "Tail latency"). Flushed here, off the
-    /// writer's path, after every copy that made progress; when SQLite did flush, this one
-    /// finds nothing to write.
+    /// A PASSIVE checkpoint (never waits for the writer), then a flush of what it copied.
     fn copy(&self) -> Result<Copied, CheckpointError> {
+        let copied = self.checkpoint()?;
+        self.flush(copied)?;
+        Ok(copied)
+    }
+
+    fn checkpoint(&self) -> Result<Copied, CheckpointError> {
         let (log, done) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(1)?, r.get(2)?))
             })?;
-        if done != self.synced.replace(done) {
+        Ok(Copied { log, done })
+    }
+
+    /// Flushes the database after a copy that made progress. SQLite flushes it only when the
+    /// copy ends at the WAL's *current* last frame; under load the writer has committed again
+    /// by then, so even a copy that reports every frame of its snapshot copied (`done ==
+    /// log`) usually left its pages unflushed. They piled up for the copy that holds the
+    /// writer, whose flush then took 20-50 ms (measured in the hold: BENCHMARKS.md "Tail
+    /// latency"). Flushed here, off the writer's path; when SQLite did flush, this one finds
+    /// nothing to write.
+    fn flush(&self, copied: Copied) -> Result<(), CheckpointError> {
+        if copied.done != self.synced.replace(copied.done) {
             self.db.sync_data()?;
         }
-        Ok(Copied { log, done })
+        Ok(())
     }
 
     /// Copies until a copy is quick (what is left is small), then holds the writer between
@@ -210,11 +220,14 @@ impl Checkpointer {
         self.pause.ask();
         let held = writer.lock().map(|_writer| {
             let started = Instant::now();
-            (self.copy(), started - asked, started.elapsed())
+            (self.checkpoint(), started - asked, started.elapsed())
         });
         self.pause.end();
         let (copied, waited, held) = held.map_err(|_| CheckpointError::Poisoned)?;
         let copied = copied?;
+        // A held copy that caught up was flushed by SQLite; one kept short by a reader is
+        // flushed here, after the writer is released.
+        self.flush(copied)?;
         tracing::debug!(
             waited_us = waited.as_micros() as u64,
             held_us = held.as_micros() as u64,
