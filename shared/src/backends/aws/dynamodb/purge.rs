@@ -138,9 +138,11 @@ impl DynamoDbStore {
 
     /// Every item holding the value: one Scan of each table, each item's deflated request,
     /// data or message inflated and searched here (DynamoDB cannot search inside them).
+    /// Items are searched as their page arrives and only the keys of matches are kept, so a
+    /// purge holds one page (at most 1 MB) of a table at a time, whatever its size.
     async fn select_matching(&self, needle: &Needle) -> Result<Selected, StoreError> {
         let mut s = Selected::default();
-        for item in self.scan_all(&self.tables.events).await? {
+        self.scan_each(&self.tables.events, |item| {
             let event: EventItem = from_item(item)?;
             let request = event.request()?;
             let headers = request
@@ -150,10 +152,12 @@ impl DynamoDbStore {
             if headers || needle.found_in(&request.body) {
                 s.events.push(event.event_key);
             }
-        }
-        for item in self.scan_all(&self.tables.entities).await? {
+            Ok(())
+        })
+        .await?;
+        self.scan_each(&self.tables.entities, |item| {
             if super::epoch::is_marker(&item) {
-                continue;
+                return Ok(());
             }
             let entity: EntityItem = from_item(item)?;
             if needle.found_in(entity.data()?.to_string().as_bytes()) {
@@ -162,15 +166,19 @@ impl DynamoDbStore {
                     sk: entity.sk,
                 });
             }
-        }
-        for item in self.scan_all(&self.tables.transitions).await? {
+            Ok(())
+        })
+        .await?;
+        self.scan_each(&self.tables.transitions, |item| {
             let t: TransitionItem = from_item(item)?;
             let message = serde_json::to_vec(&t.message()?).unwrap_or_default();
             if needle.found_in(&message) {
                 s.transitions
                     .push((ItemKey { pk: t.pk, sk: t.sk }, t.transition_id));
             }
-        }
+            Ok(())
+        })
+        .await?;
         s.scanned = vec![
             self.tables.events.clone(),
             self.tables.entities.clone(),
@@ -179,7 +187,12 @@ impl DynamoDbStore {
         Ok(s)
     }
 
-    async fn scan_all(&self, table: &str) -> Result<Vec<Item>, StoreError> {
+    /// Hands `each` every item of `table` (consistent, all pages) as its page arrives.
+    async fn scan_each(
+        &self,
+        table: &str,
+        mut each: impl FnMut(Item) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut pages = self
             .client
             .scan()
@@ -188,11 +201,10 @@ impl DynamoDbStore {
             .into_paginator()
             .items()
             .send();
-        let mut out = Vec::new();
         while let Some(item) = pages.next().await {
-            out.push(item.map_err(|e| unavailable("Scan", e))?);
+            each(item.map_err(|e| unavailable("Scan", e))?)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A filtered Scan returning the key attributes (and a transition's id).
