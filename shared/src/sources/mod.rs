@@ -116,19 +116,20 @@ fn quote_big_integers(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 8);
     let mut i = 0;
     while i < bytes.len() {
-        let number = matches!(bytes[i], b'-' | b'0'..=b'9');
+        let number = starts_number(&bytes[i]);
         let end = match bytes[i] {
             b'"' => string_end(bytes, i),
             _ if number => end_of(bytes, i, |c| {
                 !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
             }),
             // Up to the next string or number (keeps UTF-8 sequences whole).
-            _ => end_of(bytes, i + 1, |c| matches!(c, b'"' | b'-' | b'0'..=b'9')),
+            _ => end_of(bytes, i + 1, |c| *c == b'"' || starts_number(c)),
         };
+        let piece = &text[i..end];
         if number {
-            push_number(&mut out, &text[i..end]);
+            push_number(&mut out, piece);
         } else {
-            out.push_str(&text[i..end]);
+            out.push_str(piece);
         }
         i = end;
     }
@@ -143,6 +144,10 @@ fn has_long_digit_run(bytes: &[u8]) -> bool {
         run = if b.is_ascii_digit() { run + 1 } else { 0 };
         run >= BIG_INTEGER_DIGITS
     })
+}
+
+fn starts_number(c: &u8) -> bool {
+    matches!(c, b'-' | b'0'..=b'9')
 }
 
 /// The index of the first byte from `from` on that `stop` accepts (the end of the text when

@@ -22,8 +22,9 @@ use rusqlite::Connection;
 /// WAL frames past which the thread rewinds under steady writes: 256 MiB of 4 KiB pages. Each
 /// rewind pauses the writer for one short copy and its two flushes (2–4 ms under full load on
 /// the bench machine, BENCHMARKS.md "Tail latency"); at ~45,000 frames/s this is one every
-/// ~1.4 s, and the WAL file stays near 256 MiB. A writer with quiet moments rewinds far earlier: a copy
-/// then catches up on its own and the next transaction starts the WAL over, no hold needed.
+/// ~1.4 s, and the WAL file stays near 256 MiB. A writer with quiet moments rewinds far
+/// earlier: a copy then catches up on its own and the next transaction starts the WAL over,
+/// no hold needed.
 pub(super) const REWIND_FRAMES: i64 = 64_000;
 /// WAL pages past which the writer checkpoints on its own, as SQLite does by default: the
 /// safety net for when this thread is not running or cannot keep up.

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::items::{from_item, EventItem, ItemKey, TransitionItem};
 use super::plan::{self, distinct_keys, Condition};
 use super::transact::Attempt;
-use super::{unavailable, DynamoDbStore, Item, MAX_ATTEMPTS};
+use super::{scan_items, unavailable, DynamoDbStore, Item, MAX_ATTEMPTS};
 use crate::error::StoreError;
 use crate::model::{EntityKey, EventKey, Source, Tenant};
 use crate::store::{
@@ -65,13 +65,11 @@ impl DynamoDbStore {
         // The `limit + 1` best events seen so far (one more tells a next page exists): the
         // heap is all that is kept, whatever the table's size.
         let mut best: BTreeMap<Position, EventSummary> = BTreeMap::new();
-        let mut pages = self.summary_scan().into_paginator().items().send();
-        while let Some(item) = pages.next().await {
-            let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
-            let summary = summary(item)?;
+        scan_items(self.summary_scan(), |item| {
+            let summary = summary(from_item(item)?)?;
             let position = (summary.received_at, summary.event_key.to_string());
             if !filter.matches(&summary) || !beyond(&position) {
-                continue;
+                return Ok(());
             }
             best.insert(position, summary);
             if best.len() > limit + 1 {
@@ -80,7 +78,9 @@ impl DynamoDbStore {
                     Order::OldestFirst => best.pop_last(),
                 };
             }
-        }
+            Ok(())
+        })
+        .await?;
         let mut events: Vec<EventSummary> = best.into_values().collect();
         if order == Order::NewestFirst {
             events.reverse();
@@ -103,14 +103,14 @@ impl DynamoDbStore {
         filter: &EventFilter,
     ) -> Result<crate::store::EventCounts, StoreError> {
         let mut counts = BTreeMap::new();
-        let mut pages = self.summary_scan().into_paginator().items().send();
-        while let Some(item) = pages.next().await {
-            let item: SummaryItem = from_item(item.map_err(|e| unavailable("Scan", e))?)?;
-            let summary = summary(item)?;
+        scan_items(self.summary_scan(), |item| {
+            let summary = summary(from_item(item)?)?;
             if filter.matches(&summary) {
                 *counts.entry((summary.source, summary.status)).or_insert(0) += 1;
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(counts)
     }
 
@@ -121,25 +121,23 @@ impl DynamoDbStore {
         let before =
             crate::version::Version::from_micros(cutoff.saturating_mul(1_000_000)).sort_key();
         let mut count = 0;
-        let mut pages = self
+        let scan = self
             .client
             .scan()
             .table_name(&self.tables.transitions)
             .projection_expression("sk")
             .filter_expression("queued = :t AND published = :f")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .expression_attribute_values(":f", AttributeValue::Bool(false))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Scan", e))?;
+            .expression_attribute_values(":f", AttributeValue::Bool(false));
+        scan_items(scan, |item| {
             if let Some(AttributeValue::S(sk)) = item.get("sk") {
                 if sk.as_str() < before.as_str() {
                     count += 1;
                 }
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(count)
     }
 

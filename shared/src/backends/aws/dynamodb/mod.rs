@@ -148,6 +148,20 @@ where
     StoreError::Unavailable(format!("dynamodb {op}: {}", DisplayErrorContext(&err)))
 }
 
+/// Hands `each` every item `scan` returns, page by page as the pages arrive: the operator
+/// side's one paginated Scan loop. It holds one page (at most 1 MB) at a time, so what a
+/// caller keeps (keys, counts, the best `limit` rows) is all that grows with the table.
+async fn scan_items(
+    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+    mut each: impl FnMut(Item) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut pages = scan.into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        each(item.map_err(|e| unavailable("Scan", e))?)?;
+    }
+    Ok(())
+}
+
 fn build_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("dynamodb request: {e}"))
 }

@@ -8,7 +8,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, PointInTimeRecoveryStatus};
 
 use super::items::{from_item, EntityItem, EventItem, ItemKey, TransitionItem};
-use super::{unavailable, DynamoDbStore, Item};
+use super::{scan_items, unavailable, DynamoDbStore, Item};
 use crate::error::StoreError;
 use crate::model::{EntityKey, KeptCopy, Source, Tenant};
 use crate::store::{Needle, PurgeTarget, Purged};
@@ -191,20 +191,10 @@ impl DynamoDbStore {
     async fn scan_each(
         &self,
         table: &str,
-        mut each: impl FnMut(Item) -> Result<(), StoreError>,
+        each: impl FnMut(Item) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            each(item.map_err(|e| unavailable("Scan", e))?)?;
-        }
-        Ok(())
+        let scan = self.client.scan().table_name(table).consistent_read(true);
+        scan_items(scan, each).await
     }
 
     /// A filtered Scan returning the key attributes (and a transition's id).
@@ -225,8 +215,8 @@ impl DynamoDbStore {
     }
 
     /// Every item of `table` passing `filter` (consistent, all pages), with only the
-    /// `projection` attributes when one is given: the one paginated Scan the operator side
-    /// runs (purge, and `inspect`'s transitions of a tenant).
+    /// `projection` attributes when one is given (purge, and `inspect`'s transitions of a
+    /// tenant).
     pub(super) async fn filtered_scan(
         &self,
         table: &str,
@@ -248,11 +238,12 @@ impl DynamoDbStore {
         for (placeholder, value) in values {
             request = request.expression_attribute_values(placeholder, value);
         }
-        let mut pages = request.into_paginator().items().send();
         let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            out.push(item.map_err(|e| unavailable("Scan", e))?);
-        }
+        scan_items(request, |item| {
+            out.push(item);
+            Ok(())
+        })
+        .await?;
         Ok(out)
     }
 
